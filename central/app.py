@@ -1,0 +1,50 @@
+"""Central's supervision tree: the database first, then the store-link server (one-for-all)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import trio
+from trio_websocket import serve_websocket
+
+from central.ingest import Ingest
+from central.schema import MIGRATIONS
+from runtime.database import Database
+from runtime.health import HealthBoard
+from runtime.supervision import ChildSpec, Strategy, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class CentralNode:
+    def __init__(self, db_path: Path, *, host: str = "127.0.0.1", port: int = 8700, node: str = "central") -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = port
+        self.health = HealthBoard()
+        self.db = Database(db_path, MIGRATIONS)
+        self.ingest = Ingest(node, self.db)
+        self.bound_port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.bound_port}"
+
+    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_websocket, self.ingest.serve, self.host, self.port, None)
+            self.bound_port = server.port
+            task_status.started()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        root = Supervisor(
+            "central",
+            [ChildSpec("database", self.db.run), ChildSpec("links", self._serve)],
+            strategy=Strategy.ONE_FOR_ALL,
+            health=self.health,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(root.run)
+            log.info("central ready: stores connect to %s", self.url)
+            task_status.started()

@@ -1,0 +1,255 @@
+"""Wire frames: the only contract between storepos processes.
+
+Evolution rules (golden-bytes tests enforce them): append fields with defaults only; never reorder,
+rename or retype a field; never reuse a tag. Wire frames never forbid unknown fields, so an older
+peer can read a newer peer's frames.
+
+Till <-> store frames are string-tagged maps (readable as JSON in a browser, MessagePack for Python
+tills). Store <-> central frames are compact arrays with integer tags from the registry below.
+Money is always integer minor units; VAT rates are basis points (2500 = 25 %).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Till <-> store
+# ---------------------------------------------------------------------------------------------
+
+
+class TillFrame(msgspec.Struct, tag_field="t", kw_only=True, omit_defaults=True):
+    pass
+
+
+class Command(TillFrame, kw_only=True, omit_defaults=True):
+    """A till's request. `ref` is echoed on the answer so a till can wait for it; `lane`, when set,
+    must be the lane this till is attached to (a guard against a till acting on the wrong lane)."""
+
+    ref: int = 0
+    lane: int = 0
+
+
+class Hello(TillFrame, tag="hello"):
+    till: str
+    lane: int
+    version: int = PROTOCOL_VERSION
+
+
+class Login(Command, tag="login"):
+    operator: str
+    pin: str
+
+
+class Logout(Command, tag="logout"):
+    pass
+
+
+class StartSale(Command, tag="start"):
+    pass
+
+
+class Scan(Command, tag="scan"):
+    code: str
+    qty: int = 1
+
+
+class VoidLine(Command, tag="void"):
+    line: int
+
+
+class Total(Command, tag="total"):
+    pass
+
+
+class CashTender(Command, tag="cash"):
+    amount: int
+
+
+class CancelSale(Command, tag="cancel"):
+    pass
+
+
+class StatusRequest(Command, tag="status?"):
+    pass
+
+
+class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
+    no: int
+    item: str
+    code: str
+    name: str
+    qty: int
+    unit_price: int
+    amount: int
+    vat_rate: int
+    voided: bool = False
+
+
+class VatAmount(msgspec.Struct, kw_only=True):
+    rate: int
+    gross: int
+    vat: int
+
+
+class SaleState(TillFrame, tag="state"):
+    """The whole lane as the till should show it; pushed after every change, so a till never has
+    to reconstruct anything and can reattach at any time."""
+
+    lane: int
+    status: str  # closed (nobody logged in) | ready (no sale) | open | tender
+    currency: str
+    operator: str = ""
+    sale_id: str = ""
+    lines: list[Line] = []
+    total: int = 0
+    vat: list[VatAmount] = []
+    cash_due: int = 0  # total after cash rounding
+    ref: int = 0
+    message: str = ""  # what the till should show beside the basket, e.g. the last item scanned
+
+
+class Welcome(TillFrame, tag="welcome"):
+    store: str
+    lane: int
+    till: str
+    state: SaleState
+    version: int = PROTOCOL_VERSION
+
+
+class Receipt(TillFrame, tag="receipt"):
+    lane: int
+    receipt_no: int
+    sale_id: str
+    total: int
+    cash_due: int
+    tendered: int
+    change: int
+    currency: str
+    text: str
+    ref: int = 0
+
+
+class Error(TillFrame, tag="error"):
+    code: str
+    message: str
+    ref: int = 0
+
+
+class ActorStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    state: str
+    restarts: int = 0
+    last_error: str = ""
+    detail: str = ""
+
+
+class Status(TillFrame, tag="status"):
+    store: str
+    link: str  # online | offline
+    outbox: int  # events not yet acknowledged by central
+    actors: list[ActorStatus] = []
+    journal: dict[str, int] = {}  # lane -> last receipt number
+    ref: int = 0
+
+
+TillToStore = Hello | Login | Logout | StartSale | Scan | VoidLine | Total | CashTender | CancelSale | StatusRequest
+StoreToTill = Welcome | SaleState | Receipt | Error | Status
+
+
+# ---------------------------------------------------------------------------------------------
+# Store <-> central. Tag registry (never reuse a number):
+#   1 LinkHello  2 LinkWelcome  3 EventBatch  4 Ack  5 LinkError
+# ---------------------------------------------------------------------------------------------
+
+
+class LinkFrame(msgspec.Struct, array_like=True, tag_field="t"):
+    pass
+
+
+class LinkHello(LinkFrame, tag=1):
+    node: str
+    role: str  # "store"
+    version: int = PROTOCOL_VERSION
+
+
+class LinkWelcome(LinkFrame, tag=2):
+    node: str
+    acked: dict[str, int]  # stream -> highest contiguous seq central has applied for this store
+    version: int = PROTOCOL_VERSION
+
+
+class Event(msgspec.Struct, array_like=True):
+    seq: int
+    kind: str
+    body: bytes  # canonical bytes of the record, exactly as hashed into the store journal
+
+
+class EventBatch(LinkFrame, tag=3):
+    store: str
+    stream: str
+    events: list[Event]
+
+
+class Ack(LinkFrame, tag=4):
+    store: str
+    stream: str
+    seq: int
+
+
+class LinkError(LinkFrame, tag=5):
+    code: str
+    message: str
+
+
+LinkMessage = LinkHello | LinkWelcome | EventBatch | Ack | LinkError
+
+
+# ---------------------------------------------------------------------------------------------
+# Journal records: hashed into the store's chain and carried unchanged to central in Event.body.
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordLine(msgspec.Struct, array_like=True):
+    no: int
+    item: str
+    code: str
+    name: str
+    qty: int
+    unit_price: int
+    amount: int
+    vat_rate: int
+    voided: bool
+
+
+class RecordVat(msgspec.Struct, array_like=True):
+    rate: int
+    gross: int
+    vat: int
+
+
+class RecordTender(msgspec.Struct, array_like=True):
+    kind: str  # cash
+    currency: str
+    amount: int  # what the customer handed over
+
+
+class SaleRecord(msgspec.Struct, array_like=True):
+    store: str
+    lane: int
+    receipt_no: int
+    kind: str  # sale | cancel
+    sale_id: str
+    operator: str
+    opened_at: int  # business time, epoch milliseconds
+    closed_at: int
+    currency: str
+    lines: list[RecordLine]
+    total: int
+    rounding: int  # cash rounding applied to the total (cash_due - total)
+    vat: list[RecordVat]
+    tenders: list[RecordTender]
+    change: int

@@ -1,0 +1,44 @@
+"""Where every actor's health is published, so the manager console and `storepos store status` can read it.
+
+Written by supervisors and by actors that know more about themselves (a device that is up but out of
+paper); read by anyone. It is plain data on the one Trio thread, so no locking is needed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import trio
+
+
+class Health(msgspec.Struct):
+    name: str
+    state: str = "starting"  # starting | running | backoff | stopped | failed | a device's own word
+    restarts: int = 0
+    last_error: str = ""
+    since: float = 0.0  # trio time of the last state change
+    detail: str = ""
+
+
+class HealthBoard:
+    def __init__(self) -> None:
+        self._entries: dict[str, Health] = {}
+
+    def get(self, name: str) -> Health:
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = Health(name=name)
+        return entry
+
+    def set(self, name: str, state: str, *, error: str | None = None, detail: str | None = None) -> Health:
+        entry = self.get(name)
+        if entry.state != state:
+            entry.since = trio.current_time()
+        entry.state = state
+        if error is not None:
+            entry.last_error = error
+        if detail is not None:
+            entry.detail = detail
+        return entry
+
+    def snapshot(self) -> list[Health]:
+        return [msgspec.structs.replace(h) for h in sorted(self._entries.values(), key=lambda h: h.name)]

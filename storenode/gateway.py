@@ -1,0 +1,149 @@
+"""The till websocket endpoint: decodes frames, routes them to lane actors, sends their answers.
+
+A till holds no sale logic, so anything that goes wrong between the two ends in an error frame or a
+dropped connection, never in lost state: the lane has it, and a reattaching till gets it back in its
+Welcome. Bad frames are answered and the connection lives on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from protocol.codec import SUBPROTOCOL_JSON, TILL_SUBPROTOCOLS, FrameError, TillCodec
+from protocol.frames import Command, Error, Hello, Status, StatusRequest, TillFrame
+from runtime.mailbox import ActorFailed, Rejected
+from storenode.lanes.lane import Attach, Detach, Do, Lane
+
+log = logging.getLogger(__name__)
+
+OUTGOING_CAPACITY = 256
+LANE_TIMEOUT = 10.0
+
+StatusSource = Callable[[], Awaitable[Status]]
+
+
+class TillConnection:
+    """One attached till: frames are queued for its writer task; a till that falls too far behind is
+    disconnected rather than allowed to grow memory or stall its lane."""
+
+    def __init__(self, ws: WebSocketConnection, codec: TillCodec) -> None:
+        self.ws = ws
+        self.codec = codec
+        self.till = ""
+        self._send, self._receive = trio.open_memory_channel[TillFrame](OUTGOING_CAPACITY)
+        self.overflowed = False
+
+    def push(self, frame: TillFrame) -> None:
+        try:
+            self._send.send_nowait(frame)
+        except trio.WouldBlock:
+            self.overflowed = True
+            self._send.close()
+        except trio.ClosedResourceError:
+            pass
+
+    async def writer(self) -> None:
+        async for frame in self._receive:
+            await self.ws.send_message(self.codec.encode(frame))
+        if self.overflowed:
+            log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
+            await self.ws.aclose(code=1013, reason="too far behind; reconnect")
+
+
+class Gateway:
+    def __init__(self, host: str, port: int, lanes: dict[int, Lane], status: StatusSource) -> None:
+        self.host = host
+        self.port = port
+        self.lanes = lanes
+        self.status = status
+        self.bound_port = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_websocket, self._serve, self.host, self.port, None)
+            self.bound_port = server.port
+            log.info("till gateway listening on ws://%s:%d", self.host, self.bound_port)
+            task_status.started()
+
+    async def _serve(self, request: WebSocketRequest) -> None:
+        offered = request.proposed_subprotocols
+        chosen = next((p for p in offered if p in TILL_SUBPROTOCOLS), None)
+        if offered and chosen is None:
+            await request.reject(400, body=f"subprotocol must be one of {', '.join(TILL_SUBPROTOCOLS)}".encode())
+            return
+        ws = await request.accept(subprotocol=chosen)
+        conn = TillConnection(ws, TillCodec(chosen or SUBPROTOCOL_JSON, "store"))
+        lane: Lane | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.writer)
+                while True:
+                    data = await ws.get_message()
+                    lane = await self._frame(conn, lane, data)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("till connection %s failed", conn.till or "(before hello)")
+        finally:
+            if lane is not None:
+                lane.mailbox.tell_nowait(Detach(conn))
+
+    async def _frame(self, conn: TillConnection, lane: Lane | None, data: bytes | str) -> Lane | None:
+        try:
+            frame = conn.codec.decode(data)
+        except FrameError as exc:
+            conn.push(Error(code="bad_frame", message=f"cannot decode frame: {exc}"))
+            return lane
+        ref = getattr(frame, "ref", 0)
+        if isinstance(frame, StatusRequest):
+            status = await self.status()
+            status.ref = ref
+            conn.push(status)
+        elif isinstance(frame, Hello):
+            return await self._hello(conn, lane, frame)
+        elif lane is None:
+            conn.push(Error(code="hello_first", message="send hello with your till id and lane first", ref=ref))
+        elif isinstance(frame, Command):
+            if frame.lane and frame.lane != lane.number:
+                conn.push(
+                    Error(
+                        code="wrong_lane",
+                        message=f"this till is attached to lane {lane.number}, not lane {frame.lane}",
+                        ref=ref,
+                    )
+                )
+            else:
+                await self._ask(conn, lane, Do(frame, conn), ref)
+        else:
+            conn.push(Error(code="unexpected", message=f"a till does not send {type(frame).__name__}", ref=ref))
+        return lane
+
+    async def _hello(self, conn: TillConnection, current: Lane | None, hello: Hello) -> Lane | None:
+        lane = self.lanes.get(hello.lane)
+        if lane is None:
+            known = ", ".join(str(n) for n in sorted(self.lanes))
+            conn.push(Error(code="unknown_lane", message=f"lane {hello.lane} is not configured (lanes: {known})"))
+            return current
+        if not hello.till:
+            conn.push(Error(code="bad_hello", message="hello needs a till id"))
+            return current
+        if current is not None and current is not lane:
+            current.mailbox.tell_nowait(Detach(conn))
+        conn.till = hello.till
+        await self._ask(conn, lane, Attach(conn), 0)
+        return lane
+
+    async def _ask(self, conn: TillConnection, lane: Lane, request: Attach | Do, ref: int) -> None:
+        try:
+            with trio.fail_after(LANE_TIMEOUT):
+                await lane.mailbox.ask(request)
+        except Rejected as refusal:
+            conn.push(Error(code=refusal.code, message=refusal.message, ref=ref))
+        except trio.TooSlowError:
+            conn.push(Error(code="lane_busy", message=f"lane {lane.number} did not answer in time", ref=ref))
+        except ActorFailed as exc:
+            conn.push(Error(code="lane_failed", message=f"lane {lane.number} failed and is restarting: {exc}", ref=ref))

@@ -1,0 +1,190 @@
+"""The lane's sale in progress, as pure functions over an immutable-by-convention state.
+
+Every change returns a new LaneState so the lane can compute it inside the database job that
+persists it and adopt it only once it is committed: a crash between the two leaves the old state
+both in memory and on disk, never a mixture.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import msgspec
+
+from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
+from runtime.mailbox import Rejected
+from storenode.pricing.money import cash_round, format_money, vat_of
+
+MAX_QTY = 9999
+MAX_LINES = 500
+
+CLOSED, READY, OPEN, TENDER = "closed", "ready", "open", "tender"
+
+
+class Item(msgspec.Struct, frozen=True):
+    item: str
+    name: str
+    price: int
+    vat_rate: int
+
+
+class LaneState(msgspec.Struct):
+    lane: int
+    status: str = CLOSED
+    operator: str = ""
+    sale_id: str = ""
+    opened_at: int = 0
+    lines: list[RecordLine] = []
+
+
+def live_lines(state: LaneState) -> list[RecordLine]:
+    return [line for line in state.lines if not line.voided]
+
+
+def total(state: LaneState) -> int:
+    return sum(line.amount for line in state.lines if not line.voided)
+
+
+def cash_due(state: LaneState, currency: str) -> int:
+    return cash_round(total(state), currency)
+
+
+def vat_breakdown(state: LaneState) -> list[RecordVat]:
+    gross: dict[int, int] = defaultdict(int)
+    for line in live_lines(state):
+        gross[line.vat_rate] += line.amount
+    return [RecordVat(rate=r, gross=g, vat=vat_of(g, r)) for r, g in sorted(gross.items())]
+
+
+def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
+    require_operator(state)
+    if state.status in (OPEN, TENDER):
+        raise Rejected("sale_open", f"sale {state.sale_id} is already open on lane {state.lane}")
+    return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[])
+
+
+def add_line(state: LaneState, item: Item, code: str, qty: int) -> LaneState:
+    if not 1 <= qty <= MAX_QTY:
+        raise Rejected("bad_quantity", f"quantity must be 1 to {MAX_QTY}, not {qty}")
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    if len(state.lines) >= MAX_LINES:
+        raise Rejected("basket_full", f"a sale holds at most {MAX_LINES} lines; total and start a new one")
+    line = RecordLine(
+        no=len(state.lines) + 1,
+        item=item.item,
+        code=code,
+        name=item.name,
+        qty=qty,
+        unit_price=item.price,
+        amount=item.price * qty,
+        vat_rate=item.vat_rate,
+        voided=False,
+    )
+    return msgspec.structs.replace(state, status=OPEN, lines=[*state.lines, line])
+
+
+def void_line(state: LaneState, no: int) -> LaneState:
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    if not 1 <= no <= len(state.lines):
+        raise Rejected("no_such_line", f"line {no} does not exist (the sale has {len(state.lines)} lines)")
+    if state.lines[no - 1].voided:
+        raise Rejected("already_void", f"line {no} is already voided")
+    lines = list(state.lines)
+    lines[no - 1] = msgspec.structs.replace(lines[no - 1], voided=True)
+    return msgspec.structs.replace(state, status=OPEN, lines=lines)
+
+
+def to_total(state: LaneState) -> LaneState:
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    if not live_lines(state):
+        raise Rejected("empty_sale", "the sale has no items to total")
+    return msgspec.structs.replace(state, status=TENDER)
+
+
+def check_cash(state: LaneState, amount: int, currency: str) -> int:
+    """The cash due for this sale, after refusing a tender that cannot complete it."""
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    if not live_lines(state):
+        raise Rejected("empty_sale", "the sale has no items to pay for")
+    due = cash_due(state, currency)
+    if amount < due:
+        raise Rejected(
+            "tender_short",
+            f"tendered {format_money(amount, currency)} is less than {format_money(due, currency)} due",
+        )
+    return due
+
+
+def require_operator(state: LaneState) -> None:
+    if state.status == CLOSED or not state.operator:
+        raise Rejected("not_logged_in", f"no operator is logged in on lane {state.lane}")
+
+
+def cleared(state: LaneState) -> LaneState:
+    return LaneState(lane=state.lane, status=READY if state.operator else CLOSED, operator=state.operator)
+
+
+def record(
+    state: LaneState,
+    *,
+    store: str,
+    receipt_no: int,
+    kind: str,
+    currency: str,
+    closed_at: int,
+    tendered: int = 0,
+) -> SaleRecord:
+    amount = total(state)
+    due = cash_round(amount, currency) if kind == "sale" else amount
+    tenders = [RecordTender(kind="cash", currency=currency, amount=tendered)] if kind == "sale" else []
+    return SaleRecord(
+        store=store,
+        lane=state.lane,
+        receipt_no=receipt_no,
+        kind=kind,
+        sale_id=state.sale_id,
+        operator=state.operator,
+        opened_at=state.opened_at,
+        closed_at=closed_at,
+        currency=currency,
+        lines=list(state.lines),
+        total=amount,
+        rounding=due - amount,
+        vat=vat_breakdown(state),
+        tenders=tenders,
+        change=tendered - due if kind == "sale" else 0,
+    )
+
+
+def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = "") -> SaleState:
+    amount = total(state)
+    return SaleState(
+        lane=state.lane,
+        status=state.status,
+        currency=currency,
+        operator=state.operator,
+        sale_id=state.sale_id,
+        lines=[
+            Line(
+                no=x.no,
+                item=x.item,
+                code=x.code,
+                name=x.name,
+                qty=x.qty,
+                unit_price=x.unit_price,
+                amount=x.amount,
+                vat_rate=x.vat_rate,
+                voided=x.voided,
+            )
+            for x in state.lines
+        ],
+        total=amount,
+        vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state)],
+        cash_due=cash_due(state, currency),
+        ref=ref,
+        message=message,
+    )

@@ -1,0 +1,290 @@
+"""One lane actor per till lane: all sale logic, one command at a time.
+
+Each command computes the new lane state as a pure function, persists it in the same database job
+(so a `kill -9` at any instant leaves either the old or the new basket on disk), and only then adopts
+it and pushes it to the attached tills. A completed sale is appended to the journal and queued for
+central in one durable transaction before the till hears "done".
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+import trio
+
+from devices.printer import FilePrinter, PrintJob
+from protocol.frames import (
+    CancelSale,
+    CashTender,
+    Command,
+    Login,
+    Logout,
+    Receipt,
+    Scan,
+    StartSale,
+    TillFrame,
+    Total,
+    VoidLine,
+    Welcome,
+)
+from runtime.clock import Clock
+from runtime.database import Database
+from runtime.health import HealthBoard
+from runtime.mailbox import Mailbox, Rejected, serve
+from storenode.config import StoreConfig
+from storenode.journal import chain, receipt
+from storenode.lanes import basket
+from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
+from storenode.pricing.money import format_money
+from storenode.sync import outbox, replica
+from storenode.sync.outbox import OutboxSignal
+
+log = logging.getLogger(__name__)
+
+JOURNAL_STREAM = "journal"
+MAX_PIN_FAILURES = 5
+PIN_LOCKOUT = 60.0  # seconds of trio time
+
+
+class Subscriber(Protocol):
+    """A till connection as a lane sees it: frames are pushed, never awaited (a slow till cannot
+    stall a lane; the gateway drops it and it reattaches)."""
+
+    till: str
+
+    def push(self, frame: TillFrame) -> None: ...
+
+
+@dataclass
+class Attach:
+    conn: Subscriber
+
+
+@dataclass
+class Detach:
+    conn: Subscriber
+
+
+@dataclass
+class Do:
+    command: Command
+    conn: Subscriber
+
+
+LaneRequest = Attach | Detach | Do
+
+
+@dataclass
+class StoreContext:
+    """What every lane of a store shares; all of it outlives lane restarts."""
+
+    config: StoreConfig
+    db: Database
+    health: HealthBoard
+    clock: Clock
+    signal: OutboxSignal
+    printer: FilePrinter | None = None
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(LaneState)
+
+
+def save_state(conn: sqlite3.Connection, state: LaneState) -> None:
+    conn.execute(
+        "INSERT INTO lanes (lane, state) VALUES (?, ?) ON CONFLICT (lane) DO UPDATE SET state = excluded.state",
+        (state.lane, _state_encoder.encode(state)),
+    )
+
+
+def load_state(conn: sqlite3.Connection, lane: int) -> LaneState:
+    row = conn.execute("SELECT state FROM lanes WHERE lane = ?", (lane,)).fetchone()
+    return _state_decoder.decode(row[0]) if row else LaneState(lane=lane)
+
+
+class Lane:
+    def __init__(self, number: int, ctx: StoreContext, *, capacity: int = 128) -> None:
+        self.number = number
+        self.name = f"lane-{number}"
+        self.mailbox: Mailbox[LaneRequest] = Mailbox(capacity)
+        self.ctx = ctx
+        self.state = LaneState(lane=number)
+        self.subscribers: list[Subscriber] = []
+        self._pin_failures = 0
+        self._locked_until = 0.0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.state = await self.ctx.db.read(lambda c: load_state(c, self.number))
+        self._publish(message="lane restarted" if self.subscribers else "")
+        task_status.started()
+        await serve(self.mailbox, self._handle)
+
+    @property
+    def currency(self) -> str:
+        return self.ctx.config.currency
+
+    def _publish(self, *, ref: int = 0, message: str = "") -> None:
+        frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
+        for conn in self.subscribers:
+            conn.push(frame)
+
+    async def _save(self, new: LaneState, *, ref: int, message: str = "") -> None:
+        await self.ctx.db.write(lambda c: save_state(c, new))
+        self.state = new
+        self._publish(ref=ref, message=message)
+
+    async def _handle(self, request: LaneRequest) -> None:
+        match request:
+            case Attach(conn):
+                if conn not in self.subscribers:
+                    self.subscribers.append(conn)
+                conn.push(
+                    Welcome(
+                        store=self.ctx.config.store,
+                        lane=self.number,
+                        till=conn.till,
+                        state=basket.to_frame(self.state, self.currency),
+                    )
+                )
+            case Detach(conn):
+                if conn in self.subscribers:
+                    self.subscribers.remove(conn)
+            case Do(command, conn):
+                if conn not in self.subscribers:  # the lane restarted since this till attached
+                    self.subscribers.append(conn)
+                await self._command(command, conn)
+
+    async def _command(self, command: Command, conn: Subscriber) -> None:
+        state, ref = self.state, command.ref
+        match command:
+            case Login(operator=number, pin=pin):
+                await self._login(number, pin, ref)
+            case Logout():
+                if state.status in (OPEN, TENDER):
+                    raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
+                await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
+            case StartSale():
+                new = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms())
+                await self._save(new, ref=ref, message="sale started")
+            case Scan(code=code, qty=qty):
+                await self._scan(code.strip(), qty, ref)
+            case VoidLine(line=no):
+                new = basket.void_line(state, no)
+                await self._save(new, ref=ref, message=f"voided line {no}")
+            case Total():
+                new = basket.to_total(state)
+                due = format_money(basket.cash_due(new, self.currency), self.currency)
+                await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
+            case CashTender(amount=amount):
+                basket.require_operator(state)
+                basket.check_cash(state, amount, self.currency)
+                await self._close(state, "sale", ref, conn, tendered=amount)
+            case CancelSale():
+                if state.status not in (OPEN, TENDER):
+                    raise Rejected("no_sale", "no sale is open")
+                if state.lines:
+                    await self._close(state, "cancel", ref, conn)
+                else:
+                    await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            case _:
+                raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
+
+    async def _login(self, number: str, pin: str, ref: int) -> None:
+        now = trio.current_time()
+        if now < self._locked_until:
+            raise Rejected("locked", f"too many wrong PINs; try again in {self._locked_until - now:.0f} s")
+        found = await self.ctx.db.read(lambda c: replica.operator(c, number))
+        ok = False
+        if found is not None:
+            _, salt, expected = found
+            ok = hmac.compare_digest(await trio.to_thread.run_sync(replica.hash_pin, pin, salt), expected)
+        if not ok:
+            self._pin_failures += 1
+            if self._pin_failures >= MAX_PIN_FAILURES:
+                self._pin_failures = 0
+                self._locked_until = now + PIN_LOCKOUT
+            raise Rejected("wrong_pin", "wrong operator number or PIN")
+        self._pin_failures = 0
+        state = self.state
+        if state.status in (OPEN, TENDER) and state.operator != number:
+            raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
+        status = state.status if state.status in (OPEN, TENDER) else READY
+        new = msgspec.structs.replace(state, operator=number, status=status)
+        await self._save(new, ref=ref, message=f"operator {number} ({found[0] if found else ''}) logged in")
+
+    async def _scan(self, code: str, qty: int, ref: int) -> None:
+        state = self.state
+        basket.require_operator(state)
+        if not code:
+            raise Rejected("bad_barcode", "empty barcode")
+        sale_id = uuid.uuid4().hex if state.status == READY else ""
+        now = self.ctx.clock.now_ms()
+
+        def job(c: sqlite3.Connection) -> tuple[LaneState, basket.Item]:
+            item = replica.lookup(c, code)
+            if item is None:
+                raise Rejected("unknown_barcode", f"no item has barcode {code}")
+            current = basket.open_sale(state, sale_id, now) if sale_id else state
+            new = basket.add_line(current, item, code, qty)
+            save_state(c, new)
+            return new, item
+
+        new, item = await self.ctx.db.write(job)
+        self.state = new
+        qty_text = f"{qty} x " if qty != 1 else ""
+        self._publish(ref=ref, message=f"{qty_text}{item.name} {format_money(item.price, self.currency)}")
+
+    async def _close(self, state: LaneState, kind: str, ref: int, conn: Subscriber, tendered: int = 0) -> None:
+        """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit."""
+        config = self.ctx.config
+        now = self.ctx.clock.now_ms()
+        after = basket.cleared(state)
+
+        def job(c: sqlite3.Connection) -> object:
+            record, body = chain.append(
+                c,
+                self.number,
+                lambda no: basket.record(
+                    state,
+                    store=config.store,
+                    receipt_no=no,
+                    kind=kind,
+                    currency=config.currency,
+                    closed_at=now,
+                    tendered=tendered,
+                ),
+            )
+            outbox.enqueue(c, JOURNAL_STREAM, kind, body)
+            save_state(c, after)
+            return record
+
+        record = await self.ctx.db.write(job, durable=True)
+        self.state = after
+        self.ctx.signal.notify()
+        text = receipt.render(
+            record, store_name=config.name, header=config.receipt_header, footer=config.receipt_footer
+        )
+        if self.ctx.printer is not None:
+            self.ctx.printer.submit(PrintJob(f"{self.number}-{record.receipt_no}", text))
+        conn.push(
+            Receipt(
+                lane=self.number,
+                receipt_no=record.receipt_no,
+                sale_id=record.sale_id,
+                total=record.total,
+                cash_due=record.total + record.rounding,
+                tendered=tendered,
+                change=record.change,
+                currency=record.currency,
+                text=text,
+                ref=ref,
+            )
+        )
+        message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
+        self._publish(ref=ref, message=message)

@@ -1,0 +1,69 @@
+"""Money rules in one place: minor units per currency, cash rounding, VAT extraction, text forms.
+
+Prices include VAT (Nordic retail), so VAT is extracted per rate from the receipt's gross sums
+rather than added per line; rounding once per rate per receipt is what the tax authorities expect.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+# Smallest cash step in minor units. Sweden and Norway round cash to whole kroner, Denmark to 50 øre,
+# Switzerland to 5 rappen; the euro has 1- and 2-cent coins in most countries (Finland and the
+# Netherlands round cash to 5 cents: configure `cash_rounding` per store there).
+CASH_STEP: dict[str, int] = {"SEK": 100, "NOK": 100, "DKK": 50, "CHF": 5, "EUR": 1, "GBP": 1, "USD": 1}
+MINOR_DIGITS: dict[str, int] = {"JPY": 0, "ISK": 0}
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """Integer division rounding halves away from zero, symmetric for refunds (negative amounts)."""
+    sign = -1 if (numerator < 0) != (denominator < 0) else 1
+    n, d = abs(numerator), abs(denominator)
+    return sign * ((2 * n + d) // (2 * d))
+
+
+def cash_round(amount: int, currency: str, step: int | None = None) -> int:
+    """What the customer pays in cash for `amount`; card payments are never rounded."""
+    step = step or CASH_STEP.get(currency, 1)
+    return round_half_up(amount, step) * step
+
+
+def vat_of(gross: int, rate_bp: int) -> int:
+    """VAT contained in a VAT-inclusive amount at `rate_bp` basis points (2500 = 25 %)."""
+    return round_half_up(gross * rate_bp, 10_000 + rate_bp)
+
+
+def digits(currency: str) -> int:
+    return MINOR_DIGITS.get(currency, 2)
+
+
+def format_money(amount: int, currency: str) -> str:
+    d = digits(currency)
+    if d == 0:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 10**d)
+    return f"{sign}{major}.{minor:0{d}d}"
+
+
+def parse_money(text: str, currency: str) -> int:
+    """'12.5' -> 1250 for a two-digit currency; refuses more decimals than the currency has."""
+    try:
+        value = Decimal(text.strip().replace(",", "."))
+    except InvalidOperation:
+        raise MoneyError(f"not an amount: {text!r}") from None
+    if not value.is_finite():
+        raise MoneyError(f"not an amount: {text!r}")
+    scaled = value.scaleb(digits(currency))
+    if scaled != scaled.to_integral_value(rounding=ROUND_HALF_UP):
+        raise MoneyError(f"{text!r} has more decimals than {currency} allows")
+    return int(scaled)
+
+
+def format_rate(rate_bp: int) -> str:
+    whole, frac = divmod(rate_bp, 100)
+    return f"{whole}%" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0") + "%"

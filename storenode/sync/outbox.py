@@ -1,0 +1,58 @@
+"""Events waiting for central, numbered per stream; deleted only once central has acknowledged them.
+
+Sequence numbers come from `streams.last_seq`, not from MAX(seq) of the outbox, because acked rows
+are deleted and a number must never be handed out twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import trio
+
+from protocol.frames import Event
+
+
+def enqueue(conn: sqlite3.Connection, stream: str, kind: str, body: bytes) -> int:
+    row = conn.execute(
+        "INSERT INTO streams (stream, last_seq) VALUES (?, 1) "
+        "ON CONFLICT (stream) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        (stream,),
+    ).fetchone()
+    seq = int(row[0])
+    conn.execute("INSERT INTO outbox (stream, seq, kind, body) VALUES (?,?,?,?)", (stream, seq, kind, body))
+    return seq
+
+
+def pending(conn: sqlite3.Connection, stream: str, after: int, limit: int) -> list[Event]:
+    rows = conn.execute(
+        "SELECT seq, kind, body FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (stream, after, limit),
+    )
+    return [Event(seq=seq, kind=kind, body=body) for seq, kind, body in rows]
+
+
+def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
+    return conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, upto)).rowcount
+
+
+def streams(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT stream FROM outbox ORDER BY stream")]
+
+
+def backlog(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+class OutboxSignal:
+    """Wakes the sync link when a lane has queued something; outlives restarts of either actor."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()

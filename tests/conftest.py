@@ -1,0 +1,45 @@
+"""Shared fixtures: real nodes on 127.0.0.1 port 0 with real SQLite files under tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from central.app import CentralNode
+from runtime.clock import FixedClock
+from storenode.app import StoreNode
+from storenode.config import GatewayConfig, LinkConfig, StoreConfig
+
+T0 = 1_795_000_000_000  # a fixed business instant (2026-11-17) so receipts are reproducible
+
+
+def make_store_config(tmp_path: Path, *, central_url: str = "", lanes: tuple[int, ...] = (1, 2)) -> StoreConfig:
+    return StoreConfig(
+        store="S001",
+        name="Test Store",
+        lanes=list(lanes),
+        data_dir=str(tmp_path / "store"),
+        gateway=GatewayConfig(port=0),
+        central=LinkConfig(url=central_url, heartbeat=1.0),
+    )
+
+
+@pytest.fixture
+async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
+    node = CentralNode(tmp_path / "central" / "central.db", port=0)
+    await nursery.start(node.run)
+    return node
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clock: FixedClock) -> StoreNode:
+    node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
+    await nursery.start(node.run)
+    return node

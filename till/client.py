@@ -1,0 +1,99 @@
+"""A till's connection to its store node: send a command, wait for the answer that echoes its ref.
+
+The store pushes the whole lane state after every change, so the client only keeps the latest
+frame; it holds no sale logic and can drop and reattach at any time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
+from protocol.frames import Command, Error, Hello, SaleState, Status, StatusRequest, TillFrame, Welcome
+
+
+class TillDisconnected(ConnectionError):
+    pass
+
+
+class TillClient:
+    def __init__(self, ws: WebSocketConnection, codec: TillCodec, lane: int, till: str) -> None:
+        self.ws = ws
+        self.codec = codec
+        self.lane = lane
+        self.till = till
+        self.state: SaleState | None = None
+        self.welcome: Welcome | None = None
+        self._refs = itertools.count(1)
+        self._waiting: dict[int, trio.MemorySendChannel[TillFrame]] = {}
+        self.pushed = trio.Event()  # set whenever a state arrives; replaced after each wait
+
+    async def _reader(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                frame = self.codec.decode(await self.ws.get_message())
+                if isinstance(frame, Welcome):
+                    self.welcome = frame
+                    self.state = frame.state
+                elif isinstance(frame, SaleState):
+                    self.state = frame
+                    self.pushed.set()
+                    self.pushed = trio.Event()
+                ref = getattr(frame, "ref", 0)
+                if ref or isinstance(frame, Welcome | Error):
+                    waiter = self._waiting.pop(ref, None)
+                    if waiter is not None:
+                        waiter.send_nowait(frame)
+        except ConnectionClosed:
+            for waiter in self._waiting.values():
+                waiter.close()
+            self._waiting.clear()
+
+    async def _exchange(self, ref: int, frame: TillFrame) -> TillFrame:
+        send, receive = trio.open_memory_channel[TillFrame](1)
+        self._waiting[ref] = send
+        try:
+            await self.ws.send_message(self.codec.encode(frame))
+            try:
+                return await receive.receive()
+            except trio.EndOfChannel:
+                raise TillDisconnected("the store closed the connection") from None
+        finally:
+            self._waiting.pop(ref, None)
+
+    async def request(self, command: Command) -> TillFrame:
+        """Send a command; returns the first frame answering it (state, receipt, error or status).
+        Bound it with trio.fail_after: a store that never answers is the caller's to give up on."""
+        command.ref = next(self._refs)
+        return await self._exchange(command.ref, command)
+
+    async def hello(self) -> TillFrame:
+        """Attach to the lane; answered by a Welcome carrying the lane's current state, or an Error."""
+        return await self._exchange(0, Hello(till=self.till, lane=self.lane))
+
+    async def status(self) -> Status | Error:
+        frame = await self.request(StatusRequest())
+        assert isinstance(frame, Status | Error)
+        return frame
+
+
+@asynccontextmanager
+async def connect(
+    url: str, lane: int, till: str = "till", *, subprotocol: str = SUBPROTOCOL_MSGPACK, attach: bool = True
+) -> AsyncIterator[TillClient]:
+    """Open a till connection; with `attach`, say hello and fail unless the store welcomes us."""
+    async with open_websocket_url(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
+        client = TillClient(ws, TillCodec(subprotocol, "till"), lane, till)
+        await nursery.start(client._reader)
+        if attach:
+            answer = await client.hello()
+            if isinstance(answer, Error):
+                raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
+        yield client
+        nursery.cancel_scope.cancel()
