@@ -118,7 +118,6 @@ class _Exit:
     child: _Child
     error: Exception | None
     up_for: float | None  # None: it never became ready
-    cancelled: bool  # we stopped it ourselves, so it says nothing about its health
 
 
 class Supervisor:
@@ -196,7 +195,7 @@ class Supervisor:
     async def _life(self, child: _Child, delay: float, settled: trio.Event) -> None:
         """Run one life and report how it ended; only cancellation from outside escapes from here."""
         assert self._send is not None
-        name, scope = child.spec.name, child.scope
+        name = child.spec.name
         ready_at: float | None = None
         error: Exception | None = None
 
@@ -207,7 +206,7 @@ class Supervisor:
             settled.set()
 
         try:
-            with scope:
+            with child.scope:
                 if delay > 0:
                     await trio.sleep(delay)
                 self._publish(name, "starting")
@@ -218,7 +217,7 @@ class Supervisor:
         finally:
             settled.set()
         up_for = None if ready_at is None else trio.current_time() - ready_at
-        self._send.send_nowait(_Exit(child, error, up_for, scope.cancel_called))
+        self._send.send_nowait(_Exit(child, error, up_for))
 
     async def _supervise(self, receive: trio.MemoryReceiveChannel[_Exit]) -> _Exit | None:
         """Handle exits one at a time until no child is left; returns the exit that made us give up."""
@@ -226,8 +225,6 @@ class Supervisor:
             ended = await receive.receive()
             child, error = ended.child, ended.error
             child.alive = False
-            if ended.cancelled:
-                continue
             name = child.spec.name
             restart = child.spec.restart
             if not (restart is Restart.PERMANENT or (restart is Restart.TRANSIENT and error is not None)):
@@ -275,9 +272,7 @@ class Supervisor:
     ) -> None:
         """Siblings that depend on each other restart together and in order, and only once every old life
         has really ended, so no new life ever meets an old one (e.g. two owners of one database file)."""
-        again = [
-            c for c in self._children if (c.alive or c is trigger) and c.spec.restart is not Restart.TEMPORARY
-        ]
+        again = [c for c in self._children if (c.alive or c is trigger) and c.spec.restart is not Restart.TEMPORARY]
         dropped = [c for c in self._children if c.alive and c not in again]
         for c in self._children:
             c.scope.cancel()

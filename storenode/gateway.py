@@ -47,11 +47,14 @@ class TillConnection:
             pass
 
     async def writer(self) -> None:
-        async for frame in self._receive:
-            await self.ws.send_message(self.codec.encode(frame))
-        if self.overflowed:
-            log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
-            await self.ws.aclose(code=1013, reason="too far behind; reconnect")
+        try:
+            async for frame in self._receive:
+                await self.ws.send_message(self.codec.encode(frame))
+            if self.overflowed:
+                log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
+                await self.ws.aclose(code=1013, reason="too far behind; reconnect")
+        except ConnectionClosed:
+            pass
 
 
 class Gateway:
@@ -81,11 +84,11 @@ class Gateway:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn.writer)
-                while True:
-                    data = await ws.get_message()
-                    lane = await self._frame(conn, lane, data)
-        except ConnectionClosed:
-            pass
+                try:
+                    while True:
+                        lane = await self._frame(conn, lane, await ws.get_message())
+                except ConnectionClosed:
+                    nursery.cancel_scope.cancel()
         except Exception:
             log.exception("till connection %s failed", conn.till or "(before hello)")
         finally:

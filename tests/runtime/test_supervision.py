@@ -192,9 +192,7 @@ async def test_intensity_exceeded_escalates_with_the_cause(
 async def test_intensity_window_slides(autojump_clock: trio.abc.Clock) -> None:
     with trio.fail_after(200):
         child = Probe("child", lives=[(4.0, "crash")] * 20)  # a restart every 5 s: 2 per 10 s window
-        sup = Supervisor(
-            "sup", [child.spec()], backoff=STEADY, intensity=Intensity(max_restarts=2, within=10.0)
-        )
+        sup = Supervisor("sup", [child.spec()], backoff=STEADY, intensity=Intensity(max_restarts=2, within=10.0))
         await run_until(sup, 97.0)  # without the window sliding, the 3rd restart (at 14) would escalate
         assert len(child.starts) == 20
 
@@ -306,14 +304,32 @@ async def test_cancelling_the_supervisor_stops_children_without_restart(
         ]
 
 
+class Fatal(BaseException):
+    pass
+
+
+async def test_base_exceptions_are_not_failures_they_propagate(autojump_clock: trio.abc.Clock) -> None:
+    with trio.fail_after(100):
+
+        async def doomed(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await trio.sleep(1.0)
+            raise Fatal("shutdown")
+
+        steady = Probe("steady")
+        sup = Supervisor("sup", [ChildSpec("doomed", doomed), steady.spec()], backoff=STEADY)
+        with pytest.RaisesGroup(Fatal):
+            await sup.run()
+        assert trio.current_time() == 1.0
+        assert steady.cancelled == 1 and steady.starts == [0.0]
+
+
 async def test_startup_failure_does_not_block_supervisor_startup(autojump_clock: trio.abc.Clock) -> None:
     with trio.fail_after(100):
         health = HealthBoard()
         flaky = Probe("flaky", lives=[(0.0, "crash-on-start")])
         after = Probe("after")
-        sup = Supervisor(
-            "sup", [flaky.spec(), after.spec()], backoff=STEADY, intensity=LENIENT, health=health
-        )
+        sup = Supervisor("sup", [flaky.spec(), after.spec()], backoff=STEADY, intensity=LENIENT, health=health)
         async with trio.open_nursery() as nursery:
             await nursery.start(sup.run)
             assert trio.current_time() == 0.0

@@ -1,0 +1,107 @@
+"""The `storepos` command: one entry point for the demo, the nodes, the till and the operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="storepos", description="Retail point of sale for store chains.")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="start central, a store with two lanes and a scripted till")
+    demo.add_argument("--dir", type=Path, help="where the demo keeps its files (default: a new temporary folder)")
+    demo.add_argument("--no-interactive", action="store_true", help="after the script, wait for Ctrl-C only")
+
+    central = sub.add_parser("central", help="the central node").add_subparsers(dest="action", required=True)
+    run = central.add_parser("run", help="run the central node")
+    run.add_argument("--db", type=Path, default=Path("central.db"))
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8700)
+    run.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
+    listing = central.add_parser("sales", help="list the sales that arrived, per store")
+    listing.add_argument("--db", type=Path, default=Path("central.db"))
+    listing.add_argument("--store", help="list this store's receipts one by one")
+
+    store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
+    srun = store.add_parser("run", help="run a store node")
+    srun.add_argument("--config", type=Path, required=True)
+    srun.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
+    status = store.add_parser("status", help="show a store node's actors, link and journal")
+    status.add_argument("--config", type=Path, required=True)
+    status.add_argument("--url", help="the node's till gateway (default: from the config)")
+    verify = store.add_parser("verify-journal", help="check every lane's receipt numbers and hash chain")
+    verify.add_argument("--config", type=Path, required=True)
+
+    till = sub.add_parser("till", help="a terminal till: barcodes and commands on standard input")
+    till.add_argument("--store", required=True, help="the store node, e.g. ws://127.0.0.1:8701")
+    till.add_argument("--lane", type=int, required=True)
+    till.add_argument("--till", default="", help="this till's id (default: till-<lane>)")
+    till.add_argument("--script", type=Path, help="run these lines first, then read standard input")
+    till.add_argument("--json", action="store_true", help="speak JSON instead of MessagePack")
+    return p
+
+
+def _serve(run: Callable[[], Awaitable[None]]) -> int:
+    """Run a node until SIGTERM or Ctrl-C; both are a clean stop, not an error."""
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from storepos import commands
+
+    match args.command, getattr(args, "action", None):
+        case "demo", _:
+            from storepos.demo import run_demo
+
+            return run_demo(args.dir, interactive=not args.no_interactive)
+        case "central", "run":
+            return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file))
+        case "central", "sales":
+            return commands.central_sales(args.db, args.store)
+        case "store", "run":
+            config = commands.store_config(args.config)
+            if config is None:
+                return 2
+            return _serve(lambda: commands.store_run(config, args.ready_file))
+        case "store", "status":
+            return trio.run(commands.store_status, args.config, args.url)
+        case "store", "verify-journal":
+            return commands.verify_journal(args.config)
+        case "till", _:
+            from till.terminal import run_till
+
+            return trio.run(run_till, args.store, args.lane, args.till or f"till-{args.lane}", args.script, args.json)
+    raise AssertionError(args)

@@ -1,0 +1,139 @@
+"""What each `storepos` subcommand does; argument parsing stays in cli.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import trio
+
+from central.app import CentralNode
+from central.registers import sales
+from protocol.frames import Error
+from runtime.database import open_connection
+from runtime.ready import write_ready_file
+from storenode.app import StoreNode
+from storenode.config import ConfigError, StoreConfig, load_config
+from storenode.journal import chain
+from storenode.pricing.money import format_money
+from storenode.sync import outbox
+from storenode.sync.replica import CatalogError
+from till.client import connect
+
+
+def _fail(message: str) -> None:
+    print(f"storepos: {message}", file=sys.stderr)
+
+
+async def central_run(db: Path, host: str, port: int, ready_file: Path | None) -> None:
+    node = CentralNode(db, host=host, port=port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        if ready_file is not None:
+            write_ready_file(ready_file, url=node.url)
+
+
+def central_sales(db: Path, store: str | None) -> int:
+    if not db.exists():
+        _fail(f"{db}: no central database here (start it with `storepos central run --db {db}`)")
+        return 2
+    conn = open_connection(db, readonly=True)
+    try:
+        if store:
+            records = sales.receipts(conn, store)
+            if not records:
+                print(f"no sales from store {store}")
+            for r in records:
+                print(
+                    f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
+                    f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}"
+                )
+            return 0
+        summaries = sales.summaries(conn)
+    except sqlite3.OperationalError as exc:
+        _fail(f"{db}: {exc}")
+        return 2
+    finally:
+        conn.close()
+    if not summaries:
+        print("no sales have arrived yet")
+    for s in summaries:
+        print(
+            f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
+            f"total {s.currency} {format_money(s.total, s.currency)}"
+        )
+    return 0
+
+
+def store_config(path: Path) -> StoreConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return None
+
+
+async def store_run(config: StoreConfig, ready_file: Path | None) -> None:
+    try:
+        node = StoreNode(config)
+    except CatalogError as exc:
+        _fail(f"catalogue refused: {exc}")
+        raise SystemExit(2) from None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        if ready_file is not None:
+            write_ready_file(ready_file, url=node.url)
+
+
+async def store_status(config_path: Path, url: str | None) -> int:
+    config = store_config(config_path)
+    if config is None:
+        return 2
+    url = url or f"ws://{config.gateway.host}:{config.gateway.port}"
+    try:
+        with trio.fail_after(5):
+            async with connect(url, lane=0, attach=False) as client:
+                status = await client.status()
+    except (OSError, trio.TooSlowError, ConnectionError) as exc:
+        print(f"store {config.store}: node not reachable at {url} ({type(exc).__name__})")
+        if config.db_path.exists():
+            conn = open_connection(config.db_path, readonly=True)
+            try:
+                print(f"  outbox (not yet at central): {outbox.backlog(conn)} events")
+                for lane, no in sorted(chain.last_receipts(conn).items()):
+                    print(f"  lane {lane}: last receipt {no}")
+            finally:
+                conn.close()
+        return 1
+    if isinstance(status, Error):
+        _fail(f"{status.code}: {status.message}")
+        return 1
+    print(f"store {status.store}: central link {status.link}, outbox {status.outbox} events not yet at central")
+    for lane, no in sorted(status.journal.items()):
+        print(f"  lane {lane}: last receipt {no}")
+    for actor in status.actors:
+        extra = f" ({actor.detail})" if actor.detail else ""
+        error = f" last error: {actor.last_error}" if actor.last_error else ""
+        print(f"  {actor.name:<16} {actor.state:<10} restarts {actor.restarts}{extra}{error}")
+    return 0
+
+
+def verify_journal(config_path: Path) -> int:
+    config = store_config(config_path)
+    if config is None:
+        return 2
+    if not config.db_path.exists():
+        _fail(f"{config.db_path}: no store database")
+        return 2
+    conn = open_connection(config.db_path, readonly=True)
+    try:
+        checked, problems = chain.verify(conn)
+    finally:
+        conn.close()
+    for problem in problems:
+        print(f"journal broken: {problem}")
+    if problems:
+        return 1
+    print(f"journal intact: {checked} receipts, every lane's numbers gapless and hash chain verified")
+    return 0

@@ -1,0 +1,128 @@
+"""`storepos demo`: central and one store as real processes, then a scripted till, then yours.
+
+The nodes run exactly as in production (`storepos central run`, `storepos store run`), on ports the
+OS picks, with their logs in the demo folder so the till's screen stays readable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import trio
+
+from central.registers import sales
+from runtime.database import open_connection
+from runtime.ready import wait_ready_file
+from storenode.pricing.money import format_money
+from till.terminal import run_till
+
+STORE_TOML = """\
+store = "DEMO01"
+name = "storepos demo store"
+currency = "SEK"
+lanes = [1, 2]
+data_dir = "store-data"
+receipt_header = ["Storgatan 1, Stockholm", "Org.nr 556000-0000"]
+
+[gateway]
+host = "127.0.0.1"
+port = 0
+
+[central]
+url = "{central}"
+heartbeat = 2.0
+"""
+
+
+def run_demo(folder: Path | None, *, interactive: bool) -> int:
+    folder = folder or Path(tempfile.mkdtemp(prefix="storepos-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return trio.run(_demo, folder.resolve(), interactive)
+    except KeyboardInterrupt:
+        print("\ndemo stopped")
+        return 0
+
+
+async def _start(args: list[str], log: Path) -> trio.Process:
+    with log.open("ab") as sink:
+        return await trio.lowlevel.open_process(
+            [sys.executable, "-m", "storepos", *args], stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
+        )
+
+
+async def _stop(proc: trio.Process) -> None:
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            proc.terminate()
+            with trio.move_on_after(5):
+                await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _node(args: list[str], folder: Path, name: str) -> tuple[trio.Process, str]:
+    ready = folder / f"{name}.ready"
+    ready.unlink(missing_ok=True)
+    proc = await _start([*args, "--ready-file", str(ready)], folder / f"{name}.log")
+    try:
+        with trio.fail_after(30):
+            info = await wait_ready_file(ready, alive=lambda: proc.returncode is None and proc.poll() is None)
+    except (RuntimeError, trio.TooSlowError):
+        await _stop(proc)
+        tail = (folder / f"{name}.log").read_text()[-2000:]
+        raise SystemExit(f"storepos demo: {name} did not start; its log ends:\n{tail}") from None
+    return proc, info["url"]
+
+
+async def _await_sale(db: Path) -> str:
+    with trio.fail_after(30):
+        while True:
+            if db.exists():
+                conn = open_connection(db, readonly=True)
+                try:
+                    found = sales.summaries(conn)
+                finally:
+                    conn.close()
+                if found:
+                    s = found[0]
+                    return f"store {s.store}: {s.sales} sale(s), total {s.currency} {format_money(s.total, s.currency)}"
+            await trio.sleep(0.1)
+
+
+async def _demo(folder: Path, interactive: bool) -> int:
+    print(f"storepos demo in {folder} (logs: central.log, store.log)")
+    central_db = folder / "central.db"
+    central, central_url = await _node(
+        ["central", "run", "--db", str(central_db), "--port", "0"], folder, "central"
+    )
+    try:
+        config = folder / "store.toml"
+        config.write_text(STORE_TOML.format(central=central_url))
+        store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
+        try:
+            print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}\n")
+            script = Path(str(resources.files("storepos") / "data" / "demo_till.txt"))
+            print("--- scripted till on lane 1 ---")
+            await run_till(store_url, 1, "demo-till-1", script, read_stdin=False)
+            print("\n--- at central ---")
+            print(await _await_sale(central_db))
+            print(f"\nTry: storepos central sales --db {central_db}")
+            print(f"     storepos store status --config {config} --url {store_url}")
+            print(f"     storepos store verify-journal --config {config}")
+            print(f"     storepos till --store {store_url} --lane 2")
+            if interactive:
+                print("\n--- your till on lane 1: scan barcodes (e.g. 7310000000010), type help; Ctrl-C ends ---")
+                await run_till(store_url, 1, "demo-till-1")
+            print("demo running; Ctrl-C stops it")
+            await trio.sleep_forever()
+        finally:
+            await _stop(store)
+    finally:
+        await _stop(central)
+    return 0

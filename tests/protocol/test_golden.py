@@ -1,0 +1,572 @@
+"""Golden bytes for every wire frame.
+
+The hex literals below were produced once by the encoders and pasted in. They are the contract: if
+a field is reordered, renamed, retyped or a tag changes, these tests fail. Frame evolution may only
+append fields with defaults (which leaves these bytes unchanged, thanks to omit_defaults / trailing
+array positions). Never "fix" a golden by regenerating it without a protocol version discussion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from protocol.codec import FrameError, LinkCodec, TillCodec, decode_record, encode_record
+from protocol.frames import (
+    PROTOCOL_VERSION,
+    Ack,
+    ActorStatus,
+    CancelSale,
+    CashTender,
+    Error,
+    Event,
+    EventBatch,
+    Hello,
+    Line,
+    LinkError,
+    LinkHello,
+    LinkWelcome,
+    Login,
+    Logout,
+    Receipt,
+    RecordLine,
+    RecordTender,
+    RecordVat,
+    SaleRecord,
+    SaleState,
+    Scan,
+    StartSale,
+    Status,
+    StatusRequest,
+    Total,
+    VatAmount,
+    VoidLine,
+    Welcome,
+)
+
+MSGPACK, JSON = "storepos.msgpack", "storepos.json"
+
+# -------------------------------------------------------------------------------------------------
+# Frames with fixed, non-default values
+# -------------------------------------------------------------------------------------------------
+
+SALE_STATE = SaleState(
+    lane=3,
+    status="tender",
+    currency="SEK",
+    operator="42",
+    sale_id="S001-3-0007",
+    lines=[
+        Line(
+            no=1,
+            item="MILK1",
+            code="7310000000010",
+            name="Milk 1l",
+            qty=2,
+            unit_price=1590,
+            amount=3180,
+            vat_rate=1200,
+        ),
+        Line(
+            no=2,
+            item="BUTR",
+            code="7310000000027",
+            name="Butter",
+            qty=1,
+            unit_price=5995,
+            amount=5995,
+            vat_rate=1200,
+            voided=True,
+        ),
+        Line(
+            no=3,
+            item="COFF",
+            code="7310000000034",
+            name="Coffee",
+            qty=1,
+            unit_price=6995,
+            amount=6995,
+            vat_rate=2500,
+        ),
+    ],
+    total=10175,
+    vat=[VatAmount(rate=1200, gross=3180, vat=341), VatAmount(rate=2500, gross=6995, vat=1399)],
+    cash_due=10200,
+    ref=16,
+    message="Coffee 69.95",
+)
+
+# Commands the till sends (encoded with side="till", decoded with side="store").
+TILL_COMMANDS: list[tuple[str, Any, str]] = [
+    (
+        "Hello",
+        Hello(till="T7", lane=3, version=2),
+        "84a174a568656c6c6fa474696c6ca25437a46c616e6503a776657273696f6e02",
+    ),
+    (
+        "Login",
+        Login(ref=11, lane=3, operator="42", pin="0815"),
+        "85a174a56c6f67696ea86f70657261746f72a23432a370696ea430383135a37265660ba46c616e6503",
+    ),
+    (
+        "Logout",
+        Logout(ref=12, lane=3),
+        "83a174a66c6f676f7574a37265660ca46c616e6503",
+    ),
+    (
+        "StartSale",
+        StartSale(ref=13, lane=3),
+        "83a174a57374617274a37265660da46c616e6503",
+    ),
+    (
+        "Scan",
+        Scan(ref=14, lane=3, code="7310000000010", qty=3),
+        "85a174a47363616ea4636f6465ad37333130303030303030303130a371747903a37265660ea46c616e6503",
+    ),
+    (
+        "VoidLine",
+        VoidLine(ref=15, lane=3, line=2),
+        "84a174a4766f6964a46c696e6502a37265660fa46c616e6503",
+    ),
+    (
+        "Total",
+        Total(ref=16, lane=3),
+        "83a174a5746f74616ca372656610a46c616e6503",
+    ),
+    (
+        "CashTender",
+        CashTender(ref=17, lane=3, amount=20000),
+        "84a174a463617368a6616d6f756e74cd4e20a372656611a46c616e6503",
+    ),
+    (
+        "CancelSale",
+        CancelSale(ref=18, lane=3),
+        "83a174a663616e63656ca372656612a46c616e6503",
+    ),
+    (
+        "StatusRequest",
+        StatusRequest(ref=19, lane=3),
+        "83a174a77374617475733fa372656613a46c616e6503",
+    ),
+]
+
+# Frames the store sends (encoded with side="store", decoded with side="till").
+STORE_FRAMES: list[tuple[str, Any, str]] = [
+    (
+        "SaleState",
+        SALE_STATE,
+        "8ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261746f72"
+        "a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4636f6465"
+        "ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636a6616d6f75"
+        "6e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad3733313030303030303030323"
+        "7a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661745f72617465"
+        "cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad37333130303030303030303334a46e616d65a6"
+        "436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f72617465cd09c4a5746f74"
+        "616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd09c4a567726f7373cd"
+        "1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f666665652036392e3935",
+    ),
+    (
+        "Welcome",
+        Welcome(
+            store="S001",
+            lane=3,
+            till="T7",
+            state=SaleState(lane=3, status="ready", currency="SEK", operator="42"),
+            version=2,
+        ),
+        "86a174a777656c636f6d65a573746f7265a453303031a46c616e6503a474696c6ca25437a5737461746585a174a57374617465"
+        "a46c616e6503a6737461747573a57265616479a863757272656e6379a353454ba86f70657261746f72a23432a776657273696f"
+        "6e02",
+    ),
+    (
+        "Receipt",
+        Receipt(
+            lane=3,
+            receipt_no=7,
+            sale_id="S001-3-0007",
+            total=10175,
+            cash_due=10200,
+            tendered=20000,
+            change=9800,
+            currency="SEK",
+            text="TOTAL 101.75\n",
+            ref=17,
+        ),
+        "8ba174a772656365697074a46c616e6503aa726563656970745f6e6f07a773616c655f6964ab533030312d332d30303037a574"
+        "6f74616ccd27bfa8636173685f647565cd27d8a874656e6465726564cd4e20a66368616e6765cd2648a863757272656e6379a3"
+        "53454ba474657874ad544f54414c203130312e37350aa372656611",
+    ),
+    (
+        "Error",
+        Error(code="tender_short", message="too little", ref=17),
+        "84a174a56572726f72a4636f6465ac74656e6465725f73686f7274a76d657373616765aa746f6f206c6974746c65a372656611",
+    ),
+    (
+        "Status",
+        Status(
+            store="S001",
+            link="offline",
+            outbox=5,
+            actors=[
+                ActorStatus(name="lane-1", state="running", restarts=2, last_error="boom", detail="x"),
+                ActorStatus(name="printer", state="down"),
+            ],
+            journal={"1": 7, "2": 3},
+            ref=19,
+        ),
+        "87a174a6737461747573a573746f7265a453303031a46c696e6ba76f66666c696e65a66f7574626f7805a66163746f72739285"
+        "a46e616d65a66c616e652d31a57374617465a772756e6e696e67a8726573746172747302aa6c6173745f6572726f72a4626f6f"
+        "6da664657461696ca17882a46e616d65a77072696e746572a57374617465a4646f776ea76a6f75726e616c82a13107a13203a3"
+        "72656613",
+    ),
+]
+
+LINK_FRAMES: list[tuple[str, Any, str]] = [
+    (
+        "LinkHello",
+        LinkHello(node="S001", role="store", version=2),
+        "9401a453303031a573746f726502",
+    ),
+    (
+        "LinkWelcome",
+        LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2),
+        "9402a763656e7472616c82a66c616e652d3129a66c616e652d320702",
+    ),
+    (
+        "EventBatch",
+        EventBatch(
+            store="S001",
+            stream="lane-1",
+            events=[Event(seq=41, kind="sale", body=b"\x01\x02\xff"), Event(seq=42, kind="cancel", body=b"")],
+        ),
+        "9403a453303031a66c616e652d31929329a473616c65c4030102ff932aa663616e63656cc400",
+    ),
+    (
+        "Ack",
+        Ack(store="S001", stream="lane-1", seq=42),
+        "9404a453303031a66c616e652d312a",
+    ),
+    (
+        "LinkError",
+        LinkError(code="bad_frame", message="nope"),
+        "9305a96261645f6672616d65a46e6f7065",
+    ),
+]
+
+SALE_RECORD = SaleRecord(
+    store="S001",
+    lane=3,
+    receipt_no=7,
+    kind="sale",
+    sale_id="S001-3-0007",
+    operator="42",
+    opened_at=1_795_000_000_000,
+    closed_at=1_795_000_060_000,
+    currency="SEK",
+    lines=[
+        RecordLine(
+            no=1,
+            item="MILK1",
+            code="7310000000010",
+            name="Milk 1l",
+            qty=2,
+            unit_price=1590,
+            amount=3180,
+            vat_rate=1200,
+            voided=False,
+        ),
+        RecordLine(
+            no=2,
+            item="BUTR",
+            code="7310000000027",
+            name="Butter",
+            qty=1,
+            unit_price=5995,
+            amount=5995,
+            vat_rate=1200,
+            voided=True,
+        ),
+    ],
+    total=3180,
+    rounding=20,
+    vat=[RecordVat(rate=1200, gross=3180, vat=341)],
+    tenders=[RecordTender(kind="cash", currency="SEK", amount=5000)],
+    change=1800,
+)
+
+SALE_RECORD_HEX = (
+    "9fa4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929901"
+    "a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c29902a442555452ad373331303030"
+    "30303030303237a642757474657201cd176bcd176bcd04b0c3cd0c6c149193cd04b0cd0c6ccd01559193a463617368a353454bcd13"
+    "88cd0708"
+)
+
+
+def _ids(table: list[tuple[str, Any, str]]) -> list[str]:
+    return [name for name, _, _ in table]
+
+
+# -------------------------------------------------------------------------------------------------
+# Coverage guard: every concrete frame class in protocol.frames has a golden here
+# -------------------------------------------------------------------------------------------------
+
+
+def test_every_frame_class_has_a_golden() -> None:
+    import protocol.frames as frames
+
+    covered = {type(f) for _, f, _ in TILL_COMMANDS + STORE_FRAMES + LINK_FRAMES} | {SaleRecord}
+    tagged = {
+        obj
+        for obj in vars(frames).values()
+        if isinstance(obj, type)
+        and issubclass(obj, msgspec.Struct)
+        and obj.__struct_config__.tag is not None
+        and not obj.__subclasses__()  # TillFrame, Command, LinkFrame are abstract bases
+        and obj.__module__ == frames.__name__
+    }
+    assert len(tagged) >= 20, sorted(c.__name__ for c in tagged)
+    assert tagged - covered == set(), f"frames without a golden: {sorted(c.__name__ for c in tagged - covered)}"
+    # Nested structs are covered through their parents, including non-default optional fields.
+    assert SALE_STATE.lines[1].voided and SALE_RECORD.lines[1].voided
+    status = next(f for name, f, _ in STORE_FRAMES if name == "Status")
+    assert status.actors[0].restarts and status.actors[0].last_error and status.actors[0].detail
+
+
+# -------------------------------------------------------------------------------------------------
+# MessagePack goldens
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), TILL_COMMANDS, ids=_ids(TILL_COMMANDS))
+def test_till_command_golden(name: str, frame: Any, golden: str) -> None:
+    data = TillCodec(MSGPACK, "till").encode(frame)
+    assert isinstance(data, bytes)
+    assert data.hex() == golden
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), TILL_COMMANDS, ids=_ids(TILL_COMMANDS))
+def test_till_command_golden_decodes_on_store_side(name: str, frame: Any, golden: str) -> None:
+    decoded = TillCodec(MSGPACK, "store").decode(bytes.fromhex(golden))
+    assert type(decoded) is type(frame)
+    assert decoded == frame
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), STORE_FRAMES, ids=_ids(STORE_FRAMES))
+def test_store_frame_golden(name: str, frame: Any, golden: str) -> None:
+    data = TillCodec(MSGPACK, "store").encode(frame)
+    assert isinstance(data, bytes)
+    assert data.hex() == golden
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), STORE_FRAMES, ids=_ids(STORE_FRAMES))
+def test_store_frame_golden_decodes_on_till_side(name: str, frame: Any, golden: str) -> None:
+    decoded = TillCodec(MSGPACK, "till").decode(bytes.fromhex(golden))
+    assert type(decoded) is type(frame)
+    assert decoded == frame
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), LINK_FRAMES, ids=_ids(LINK_FRAMES))
+def test_link_frame_golden(name: str, frame: Any, golden: str) -> None:
+    assert LinkCodec().encode(frame).hex() == golden
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), LINK_FRAMES, ids=_ids(LINK_FRAMES))
+def test_link_frame_golden_decodes(name: str, frame: Any, golden: str) -> None:
+    decoded = LinkCodec().decode(bytes.fromhex(golden))
+    assert type(decoded) is type(frame)
+    assert decoded == frame
+
+
+def test_sale_record_golden_and_round_trip() -> None:
+    data = encode_record(SALE_RECORD)
+    assert data.hex() == SALE_RECORD_HEX
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+
+
+def test_encode_record_is_deterministic() -> None:
+    first = encode_record(SALE_RECORD)
+    second = encode_record(SALE_RECORD)
+    # An equal record built separately (fresh lists) gives the same bytes too.
+    rebuilt = msgspec.msgpack.decode(msgspec.msgpack.encode(SALE_RECORD), type=SaleRecord)
+    assert rebuilt is not SALE_RECORD
+    assert first == second == encode_record(rebuilt) == bytes.fromhex(SALE_RECORD_HEX)
+
+
+def test_default_fields_are_omitted_on_till_frames() -> None:
+    """omit_defaults keeps old frames byte-identical when a field with a default is appended."""
+    codec = TillCodec(MSGPACK, "till")
+    assert codec.encode(Hello(till="T7", lane=3)).hex() == "83a174a568656c6c6fa474696c6ca25437a46c616e6503"
+    assert codec.encode(Scan(code="1")).hex() == "82a174a47363616ea4636f6465a131"
+    decoded = TillCodec(MSGPACK, "store").decode(bytes.fromhex("83a174a568656c6c6fa474696c6ca25437a46c616e6503"))
+    assert decoded == Hello(till="T7", lane=3, version=PROTOCOL_VERSION)
+
+
+def test_link_frame_default_version_is_encoded() -> None:
+    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f7265" + (
+        f"{PROTOCOL_VERSION:02x}"
+    )
+
+
+# -------------------------------------------------------------------------------------------------
+# JSON goldens (browsers)
+# -------------------------------------------------------------------------------------------------
+
+JSON_TILL: list[tuple[str, Any, str]] = [
+    ("Login", TILL_COMMANDS[1][1], '{"t":"login","operator":"42","pin":"0815","ref":11,"lane":3}'),
+    ("Scan", TILL_COMMANDS[4][1], '{"t":"scan","code":"7310000000010","qty":3,"ref":14,"lane":3}'),
+    ("CashTender", TILL_COMMANDS[7][1], '{"t":"cash","amount":20000,"ref":17,"lane":3}'),
+    ("Hello", TILL_COMMANDS[0][1], '{"t":"hello","till":"T7","lane":3,"version":2}'),
+]
+
+JSON_STORE: list[tuple[str, Any, str]] = [
+    ("Error", STORE_FRAMES[3][1], '{"t":"error","code":"tender_short","message":"too little","ref":17}'),
+    (
+        "Receipt",
+        STORE_FRAMES[2][1],
+        '{"t":"receipt","lane":3,"receipt_no":7,"sale_id":"S001-3-0007","total":10175,"cash_due":10200,'
+        '"tendered":20000,"change":9800,"currency":"SEK","text":"TOTAL 101.75\\n","ref":17}',
+    ),
+    (
+        "SaleState",
+        SALE_STATE,
+        '{"t":"state","lane":3,"status":"tender","currency":"SEK","operator":"42","sale_id":"S001-3-0007",'
+        '"lines":[{"no":1,"item":"MILK1","code":"7310000000010","name":"Milk 1l","qty":2,"unit_price":1590,'
+        '"amount":3180,"vat_rate":1200},{"no":2,"item":"BUTR","code":"7310000000027","name":"Butter","qty":1,'
+        '"unit_price":5995,"amount":5995,"vat_rate":1200,"voided":true},{"no":3,"item":"COFF",'
+        '"code":"7310000000034","name":"Coffee","qty":1,"unit_price":6995,"amount":6995,"vat_rate":2500}],'
+        '"total":10175,"vat":[{"rate":1200,"gross":3180,"vat":341},{"rate":2500,"gross":6995,"vat":1399}],'
+        '"cash_due":10200,"ref":16,"message":"Coffee 69.95"}',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), JSON_TILL, ids=_ids(JSON_TILL))
+def test_json_till_command_golden(name: str, frame: Any, golden: str) -> None:
+    text = TillCodec(JSON, "till").encode(frame)
+    assert isinstance(text, str)
+    assert text == golden
+    assert TillCodec(JSON, "store").decode(golden) == frame
+
+
+@pytest.mark.parametrize(("name", "frame", "golden"), JSON_STORE, ids=_ids(JSON_STORE))
+def test_json_store_frame_golden(name: str, frame: Any, golden: str) -> None:
+    text = TillCodec(JSON, "store").encode(frame)
+    assert isinstance(text, str)
+    assert text == golden
+    assert TillCodec(JSON, "till").decode(golden) == frame
+    # A browser may hand the decoder bytes as well as text.
+    assert TillCodec(JSON, "till").decode(golden.encode()) == frame
+
+
+# -------------------------------------------------------------------------------------------------
+# Bad input: always FrameError with a message, never a bare msgspec error
+# -------------------------------------------------------------------------------------------------
+
+
+def _frame_error(codec: Any, data: bytes | str) -> str:
+    with pytest.raises(FrameError) as info:
+        codec.decode(data)
+    message = str(info.value)
+    assert message, "FrameError without a message"
+    return message
+
+
+@pytest.mark.parametrize("garbage", [b"\xc1", b"\x85\xa1t", b"", b"\xff\xfe\xfd"], ids=["opcode", "trunc", "empty", "junk"])
+def test_till_msgpack_garbage_raises_frame_error(garbage: bytes) -> None:
+    message = _frame_error(TillCodec(MSGPACK, "store"), garbage)
+    assert "malformed" in message or "truncated" in message or "Expected" in message
+
+
+def test_till_msgpack_refuses_text_message() -> None:
+    message = _frame_error(TillCodec(MSGPACK, "store"), '{"t":"logout"}')
+    assert message == "expected a binary MessagePack message, got text"
+    assert _frame_error(TillCodec(MSGPACK, "till"), "x") == "expected a binary MessagePack message, got text"
+
+
+def test_link_refuses_text_message() -> None:
+    assert _frame_error(LinkCodec(), "9404") == "expected a binary MessagePack message, got text"
+
+
+def test_till_json_garbage_raises_frame_error() -> None:
+    message = _frame_error(TillCodec(JSON, "store"), "{not json")
+    assert "malformed" in message
+
+
+def test_unknown_tag_raises_frame_error() -> None:
+    message = _frame_error(TillCodec(MSGPACK, "store"), msgspec.msgpack.encode({"t": "teleport", "ref": 1}))
+    assert "teleport" in message and "$.t" in message
+    message = _frame_error(TillCodec(JSON, "till"), '{"t":"teleport"}')
+    assert "teleport" in message
+
+
+def test_frame_for_the_other_side_is_an_unknown_tag() -> None:
+    """A store only accepts till commands, a till only store frames."""
+    error_frame = TillCodec(MSGPACK, "store").encode(Error(code="x", message="y"))
+    assert "'error'" in _frame_error(TillCodec(MSGPACK, "store"), error_frame)
+    scan_frame = TillCodec(MSGPACK, "till").encode(Scan(code="1"))
+    assert "'scan'" in _frame_error(TillCodec(MSGPACK, "till"), scan_frame)
+
+
+def test_link_unknown_tag_raises_frame_error() -> None:
+    message = _frame_error(LinkCodec(), msgspec.msgpack.encode([99, "S001"]))
+    assert "99" in message
+
+
+def test_missing_required_field_raises_frame_error() -> None:
+    message = _frame_error(TillCodec(MSGPACK, "store"), msgspec.msgpack.encode({"t": "login", "operator": "1"}))
+    assert "pin" in message and "missing" in message
+    message = _frame_error(TillCodec(JSON, "till"), '{"t":"error","code":"x"}')
+    assert "message" in message and "missing" in message
+    message = _frame_error(LinkCodec(), msgspec.msgpack.encode([4, "S001", "lane-1"]))
+    assert "length 4" in message
+
+
+def test_wrong_field_type_raises_frame_error() -> None:
+    message = _frame_error(TillCodec(JSON, "store"), '{"t":"scan","code":"1","qty":"3"}')
+    assert "$.qty" in message
+
+
+def test_link_garbage_raises_frame_error() -> None:
+    _frame_error(LinkCodec(), b"\xc1\x00")
+    assert "Expected `array`" in _frame_error(LinkCodec(), msgspec.msgpack.encode({"t": 4}))
+
+
+def test_decode_record_garbage_raises_frame_error() -> None:
+    with pytest.raises(FrameError, match="bad journal record"):
+        decode_record(b"\x93\x01")
+    with pytest.raises(FrameError, match="bad journal record"):
+        decode_record(b"\xc1")
+
+
+# -------------------------------------------------------------------------------------------------
+# Forward compatibility: unknown fields from a newer peer are ignored
+# -------------------------------------------------------------------------------------------------
+
+
+def test_till_frame_unknown_fields_are_ignored() -> None:
+    data = msgspec.msgpack.encode(
+        {"t": "scan", "future": [1, {"a": 2}], "code": "7310000000010", "qty": 2, "ref": 5, "weight_g": 250}
+    )
+    assert TillCodec(MSGPACK, "store").decode(data) == Scan(code="7310000000010", qty=2, ref=5)
+    text = '{"t":"cash","amount":500,"card":"none","lane":2}'
+    assert TillCodec(JSON, "store").decode(text) == CashTender(amount=500, lane=2)
+
+
+def test_nested_unknown_fields_are_ignored() -> None:
+    raw = msgspec.json.decode(TillCodec(JSON, "store").encode(SALE_STATE))
+    raw["loyalty"] = {"points": 10}
+    raw["lines"][0]["discount"] = 100
+    raw["vat"][1]["country"] = "SE"
+    assert TillCodec(JSON, "till").decode(msgspec.json.encode(raw)) == SALE_STATE
+    assert TillCodec(MSGPACK, "till").decode(msgspec.msgpack.encode(raw)) == SALE_STATE
+
+
+def test_link_frame_extra_trailing_fields_are_ignored() -> None:
+    data = msgspec.msgpack.encode([4, "S001", "lane-1", 42, "appended", [1, 2]])
+    assert LinkCodec().decode(data) == Ack(store="S001", stream="lane-1", seq=42)
+    data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", "extra"]], 9])
+    assert LinkCodec().decode(data) == EventBatch(
+        store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]
+    )

@@ -1,0 +1,195 @@
+"""A terminal till: one line in, one command out, so a keyboard-wedge scanner just works.
+
+Lines (from --script first, then standard input):
+  <barcode>              scan one          3*<barcode> / scan <barcode> 3   scan a quantity
+  login <number> <pin>   logout            start          void <line>      total
+  cash [amount]          (no amount: exactly what is due in cash)           cancel
+  status                 help              quit           # comments and blank lines are ignored
+
+When the store drops the connection the till reattaches to its lane and shows the basket again.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError
+
+from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
+from protocol.frames import (
+    CancelSale,
+    CashTender,
+    Command,
+    Error,
+    Login,
+    Logout,
+    Receipt,
+    SaleState,
+    Scan,
+    StartSale,
+    Status,
+    StatusRequest,
+    TillFrame,
+    Total,
+    VoidLine,
+)
+from storenode.pricing.money import MoneyError, format_money, format_rate, parse_money
+from till.client import TillClient, TillDisconnected, connect
+
+ANSWER_TIMEOUT = 20.0
+HELP = __doc__.split("\n\n")[1] if __doc__ else ""
+
+
+class InputError(ValueError):
+    pass
+
+
+def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
+    """A command for the store, a local word ("help", "quit"), or None for nothing to do."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    word, *rest = line.split()
+    word = word.lower()
+    try:
+        match word, rest:
+            case ("help" | "quit" | "exit"), []:
+                return word
+            case "login", [number, pin]:
+                return Login(operator=number, pin=pin)
+            case "logout", []:
+                return Logout()
+            case "start", []:
+                return StartSale()
+            case "void", [no]:
+                return VoidLine(line=int(no))
+            case "total", []:
+                return Total()
+            case "cash", []:
+                return CashTender(amount=cash_due)
+            case "cash", [amount]:
+                return CashTender(amount=parse_money(amount, currency))
+            case "cancel", []:
+                return CancelSale()
+            case "status", []:
+                return StatusRequest()
+            case "scan", [code]:
+                return Scan(code=code)
+            case "scan", [code, qty]:
+                return Scan(code=code, qty=int(qty))
+            case _, [] if "*" in word:
+                qty, _, code = word.partition("*")
+                return Scan(code=code, qty=int(qty))
+            case _, [] if word.isdigit():
+                return Scan(code=word)
+    except (ValueError, MoneyError) as exc:
+        raise InputError(f"cannot read {line!r}: {exc}") from None
+    raise InputError(f"unknown command {line!r}; type help")
+
+
+def show_state(state: SaleState) -> str:
+    cur = state.currency
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}]"
+    out = [f"{head} {state.message}".rstrip()]
+    for line in state.lines:
+        qty = f"{line.qty} x {format_money(line.unit_price, cur)}" if line.qty != 1 else ""
+        mark = " VOID" if line.voided else ""
+        out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
+    if state.lines:
+        vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
+        out.append(
+            f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
+            f"   (VAT {vat})"
+        )
+    return "\n".join(out)
+
+
+def show(frame: TillFrame) -> str:
+    match frame:
+        case SaleState():
+            return show_state(frame)
+        case Receipt():
+            return frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"
+        case Error():
+            return f"! {frame.code}: {frame.message}"
+        case Status():
+            actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
+            return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"
+    return repr(frame)
+
+
+async def lines_from(script: Path | None, read_stdin: bool) -> AsyncIterator[str]:
+    if script is not None:
+        for line in (await trio.Path(script).read_text()).splitlines():
+            yield line
+    if read_stdin:
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                return
+            yield line
+
+
+async def run_till(
+    url: str,
+    lane: int,
+    till: str,
+    script: Path | None = None,
+    use_json: bool = False,
+    *,
+    read_stdin: bool = True,
+    out: Callable[[str], None] = print,
+) -> int:
+    """Drive a lane until quit or end of input; returns 1 when the store was never reachable."""
+    subprotocol = SUBPROTOCOL_JSON if use_json else SUBPROTOCOL_MSGPACK
+    source = lines_from(script, read_stdin)
+    attached_once = False
+    delay = 0.2
+    while True:
+        try:
+            async with connect(url, lane, till, subprotocol=subprotocol) as client:
+                attached_once, delay = True, 0.2
+                assert client.state is not None
+                out(f"attached to lane {lane} at {url} as {till}")
+                out(show_state(client.state))
+                finished = await _session(client, source, out)
+                if finished:
+                    return 0
+        except (OSError, HandshakeError, ConnectionClosed, TillDisconnected, trio.TooSlowError) as exc:
+            if not attached_once and delay > 5:
+                out(f"! cannot reach the store at {url}: {exc}")
+                return 1
+            # The outcome of a command in flight is unknown; the basket shown on reattach tells.
+            out(f"! connection to the store lost ({type(exc).__name__}); reattaching")
+        except ConnectionRefusedError as exc:
+            out(f"! the store refused this till: {exc}")
+            return 1
+        await trio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+async def _session(client: TillClient, source: AsyncIterator[str], out: Callable[[str], None]) -> bool:
+    """Feed lines to the lane; True at the end of input or on quit."""
+    async for line in source:
+        state = client.state
+        try:
+            parsed = parse(line, state.currency if state else "SEK", state.cash_due if state else 0)
+        except InputError as exc:
+            out(f"! {exc}")
+            continue
+        if parsed is None:
+            continue
+        if parsed == "help":
+            out(HELP)
+            continue
+        if parsed in ("quit", "exit"):
+            return True
+        assert isinstance(parsed, Command)
+        out(f"> {line.strip()}")
+        with trio.fail_after(ANSWER_TIMEOUT):
+            answer = await client.request(parsed)
+        out(show(answer))
+    return True
