@@ -66,7 +66,9 @@ class Ingest:
             await ws.send_message(self.codec.encode(LinkError(code="bad_frame", message=str(exc))))
             return
         if not isinstance(frame, EventBatch) or frame.store != store:
-            error = LinkError(code="unexpected", message=f"expected an event batch for {store}, got {type(frame).__name__}")
+            error = LinkError(
+                code="unexpected", message=f"expected an event batch for {store}, got {type(frame).__name__}"
+            )
             await ws.send_message(self.codec.encode(error))
             return
         try:

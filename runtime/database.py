@@ -65,9 +65,7 @@ def open_connection(path: str | Path, *, readonly: bool = False) -> sqlite3.Conn
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Bring the schema up to the newest migration; returns the version reached."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
@@ -212,9 +210,7 @@ class _Worker:
     def __init__(self, path: Path, token: trio.lowlevel.TrioToken) -> None:
         self._path = path
         self._token = token
-        self._queue: queue.SimpleQueue[tuple[Job[Any], Callable[[bool, Any], None]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[Job[Any], Callable[[bool, Any], None]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=f"sqlite:{path.name}", daemon=True)
         self._open_error: BaseException | None = None
 

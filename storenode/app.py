@@ -75,7 +75,9 @@ class StoreNode:
             escalate=False,
             health=self.health,
         )
-        sync = Supervisor("sync-supervisor", [ChildSpec(self.link.name, self.link.run)], escalate=False, health=self.health)
+        sync = Supervisor(
+            "sync-supervisor", [ChildSpec(self.link.name, self.link.run)], escalate=False, health=self.health
+        )
         return Supervisor(
             "store",
             [
@@ -121,4 +123,3 @@ class StoreNode:
             ],
             journal={str(lane): no for lane, no in receipts.items()},
         )
-

@@ -56,7 +56,7 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
     word = word.lower()
     try:
         match word, rest:
-            case ("help" | "quit" | "exit"), []:
+            case (("help" | "quit" | "exit"), []):
                 return word
             case "login", [number, pin]:
                 return Login(operator=number, pin=pin)
@@ -112,7 +112,9 @@ def show(frame: TillFrame) -> str:
         case SaleState():
             return show_state(frame)
         case Receipt():
-            return frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"
+            return (
+                frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"
+            )
         case Error():
             return f"! {frame.code}: {frame.message}"
         case Status():

@@ -105,5 +105,3 @@ def lookup(conn: sqlite3.Connection, code: str) -> Item | None:
 def operator(conn: sqlite3.Connection, number: str) -> tuple[str, bytes, bytes] | None:
     row = conn.execute("SELECT name, salt, pin_hash FROM operators WHERE number = ?", (number,)).fetchone()
     return (row[0], row[1], row[2]) if row else None
-
-

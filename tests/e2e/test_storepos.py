@@ -1,0 +1,91 @@
+"""The real processes, started with the `storepos` command: sell, kill -9 mid-sale, verify, tamper."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import trio
+
+from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
+from tests.e2e.conftest import STORE_TOML, Processes, storepos
+from till.client import connect
+
+MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"
+
+
+async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, procs: Processes) -> None:
+    _, central_url = await procs.start("central", "central", "run", "--db", str(tmp_path / "central.db"), "--port", "0")
+    config = tmp_path / "store.toml"
+    config.write_text(STORE_TOML.format(central=central_url))
+    _, store_url = await procs.start("store", "store", "run", "--config", str(config))
+    script = tmp_path / "till.txt"
+    script.write_text(f"login 1 1234\n{MILK}\n2*{COFFEE}\nbogus\n999\ntotal\ncash 50\ncash\nquit\n")
+    till = await storepos("till", "--store", store_url, "--lane", "2", "--script", str(script))
+    out = till.stdout.decode()
+    assert till.returncode == 0, till.stderr.decode()
+    assert "unknown command 'bogus'" in out and "! unknown_barcode: no item has barcode 999" in out
+    assert "! tender_short: tendered 50.00 is less than 156.00 due" in out
+    assert "Receipt 1" in out and "-- receipt 1 done, change 0.00" in out
+
+    central_db = str(tmp_path / "central.db")
+    with trio.fail_after(20):
+        listing = await storepos("central", "sales", "--db", central_db)
+        while b"1 sales" not in listing.stdout:  # noqa: ASYNC110 - central is another process
+            await trio.sleep(0.1)
+            listing = await storepos("central", "sales", "--db", central_db)
+    assert "store E2E: 1 sales, 0 cancelled, total SEK 155.80" in listing.stdout.decode()
+    receipts = await storepos("central", "sales", "--db", str(tmp_path / "central.db"), "--store", "E2E")
+    assert "E2E lane 2 receipt      1 sale   SEK     155.80" in receipts.stdout.decode()
+
+    status = await storepos("store", "status", "--config", str(config), "--url", store_url)
+    text = status.stdout.decode()
+    assert status.returncode == 0, status.stderr.decode()
+    assert "central link online" in text and "lane 2: last receipt 1" in text and "lane-1" in text
+    verify = await storepos("store", "verify-journal", "--config", str(config))
+    assert verify.returncode == 0 and "1 receipts" in verify.stdout.decode()
+
+
+async def test_basket_survives_kill_9_and_journal_catches_tampering(tmp_path: Path, procs: Processes) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text(STORE_TOML.format(central=""))  # no central: the store sells alone
+    store, url = await procs.start("store", "store", "run", "--config", str(config))
+    with trio.fail_after(30):
+        async with connect(url, lane=1, till="T1") as till:
+            await till.request(Login(operator="1", pin="1234"))
+            assert isinstance(await till.request(Scan(code=NEWS)), SaleState)
+            for _ in range(2):
+                await till.request(Scan(code=MILK))
+            assert isinstance(await till.request(CashTender(amount=10000)), Receipt)
+            await till.request(Scan(code=COFFEE, qty=3))
+            await till.request(Scan(code=MILK))
+        procs.kill9(store)
+        await store.wait()
+
+        store, url = await procs.start("store2", "store", "run", "--config", str(config))
+        async with connect(url, lane=1, till="T1") as till:
+            assert till.state is not None
+            assert [(x.code, x.qty) for x in till.state.lines] == [(COFFEE, 3), (MILK, 1)]
+            assert till.state.operator == "1" and till.state.status == "open"
+            receipt = await till.request(CashTender(amount=30000))
+            assert isinstance(receipt, Receipt) and receipt.receipt_no == 2
+
+    verify = await storepos("store", "verify-journal", "--config", str(config))
+    assert verify.returncode == 0, verify.stdout.decode()
+    assert "2 receipts" in verify.stdout.decode()
+
+    db = sqlite3.connect(tmp_path / "store-data" / "store.db")
+    try:
+        try:
+            db.execute("UPDATE journal SET kind = 'sale' WHERE receipt_no = 1")
+            raise AssertionError("the journal accepted an UPDATE")
+        except sqlite3.IntegrityError as exc:
+            assert "append-only" in str(exc)
+        db.execute("DROP TRIGGER journal_no_update")  # a determined tamperer
+        db.execute("UPDATE journal SET body = CAST(replace(CAST(body AS TEXT), 'Newspaper', 'Newspapes') AS BLOB)")
+        db.commit()
+    finally:
+        db.close()
+    verify = await storepos("store", "verify-journal", "--config", str(config))
+    assert verify.returncode == 1
+    assert "lane 1 receipt 1: hash does not match the record bytes" in verify.stdout.decode()
