@@ -31,7 +31,7 @@ async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, p
     central_db = str(tmp_path / "central.db")
     with trio.fail_after(20):
         listing = await storepos("central", "sales", "--db", central_db)
-        while b"1 sales" not in listing.stdout:  # noqa: ASYNC110 - central is another process
+        while b"1 sales" not in listing.stdout:  # central is another process: poll it
             await trio.sleep(0.1)
             listing = await storepos("central", "sales", "--db", central_db)
     assert "store E2E: 1 sales, 0 cancelled, total SEK 155.80" in listing.stdout.decode()
