@@ -16,7 +16,7 @@ from runtime.ready import write_ready_file
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
-from storenode.pricing.money import format_money
+from protocol.money import format_money
 from storenode.sync import outbox
 from storenode.sync.replica import CatalogError
 from till.client import connect

@@ -17,7 +17,7 @@ import trio
 from central.registers import sales
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
-from storenode.pricing.money import format_money
+from protocol.money import format_money
 from till.terminal import run_till
 
 STORE_TOML = """\

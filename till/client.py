@@ -87,13 +87,21 @@ class TillClient:
 async def connect(
     url: str, lane: int, till: str = "till", *, subprotocol: str = SUBPROTOCOL_MSGPACK, attach: bool = True
 ) -> AsyncIterator[TillClient]:
-    """Open a till connection; with `attach`, say hello and fail unless the store welcomes us."""
-    async with open_websocket_url(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
-        client = TillClient(ws, TillCodec(subprotocol, "till"), lane, till)
-        await nursery.start(client._reader)
-        if attach:
-            answer = await client.hello()
-            if isinstance(answer, Error):
-                raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
-        yield client
-        nursery.cancel_scope.cancel()
+    """Open a till connection; with `attach`, say hello and fail unless the store welcomes us.
+
+    The reader task's nursery would wrap whatever the caller raises in an exception group; a lone
+    exception is unwrapped so callers can catch TillDisconnected and friends plainly."""
+    try:
+        async with open_websocket_url(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
+            client = TillClient(ws, TillCodec(subprotocol, "till"), lane, till)
+            await nursery.start(client._reader)
+            if attach:
+                answer = await client.hello()
+                if isinstance(answer, Error):
+                    raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
+            yield client
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise

@@ -36,7 +36,7 @@ from protocol.frames import (
     Total,
     VoidLine,
 )
-from storenode.pricing.money import MoneyError, format_money, format_rate, parse_money
+from protocol.money import MoneyError, format_money, format_rate, parse_money
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from protocol.frames import SaleRecord
-from storenode.pricing.money import format_money, format_rate
+from protocol.money import format_money, format_rate
 
 WIDTH = 42
 
@@ -23,7 +23,7 @@ def render(record: SaleRecord, *, store_name: str, header: list[str], footer: li
     out.append(_row(f"Lane {record.lane}", f"Receipt {record.receipt_no}"))
     out.append(_row(when, f"Operator {record.operator}"))
     if record.kind == "cancel":
-        out.append("*** SALE CANCELLED - NOT A RECEIPT ***".center(WIDTH))
+        out.append("*** SALE CANCELLED - NOT A RECEIPT ***".center(WIDTH).rstrip())
     out.append("-" * WIDTH)
     for line in record.lines:
         amount = money(line.amount)

@@ -13,7 +13,7 @@ import msgspec
 
 from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
 from runtime.mailbox import Rejected
-from storenode.pricing.money import cash_round, format_money, vat_of
+from protocol.money import cash_round, format_money, vat_of
 
 MAX_QTY = 9999
 MAX_LINES = 500

@@ -41,7 +41,7 @@ from storenode.config import StoreConfig
 from storenode.journal import chain, receipt
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
-from storenode.pricing.money import format_money
+from protocol.money import format_money
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 

@@ -30,7 +30,7 @@ from storenode.lanes.basket import (
     vat_breakdown,
     void_line,
 )
-from storenode.pricing.money import vat_of
+from protocol.money import vat_of
 
 MILK = Item(item="MILK1", name="Milk 1l", price=1590, vat_rate=1200)
 BUTTER = Item(item="BUTR", name="Butter", price=5995, vat_rate=1200)

@@ -6,13 +6,14 @@ rather than added per line; rounding once per rate per receipt is what the tax a
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
 
 # Smallest cash step in minor units. Sweden and Norway round cash to whole kroner, Denmark to 50 øre,
 # Switzerland to 5 rappen; the euro has 1- and 2-cent coins in most countries (Finland and the
 # Netherlands round cash to 5 cents: configure `cash_rounding` per store there).
 CASH_STEP: dict[str, int] = {"SEK": 100, "NOK": 100, "DKK": 50, "CHF": 5, "EUR": 1, "GBP": 1, "USD": 1}
 MINOR_DIGITS: dict[str, int] = {"JPY": 0, "ISK": 0}
+_AMOUNT = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)")
 
 
 class MoneyError(ValueError):
@@ -51,19 +52,22 @@ def format_money(amount: int, currency: str) -> str:
 
 
 def parse_money(text: str, currency: str) -> int:
-    """'12.5' -> 1250 for a two-digit currency; refuses more decimals than the currency has."""
-    try:
-        value = Decimal(text.strip().replace(",", "."))
-    except InvalidOperation:
-        raise MoneyError(f"not an amount: {text!r}") from None
-    if not value.is_finite():
+    """'12.5' or '12,5' -> 1250 for a two-digit currency, in exact integer arithmetic.
+
+    Only plain decimals are accepted: an exponent ('1e2') typed at a till is a slip, not 100 kr.
+    """
+    plain = text.strip()
+    if not _AMOUNT.fullmatch(plain):
         raise MoneyError(f"not an amount: {text!r}")
-    scaled = value.scaleb(digits(currency))
-    if scaled != scaled.to_integral_value(rounding=ROUND_HALF_UP):
+    sign = -1 if plain.startswith("-") else 1
+    whole, _, frac = plain.lstrip("+-").replace(",", ".").partition(".")
+    d = digits(currency)
+    if len(frac.rstrip("0")) > d:
         raise MoneyError(f"{text!r} has more decimals than {currency} allows")
-    return int(scaled)
+    return sign * int((whole or "0") + (frac + "0" * d)[:d])
 
 
 def format_rate(rate_bp: int) -> str:
-    whole, frac = divmod(rate_bp, 100)
-    return f"{whole}%" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0") + "%"
+    sign = "-" if rate_bp < 0 else ""
+    whole, frac = divmod(abs(rate_bp), 100)
+    return f"{sign}{whole}%" if frac == 0 else f"{sign}{whole}.{frac:02d}".rstrip("0") + "%"
