@@ -11,12 +11,12 @@ import trio
 from central.app import CentralNode
 from central.registers import sales
 from protocol.frames import Error
+from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
-from protocol.money import format_money
 from storenode.sync import outbox
 from storenode.sync.replica import CatalogError
 from till.client import connect

@@ -15,9 +15,9 @@ from pathlib import Path
 import trio
 
 from central.registers import sales
+from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
-from protocol.money import format_money
 from till.terminal import run_till
 
 STORE_TOML = """\

@@ -12,8 +12,8 @@ from collections import defaultdict
 import msgspec
 
 from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
-from runtime.mailbox import Rejected
 from protocol.money import cash_round, format_money, vat_of
+from runtime.mailbox import Rejected
 
 MAX_QTY = 9999
 MAX_LINES = 500

@@ -33,6 +33,7 @@ from protocol.frames import (
     VoidLine,
     Welcome,
 )
+from protocol.money import format_money
 from runtime.clock import Clock
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -41,7 +42,6 @@ from storenode.config import StoreConfig
 from storenode.journal import chain, receipt
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
-from protocol.money import format_money
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 

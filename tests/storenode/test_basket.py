@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
+from protocol.money import vat_of
 from runtime.mailbox import Rejected
 from storenode.lanes import basket
 from storenode.lanes.basket import (
@@ -30,7 +31,6 @@ from storenode.lanes.basket import (
     vat_breakdown,
     void_line,
 )
-from protocol.money import vat_of
 
 MILK = Item(item="MILK1", name="Milk 1l", price=1590, vat_rate=1200)
 BUTTER = Item(item="BUTR", name="Butter", price=5995, vat_rate=1200)
