@@ -40,6 +40,7 @@ from protocol.money import MoneyError, format_money, format_rate, parse_money
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0
+FIRST_CONNECT_TRIES = 5  # a till that never reached its store says so; one that did keeps reattaching
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 
 
@@ -80,7 +81,7 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
                 return Scan(code=code)
             case "scan", [code, qty]:
                 return Scan(code=code, qty=int(qty))
-            case _, [] if "*" in word:
+            case _, [] if "*" in word and word.partition("*")[2]:
                 qty, _, code = word.partition("*")
                 return Scan(code=code, qty=int(qty))
             case _, [] if word.isdigit():
@@ -149,11 +150,11 @@ async def run_till(
     subprotocol = SUBPROTOCOL_JSON if use_json else SUBPROTOCOL_MSGPACK
     source = lines_from(script, read_stdin)
     attached_once = False
-    delay = 0.2
+    tries, delay = 0, 0.2
     while True:
         try:
             async with connect(url, lane, till, subprotocol=subprotocol) as client:
-                attached_once, delay = True, 0.2
+                attached_once, tries, delay = True, 0, 0.2
                 assert client.state is not None
                 out(f"attached to lane {lane} at {url} as {till}")
                 out(show_state(client.state))
@@ -161,7 +162,8 @@ async def run_till(
                 if finished:
                     return 0
         except (OSError, HandshakeError, ConnectionClosed, TillDisconnected, trio.TooSlowError) as exc:
-            if not attached_once and delay > 5:
+            tries += 1
+            if not attached_once and tries >= FIRST_CONNECT_TRIES:
                 out(f"! cannot reach the store at {url}: {exc}")
                 return 1
             # The outcome of a command in flight is unknown; the basket shown on reattach tells.

@@ -1,0 +1,56 @@
+"""`storepos demo`, the README's first command, runs end to end and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """A plain test driving a child process line by line; the timeouts bound it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storepos", "demo", "--dir", str(tmp_path), "--no-interactive"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        watchdog = threading.Timer(60, proc.kill)
+        watchdog.start()
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("demo running"):
+                break
+        watchdog.cancel()
+        text = "".join(lines)
+        assert "demo running; Ctrl-C stops it" in text, text
+        assert "Receipt 1" in text and "-- receipt 1 done, change 9.00" in text
+        assert "store DEMO01: 1 sale(s), total SEK 190.80" in text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the nodes it started are gone: nothing listens where they did, and the journal verifies
+    for ready in ("store.ready", "central.ready"):
+        port = int(json.loads((tmp_path / ready).read_text())["url"].rsplit(":", 1)[1])
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{ready}: still listening"
+    verify = subprocess.run(
+        [sys.executable, "-m", "storepos", "store", "verify-journal", "--config", str(tmp_path / "store.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout
+    for log in ("store.log", "central.log"):
+        assert "Traceback" not in (tmp_path / log).read_text(), log
