@@ -27,4 +27,25 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        2,
+        """
+        CREATE TABLE stock (
+            location TEXT NOT NULL,
+            item TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            PRIMARY KEY (location, item)
+        ) WITHOUT ROWID;
+        CREATE TABLE stock_moves (
+            store TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            item TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            delta INTEGER NOT NULL,
+            ref TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        CREATE INDEX stock_moves_store ON stock_moves (store, seq);
+        """,
+    ),
 ]

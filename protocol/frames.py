@@ -77,6 +77,33 @@ class StatusRequest(Command, tag="status?"):
     pass
 
 
+class ReturnItem(Command, tag="return"):
+    """A customer brings an item back: a negative line in the current sale, refunded in cash."""
+
+    code: str
+    qty: int = 1
+
+
+class StockMove(Command, tag="move"):
+    """Goods received, transferred out (negative) or adjusted at this store."""
+
+    code: str
+    qty: int
+    reason: str  # receipt | transfer | adjust
+    note: str = ""  # delivery note, transfer id: travels to central as the movement's ref
+
+
+class StockCount(Command, tag="count"):
+    code: str
+    counted: int
+
+
+class StockQuery(Command, tag="stock?"):
+    """Stock of an item here and, when central is reachable, in the chain's other stores."""
+
+    code: str
+
+
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     no: int
     item: str
@@ -110,6 +137,7 @@ class SaleState(TillFrame, tag="state"):
     cash_due: int = 0  # total after cash rounding
     ref: int = 0
     message: str = ""  # what the till should show beside the basket, e.g. the last item scanned
+    link: str = ""  # online | offline: whether central is reachable (selling goes on either way)
 
 
 class Welcome(TillFrame, tag="welcome"):
@@ -156,13 +184,42 @@ class Status(TillFrame, tag="status"):
     ref: int = 0
 
 
-TillToStore = Hello | Login | Logout | StartSale | Scan | VoidLine | Total | CashTender | CancelSale | StatusRequest
-StoreToTill = Welcome | SaleState | Receipt | Error | Status
+class StockAt(msgspec.Struct, kw_only=True):
+    location: str
+    qty: int
+
+
+class StockInfo(TillFrame, tag="stock"):
+    item: str
+    name: str
+    here: int
+    elsewhere: list[StockAt] = []
+    note: str = ""  # when set, why `elsewhere` is not known (central unreachable, not asked)
+    ref: int = 0
+
+
+TillToStore = (
+    Hello
+    | Login
+    | Logout
+    | StartSale
+    | Scan
+    | VoidLine
+    | Total
+    | CashTender
+    | CancelSale
+    | StatusRequest
+    | ReturnItem
+    | StockMove
+    | StockCount
+    | StockQuery
+)
+StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo
 
 
 # ---------------------------------------------------------------------------------------------
 # Store <-> central. Tag registry (never reuse a number):
-#   1 LinkHello  2 LinkWelcome  3 EventBatch  4 Ack  5 LinkError
+#   1 LinkHello  2 LinkWelcome  3 EventBatch  4 Ack  5 LinkError  6 LinkRequest  7 LinkReply
 # ---------------------------------------------------------------------------------------------
 
 
@@ -205,7 +262,23 @@ class LinkError(LinkFrame, tag=5):
     message: str
 
 
-LinkMessage = LinkHello | LinkWelcome | EventBatch | Ack | LinkError
+class LinkRequest(LinkFrame, tag=6):
+    """A question one side asks the other over the link (stock elsewhere, a journal digest); the
+    answer carries the same id, so questions can interleave with event replay."""
+
+    id: int
+    kind: str
+    body: bytes = b""
+
+
+class LinkReply(LinkFrame, tag=7):
+    id: int
+    ok: bool
+    body: bytes = b""
+    error: str = ""
+
+
+LinkMessage = LinkHello | LinkWelcome | EventBatch | Ack | LinkError | LinkRequest | LinkReply
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,3 +326,26 @@ class SaleRecord(msgspec.Struct, array_like=True):
     vat: list[RecordVat]
     tenders: list[RecordTender]
     change: int
+
+
+class StockLine(msgspec.Struct, array_like=True):
+    item: str
+    qty: int  # a signed delta; for a count, what was counted
+
+
+class StockMovement(msgspec.Struct, array_like=True):
+    """Stock moves as signed deltas with a reason, so offline stores merge without conflict. A count
+    carries what was counted instead: central derives the delta from its own level, which by then
+    includes every earlier movement of the store (they travel in one ordered stream)."""
+
+    store: str
+    reason: str  # sale | return | receipt | transfer | adjust | count
+    ref: str  # the sale id, delivery note or transfer id behind the movement
+    at: int  # business time, epoch milliseconds
+    lines: list[StockLine]
+
+
+class StockLevel(msgspec.Struct, array_like=True):
+    location: str
+    item: str
+    qty: int

@@ -12,27 +12,34 @@ root (one-for-all: the database first, everything else depends on it)
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import trio
 
 from devices.printer import FilePrinter
-from protocol.frames import ActorStatus, Status
+from protocol.frames import ActorStatus, Status, StatusRequest, StockAt, StockInfo, StockLevel, StockQuery
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
+from runtime.mailbox import Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
+from storenode import stock
 from storenode.config import StoreConfig
 from storenode.gateway import Gateway
 from storenode.journal import chain
-from storenode.lanes.lane import Lane, StoreContext
+from storenode.lanes.basket import Item
+from storenode.lanes.lane import Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
 from storenode.sync import outbox, replica
-from storenode.sync.link import SyncLink
+from storenode.sync.link import LinkDown, Offline, SyncLink
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
+
+CENTRAL_QUESTION_TIMEOUT = 3.0
 
 
 class StoreNode:
@@ -55,7 +62,18 @@ class StoreNode:
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
         self.link = SyncLink(config, self.db, self.signal, self.health)
-        self.gateway = Gateway(config.gateway.host, config.gateway.port, self.lanes, self.status)
+        self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
+        self.link.on_change.append(self._link_changed)
+        self.gateway = Gateway(
+            config.gateway.host,
+            config.gateway.port,
+            self.lanes,
+            {StatusRequest: lambda _: self.status(), StockQuery: self.stock_query},
+        )
+
+    def _link_changed(self, online: bool) -> None:
+        for lane in self.lanes.values():
+            lane.mailbox.tell_nowait(Republish())  # a full mailbox is busy anyway and will publish soon
 
     @property
     def url(self) -> str:
@@ -110,6 +128,28 @@ class StoreNode:
             if ready is not None:
                 ready(self)
             task_status.started()
+
+    async def stock_query(self, query: StockQuery) -> StockInfo:
+        """Stock here from the replica, elsewhere from central; offline, a clear note instead of a hang."""
+
+        def local(c: sqlite3.Connection) -> tuple[Item, int]:
+            item = replica.lookup(c, query.code)
+            if item is None:
+                raise Rejected("unknown_barcode", f"no item has barcode {query.code}")
+            return item, stock.level(c, item.item)
+
+        item, here = await self.db.read(local)
+        info = StockInfo(item=item.item, name=item.name, here=here)
+        try:
+            with trio.fail_after(CENTRAL_QUESTION_TIMEOUT):
+                answer = await self.link.ask("stock?", msgspec.msgpack.encode(item.item))
+            levels = msgspec.msgpack.decode(answer, type=list[StockLevel])
+            info.elsewhere = [
+                StockAt(location=x.location, qty=x.qty) for x in levels if x.location != self.config.store
+            ]
+        except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            info.note = f"other stores unknown: central is unreachable ({exc})"
+        return info
 
     async def status(self) -> Status:
         backlog, receipts = await self.db.read(lambda c: (outbox.backlog(c), chain.last_receipts(c)))

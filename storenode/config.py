@@ -18,8 +18,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # ws://host:port of central; empty means this store runs without central
-    heartbeat: float = 5.0  # seconds between pings; the link is down after `heartbeat * 2` without a pong
-    batch: int = 200  # events per batch sent to central
+    heartbeat: float = 5.0  # seconds between pings; a link without a pong is down within 3 heartbeats
+    batch: int = 500  # events per batch sent to central (up to 4 batches in flight)
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from protocol.codec import SUBPROTOCOL_JSON, TILL_SUBPROTOCOLS, FrameError, TillCodec
-from protocol.frames import Command, Error, Hello, Status, StatusRequest, TillFrame
+from protocol.frames import Command, Error, Hello, TillFrame
 from runtime.mailbox import ActorFailed, Rejected
 from storenode.lanes.lane import Attach, Detach, Do, Lane
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 OUTGOING_CAPACITY = 256
 LANE_TIMEOUT = 10.0
 
-StatusSource = Callable[[], Awaitable[Status]]
+Query = Callable[[Any], Awaitable[TillFrame]]
 
 
 class TillConnection:
@@ -58,11 +59,12 @@ class TillConnection:
 
 
 class Gateway:
-    def __init__(self, host: str, port: int, lanes: dict[int, Lane], status: StatusSource) -> None:
+    def __init__(self, host: str, port: int, lanes: dict[int, Lane], queries: dict[type, Query]) -> None:
+        """`queries` answer frames that need no lane (status, stock lookups), even before a hello."""
         self.host = host
         self.port = port
         self.lanes = lanes
-        self.status = status
+        self.queries = queries
         self.bound_port = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -102,10 +104,17 @@ class Gateway:
             conn.push(Error(code="bad_frame", message=f"cannot decode frame: {exc}"))
             return lane
         ref = getattr(frame, "ref", 0)
-        if isinstance(frame, StatusRequest):
-            status = await self.status()
-            status.ref = ref
-            conn.push(status)
+        query = self.queries.get(type(frame))
+        if query is not None:
+            try:
+                with trio.fail_after(LANE_TIMEOUT):
+                    answer = await query(frame)
+            except Rejected as refusal:
+                answer = Error(code=refusal.code, message=refusal.message)
+            except trio.TooSlowError:
+                answer = Error(code="busy", message="the store did not answer in time")
+            answer.ref = ref  # type: ignore[attr-defined]
+            conn.push(answer)
         elif isinstance(frame, Hello):
             return await self._hello(conn, lane, frame)
         elif lane is None:

@@ -53,4 +53,13 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        2,
+        """
+        CREATE TABLE stock (
+            item TEXT PRIMARY KEY,
+            qty INTEGER NOT NULL
+        );
+        """,
+    ),
 ]

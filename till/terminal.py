@@ -4,6 +4,8 @@ Lines (from --script first, then standard input):
   <barcode>              scan one          3*<barcode> / scan <barcode> 3   scan a quantity
   login <number> <pin>   logout            start          void <line>      total
   cash [amount]          (no amount: exactly what is due in cash)           cancel
+  return <barcode> [qty] a returned item     stock <barcode>  stock here and in other stores
+  receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
 
 When the store drops the connection the till reattaches to its lane and shows the basket again.
@@ -27,11 +29,16 @@ from protocol.frames import (
     Login,
     Logout,
     Receipt,
+    ReturnItem,
     SaleState,
     Scan,
     StartSale,
     Status,
     StatusRequest,
+    StockCount,
+    StockInfo,
+    StockMove,
+    StockQuery,
     TillFrame,
     Total,
     VoidLine,
@@ -70,13 +77,24 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
             case "total", []:
                 return Total()
             case "cash", []:
-                return CashTender(amount=cash_due)
+                return CashTender(amount=max(cash_due, 0))  # a refund is tendered as 0
             case "cash", [amount]:
                 return CashTender(amount=parse_money(amount, currency))
             case "cancel", []:
                 return CancelSale()
             case "status", []:
                 return StatusRequest()
+            case "return", [code]:
+                return ReturnItem(code=code)
+            case "return", [code, qty]:
+                return ReturnItem(code=code, qty=int(qty))
+            case "stock", [code]:
+                return StockQuery(code=code)
+            case (("receive" | "transfer" | "adjust"), [code, qty, *note]):
+                reason = "receipt" if word == "receive" else word
+                return StockMove(code=code, qty=int(qty), reason=reason, note=" ".join(note))
+            case "count", [code, counted]:
+                return StockCount(code=code, counted=int(counted))
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -93,7 +111,8 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
 
 def show_state(state: SaleState) -> str:
     cur = state.currency
-    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}]"
+    link = f" | {state.link}" if state.link else ""
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:
         qty = f"{line.qty} x {format_money(line.unit_price, cur)}" if line.qty != 1 else ""
@@ -118,6 +137,9 @@ def show(frame: TillFrame) -> str:
             )
         case Error():
             return f"! {frame.code}: {frame.message}"
+        case StockInfo():
+            where = frame.note or ", ".join(f"{s.location} {s.qty}" for s in frame.elsewhere) or "none elsewhere"
+            return f"stock of {frame.name} ({frame.item}): here {frame.here}; {where}"
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"

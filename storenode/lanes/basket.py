@@ -63,9 +63,12 @@ def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
     return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[])
 
 
-def add_line(state: LaneState, item: Item, code: str, qty: int) -> LaneState:
+def add_line(state: LaneState, item: Item, code: str, qty: int, *, returned: bool = False) -> LaneState:
+    """Add `qty` of an item; a returned item is the same line with negative quantity and amount."""
     if not 1 <= qty <= MAX_QTY:
         raise Rejected("bad_quantity", f"quantity must be 1 to {MAX_QTY}, not {qty}")
+    if returned:
+        qty = -qty
     if state.status not in (OPEN, TENDER):
         raise Rejected("no_sale", "no sale is open")
     if len(state.lines) >= MAX_LINES:
@@ -105,7 +108,12 @@ def to_total(state: LaneState) -> LaneState:
 
 
 def check_cash(state: LaneState, amount: int, currency: str) -> int:
-    """The cash due for this sale, after refusing a tender that cannot complete it."""
+    """The cash due for this sale, after refusing a tender that cannot complete it.
+
+    A sale with returns may be due negative: the customer tenders nothing and the change is the
+    refund. A negative tender is refused: cash paid out is change, never a tender."""
+    if amount < 0:
+        raise Rejected("bad_amount", "a tender cannot be negative; tender 0 to refund a return")
     if state.status not in (OPEN, TENDER):
         raise Rejected("no_sale", "no sale is open")
     if not live_lines(state):

@@ -12,6 +12,7 @@ import hmac
 import logging
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,8 +27,15 @@ from protocol.frames import (
     Login,
     Logout,
     Receipt,
+    ReturnItem,
+    SaleState,
     Scan,
     StartSale,
+    StockCount,
+    StockInfo,
+    StockLine,
+    StockMove,
+    StockMovement,
     TillFrame,
     Total,
     VoidLine,
@@ -38,6 +46,7 @@ from runtime.clock import Clock
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
+from storenode import stock
 from storenode.config import StoreConfig
 from storenode.journal import chain, receipt
 from storenode.lanes import basket
@@ -77,7 +86,12 @@ class Do:
     conn: Subscriber
 
 
-LaneRequest = Attach | Detach | Do
+@dataclass
+class Republish:
+    """Something outside the sale changed (the central link): show the tills the lane again."""
+
+
+LaneRequest = Attach | Detach | Do | Republish
 
 
 @dataclass
@@ -90,6 +104,7 @@ class StoreContext:
     clock: Clock
     signal: OutboxSignal
     printer: FilePrinter | None = None
+    link_state: Callable[[], str] = lambda: ""
 
 
 _state_encoder = msgspec.msgpack.Encoder()
@@ -129,8 +144,13 @@ class Lane:
     def currency(self) -> str:
         return self.ctx.config.currency
 
-    def _publish(self, *, ref: int = 0, message: str = "") -> None:
+    def _frame(self, *, ref: int = 0, message: str = "") -> SaleState:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
+        frame.link = self.ctx.link_state()
+        return frame
+
+    def _publish(self, *, ref: int = 0, message: str = "") -> None:
+        frame = self._frame(ref=ref, message=message)
         for conn in self.subscribers:
             conn.push(frame)
 
@@ -149,12 +169,14 @@ class Lane:
                         store=self.ctx.config.store,
                         lane=self.number,
                         till=conn.till,
-                        state=basket.to_frame(self.state, self.currency),
+                        state=self._frame(),
                     )
                 )
             case Detach(conn):
                 if conn in self.subscribers:
                     self.subscribers.remove(conn)
+            case Republish():
+                self._publish()
             case Do(command, conn):
                 if conn not in self.subscribers:  # the lane restarted since this till attached
                     self.subscribers.append(conn)
@@ -174,6 +196,18 @@ class Lane:
                 await self._save(new, ref=ref, message="sale started")
             case Scan(code=code, qty=qty):
                 await self._scan(code.strip(), qty, ref)
+            case ReturnItem(code=code, qty=qty):
+                await self._scan(code.strip(), qty, ref, returned=True)
+            case StockMove(code=code, qty=qty, reason=reason, note=note):
+                if reason not in stock.MANUAL_REASONS:
+                    raise Rejected("bad_reason", f"reason must be one of {', '.join(stock.MANUAL_REASONS)}")
+                if not qty or abs(qty) > 1_000_000:
+                    raise Rejected("bad_quantity", f"a stock movement needs a quantity, not {qty}")
+                await self._stock(code, reason, qty, note, conn, ref)
+            case StockCount(code=code, counted=counted):
+                if not 0 <= counted <= 10_000_000:
+                    raise Rejected("bad_quantity", f"a count must be 0 or more, not {counted}")
+                await self._stock(code, "count", counted, "", conn, ref)
             case VoidLine(line=no):
                 new = basket.void_line(state, no)
                 await self._save(new, ref=ref, message=f"voided line {no}")
@@ -218,7 +252,27 @@ class Lane:
         new = msgspec.structs.replace(state, operator=number, status=status)
         await self._save(new, ref=ref, message=f"operator {number} ({found[0] if found else ''}) logged in")
 
-    async def _scan(self, code: str, qty: int, ref: int) -> None:
+    async def _stock(self, code: str, reason: str, qty: int, note: str, conn: Subscriber, ref: int) -> None:
+        basket.require_operator(self.state)
+        movement_at = self.ctx.clock.now_ms()
+        store_id = self.ctx.config.store
+
+        def job(c: sqlite3.Connection) -> tuple[basket.Item, int]:
+            item = replica.lookup(c, code)
+            if item is None:
+                raise Rejected("unknown_barcode", f"no item has barcode {code}")
+            ref_text = note or f"{reason} by operator {self.state.operator} on lane {self.number}"
+            movement = StockMovement(
+                store=store_id, reason=reason, ref=ref_text, at=movement_at, lines=[StockLine(item=item.item, qty=qty)]
+            )
+            stock.record(c, movement)
+            return item, stock.level(c, item.item)
+
+        item, here = await self.ctx.db.write(job)
+        self.ctx.signal.notify()
+        conn.push(StockInfo(item=item.item, name=item.name, here=here, note=f"{reason} recorded", ref=ref))
+
+    async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
         state = self.state
         basket.require_operator(state)
         if not code:
@@ -231,14 +285,15 @@ class Lane:
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            new = basket.add_line(current, item, code, qty)
+            new = basket.add_line(current, item, code, qty, returned=returned)
             save_state(c, new)
             return new, item
 
         new, item = await self.ctx.db.write(job)
         self.state = new
         qty_text = f"{qty} x " if qty != 1 else ""
-        self._publish(ref=ref, message=f"{qty_text}{item.name} {format_money(item.price, self.currency)}")
+        what = "returned: " if returned else ""
+        self._publish(ref=ref, message=f"{what}{qty_text}{item.name} {format_money(item.price, self.currency)}")
 
     async def _close(self, state: LaneState, kind: str, ref: int, conn: Subscriber, tendered: int = 0) -> None:
         """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit."""
@@ -261,6 +316,9 @@ class Lane:
                 ),
             )
             outbox.enqueue(c, JOURNAL_STREAM, kind, body)
+            if kind == "sale":
+                for movement in stock.sale_movements(config.store, state.sale_id, now, state.lines):
+                    stock.record(c, movement)
             save_state(c, after)
             return record
 

@@ -1,21 +1,28 @@
 """The store's link to central: replays the outbox in order, deletes what central acknowledged.
 
 Connection trouble is the normal case for a store, not a crash: the actor reconnects by itself with
-capped, jittered backoff and the lanes never notice. Central tells us in its welcome what it has
-already applied, so a resend after any failure starts exactly where central stands; central's
-dedupe makes a duplicate harmless anyway.
+capped, jittered backoff and the lanes never notice. Central says in its welcome what it has already
+applied, so a resend after any failure starts exactly where central stands; central's dedupe makes
+a duplicate harmless anyway.
+
+Replay is pipelined: up to `window` batches are in flight while acks (cumulative, highest
+contiguous seq) come back on their own task. Memory stays bounded however long the backlog is: the
+outbox is read from the database a batch at a time, never loaded whole. A link that stops making
+progress (no pong, no ack advancing while batches are in flight) is declared down and rebuilt.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from protocol.codec import LINK_SUBPROTOCOL, FrameError, LinkCodec
-from protocol.frames import Ack, EventBatch, LinkError, LinkHello, LinkWelcome
+from protocol.frames import Ack, EventBatch, LinkError, LinkHello, LinkReply, LinkRequest, LinkWelcome
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
@@ -25,12 +32,25 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("journal",)
+STREAMS = ("journal", "stock")
 RECONNECT = Backoff(initial=0.2, cap=10.0, jitter=0.2)
 
 
 class LinkDown(Exception):
     """Central refused us or stopped answering."""
+
+
+class Offline(Exception):
+    """Asked something only central knows while central is unreachable."""
+
+
+class _Stream:
+    """Replay position of one stream in the current session."""
+
+    def __init__(self, acked: int) -> None:
+        self.acked = acked  # central has applied everything up to here
+        self.sent = acked  # we have sent everything up to here
+        self.last_progress = trio.current_time()
 
 
 class SyncLink:
@@ -45,6 +65,7 @@ class SyncLink:
         *,
         backoff: Backoff = RECONNECT,
         rng: random.Random | None = None,
+        window: int = 4,
     ) -> None:
         self.config = config
         self.db = db
@@ -52,8 +73,45 @@ class SyncLink:
         self.health = health
         self.backoff = backoff
         self.rng = rng or random.Random()
+        self.window = window
         self.codec = LinkCodec()
         self.online = False
+        self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
+        self._ws: WebSocketConnection | None = None
+        self._ids = itertools.count(1)
+        self._replies: dict[int, trio.MemorySendChannel[LinkReply]] = {}
+        self._progress = trio.Event()
+
+    def _set_online(self, online: bool, *, error: str | None = None) -> None:
+        changed = online != self.online
+        self.online = online
+        self.health.set(self.name, "online" if online else "offline", error=error, detail=self.config.central.url)
+        if changed:
+            for hook in self.on_change:
+                hook(online)
+
+    async def ask(self, kind: str, body: bytes = b"") -> bytes:
+        """Ask central a question; raises Offline at once when the link is down, so a till gets a
+        clear answer instead of hanging. Bound it with trio.fail_after."""
+        ws = self._ws
+        if ws is None or not self.online:
+            raise Offline("central is unreachable")
+        request_id = next(self._ids)
+        send, receive = trio.open_memory_channel[LinkReply](1)
+        self._replies[request_id] = send
+        try:
+            await ws.send_message(self.codec.encode(LinkRequest(id=request_id, kind=kind, body=body)))
+            try:
+                reply = await receive.receive()
+            except trio.EndOfChannel:
+                raise Offline("the link to central dropped before it answered") from None
+        except ConnectionClosed:
+            raise Offline("the link to central dropped before it answered") from None
+        finally:
+            self._replies.pop(request_id, None)
+        if not reply.ok:
+            raise LinkDown(f"central could not answer {kind}: {reply.error}")
+        return reply.body
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
@@ -72,8 +130,10 @@ class SyncLink:
                 reason = "closed"
             if self.online:
                 log.warning("link to central %s down: %s", url, reason)
-            self.online = False
-            self.health.set(self.name, "offline", error=reason, detail=url)
+            self._ws = None
+            for waiter in self._replies.values():
+                waiter.close()
+            self._set_online(False, error=reason)
             failures = 1 if trio.current_time() - started > self.backoff.reset_after else failures + 1
             await trio.sleep(self.backoff.delay(failures, self.rng))
 
@@ -82,52 +142,85 @@ class SyncLink:
         async with open_websocket_url(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
             await ws.send_message(self.codec.encode(LinkHello(node=self.config.store, role="store")))
             with trio.fail_after(heartbeat * 2):
-                welcome = await self._receive(ws)
+                welcome = self.codec.decode(await ws.get_message())
+            if isinstance(welcome, LinkError):
+                raise LinkDown(f"central refused: {welcome.code}: {welcome.message}")
             if not isinstance(welcome, LinkWelcome):
-                raise LinkDown(f"expected a welcome from central, got {welcome!r}")
-            sent: dict[str, int] = {}
-            for stream in STREAMS:
-                seq = welcome.acked.get(stream, 0)
-                await self.db.write(lambda c, s=stream, q=seq: outbox.acknowledge(c, s, q))
-                sent[stream] = seq
-            self.online = True
-            self.health.set(self.name, "online", detail=url)
+                raise LinkDown(f"expected a welcome from central, got {type(welcome).__name__}")
+            streams = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
+            for name, stream in streams.items():
+                await self.db.write(lambda c, s=name, q=stream.acked: outbox.acknowledge(c, s, q))
+            self._ws = ws
+            self._set_online(True)
             log.info("link to central %s up", url)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeat, ws, heartbeat)
-                await self._replay(ws, sent)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._heartbeat, ws, heartbeat)
+                    nursery.start_soon(self._receiver, ws, streams)
+                    await self._sender(ws, streams)
+            except BaseExceptionGroup as group:
+                # One failing task ends the session; report the first cause plainly.
+                first = group.exceptions[0]
+                if isinstance(first, Exception) and len(group.exceptions) == 1:
+                    raise first from None
+                raise
 
-    async def _replay(self, ws: WebSocketConnection, sent: dict[str, int]) -> None:
+    async def _sender(self, ws: WebSocketConnection, streams: dict[str, _Stream]) -> None:
         batch = self.config.central.batch
-        timeout = self.config.central.heartbeat * 2
+        stall = self.config.central.heartbeat * 4
         while True:
-            idle = True
-            for stream in STREAMS:
-                events = await self.db.read(lambda c, s=stream: outbox.pending(c, s, sent[s], batch))
+            sent_any = False
+            for name, stream in streams.items():
+                if stream.sent - stream.acked >= self.window * batch:
+                    continue  # window full: wait for acks
+                events = await self.db.read(lambda c, s=name, after=stream.sent: outbox.pending(c, s, after, batch))
                 if not events:
                     continue
-                idle = False
+                if stream.sent == stream.acked:
+                    stream.last_progress = trio.current_time()  # the stall clock starts with the first batch
                 await ws.send_message(
-                    self.codec.encode(EventBatch(store=self.config.store, stream=stream, events=events))
+                    self.codec.encode(EventBatch(store=self.config.store, stream=name, events=events))
                 )
-                with trio.fail_after(timeout):
-                    ack = await self._receive(ws)
-                if not isinstance(ack, Ack) or ack.stream != stream:
-                    raise LinkDown(f"expected an ack for {stream}, got {ack!r}")
-                await self.db.write(lambda c, s=stream, q=ack.seq: outbox.acknowledge(c, s, q))
-                if ack.seq < events[-1].seq:
-                    # Central applied less than we sent (it saw a gap): resend from its position.
-                    log.warning("central acked %s up to %d of %d; resending", stream, ack.seq, events[-1].seq)
-                sent[stream] = ack.seq
-            if idle:
-                with trio.move_on_after(timeout):
-                    await self.signal.wait()
+                stream.sent = events[-1].seq
+                sent_any = True
+            if sent_any:
+                continue
+            now = trio.current_time()
+            for name, stream in streams.items():
+                if stream.sent > stream.acked and now - stream.last_progress > stall:
+                    raise LinkDown(f"central stopped acknowledging {name} at {stream.acked} (sent {stream.sent})")
+            with trio.move_on_after(stall / 2):
+                async with trio.open_nursery() as waiters:  # whichever comes first: new events or an ack
+                    waiters.start_soon(self._wake_on, self.signal.wait, waiters.cancel_scope)
+                    waiters.start_soon(self._wake_on, self._progress.wait, waiters.cancel_scope)
 
-    async def _receive(self, ws: WebSocketConnection) -> object:
-        frame = self.codec.decode(await ws.get_message())
-        if isinstance(frame, LinkError):
-            raise LinkDown(f"central refused: {frame.code}: {frame.message}")
-        return frame
+    @staticmethod
+    async def _wake_on(wait: Callable[[], Awaitable[None]], scope: trio.CancelScope) -> None:
+        await wait()
+        scope.cancel()
+
+    async def _receiver(self, ws: WebSocketConnection, streams: dict[str, _Stream]) -> None:
+        while True:
+            frame = self.codec.decode(await ws.get_message())
+            if isinstance(frame, Ack):
+                stream = streams.get(frame.stream)
+                if stream is None or frame.seq <= stream.acked:
+                    continue  # a duplicate or stale ack: acks are cumulative, the newest wins
+                stream.acked = frame.seq
+                stream.last_progress = trio.current_time()
+                if stream.sent < stream.acked:
+                    stream.sent = stream.acked
+                await self.db.write(lambda c, s=frame.stream, q=frame.seq: outbox.acknowledge(c, s, q))
+                self._progress.set()
+                self._progress = trio.Event()
+            elif isinstance(frame, LinkReply):
+                waiter = self._replies.pop(frame.id, None)
+                if waiter is not None:
+                    waiter.send_nowait(frame)
+            elif isinstance(frame, LinkError):
+                raise LinkDown(f"central refused: {frame.code}: {frame.message}")
+            else:
+                log.warning("unexpected %s from central; ignored", type(frame).__name__)
 
     async def _heartbeat(self, ws: WebSocketConnection, interval: float) -> None:
         while True:

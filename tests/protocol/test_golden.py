@@ -27,6 +27,8 @@ from protocol.frames import (
     Line,
     LinkError,
     LinkHello,
+    LinkReply,
+    LinkRequest,
     LinkWelcome,
     Login,
     Logout,
@@ -34,12 +36,21 @@ from protocol.frames import (
     RecordLine,
     RecordTender,
     RecordVat,
+    ReturnItem,
     SaleRecord,
     SaleState,
     Scan,
     StartSale,
     Status,
     StatusRequest,
+    StockAt,
+    StockCount,
+    StockInfo,
+    StockLevel,
+    StockLine,
+    StockMove,
+    StockMovement,
+    StockQuery,
     Total,
     VatAmount,
     VoidLine,
@@ -150,6 +161,27 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         StatusRequest(ref=19, lane=3),
         "83a174a77374617475733fa372656613a46c616e6503",
     ),
+    (
+        "ReturnItem",
+        ReturnItem(code="7310000000010", qty=2, ref=11),
+        "84a174a672657475726ea4636f6465ad37333130303030303030303130a371747902a37265660b",
+    ),
+    (
+        "StockMove",
+        StockMove(code="7310000000027", qty=-3, reason="transfer", note="T-17", ref=12, lane=1),
+        "87a174a46d6f7665a4636f6465ad37333130303030303030303237a3717479fda6726561736f6ea87472616e73666572"
+        "a46e6f7465a4542d3137a37265660ca46c616e6501",
+    ),
+    (
+        "StockCount",
+        StockCount(code="7310000000034", counted=40, ref=13),
+        "84a174a5636f756e74a4636f6465ad37333130303030303030303334a7636f756e74656428a37265660d",
+    ),
+    (
+        "StockQuery",
+        StockQuery(code="7310000000171", ref=14),
+        "83a174a673746f636b3fa4636f6465ad37333130303030303030313731a37265660e",
+    ),
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
@@ -221,6 +253,12 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "6da664657461696ca17882a46e616d65a77072696e746572a57374617465a4646f776ea76a6f75726e616c82a13107a13203a3"
         "72656613",
     ),
+    (
+        "StockInfo",
+        StockInfo(item="1001", name="Milk", here=12, elsewhere=[StockAt(location="S002", qty=30)], ref=14),
+        "86a174a573746f636ba46974656da431303031a46e616d65a44d696c6ba4686572650ca9656c73657768657265918"
+        "2a86c6f636174696f6ea453303032a37174791ea37265660e",
+    ),
 ]
 
 LINK_FRAMES: list[tuple[str, Any, str]] = [
@@ -252,6 +290,16 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         "LinkError",
         LinkError(code="bad_frame", message="nope"),
         "9305a96261645f6672616d65a46e6f7065",
+    ),
+    (
+        "LinkRequest",
+        LinkRequest(id=9, kind="stock?", body=b"\xa41001"),
+        "940609a673746f636b3fc405a431303031",
+    ),
+    (
+        "LinkReply",
+        LinkReply(id=10, ok=False, error="unknown question"),
+        "95070ac2c400b0756e6b6e6f776e207175657374696f6e",
     ),
 ]
 
@@ -572,3 +620,19 @@ def test_link_frame_extra_trailing_fields_are_ignored() -> None:
     assert LinkCodec().decode(data) == EventBatch(
         store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]
     )
+
+
+def test_stock_movement_and_levels_golden() -> None:
+    """Stock movements ride in Event.body to central; their bytes are a contract too."""
+    movement = StockMovement(
+        store="S001",
+        reason="sale",
+        ref="sale-1",
+        at=1795000000000,
+        lines=[StockLine(item="1001", qty=-2), StockLine(item="1003", qty=-1)],
+    )
+    data = bytes.fromhex("95a453303031a473616c65a673616c652d31cf000001a1ee565e009292a431303031fe92a431303033ff")
+    assert msgspec.msgpack.encode(movement) == data
+    assert msgspec.msgpack.decode(data, type=StockMovement) == movement
+    levels = [StockLevel(location="S001", item="1001", qty=7)]
+    assert msgspec.msgpack.encode(levels) == bytes.fromhex("9193a453303031a43130303107")

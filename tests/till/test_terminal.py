@@ -53,7 +53,7 @@ async def test_scripted_session(store: StoreNode, tmp_path: Path) -> None:
         rc = await run_till(store.url, 1, "T1", script, read_stdin=False, out=out.append)
     text = "\n".join(out)
     assert rc == 0
-    assert "[lane 1 | tender | operator 1] to pay SEK 140.00" in text
+    assert "[lane 1 | tender | operator 1 | online] to pay SEK 140.00" in text
     assert "Cash rounding                         0.10" in text  # 139.90 is paid as 140.00 in cash
     assert "-- receipt 1 done, change 0.00" in text
     assert "never" not in text  # quit ended the script
