@@ -83,14 +83,14 @@ class Ingest:
             await self._send_error(ws, "bad_batch", f"unknown stream {frame.stream!r}")
             return
         try:
-            seq = await self.db.write(
+            seq, gap = await self.db.write(
                 lambda c: cursors.apply_in_order(c, store, frame.stream, frame.events, apply), durable=True
             )
         except (EventError, FrameError, sqlite3.IntegrityError) as exc:
             log.warning("refused a batch from %s: %s", store, exc)
             await self._send_error(ws, "bad_batch", str(exc))
             return
-        await ws.send_message(self.codec.encode(Ack(store=store, stream=frame.stream, seq=seq)))
+        await ws.send_message(self.codec.encode(Ack(store=store, stream=frame.stream, seq=seq, gap=gap)))
 
     async def _answer(self, request: LinkRequest) -> LinkReply:
         if request.kind == "stock?":

@@ -252,9 +252,13 @@ class EventBatch(LinkFrame, tag=3):
 
 
 class Ack(LinkFrame, tag=4):
+    """Cumulative: central has applied everything up to `seq`. `gap` says central stopped at a
+    hole (events arrived out of order), so the store should resend from seq + 1 right away."""
+
     store: str
     stream: str
     seq: int
+    gap: bool = False
 
 
 class LinkError(LinkFrame, tag=5):

@@ -23,14 +23,19 @@ def cursors(conn: sqlite3.Connection, store: str) -> dict[str, int]:
     return dict(conn.execute("SELECT stream, seq FROM stream_cursors WHERE store = ?", (store,)).fetchall())
 
 
-def apply_in_order(conn: sqlite3.Connection, store: str, stream: str, events: list[Event], apply: Applier) -> int:
-    """Apply what is next in order; returns the new cursor (highest contiguous seq applied)."""
+def apply_in_order(
+    conn: sqlite3.Connection, store: str, stream: str, events: list[Event], apply: Applier
+) -> tuple[int, bool]:
+    """Apply what is next in order; returns the new cursor (highest contiguous seq applied) and
+    whether a gap stopped the batch."""
     row = conn.execute("SELECT seq FROM stream_cursors WHERE store = ? AND stream = ?", (store, stream)).fetchone()
     cursor = row[0] if row else 0
+    gap = False
     for event in events:
         if event.seq <= cursor:
             continue
         if event.seq != cursor + 1:
+            gap = True
             break
         apply(conn, store, event)
         cursor = event.seq
@@ -39,4 +44,4 @@ def apply_in_order(conn: sqlite3.Connection, store: str, stream: str, events: li
         "ON CONFLICT (store, stream) DO UPDATE SET seq = excluded.seq",
         (store, stream, cursor),
     )
-    return cursor
+    return cursor, gap

@@ -7,6 +7,7 @@ import sqlite3
 import msgspec
 
 from central.registers.cursors import EventError
+from protocol.chain import GENESIS, chain_hash
 from protocol.codec import decode_record
 from protocol.frames import Event, SaleRecord
 
@@ -55,3 +56,24 @@ def summaries(conn: sqlite3.Connection) -> list[StoreSummary]:
 def receipts(conn: sqlite3.Connection, store: str) -> list[SaleRecord]:
     rows = conn.execute("SELECT body FROM sales WHERE store = ? ORDER BY lane, receipt_no", (store,))
     return [decode_record(body) for (body,) in rows]
+
+
+class LaneChain(msgspec.Struct):
+    lane: int
+    receipts: int
+    head: bytes  # the hash of the last receipt, chained from the first as the store chained it
+
+
+def chains(conn: sqlite3.Connection, store: str) -> tuple[dict[int, LaneChain], list[str]]:
+    """Re-derive every lane's hash chain from the bodies central holds: if a head equals the store's
+    journal head, every receipt before it is byte-identical too. Problems name lane and receipt."""
+    out: dict[int, LaneChain] = {}
+    problems: list[str] = []
+    rows = conn.execute("SELECT lane, receipt_no, body FROM sales WHERE store = ? ORDER BY lane, receipt_no", (store,))
+    for lane, receipt_no, body in rows:
+        chain = out.setdefault(lane, LaneChain(lane=lane, receipts=0, head=GENESIS))
+        if receipt_no != chain.receipts + 1:
+            problems.append(f"store {store} lane {lane}: receipt {receipt_no} follows {chain.receipts}")
+        chain.receipts = receipt_no
+        chain.head = chain_hash(chain.head, body)
+    return out, problems

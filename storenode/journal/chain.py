@@ -7,18 +7,12 @@ Verification re-derives everything from the stored bytes alone, so any edit of a
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable
 
+from protocol.chain import GENESIS, chain_hash
 from protocol.codec import FrameError, decode_record, encode_record
 from protocol.frames import SaleRecord
-
-GENESIS = bytes(32)
-
-
-def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
-    return hashlib.sha256(prev_hash + body).digest()
 
 
 def append(conn: sqlite3.Connection, lane: int, build: Callable[[int], SaleRecord]) -> tuple[SaleRecord, bytes]:

@@ -204,7 +204,14 @@ class SyncLink:
             frame = self.codec.decode(await ws.get_message())
             if isinstance(frame, Ack):
                 stream = streams.get(frame.stream)
-                if stream is None or frame.seq <= stream.acked:
+                if stream is None:
+                    continue
+                if frame.gap and frame.seq >= stream.acked:
+                    # Central saw events out of order and kept none past the hole: resend from there.
+                    stream.sent = max(frame.seq, stream.acked)
+                    self._progress.set()
+                    self._progress = trio.Event()
+                if frame.seq <= stream.acked:
                     continue  # a duplicate or stale ack: acks are cumulative, the newest wins
                 stream.acked = frame.seq
                 stream.last_progress = trio.current_time()

@@ -1,85 +1,13 @@
-"""Real `storepos` processes for end-to-end tests; every process started is stopped at teardown."""
+"""End-to-end fixtures: real `storepos` processes, all stopped at teardown."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import trio
 
-from runtime.ready import wait_ready_file
-
-STORE_TOML = """\
-store = "E2E"
-name = "End to end"
-lanes = [1, 2]
-data_dir = "store-data"
-
-[gateway]
-port = 0
-
-[central]
-url = "{central}"
-heartbeat = 1.0
-"""
-
-
-class Processes:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: list[trio.Process] = []
-
-    async def start(self, name: str, *args: str) -> tuple[trio.Process, str]:
-        """Start `storepos ARGS --ready-file F` and wait until it says where it listens."""
-        ready = self.folder / f"{name}.ready"
-        ready.unlink(missing_ok=True)
-        log = (self.folder / f"{name}.log").open("ab")
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "storepos", *args, "--ready-file", str(ready)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        self.running.append(proc)
-        try:
-            with trio.fail_after(30):
-                info = await wait_ready_file(ready, alive=lambda: proc.poll() is None)
-        except BaseException:
-            print((self.folder / f"{name}.log").read_text())
-            raise
-        return proc, info["url"]
-
-    def kill9(self, proc: trio.Process) -> None:
-        os.kill(proc.pid, signal.SIGKILL)
-
-    async def stop_all(self) -> None:
-        with trio.CancelScope(shield=True):
-            for proc in self.running:
-                if proc.poll() is None:
-                    proc.terminate()
-                    with trio.move_on_after(5):
-                        await proc.wait()
-                if proc.poll() is None:
-                    proc.kill()
-                    await proc.wait()
-
-
-async def storepos(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """Run one `storepos` command to completion, as an operator would."""
-    with trio.fail_after(60):
-        return await trio.run_process(
-            [sys.executable, "-m", "storepos", *args],
-            stdin=stdin,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
+from tests.processes import Processes
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from trio_websocket import ConnectionClosed, HandshakeError
 
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
-from tests.e2e.conftest import STORE_TOML, Processes, storepos
+from tests.processes import STORE_TOML, Processes, storepos
 from till.client import TillDisconnected, connect
 
 CODES = ["7310000000010", "7310000000027", "7310000000034", "7310000000171"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import trio
 
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
-from tests.e2e.conftest import STORE_TOML, Processes, storepos
+from tests.processes import STORE_TOML, Processes, storepos
 from till.client import connect
 
 MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"

@@ -283,8 +283,10 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     ),
     (
         "Ack",
-        Ack(store="S001", stream="lane-1", seq=42),
-        "9404a453303031a66c616e652d312a",
+        Ack(store="S001", stream="lane-1", seq=42, gap=True),
+        # `gap` was appended in protocol 1.1: array frames then carry one more element, which
+        # peers without the field ignore (see the trailing-field tests below).
+        "9504a453303031a66c616e652d312ac3",
     ),
     (
         "LinkError",
@@ -614,8 +616,10 @@ def test_nested_unknown_fields_are_ignored() -> None:
 
 
 def test_link_frame_extra_trailing_fields_are_ignored() -> None:
-    data = msgspec.msgpack.encode([4, "S001", "lane-1", 42, "appended", [1, 2]])
+    data = msgspec.msgpack.encode([4, "S001", "lane-1", 42, False, "appended", [1, 2]])
     assert LinkCodec().decode(data) == Ack(store="S001", stream="lane-1", seq=42)
+    # and an Ack from a central that predates `gap` still decodes, with the default
+    assert LinkCodec().decode(bytes.fromhex("9404a453303031a66c616e652d312a")) == Ack("S001", "lane-1", 42)
     data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", "extra"]], 9])
     assert LinkCodec().decode(data) == EventBatch(
         store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]
