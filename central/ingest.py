@@ -7,6 +7,7 @@ the link stays up; the store keeps it in its outbox, so nothing is lost while so
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 
@@ -14,16 +15,31 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
+from central.reconcile import reconcile
 from central.registers import cursors, sales, stock
 from central.registers.cursors import Applier, EventError
-from protocol.codec import LINK_SUBPROTOCOL, FrameError, LinkCodec
+from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import Ack, EventBatch, LinkError, LinkHello, LinkReply, LinkRequest, LinkWelcome
 from runtime.database import Database
 
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 10.0
+ADMIN_TIMEOUT = 120.0
 APPLIERS: dict[str, Applier] = {"journal": sales.apply, "stock": stock.apply}
+
+
+class StoreNotConnected(Exception):
+    pass
+
+
+class _StoreLink:
+    """A connected store, so central can ask it questions (reconciliation) on its own link."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, trio.MemorySendChannel[LinkReply]] = {}
 
 
 class Ingest:
@@ -31,14 +47,38 @@ class Ingest:
         self.node = node
         self.db = db
         self.codec = LinkCodec()
-        self.connected: dict[str, int] = {}  # store -> open links
+        self.links: dict[str, _StoreLink] = {}  # the newest link of each connected store
+
+    async def ask_store(self, store: str, kind: str, body: bytes) -> bytes:
+        """Ask a connected store; bound it with trio.fail_after."""
+        link = self.links.get(store)
+        if link is None:
+            raise StoreNotConnected(f"store {store} is not connected to central")
+        request_id = next(link.ids)
+        send, receive = trio.open_memory_channel[LinkReply](1)
+        link.waiting[request_id] = send
+        try:
+            await link.ws.send_message(self.codec.encode(LinkRequest(id=request_id, kind=kind, body=body)))
+            reply = await receive.receive()
+        except (ConnectionClosed, trio.EndOfChannel):
+            raise StoreNotConnected(f"store {store}'s link dropped before it answered") from None
+        finally:
+            link.waiting.pop(request_id, None)
+        if not reply.ok:
+            raise StoreNotConnected(f"store {store} could not answer {kind}: {reply.error}")
+        return reply.body
 
     async def serve(self, request: WebSocketRequest) -> None:
+        if ADMIN_SUBPROTOCOL in request.proposed_subprotocols:
+            await self._admin(await request.accept(subprotocol=ADMIN_SUBPROTOCOL))
+            return
         if LINK_SUBPROTOCOL not in request.proposed_subprotocols:
-            await request.reject(400, body=f"expected subprotocol {LINK_SUBPROTOCOL}".encode())
+            expected = f"expected subprotocol {LINK_SUBPROTOCOL} or {ADMIN_SUBPROTOCOL}"
+            await request.reject(400, body=expected.encode())
             return
         ws = await request.accept(subprotocol=LINK_SUBPROTOCOL)
         store = ""
+        link = _StoreLink(ws)
         try:
             with trio.fail_after(HELLO_TIMEOUT):
                 hello = self.codec.decode(await ws.get_message())
@@ -46,11 +86,11 @@ class Ingest:
                 await ws.send_message(self.codec.encode(LinkError(code="hello_first", message="send a store hello")))
                 return
             store = hello.node
-            self.connected[store] = self.connected.get(store, 0) + 1
+            self.links[store] = link
             acked = await self.db.read(lambda c: cursors.cursors(c, store))
             await ws.send_message(self.codec.encode(LinkWelcome(node=self.node, acked=acked)))
             while True:
-                await self._message(ws, store, await ws.get_message())
+                await self._message(link, store, await ws.get_message())
         except (ConnectionClosed, trio.TooSlowError):
             pass
         except FrameError as exc:
@@ -58,15 +98,16 @@ class Ingest:
         except Exception:
             log.exception("store link %s failed", store or "(before hello)")
         finally:
-            if store:
-                self.connected[store] -= 1
-                if not self.connected[store]:
-                    del self.connected[store]
+            if self.links.get(store) is link:
+                del self.links[store]
+            for waiter in link.waiting.values():
+                waiter.close()
 
     async def _send_error(self, ws: WebSocketConnection, code: str, message: str) -> None:
         await ws.send_message(self.codec.encode(LinkError(code=code, message=message)))
 
-    async def _message(self, ws: WebSocketConnection, store: str, data: bytes | str) -> None:
+    async def _message(self, link: _StoreLink, store: str, data: bytes | str) -> None:
+        ws = link.ws
         try:
             frame = self.codec.decode(data)
         except FrameError as exc:
@@ -74,6 +115,11 @@ class Ingest:
             return
         if isinstance(frame, LinkRequest):
             await ws.send_message(self.codec.encode(await self._answer(frame)))
+            return
+        if isinstance(frame, LinkReply):
+            waiter = link.waiting.pop(frame.id, None)
+            if waiter is not None:
+                waiter.send_nowait(frame)
             return
         if not isinstance(frame, EventBatch) or frame.store != store:
             await self._send_error(ws, "unexpected", f"expected an event batch for {store}, got {type(frame).__name__}")
@@ -92,7 +138,40 @@ class Ingest:
             return
         await ws.send_message(self.codec.encode(Ack(store=store, stream=frame.stream, seq=seq, gap=gap)))
 
+    async def _admin(self, ws: WebSocketConnection) -> None:
+        """Operator tools: one question per request, answered on the same connection."""
+        try:
+            while True:
+                try:
+                    request = self.codec.decode(await ws.get_message())
+                except FrameError as exc:
+                    await self._send_error(ws, "bad_frame", str(exc))
+                    continue
+                if not isinstance(request, LinkRequest):
+                    await self._send_error(ws, "unexpected", "operator tools send requests")
+                    continue
+                await ws.send_message(self.codec.encode(await self._admin_answer(request)))
+        except ConnectionClosed:
+            pass
+
+    async def _admin_answer(self, request: LinkRequest) -> LinkReply:
+        if request.kind != "reconcile":
+            return LinkReply(id=request.id, ok=False, error=f"unknown request {request.kind!r}")
+        try:
+            store = msgspec.msgpack.decode(request.body, type=str)
+            with trio.fail_after(ADMIN_TIMEOUT):
+                report = await reconcile(store, self.db, lambda kind, body: self.ask_store(store, kind, body))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return LinkReply(id=request.id, ok=False, error=f"bad reconcile request: {exc}")
+        except StoreNotConnected as exc:
+            return LinkReply(id=request.id, ok=False, error=str(exc))
+        except trio.TooSlowError:
+            return LinkReply(id=request.id, ok=False, error=f"store did not answer within {ADMIN_TIMEOUT:g} s")
+        return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(report))
+
     async def _answer(self, request: LinkRequest) -> LinkReply:
+        if request.kind == "ping?":
+            return LinkReply(id=request.id, ok=True)
         if request.kind == "stock?":
             try:
                 item = msgspec.msgpack.decode(request.body, type=str)

@@ -17,6 +17,7 @@ SUBPROTOCOL_MSGPACK = "storepos.msgpack"
 SUBPROTOCOL_JSON = "storepos.json"
 TILL_SUBPROTOCOLS = (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)
 LINK_SUBPROTOCOL = "storepos.link"
+ADMIN_SUBPROTOCOL = "storepos.admin"  # operator tools talking to central: LinkRequest / LinkReply
 
 
 class FrameError(ValueError):

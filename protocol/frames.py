@@ -353,3 +353,36 @@ class StockLevel(msgspec.Struct, array_like=True):
     location: str
     item: str
     qty: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies of LinkRequest / LinkReply questions (kind in brackets).
+# ---------------------------------------------------------------------------------------------
+
+
+class JournalEntry(msgspec.Struct, array_like=True):
+    receipt_no: int
+    hash: bytes
+    pending: bool  # still in the store's outbox: on its way to central, not lost
+
+
+class JournalPageQuery(msgspec.Struct, array_like=True):
+    """[journal?] central asks a store for its chain, a lane and a page at a time (messages stay small)."""
+
+    lane: int
+    after: int
+    limit: int
+
+
+class JournalPage(msgspec.Struct, array_like=True):
+    lane: int
+    entries: list[JournalEntry]
+
+
+class ReconcileReport(msgspec.Struct, array_like=True):
+    """[reconcile] what `storepos central reconcile` prints: receipt-by-receipt differences."""
+
+    store: str
+    compared: int
+    in_transit: int
+    differences: list[str]

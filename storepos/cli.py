@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--db", type=Path, default=Path("central.db"))
     listing.add_argument("--store", help="list this store's receipts one by one")
 
+    rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
+    rec.add_argument("--store", required=True)
+    rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
+
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
     srun = store.add_parser("run", help="run a store node")
     srun.add_argument("--config", type=Path, required=True)
@@ -89,6 +93,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run_demo(args.dir, interactive=not args.no_interactive)
         case "central", "run":
             return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file))
+        case "central", "reconcile":
+            return trio.run(commands.central_reconcile, args.url, args.store)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
         case "store", "run":

@@ -6,11 +6,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import msgspec
 import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from central.app import CentralNode
 from central.registers import sales
-from protocol.frames import Error
+from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
+from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
@@ -64,6 +67,34 @@ def central_sales(db: Path, store: str | None) -> int:
             f"total {s.currency} {format_money(s.total, s.currency)}"
         )
     return 0
+
+
+async def central_reconcile(url: str, store: str) -> int:
+    """Exit 0 when central and the store agree receipt by receipt (in-transit receipts are not a
+    difference), 1 when they differ, 2 when the comparison could not be made."""
+    codec = LinkCodec()
+    try:
+        with trio.fail_after(300):
+            async with open_websocket_url(url, subprotocols=[ADMIN_SUBPROTOCOL]) as ws:
+                await ws.send_message(
+                    codec.encode(LinkRequest(id=1, kind="reconcile", body=msgspec.msgpack.encode(store)))
+                )
+                reply = codec.decode(await ws.get_message())
+    except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
+        _fail(f"cannot reach central at {url}: {type(exc).__name__}: {exc}")
+        return 2
+    if not isinstance(reply, LinkReply) or not reply.ok:
+        _fail(f"reconcile failed: {getattr(reply, 'error', '') or getattr(reply, 'message', reply)}")
+        return 2
+    report = msgspec.msgpack.decode(reply.body, type=ReconcileReport)
+    for line in report.differences:
+        print(line)
+    verdict = "agree" if not report.differences else f"differ in {len(report.differences)} places"
+    print(
+        f"store {report.store}: {report.compared} receipts compared, {report.in_transit} in transit; "
+        f"central and store {verdict}"
+    )
+    return 1 if report.differences else 0
 
 
 def store_config(path: Path) -> StoreConfig | None:

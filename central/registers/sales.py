@@ -11,6 +11,8 @@ from protocol.chain import GENESIS, chain_hash
 from protocol.codec import decode_record
 from protocol.frames import Event, SaleRecord
 
+AFTER_A_HOLE = b"\xff" * 32  # no store chain starts here, so nothing after a hole can match
+
 
 class StoreSummary(msgspec.Struct):
     store: str
@@ -77,3 +79,24 @@ def chains(conn: sqlite3.Connection, store: str) -> tuple[dict[int, LaneChain], 
         chain.receipts = receipt_no
         chain.head = chain_hash(chain.head, body)
     return out, problems
+
+
+def lanes(conn: sqlite3.Connection, store: str) -> dict[int, int]:
+    return dict(conn.execute("SELECT lane, MAX(receipt_no) FROM sales WHERE store = ? GROUP BY lane", (store,)))
+
+
+def receipt_hashes(conn: sqlite3.Connection, store: str, lane: int) -> dict[int, bytes]:
+    """Each receipt's chain hash as central re-derives it from the bytes it holds. After a hole in
+    central's copy the chain cannot continue, so every later receipt shows as a difference too."""
+    out: dict[int, bytes] = {}
+    head, expected = GENESIS, 1
+    rows = conn.execute(
+        "SELECT receipt_no, body FROM sales WHERE store = ? AND lane = ? ORDER BY receipt_no", (store, lane)
+    )
+    for receipt_no, body in rows:
+        if receipt_no != expected:
+            head = AFTER_A_HOLE
+        head = chain_hash(head, body)
+        out[receipt_no] = head
+        expected = receipt_no + 1
+    return out

@@ -30,6 +30,14 @@ def append(conn: sqlite3.Connection, lane: int, build: Callable[[int], SaleRecor
     return record, body
 
 
+def page(conn: sqlite3.Connection, lane: int, after: int, limit: int) -> list[tuple[int, bytes]]:
+    rows = conn.execute(
+        "SELECT receipt_no, hash FROM journal WHERE lane = ? AND receipt_no > ? ORDER BY receipt_no LIMIT ?",
+        (lane, after, limit),
+    )
+    return [(no, digest) for no, digest in rows]
+
+
 def last_receipts(conn: sqlite3.Connection) -> dict[int, int]:
     return dict(conn.execute("SELECT lane, MAX(receipt_no) FROM journal GROUP BY lane").fetchall())
 

@@ -10,6 +10,7 @@ import sqlite3
 
 import trio
 
+from protocol.codec import decode_record
 from protocol.frames import Event
 
 
@@ -34,6 +35,16 @@ def pending(conn: sqlite3.Connection, stream: str, after: int, limit: int) -> li
 
 def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
     return conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, upto)).rowcount
+
+
+def pending_receipts(conn: sqlite3.Connection, lane: int) -> set[int]:
+    """Receipt numbers of a lane still waiting in the outbox: in transit, not lost."""
+    out = set()
+    for (body,) in conn.execute("SELECT body FROM outbox WHERE stream = 'journal'"):
+        record = decode_record(body)
+        if record.lane == lane:
+            out.add(record.receipt_no)
+    return out
 
 
 def streams(conn: sqlite3.Connection) -> list[str]:

@@ -132,8 +132,13 @@ async def run_chaos(folder: Path, plan: ChaosPlan) -> ChaosResult:
             rounds=plan.rounds,
             store_kills=store_kills,
             central_kills=central_kills,
-            proxy={"links": stats.links, "messages": stats.messages, "cuts": stats.cuts,
-                   "duplicates": stats.duplicates, "reorders": stats.reorders},
+            proxy={
+                "links": stats.links,
+                "messages": stats.messages,
+                "cuts": stats.cuts,
+                "duplicates": stats.duplicates,
+                "reorders": stats.reorders,
+            },
         )
     finally:
         await procs.stop_all()
@@ -212,9 +217,8 @@ def check(folder: Path, store: str, receipts: dict[str, int]) -> list[str]:
         stock_there = dict(
             remote.execute("SELECT item, qty FROM stock WHERE location = ? AND qty != 0", (store,)).fetchall()
         )
-        moved = dict(
-            remote.execute("SELECT item, SUM(delta) FROM stock_moves WHERE store = ? GROUP BY item", (store,)).fetchall()
-        )
+        sums = "SELECT item, SUM(delta) FROM stock_moves WHERE store = ? GROUP BY item"
+        moved = dict(remote.execute(sums, (store,)).fetchall())
         if stock_here != stock_there:
             problems.append(f"stock differs: store {stock_here} central {stock_there}")
         if {k: v for k, v in moved.items() if v} != stock_there:
