@@ -138,6 +138,7 @@ class SaleState(TillFrame, tag="state"):
     ref: int = 0
     message: str = ""  # what the till should show beside the basket, e.g. the last item scanned
     link: str = ""  # online | offline: whether central is reachable (selling goes on either way)
+    backlog: int = 0  # events this store has not yet delivered to central
 
 
 class Welcome(TillFrame, tag="welcome"):

@@ -112,6 +112,8 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
 def show_state(state: SaleState) -> str:
     cur = state.currency
     link = f" | {state.link}" if state.link else ""
+    if state.link == "offline" and state.backlog:
+        link += f", {state.backlog} to send"
     head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:

@@ -28,6 +28,7 @@ from protocol.frames import (
     Logout,
     Receipt,
     ReturnItem,
+    SaleRecord,
     SaleState,
     Scan,
     StartSale,
@@ -147,6 +148,7 @@ class Lane:
     def _frame(self, *, ref: int = 0, message: str = "") -> SaleState:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
         frame.link = self.ctx.link_state()
+        frame.backlog = self.ctx.signal.backlog
         return frame
 
     def _publish(self, *, ref: int = 0, message: str = "") -> None:
@@ -269,7 +271,7 @@ class Lane:
             return item, stock.level(c, item.item)
 
         item, here = await self.ctx.db.write(job)
-        self.ctx.signal.notify()
+        self.ctx.signal.notify(1)
         conn.push(StockInfo(item=item.item, name=item.name, here=here, note=f"{reason} recorded", ref=ref))
 
     async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
@@ -301,7 +303,7 @@ class Lane:
         now = self.ctx.clock.now_ms()
         after = basket.cleared(state)
 
-        def job(c: sqlite3.Connection) -> object:
+        def job(c: sqlite3.Connection) -> tuple[SaleRecord, int]:
             record, body = chain.append(
                 c,
                 self.number,
@@ -316,15 +318,15 @@ class Lane:
                 ),
             )
             outbox.enqueue(c, JOURNAL_STREAM, kind, body)
-            if kind == "sale":
-                for movement in stock.sale_movements(config.store, state.sale_id, now, state.lines):
-                    stock.record(c, movement)
+            movements = stock.sale_movements(config.store, state.sale_id, now, state.lines) if kind == "sale" else []
+            for movement in movements:
+                stock.record(c, movement)
             save_state(c, after)
-            return record
+            return record, 1 + len(movements)
 
-        record = await self.ctx.db.write(job, durable=True)
+        record, queued = await self.ctx.db.write(job, durable=True)
         self.state = after
-        self.ctx.signal.notify()
+        self.ctx.signal.notify(queued)
         text = receipt.render(
             record, store_name=config.name, header=config.receipt_header, footer=config.receipt_footer
         )

@@ -129,6 +129,7 @@ class SyncLink:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
+        self.signal.backlog = await self.db.read(outbox.backlog)
         task_status.started()
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")
@@ -164,6 +165,7 @@ class SyncLink:
             streams = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
             for name, stream in streams.items():
                 await self.db.write(lambda c, s=name, q=stream.acked: outbox.acknowledge(c, s, q))
+            self.signal.backlog = await self.db.read(outbox.backlog)
             self._ws = ws
             self._set_online(True)
             log.info("link to central %s up", url)
@@ -227,6 +229,7 @@ class SyncLink:
                     self._progress = trio.Event()
                 if frame.seq <= stream.acked:
                     continue  # a duplicate or stale ack: acks are cumulative, the newest wins
+                self.signal.acknowledged(frame.seq - stream.acked)
                 stream.acked = frame.seq
                 stream.last_progress = trio.current_time()
                 if stream.sent < stream.acked:

@@ -56,13 +56,20 @@ def backlog(conn: sqlite3.Connection) -> int:
 
 
 class OutboxSignal:
-    """Wakes the sync link when a lane has queued something; outlives restarts of either actor."""
+    """Wakes the sync link when a lane has queued something, and keeps the backlog count the tills
+    show (counted once from the database by the link, then kept up to date without queries: lanes
+    add what they queue, the link subtracts what central acknowledged). Outlives actor restarts."""
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        self.backlog = 0
 
-    def notify(self) -> None:
+    def notify(self, events: int = 1) -> None:
+        self.backlog += events
         self._event.set()
+
+    def acknowledged(self, events: int) -> None:
+        self.backlog = max(0, self.backlog - events)
 
     async def wait(self) -> None:
         await self._event.wait()

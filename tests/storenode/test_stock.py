@@ -98,6 +98,9 @@ async def test_offline_the_till_gets_a_clear_answer_not_a_hang(tmp_path: Path, n
             assert info.note.startswith("other stores unknown: central is unreachable")
             await a.request(Scan(code=COFFEE))
             assert isinstance(await a.request(CashTender(amount=10000)), Receipt)  # selling goes on
+            while a.state.lines:
+                await a.pushed.wait()
+            assert a.state.backlog == 2  # the sale and its stock movement wait for central
 
 
 async def test_a_silent_link_is_declared_down_and_recovers(
