@@ -114,6 +114,7 @@ class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     amount: int
     vat_rate: int
     voided: bool = False
+    weight_g: int = 0  # a weighed line: unit_price is per kg, amount is for this weight
 
 
 class VatAmount(msgspec.Struct, kw_only=True):
@@ -139,6 +140,7 @@ class SaleState(TillFrame, tag="state"):
     message: str = ""  # what the till should show beside the basket, e.g. the last item scanned
     link: str = ""  # online | offline: whether central is reachable (selling goes on either way)
     backlog: int = 0  # events this store has not yet delivered to central
+    devices: dict[str, str] = {}  # this lane's peripherals and their state (printer: paper-out, ...)
 
 
 class Welcome(TillFrame, tag="welcome"):
@@ -301,6 +303,7 @@ class RecordLine(msgspec.Struct, array_like=True):
     amount: int
     vat_rate: int
     voided: bool
+    weight_g: int = 0  # a weighed line: qty is 1, unit_price is per kg
 
 
 class RecordVat(msgspec.Struct, array_like=True):

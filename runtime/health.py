@@ -6,6 +6,8 @@ paper); read by anyone. It is plain data on the one Trio thread, so no locking i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import trio
 
@@ -22,6 +24,7 @@ class Health(msgspec.Struct):
 class HealthBoard:
     def __init__(self) -> None:
         self._entries: dict[str, Health] = {}
+        self.listeners: list[Callable[[Health], None]] = []  # told of every change of state
 
     def get(self, name: str) -> Health:
         entry = self._entries.get(name)
@@ -31,13 +34,17 @@ class HealthBoard:
 
     def set(self, name: str, state: str, *, error: str | None = None, detail: str | None = None) -> Health:
         entry = self.get(name)
-        if entry.state != state:
+        changed = entry.state != state
+        if changed:
             entry.since = trio.current_time()
         entry.state = state
         if error is not None:
             entry.last_error = error
         if detail is not None:
             entry.detail = detail
+        if changed:
+            for listener in self.listeners:
+                listener(entry)
         return entry
 
     def snapshot(self) -> list[Health]:

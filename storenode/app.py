@@ -11,6 +11,7 @@ root (one-for-all: the database first, everything else depends on it)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -19,19 +20,19 @@ from pathlib import Path
 import msgspec
 import trio
 
-from devices.printer import FilePrinter
-from protocol.frames import ActorStatus, Status, StatusRequest, StockAt, StockInfo, StockLevel, StockQuery
+from devices.scanner import ScanEvent
+from protocol.frames import ActorStatus, Scan, Status, StatusRequest, StockAt, StockInfo, StockLevel, StockQuery
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
-from runtime.mailbox import Rejected
+from runtime.mailbox import ActorFailed, Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
-from storenode import stock
+from storenode import peripherals, stock
 from storenode.config import StoreConfig
-from storenode.gateway import Gateway
+from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
 from storenode.lanes.basket import Item
-from storenode.lanes.lane import Lane, Republish, StoreContext
+from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
 from storenode.sync import outbox, replica
 from storenode.sync.link import LinkDown, Offline, SyncLink
@@ -51,16 +52,18 @@ class StoreNode:
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
-        self.printer = FilePrinter("printer", config.data_path / "receipts.escpos", self.health)
+        self.lane_devices, self.device_specs = peripherals.build(config, self.health, self._scanned)
         self.ctx = StoreContext(
             config=config,
             db=self.db,
             health=self.health,
             clock=clock or SystemClock(),
             signal=self.signal,
-            printer=self.printer,
+            devices=self.lane_devices,
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
+        owners = {name: n for n, mine in self.lane_devices.items() for name in mine.names}
+        self.health.listeners.append(lambda h: self._republish(owners.get(h.name)))
         self.link = SyncLink(config, self.db, self.signal, self.health)
         self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
         self.link.on_change.append(self._link_changed)
@@ -72,8 +75,17 @@ class StoreNode:
         )
 
     def _link_changed(self, online: bool) -> None:
-        for lane in self.lanes.values():
-            lane.mailbox.tell_nowait(Republish())  # a full mailbox is busy anyway and will publish soon
+        for number in self.lanes:
+            self._republish(number)
+
+    def _republish(self, lane: int | None) -> None:
+        if lane in self.lanes:
+            self.lanes[lane].mailbox.tell_nowait(Republish())  # a full mailbox is busy and publishes soon
+
+    async def _scanned(self, lane: int, event: ScanEvent) -> None:
+        """A scan from the lane's scanner is exactly a scan from its till; refusals reach the tills."""
+        with contextlib.suppress(Rejected, ActorFailed, trio.TooSlowError), trio.fail_after(LANE_TIMEOUT):
+            await self.lanes[lane].mailbox.ask(Do(Scan(code=event.code), None))
 
     @property
     def url(self) -> str:
@@ -88,7 +100,7 @@ class StoreNode:
         )
         devices = Supervisor(
             "devices",
-            [ChildSpec(self.printer.name, self.printer.run)],
+            self.device_specs,
             backoff=Backoff(initial=0.5, cap=30.0),
             escalate=False,
             health=self.health,
@@ -96,16 +108,19 @@ class StoreNode:
         sync = Supervisor(
             "sync-supervisor", [ChildSpec(self.link.name, self.link.run)], escalate=False, health=self.health
         )
+        children = [
+            ChildSpec("database", self.db.run),
+            ChildSpec("catalog", self._load_catalog, Restart.TRANSIENT),
+            ChildSpec("lanes", lanes.run),
+            ChildSpec("devices", devices.run),
+            ChildSpec("sync-supervisor", sync.run),
+            ChildSpec("gateway", self.gateway.run),
+        ]
+        if not self.device_specs:  # a supervisor of nothing would end at once, and a permanent child may not
+            children = [c for c in children if c.name != "devices"]
         return Supervisor(
             "store",
-            [
-                ChildSpec("database", self.db.run),
-                ChildSpec("catalog", self._load_catalog, Restart.TRANSIENT),
-                ChildSpec("lanes", lanes.run),
-                ChildSpec("devices", devices.run),
-                ChildSpec("sync-supervisor", sync.run),
-                ChildSpec("gateway", self.gateway.run),
-            ],
+            children,
             strategy=Strategy.ONE_FOR_ALL,
             health=self.health,
         )

@@ -22,6 +22,30 @@ class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
     batch: int = 500  # events per batch sent to central (up to 4 batches in flight)
 
 
+DEVICE_KINDS = ("printer", "drawer", "scanner", "display", "scale")
+
+
+class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """One peripheral, bound to one lane. `port` is a serial device path (/dev/ttyUSB0) or, for a
+    network printer, tcp://host:port."""
+
+    kind: str
+    lane: int
+    port: str = ""
+    name: str = ""  # default: <kind>-<lane>
+    baudrate: int = 9600
+    profile: str = "TM-T88V"  # printer: python-escpos capability profile
+    barcode: str = "qr"  # printer: qr | code128 | none, carrying the receipt id for returns
+    alert_after: float = 60.0  # drawer: seconds open before an alert
+    open_level_high: bool = True  # drawer: which sensor level means open (drawers differ)
+    terminator: str = "auto"  # scanner: auto | CR | LF | CRLF
+    aim: bool = False  # scanner: codes carry an AIM symbology prefix
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind}-{self.lane}"
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: str
     lanes: list[int]
@@ -33,6 +57,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     receipt_footer: list[str] = msgspec.field(default_factory=lambda: ["Thank you for shopping with us"])
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     central: LinkConfig = msgspec.field(default_factory=LinkConfig)
+    devices: list[DeviceConfig] = []
 
     @property
     def data_path(self) -> Path:
@@ -53,8 +78,44 @@ def load_config(path: str | Path) -> StoreConfig:
         raise ConfigError(f"{path}: {exc}") from exc
     if not config.lanes or len(set(config.lanes)) != len(config.lanes) or min(config.lanes) < 1:
         raise ConfigError(f"{path}: lanes must be distinct positive numbers, got {config.lanes}")
+    problems = device_problems(config)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
     if not Path(config.data_dir).is_absolute():
         config = msgspec.structs.replace(config, data_dir=str((path.parent / config.data_dir).resolve()))
     if config.catalog and not Path(config.catalog).is_absolute():
         config = msgspec.structs.replace(config, catalog=str((path.parent / config.catalog).resolve()))
     return config
+
+
+def device_problems(config: StoreConfig) -> list[str]:
+    """Everything wrong with the [[devices]] entries, so one look at the error fixes them all."""
+    problems = []
+    seen: set[str] = set()
+    singles: set[tuple[int, str]] = set()
+    printers = {d.lane for d in config.devices if d.kind == "printer"}
+    for n, device in enumerate(config.devices, 1):
+        where = f"devices entry {n} ({device.label})"
+        if device.kind not in DEVICE_KINDS:
+            problems.append(f"{where}: kind must be one of {', '.join(DEVICE_KINDS)}")
+        if device.lane not in config.lanes:
+            problems.append(f"{where}: lane {device.lane} is not one of the store's lanes {config.lanes}")
+        if device.label in seen:
+            problems.append(f"{where}: the name {device.label} is used twice")
+        seen.add(device.label)
+        if device.kind != "scanner":
+            if (device.lane, device.kind) in singles:
+                problems.append(f"{where}: lane {device.lane} has more than one {device.kind}")
+            singles.add((device.lane, device.kind))
+        if device.kind == "drawer":
+            if device.lane not in printers:
+                problems.append(f"{where}: a drawer opens through its lane's printer; lane {device.lane} has none")
+        elif not device.port:
+            problems.append(f"{where}: needs a port (a serial device path, or tcp://host:port for a printer)")
+        elif device.port.startswith("tcp://") and device.kind != "printer":
+            problems.append(f"{where}: only a printer can be on tcp://")
+        if device.terminator not in ("auto", "CR", "LF", "CRLF"):
+            problems.append(f"{where}: terminator must be auto, CR, LF or CRLF")
+        if device.barcode not in ("qr", "code128", "none"):
+            problems.append(f"{where}: barcode must be qr, code128 or none")
+    return problems

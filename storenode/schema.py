@@ -62,4 +62,10 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        3,
+        """
+        ALTER TABLE items ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
+        """,
+    ),
 ]

@@ -43,10 +43,11 @@ def sale_movements(store: str, sale_id: str, at: int, lines: Iterable[RecordLine
     for line in lines:
         if line.voided:
             continue
-        if line.qty > 0:
-            sold[line.item] -= line.qty
+        amount = line.qty * line.weight_g if line.weight_g else line.qty  # weighed stock counts grams
+        if amount > 0:
+            sold[line.item] -= amount
         else:
-            returned[line.item] -= line.qty
+            returned[line.item] -= amount
     out = []
     for reason, per_item in (("sale", sold), ("return", returned)):
         if per_item:

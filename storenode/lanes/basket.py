@@ -12,7 +12,7 @@ from collections import defaultdict
 import msgspec
 
 from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
-from protocol.money import cash_round, format_money, vat_of
+from protocol.money import cash_round, format_money, round_half_up, vat_of
 from runtime.mailbox import Rejected
 
 MAX_QTY = 9999
@@ -24,8 +24,13 @@ CLOSED, READY, OPEN, TENDER = "closed", "ready", "open", "tender"
 class Item(msgspec.Struct, frozen=True):
     item: str
     name: str
-    price: int
+    price: int  # per piece, or per kg when weighed
     vat_rate: int
+    unit: str = "piece"
+
+    @property
+    def weighed(self) -> bool:
+        return self.unit == "kg"
 
 
 class LaneState(msgspec.Struct):
@@ -63,10 +68,17 @@ def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
     return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[])
 
 
-def add_line(state: LaneState, item: Item, code: str, qty: int, *, returned: bool = False) -> LaneState:
-    """Add `qty` of an item; a returned item is the same line with negative quantity and amount."""
+def add_line(
+    state: LaneState, item: Item, code: str, qty: int, *, returned: bool = False, weight_g: int = 0
+) -> LaneState:
+    """Add `qty` of an item, or one weighed line of `weight_g` grams priced per kg; a returned item
+    is the same line with negative quantity and amount."""
     if not 1 <= qty <= MAX_QTY:
         raise Rejected("bad_quantity", f"quantity must be 1 to {MAX_QTY}, not {qty}")
+    if item.weighed and weight_g <= 0:
+        raise Rejected("needs_weight", f"{item.name} is sold by weight: put it on the scale")
+    if weight_g and qty != 1:
+        raise Rejected("bad_quantity", "a weighed item is one line per weighing")
     if returned:
         qty = -qty
     if state.status not in (OPEN, TENDER):
@@ -80,9 +92,10 @@ def add_line(state: LaneState, item: Item, code: str, qty: int, *, returned: boo
         name=item.name,
         qty=qty,
         unit_price=item.price,
-        amount=item.price * qty,
+        amount=round_half_up(item.price * weight_g, 1000) * qty if weight_g else item.price * qty,
         vat_rate=item.vat_rate,
         voided=False,
+        weight_g=weight_g,
     )
     return msgspec.structs.replace(state, status=OPEN, lines=[*state.lines, line])
 
@@ -187,6 +200,7 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
                 amount=x.amount,
                 vat_rate=x.vat_rate,
                 voided=x.voided,
+                weight_g=x.weight_g,
             )
             for x in state.lines
         ],

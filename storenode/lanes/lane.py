@@ -13,17 +13,18 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
 import trio
 
-from devices.printer import FilePrinter, PrintJob
+from devices import display
 from protocol.frames import (
     CancelSale,
     CashTender,
     Command,
+    Error,
     Login,
     Logout,
     Receipt,
@@ -52,12 +53,14 @@ from storenode.config import StoreConfig
 from storenode.journal import chain, receipt
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
+from storenode.peripherals import LaneDevices
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
 JOURNAL_STREAM = "journal"
+SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
 
@@ -84,7 +87,7 @@ class Detach:
 @dataclass
 class Do:
     command: Command
-    conn: Subscriber
+    conn: Subscriber | None  # None: a device bound to the lane (a scanner); refusals go to every till
 
 
 @dataclass
@@ -104,7 +107,7 @@ class StoreContext:
     health: HealthBoard
     clock: Clock
     signal: OutboxSignal
-    printer: FilePrinter | None = None
+    devices: dict[int, LaneDevices] = field(default_factory=dict)
     link_state: Callable[[], str] = lambda: ""
 
 
@@ -132,6 +135,7 @@ class Lane:
         self.ctx = ctx
         self.state = LaneState(lane=number)
         self.subscribers: list[Subscriber] = []
+        self.devices = ctx.devices.get(number) or LaneDevices()
         self._pin_failures = 0
         self._locked_until = 0.0
 
@@ -149,12 +153,22 @@ class Lane:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
+        frame.devices = {name: self.ctx.health.get(name).state for name in self.devices.names}
         return frame
 
     def _publish(self, *, ref: int = 0, message: str = "") -> None:
-        frame = self._frame(ref=ref, message=message)
+        self._broadcast(self._frame(ref=ref, message=message))
+
+    def _broadcast(self, frame: TillFrame) -> None:
         for conn in self.subscribers:
             conn.push(frame)
+
+    def _show(self, lines: tuple[str, str]) -> None:
+        if self.devices.display is not None:
+            self.devices.display.show(*lines)
+
+    def _money(self, amount: int) -> str:
+        return format_money(amount, self.currency)
 
     async def _save(self, new: LaneState, *, ref: int, message: str = "") -> None:
         await self.ctx.db.write(lambda c: save_state(c, new))
@@ -179,12 +193,18 @@ class Lane:
                     self.subscribers.remove(conn)
             case Republish():
                 self._publish()
+            case Do(command, None):
+                try:
+                    await self._command(command, None)
+                except Rejected as refusal:  # nobody asked but the device: tell the tills
+                    self._broadcast(Error(code=refusal.code, message=refusal.message))
+                    raise
             case Do(command, conn):
                 if conn not in self.subscribers:  # the lane restarted since this till attached
                     self.subscribers.append(conn)
                 await self._command(command, conn)
 
-    async def _command(self, command: Command, conn: Subscriber) -> None:
+    async def _command(self, command: Command, conn: Subscriber | None) -> None:
         state, ref = self.state, command.ref
         match command:
             case Login(operator=number, pin=pin):
@@ -215,8 +235,9 @@ class Lane:
                 await self._save(new, ref=ref, message=f"voided line {no}")
             case Total():
                 new = basket.to_total(state)
-                due = format_money(basket.cash_due(new, self.currency), self.currency)
+                due = self._money(basket.cash_due(new, self.currency))
                 await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
+                self._show(display.total_lines(f"{self.currency} {due}"))
             case CashTender(amount=amount):
                 basket.require_operator(state)
                 basket.check_cash(state, amount, self.currency)
@@ -254,7 +275,7 @@ class Lane:
         new = msgspec.structs.replace(state, operator=number, status=status)
         await self._save(new, ref=ref, message=f"operator {number} ({found[0] if found else ''}) logged in")
 
-    async def _stock(self, code: str, reason: str, qty: int, note: str, conn: Subscriber, ref: int) -> None:
+    async def _stock(self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int) -> None:
         basket.require_operator(self.state)
         movement_at = self.ctx.clock.now_ms()
         store_id = self.ctx.config.store
@@ -272,7 +293,11 @@ class Lane:
 
         item, here = await self.ctx.db.write(job)
         self.ctx.signal.notify(1)
-        conn.push(StockInfo(item=item.item, name=item.name, here=here, note=f"{reason} recorded", ref=ref))
+        info = StockInfo(item=item.item, name=item.name, here=here, note=f"{reason} recorded", ref=ref)
+        if conn is not None:
+            conn.push(info)
+        else:
+            self._broadcast(info)
 
     async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
         state = self.state
@@ -282,22 +307,44 @@ class Lane:
         sale_id = uuid.uuid4().hex if state.status == READY else ""
         now = self.ctx.clock.now_ms()
 
-        def job(c: sqlite3.Connection) -> tuple[LaneState, basket.Item]:
+        def job(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
             item = replica.lookup(c, code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
+            if item.weighed and not weight_g:
+                return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            new = basket.add_line(current, item, code, qty, returned=returned)
+            new = basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g)
             save_state(c, new)
             return new, item
 
         new, item = await self.ctx.db.write(job)
+        if new is None:
+            grams = await self._weigh(item)
+            new, item = await self.ctx.db.write(lambda c: job(c, grams))
+            assert new is not None
         self.state = new
-        qty_text = f"{qty} x " if qty != 1 else ""
-        what = "returned: " if returned else ""
-        self._publish(ref=ref, message=f"{what}{qty_text}{item.name} {format_money(item.price, self.currency)}")
+        line = new.lines[-1]
+        if line.weight_g:
+            what = f"{line.weight_g / 1000:.3f} kg {item.name}"
+        else:
+            what = f"{qty} x {item.name}" if qty != 1 else item.name
+        prefix = "returned: " if returned else ""
+        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}")
+        self._show(display.item_lines(f"{prefix}{what}", self._money(line.amount)))
 
-    async def _close(self, state: LaneState, kind: str, ref: int, conn: Subscriber, tendered: int = 0) -> None:
+    async def _weigh(self, item: basket.Item) -> int:
+        """A stable, positive, fresh weight from this lane's scale, or a refusal the till shows."""
+        scale = self.devices.scale
+        if scale is None:
+            raise Rejected("no_scale", f"{item.name} is sold by weight and lane {self.number} has no scale")
+        try:
+            with trio.fail_after(SCALE_TIMEOUT):
+                return (await scale.weigh()).grams
+        except trio.TooSlowError:
+            raise Rejected("no_answer", f"the scale did not give a stable weight within {SCALE_TIMEOUT:g} s") from None
+
+    async def _close(self, state: LaneState, kind: str, ref: int, conn: Subscriber | None, tendered: int = 0) -> None:
         """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit."""
         config = self.ctx.config
         now = self.ctx.clock.now_ms()
@@ -330,21 +377,28 @@ class Lane:
         text = receipt.render(
             record, store_name=config.name, header=config.receipt_header, footer=config.receipt_footer
         )
-        if self.ctx.printer is not None:
-            self.ctx.printer.submit(PrintJob(f"{self.number}-{record.receipt_no}", text))
-        conn.push(
-            Receipt(
-                lane=self.number,
-                receipt_no=record.receipt_no,
-                sale_id=record.sale_id,
-                total=record.total,
-                cash_due=record.total + record.rounding,
-                tendered=tendered,
-                change=record.change,
-                currency=record.currency,
-                text=text,
-                ref=ref,
-            )
+        devices = self.devices
+        if devices.printer is not None:
+            devices.printer.print_receipt(record)
+        if devices.drawer is not None and kind == "sale":
+            devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
+        if kind == "sale":
+            self._show(display.change_lines(self._money(tendered), self._money(record.change)))
+        answer = Receipt(
+            lane=self.number,
+            receipt_no=record.receipt_no,
+            sale_id=record.sale_id,
+            total=record.total,
+            cash_due=record.total + record.rounding,
+            tendered=tendered,
+            change=record.change,
+            currency=record.currency,
+            text=text,
+            ref=ref,
         )
+        if conn is not None:
+            conn.push(answer)
+        else:
+            self._broadcast(answer)
         message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)

@@ -24,9 +24,10 @@ class CatalogError(ValueError):
 class CatalogItem(msgspec.Struct, forbid_unknown_fields=True):
     item: str
     name: str
-    price: int
+    price: int  # per piece, or per kg for unit "kg"
     vat_rate: int
     barcodes: list[str]
+    unit: str = "piece"  # piece | kg (weighed at the lane's scale)
 
 
 class CatalogOperator(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +59,8 @@ def read_catalog(path: Path) -> Catalog:
         seen_items.add(item.item)
         if item.price < 0 or not 0 <= item.vat_rate <= 10_000:
             raise CatalogError(f"{path}: item {item.item} has a bad price or VAT rate")
+        if item.unit not in ("piece", "kg"):
+            raise CatalogError(f"{path}: item {item.item} has unit {item.unit!r}; piece or kg")
         for code in item.barcodes:
             if code in seen_codes:
                 raise CatalogError(f"{path}: barcode {code} belongs to {seen_codes[code]} and {item.item}")
@@ -82,8 +85,8 @@ def load(conn: sqlite3.Connection, catalog: Catalog, operators: list[tuple[str, 
     conn.execute("DELETE FROM barcodes")
     conn.execute("DELETE FROM items")
     conn.executemany(
-        "INSERT INTO items (item, name, price, vat_rate) VALUES (?,?,?,?)",
-        [(i.item, i.name, i.price, i.vat_rate) for i in catalog.items],
+        "INSERT INTO items (item, name, price, vat_rate, unit) VALUES (?,?,?,?,?)",
+        [(i.item, i.name, i.price, i.vat_rate, i.unit) for i in catalog.items],
     )
     conn.executemany(
         "INSERT INTO barcodes (code, item) VALUES (?,?)",
@@ -96,7 +99,8 @@ def load(conn: sqlite3.Connection, catalog: Catalog, operators: list[tuple[str, 
 
 def lookup(conn: sqlite3.Connection, code: str) -> Item | None:
     row = conn.execute(
-        "SELECT i.item, i.name, i.price, i.vat_rate FROM barcodes b JOIN items i ON i.item = b.item WHERE b.code = ?",
+        "SELECT i.item, i.name, i.price, i.vat_rate, i.unit FROM barcodes b JOIN items i ON i.item = b.item "
+        "WHERE b.code = ?",
         (code,),
     ).fetchone()
     return Item(*row) if row else None

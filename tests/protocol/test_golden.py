@@ -346,7 +346,15 @@ SALE_RECORD = SaleRecord(
     change=1800,
 )
 
+# RecordLine gained `weight_g` (appended, default 0): lines are 10-element arrays since then.
 SALE_RECORD_HEX = (
+    "9fa4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a01"
+    "a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad3733313030"
+    "3030303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559193a463617368a353454b"
+    "cd1388cd0708"
+)
+# The same record as journaled before `weight_g` existed: old journals must still decode (and verify).
+SALE_RECORD_HEX_V1 = (
     "9fa4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929901"
     "a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c29902a442555452ad373331303030"
     "30303030303237a642757474657201cd176bcd176bcd04b0c3cd0c6c149193cd04b0cd0c6ccd01559193a463617368a353454bcd13"
@@ -433,6 +441,7 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V1)) == SALE_RECORD
 
 
 def test_encode_record_is_deterministic() -> None:

@@ -1,0 +1,340 @@
+"""ESC/POS for receipt printers, sans IO: receipts and commands out as bytes, status bytes in as facts.
+
+python-escpos does the encoding (its printer profiles know each model's code pages, cutter and 2D-code
+support) through its `Dummy` printer, which only collects bytes. Everything here is pure, so the printer
+actor, the tests and the benchmark all use the same functions and nothing here can block a Trio task.
+
+Status bits follow Epson's "DLE EOT n" (real-time status transmission). Every reply byte has fixed bits
+(bit 0 off, bit 1 on, bit 4 on, bit 7 off); a byte without them is not a status reply, whatever else it
+is (line noise, a byte of something else), and `parse_status` refuses it with `StatusByteError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import msgspec
+from escpos.capabilities import CAPABILITIES
+from escpos.printer import Dummy
+
+from protocol.frames import RecordLine, SaleRecord
+from protocol.money import format_money, format_rate
+
+DEFAULT_PROFILE = "TM-T88V"
+ESC, DLE = b"\x1b", b"\x10"
+
+
+class ReceiptLayout(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How this till's receipts look: part of the till configuration, so unknown keys are refused."""
+
+    store_name: str = ""  # empty: the store id from the record
+    header: list[str] = []
+    footer: list[str] = msgspec.field(default_factory=lambda: ["Thank you for shopping with us"])
+    width: int = 42  # characters per line in font A (42 on 80 mm paper at 512 dots)
+    barcode: Literal["qr", "code128", "none"] = "qr"  # carries the receipt id, for returns
+
+
+class Discount(msgspec.Struct, frozen=True):
+    """A reduction to show on the receipt. The journal record has no discounts yet; when pricing adds them,
+    the caller maps them to this and passes them to `encode_receipt`, which already knows where they go.
+
+    `amount` is positive (what the customer saved) and already included in the record's total; line
+    amounts are before discount. `line` is the RecordLine.no it belongs to, or None for the whole receipt.
+    """
+
+    label: str
+    amount: int
+    line: int | None = None
+
+
+def receipt_id(record: SaleRecord) -> str:
+    """The id printed in the receipt's code and typed or scanned for a return: unique per store."""
+    return f"{record.store}-{record.lane}-{record.receipt_no}"
+
+
+def profile_names() -> list[str]:
+    """Printer models python-escpos knows (e.g. TM-T88V, TM-T20II, TSP600), for configuration checks."""
+    return sorted(CAPABILITIES["profiles"])
+
+
+class _Sheet:
+    """python-escpos's Dummy with the few moves a receipt needs, so encode_receipt reads like the receipt."""
+
+    def __init__(self, profile: str, width: int) -> None:
+        if profile not in CAPABILITIES["profiles"]:
+            raise ValueError(f"unknown printer profile {profile!r}; known: {', '.join(profile_names())}")
+        self.p = Dummy(profile=profile)
+        self.width = width
+
+    def style(self, *, align: str = "left", bold: bool = False, tall: bool = False) -> None:
+        self.p.set_with_default(align=align, bold=bold, double_height=tall)
+
+    def line(self, text: str = "") -> None:
+        self.p.textln(text[: self.width])
+
+    def row(self, left: str, right: str) -> None:
+        room = max(1, self.width - len(right) - 1)
+        self.p.textln(f"{left[:room]:<{room}} {right}"[: self.width])
+
+    def rule(self) -> None:
+        self.p.textln("-" * self.width)
+
+
+class _Money:
+    __slots__ = ("currency",)
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+
+    def __call__(self, amount: int) -> str:
+        return format_money(amount, self.currency)
+
+
+def _line_rows(sheet: _Sheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
+    if line.voided:
+        sheet.row(f"VOID {line.name}", f"-{money(line.amount)}")
+        return
+    if line.qty == 1:
+        sheet.row(line.name, money(line.amount))
+    else:
+        sheet.line(line.name)
+        sheet.row(f"  {line.qty} x {money(line.unit_price)}", money(line.amount))
+    for discount in discounts:
+        sheet.row(f"  {discount.label}", f"-{money(discount.amount)}")
+
+
+def encode_receipt(
+    layout: ReceiptLayout,
+    record: SaleRecord,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    discounts: Sequence[Discount] = (),
+    copy: bool = False,
+) -> bytes:
+    """The whole receipt as ESC/POS, from the journal record alone, so a reprint is identical.
+
+    `copy` marks a reprint asked for by staff (a receipt the customer already had); the printer actor never
+    sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
+    """
+    money = _Money(record.currency)
+    s = _Sheet(profile, layout.width)
+    p = s.p
+    p.hw("INIT")
+    if copy:
+        s.style(align="center", bold=True, tall=True)
+        s.line("COPY")
+    s.style(align="center", bold=True, tall=True)
+    s.line(layout.store_name or record.store)
+    s.style(align="center")
+    for text in layout.header:
+        s.line(text)
+    s.style()
+    when = dt.datetime.fromtimestamp(record.closed_at / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    s.row(f"Lane {record.lane}", f"Receipt {record.receipt_no}")
+    s.row(when, f"Operator {record.operator}")
+    if record.kind == "cancel":
+        s.style(align="center", bold=True)
+        s.line("*** SALE CANCELLED - NOT A RECEIPT ***")
+        s.style()
+    s.rule()
+    by_line: dict[int | None, list[Discount]] = {}
+    for discount in discounts:
+        by_line.setdefault(discount.line, []).append(discount)
+    for line in record.lines:
+        _line_rows(s, line, by_line.get(line.no, []), money)
+    for discount in by_line.get(None, []):
+        s.row(discount.label, f"-{money(discount.amount)}")
+    s.rule()
+    s.style(bold=True, tall=True)
+    s.row("TOTAL", f"{record.currency} {money(record.total)}")
+    s.style()
+    if discounts:
+        s.row("You saved", money(sum(d.amount for d in discounts)))
+    if record.kind == "sale":
+        if record.rounding:
+            s.row("Cash rounding", money(record.rounding))
+            s.row("To pay", money(record.total + record.rounding))
+        for tender in record.tenders:
+            s.row(tender.kind.capitalize(), money(tender.amount))
+        s.style(bold=True)
+        s.row("Change", money(record.change))
+        s.style()
+    if record.vat:
+        s.line()
+        s.row("VAT", f"{'Net':>9} {'VAT':>9} {'Gross':>9}")
+        for vat in record.vat:
+            amounts = f"{money(vat.gross - vat.vat):>9} {money(vat.vat):>9} {money(vat.gross):>9}"
+            s.row(f"  {format_rate(vat.rate)}", amounts)
+    s.line()
+    s.style(align="center")
+    for text in layout.footer:
+        s.line(text)
+    rid = receipt_id(record)
+    s.line(f"Receipt {rid}")
+    if layout.barcode == "qr":
+        p.qr(rid, native=True, size=6)
+    elif layout.barcode == "code128":
+        # The hardware path of Escpos.barcode(), which would also print a line to stdout on every call.
+        p._hw_barcode("{B" + rid, "CODE128", height=64, width=2, pos="BELOW", function_type="B")
+    s.style()
+    p.cut(mode="PART")
+    return bytes(p.output)
+
+
+def interrupted_notice(*, profile: str = DEFAULT_PROFILE, width: int = 42) -> bytes:
+    """Sent before a job is re-sent after a fault: ends whatever half-printed piece is on the paper with a
+    note and a cut, so the torn-off fragment says what it is and the full receipt starts on fresh paper.
+
+    The leading NULs complete a command the printer may have been in the middle of when the connection
+    dropped (its parser does not know the connection changed), so our ESC @ is read as a command.
+    """
+    s = _Sheet(profile, width)
+    s.p._raw(b"\x00" * 8)
+    s.p.hw("INIT")
+    s.p.ln()
+    s.style(align="center", bold=True)
+    s.line("*** PRINT INTERRUPTED ***")
+    s.line("receipt reprinted below")
+    s.style()
+    s.p.cut(mode="PART")
+    return bytes(s.p.output)
+
+
+def drawer_kick(pin: int = 0, *, on_ms: int = 100, off_ms: int = 100) -> bytes:
+    """ESC p m t1 t2: a pulse on the drawer kick-out connector, pin 2 (m=0) or pin 5 (m=1), in 2 ms units.
+
+    Buffered like text, so it fires after everything sent before it (the receipt) is processed; a printer
+    that is offline (paper end, cover open) holds it, see `drawer_pulse_now` for that case.
+    """
+    if pin not in (0, 1):
+        raise ValueError(f"drawer pin must be 0 (connector pin 2) or 1 (connector pin 5), got {pin}")
+    t1, t2 = min(255, max(1, on_ms // 2)), min(255, max(1, off_ms // 2))
+    return ESC + b"p" + bytes((pin, t1, t2))
+
+
+def drawer_pulse_now(pin: int = 0, *, on_ms: int = 100) -> bytes:
+    """DLE DC4 1 m t: the real-time drawer pulse, executed even when the printer is offline (out of paper,
+    cover open), so a cashier can still give change while the receipt waits for paper."""
+    if pin not in (0, 1):
+        raise ValueError(f"drawer pin must be 0 (connector pin 2) or 1 (connector pin 5), got {pin}")
+    return DLE + b"\x14\x01" + bytes((pin, min(8, max(1, on_ms // 100))))
+
+
+class StatusKind(enum.IntEnum):
+    PRINTER = 1  # online/offline, drawer sensor
+    OFFLINE_CAUSE = 2  # cover, feed button, paper-end stop, error
+    ERROR_CAUSE = 3  # which error
+    PAPER = 4  # roll paper near-end and end sensors
+
+
+def status_request(n: int) -> bytes:
+    """DLE EOT n: ask for one status byte; real-time, so it is answered even while the printer is offline."""
+    kind = StatusKind(n)  # ValueError for anything but 1..4
+    return DLE + b"\x04" + bytes((kind,))
+
+
+class StatusByteError(ValueError):
+    """A byte where a status reply was expected, but its fixed bits say it is not one (noise)."""
+
+
+_FIXED_MASK, _FIXED_VALUE = 0b1001_0011, 0b0001_0010
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterStatus:
+    """What the printer said about itself. Fields not covered by a query keep their "all well" default,
+    so one byte can be read alone and several are merged with `parse_status(..., into=...)`."""
+
+    online: bool = True  # DLE EOT 1 bit 3
+    drawer_pin3_high: bool = False  # DLE EOT 1 bit 2: the drawer sensor; which level means open is per drawer
+    cover_open: bool = False  # DLE EOT 2 bit 2
+    feed_button: bool = False  # DLE EOT 2 bit 3: paper being fed with the feed button
+    paper_end_stop: bool = False  # DLE EOT 2 bit 5: printing stopped because the paper ran out
+    error: bool = False  # DLE EOT 2 bit 6
+    mechanical_error: bool = False  # DLE EOT 3 bit 2 (recoverable)
+    cutter_error: bool = False  # DLE EOT 3 bit 3
+    unrecoverable_error: bool = False  # DLE EOT 3 bit 5
+    auto_recoverable_error: bool = False  # DLE EOT 3 bit 6 (e.g. head too hot)
+    paper_near_end: bool = False  # DLE EOT 4 bits 2-3
+    paper_end: bool = False  # DLE EOT 4 bits 5-6
+
+    @property
+    def ready(self) -> bool:
+        """A job sent now would be printed now (near end still prints)."""
+        return self.online and not (self.cover_open or self.paper_end or self.paper_end_stop or self.error)
+
+    @property
+    def state(self) -> str:
+        """One word for the health board; the first that applies, in the order a person fixes them."""
+        if self.cover_open:
+            return "cover-open"
+        if self.paper_end or self.paper_end_stop:
+            return "paper-out"
+        if self.error:
+            return "error"
+        if not self.online:
+            return "offline"
+        if self.paper_near_end:
+            return "paper-low"
+        return "ok"
+
+    def describe(self) -> str:
+        errors = [
+            name
+            for name, on in (
+                ("mechanical", self.mechanical_error),
+                ("cutter", self.cutter_error),
+                ("unrecoverable", self.unrecoverable_error),
+                ("auto-recoverable", self.auto_recoverable_error),
+            )
+            if on
+        ]
+        return self.state + (f" ({', '.join(errors)} error)" if errors else "")
+
+
+def parse_status(n: int, byte: int, *, into: PrinterStatus | None = None) -> PrinterStatus:
+    """The status a DLE EOT n reply byte reports, merged over `into` (only the fields this n covers change).
+
+    Raises StatusByteError for a byte whose fixed bits are wrong: it is not a status reply and must not be
+    taken for one (a stray 0x00 read as "online, no error" would print into a closed cover).
+    """
+    kind = StatusKind(n)
+    if not 0 <= byte <= 0xFF or byte & _FIXED_MASK != _FIXED_VALUE:
+        raise StatusByteError(f"0x{byte:02x} is not a DLE EOT {n} reply (fixed bits 0,1,4,7 must read 0,1,1,0)")
+    base = into if into is not None else PrinterStatus()
+
+    def bit(k: int) -> bool:
+        return bool(byte >> k & 1)
+
+    if kind is StatusKind.PRINTER:
+        return replace(base, drawer_pin3_high=bit(2), online=not bit(3))
+    if kind is StatusKind.OFFLINE_CAUSE:
+        return replace(base, cover_open=bit(2), feed_button=bit(3), paper_end_stop=bit(5), error=bit(6))
+    if kind is StatusKind.ERROR_CAUSE:
+        return replace(
+            base,
+            mechanical_error=bit(2),
+            cutter_error=bit(3),
+            unrecoverable_error=bit(5),
+            auto_recoverable_error=bit(6),
+        )
+    return replace(base, paper_near_end=bit(2) or bit(3), paper_end=bit(5) or bit(6))
+
+
+def status_byte(n: int, status: PrinterStatus) -> int:
+    """The reply byte a printer in `status` sends to DLE EOT n: the inverse of parse_status, for simulators."""
+    kind = StatusKind(n)
+    bits = {
+        StatusKind.PRINTER: [(2, status.drawer_pin3_high), (3, not status.online)],
+        StatusKind.OFFLINE_CAUSE: [(2, status.cover_open), (3, status.feed_button), (5, status.paper_end_stop),
+                                   (6, status.error)],
+        StatusKind.ERROR_CAUSE: [(2, status.mechanical_error), (3, status.cutter_error),
+                                 (5, status.unrecoverable_error), (6, status.auto_recoverable_error)],
+        StatusKind.PAPER: [(2, status.paper_near_end), (3, status.paper_near_end), (5, status.paper_end),
+                           (6, status.paper_end)],
+    }[kind]  # fmt: skip
+    return _FIXED_VALUE | sum(1 << k for k, on in bits if on)

@@ -1,0 +1,124 @@
+"""Serial ports as Trio streams: pyserial sets the line up, Trio does the I/O.
+
+pyserial knows every platform's termios quirks (baud constants, parity flags, raw mode) but its I/O is
+blocking or thread-based; Trio's FdStream does non-blocking I/O on a file descriptor without a thread per
+port. So pyserial opens and configures the tty, we keep a duplicate of its descriptor and close pyserial
+(setting one more termios value that pyserial's select-based reads do not need, see _read_at_least_one).
+Line settings live in the tty, not in the descriptor, so they survive pyserial's close; so does the
+exclusive lock (flock belongs to the open file description, which the duplicate shares), which keeps a
+second process (or a second actor by mistake) off a port that is in use.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import termios
+
+import serial
+import trio
+
+
+class SerialPortError(OSError):
+    """The port exists but cannot be used: busy (locked by someone else), not a tty, refused settings."""
+
+
+class PortNotFound(SerialPortError, FileNotFoundError):
+    """Nothing at the configured path: the device is unplugged or the path is wrong."""
+
+
+class PortLost(ConnectionError):
+    """A port that was open went away (end of file or I/O error): the device was unplugged or powered off.
+
+    Device actors raise it so their supervisor restarts them with backoff until the device is back.
+    """
+
+
+def _open_fd(port: str, baudrate: int, bytesize: int, parity: str, stopbits: float) -> int:
+    if not os.path.exists(port):
+        raise PortNotFound(errno.ENOENT, f"serial port {port} not found (unplugged?)", port)
+    try:
+        ser = serial.Serial(
+            port=port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            timeout=0,
+            exclusive=True,
+        )
+    except (serial.SerialException, termios.error) as exc:
+        code = getattr(exc, "errno", None)
+        code = code if isinstance(code, int) else errno.EIO
+        if code == errno.ENOENT:  # vanished between the check and the open
+            raise PortNotFound(code, f"serial port {port} not found (unplugged?)", port) from exc
+        raise SerialPortError(code, f"cannot open serial port {port}: {exc}", port) from exc
+    try:
+        fd = os.dup(ser.fileno())
+    finally:
+        ser.close()
+    try:
+        _read_at_least_one(fd)
+    except termios.error as exc:
+        os.close(fd)
+        raise SerialPortError(errno.EIO, f"cannot configure serial port {port}: {exc}", port) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_at_least_one(fd: int) -> None:
+    """VMIN 1, VTIME 0. pyserial leaves VMIN at 0 because it select()s before reading; but a raw tty
+    with VMIN 0 answers a read with nothing to read by returning zero bytes, which a stream reports as end
+    of file. With VMIN 1 a non-blocking read with nothing to read fails with EAGAIN and Trio waits, and
+    zero bytes keep their one meaning: the device hung up."""
+    attrs = termios.tcgetattr(fd)
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+async def open_serial(
+    port: str,
+    *,
+    baudrate: int = 9600,
+    bytesize: int = 8,
+    parity: str = "N",
+    stopbits: float = 1,
+) -> trio.abc.Stream:
+    """Open `port` configured raw at the given line settings, as a Trio stream the caller must close.
+
+    Raises PortNotFound (a FileNotFoundError) when nothing is at `port`, SerialPortError (an OSError) when
+    it cannot be opened or locked, ValueError for settings pyserial does not know. Opening runs in a worker
+    thread because a USB-serial adapter's open can stall for a moment, and a lane must not stall with it.
+    """
+    fd = await trio.to_thread.run_sync(_open_fd, port, baudrate, bytesize, parity, stopbits)
+    try:
+        return trio.lowlevel.FdStream(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def read_some(stream: trio.abc.ReceiveStream, port: str) -> bytes:
+    """Receive what the device sent, turning every way a port can disappear into PortLost.
+
+    A tty whose device is gone reports end of file (a closed pty, a USB adapter pulled out) or an I/O
+    error; either way nothing more will come from this descriptor, and only reopening the path can help.
+    """
+    try:
+        data = await stream.receive_some()
+    except trio.BrokenResourceError as exc:
+        raise PortLost(f"{port}: {exc.__cause__ or 'broken'}") from exc
+    if not data:
+        raise PortLost(f"{port}: end of file (device unplugged?)")
+    return data
+
+
+async def write_all(stream: trio.abc.SendStream, data: bytes, port: str) -> None:
+    """Send to the device, turning a vanished port into PortLost (see read_some)."""
+    try:
+        await stream.send_all(data)
+    except trio.BrokenResourceError as exc:
+        raise PortLost(f"{port}: {exc.__cause__ or 'broken'}") from exc
