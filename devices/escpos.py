@@ -16,6 +16,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from escpos.capabilities import CAPABILITIES
@@ -36,6 +37,7 @@ class ReceiptLayout(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     footer: list[str] = msgspec.field(default_factory=lambda: ["Thank you for shopping with us"])
     width: int = 42  # characters per line in font A (42 on 80 mm paper at 512 dots)
     barcode: Literal["qr", "code128", "none"] = "qr"  # carries the receipt id, for returns
+    timezone: str = "UTC"  # an IANA zone: receipts show the store's local time
 
 
 class Discount(msgspec.Struct, frozen=True):
@@ -62,7 +64,7 @@ def profile_names() -> list[str]:
 
 
 class _Sheet:
-    """python-escpos's Dummy with the few moves a receipt needs, so encode_receipt reads like the receipt."""
+    """python-escpos's Dummy with the few moves a receipt needs, so the layout reads like the receipt."""
 
     def __init__(self, profile: str, width: int) -> None:
         if profile not in CAPABILITIES["profiles"]:
@@ -77,11 +79,47 @@ class _Sheet:
         self.p.textln(text[: self.width])
 
     def row(self, left: str, right: str) -> None:
-        room = max(1, self.width - len(right) - 1)
-        self.p.textln(f"{left[:room]:<{room}} {right}"[: self.width])
+        self.p.textln(_row(left, right, self.width))
 
     def rule(self) -> None:
         self.p.textln("-" * self.width)
+
+    def code(self, kind: str, data: str) -> None:
+        if kind == "qr":
+            self.p.qr(data, native=True, size=6)
+        elif kind == "code128":
+            # The hardware path of Escpos.barcode(), which would also print a line to stdout on every call.
+            self.p._hw_barcode("{B" + data, "CODE128", height=64, width=2, pos="BELOW", function_type="B")
+
+
+class _TextSheet:
+    """The same layout as plain text, for the till's screen: what the customer's paper says, line for line."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.lines: list[str] = []
+        self._align = "left"
+
+    def style(self, *, align: str = "left", bold: bool = False, tall: bool = False) -> None:
+        self._align = align
+
+    def line(self, text: str = "") -> None:
+        text = text[: self.width]
+        self.lines.append(text.center(self.width).rstrip() if self._align == "center" else text)
+
+    def row(self, left: str, right: str) -> None:
+        self.lines.append(_row(left, right, self.width))
+
+    def rule(self) -> None:
+        self.lines.append("-" * self.width)
+
+    def code(self, kind: str, data: str) -> None:
+        """The code itself is for scanners; the line above it already names the receipt for people."""
+
+
+def _row(left: str, right: str, width: int) -> str:
+    room = max(1, width - len(right) - 1)
+    return f"{left[:room]:<{room}} {right}"[:width]
 
 
 class _Money:
@@ -94,11 +132,15 @@ class _Money:
         return format_money(amount, self.currency)
 
 
-def _line_rows(sheet: _Sheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
+def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
     if line.voided:
         sheet.row(f"VOID {line.name}", f"-{money(line.amount)}")
         return
-    if line.qty == 1:
+    if line.weight_g:
+        sheet.line(line.name)
+        kg = f"{line.qty * line.weight_g / 1000:.3f}"
+        sheet.row(f"  {kg} kg x {money(line.unit_price)}/kg", money(line.amount))
+    elif line.qty == 1:
         sheet.row(line.name, money(line.amount))
     else:
         sheet.line(line.name)
@@ -120,10 +162,33 @@ def encode_receipt(
     `copy` marks a reprint asked for by staff (a receipt the customer already had); the printer actor never
     sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
     """
+    sheet = _Sheet(profile, layout.width)
+    sheet.p.hw("INIT")
+    _lay_out(sheet, layout, record, discounts, copy)
+    sheet.p.cut(mode="PART")
+    return bytes(sheet.p.output)
+
+
+def receipt_text(layout: ReceiptLayout, record: SaleRecord, *, discounts: Sequence[Discount] = ()) -> str:
+    """The receipt as the till shows it: the printed layout, without the printer."""
+    sheet = _TextSheet(layout.width)
+    _lay_out(sheet, layout, record, discounts, False)
+    return "\n".join(sheet.lines) + "\n"
+
+
+def _local_time(epoch_ms: int, zone: str) -> str:
+    try:
+        tz: dt.tzinfo = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = dt.UTC
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _lay_out(
+    s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord, discounts: Sequence[Discount], copy: bool
+) -> None:
+    """The one receipt layout, drawn on paper (ESC/POS) or on the till's screen (text)."""
     money = _Money(record.currency)
-    s = _Sheet(profile, layout.width)
-    p = s.p
-    p.hw("INIT")
     if copy:
         s.style(align="center", bold=True, tall=True)
         s.line("COPY")
@@ -133,7 +198,7 @@ def encode_receipt(
     for text in layout.header:
         s.line(text)
     s.style()
-    when = dt.datetime.fromtimestamp(record.closed_at / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = _local_time(record.closed_at, layout.timezone)
     s.row(f"Lane {record.lane}", f"Receipt {record.receipt_no}")
     s.row(when, f"Operator {record.operator}")
     if record.kind == "cancel":
@@ -175,14 +240,8 @@ def encode_receipt(
         s.line(text)
     rid = receipt_id(record)
     s.line(f"Receipt {rid}")
-    if layout.barcode == "qr":
-        p.qr(rid, native=True, size=6)
-    elif layout.barcode == "code128":
-        # The hardware path of Escpos.barcode(), which would also print a line to stdout on every call.
-        p._hw_barcode("{B" + rid, "CODE128", height=64, width=2, pos="BELOW", function_type="B")
+    s.code(layout.barcode, rid)
     s.style()
-    p.cut(mode="PART")
-    return bytes(p.output)
 
 
 def interrupted_notice(*, profile: str = DEFAULT_PROFILE, width: int = 42) -> bytes:

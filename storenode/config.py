@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -51,6 +52,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     lanes: list[int]
     name: str = ""
     currency: str = "SEK"
+    timezone: str = "UTC"  # IANA zone for receipt times, e.g. Europe/Stockholm
     data_dir: str = "store-data"
     catalog: str = ""  # a catalogue JSON file; empty means the packaged demo catalogue
     receipt_header: list[str] = []
@@ -79,6 +81,10 @@ def load_config(path: str | Path) -> StoreConfig:
     if not config.lanes or len(set(config.lanes)) != len(config.lanes) or min(config.lanes) < 1:
         raise ConfigError(f"{path}: lanes must be distinct positive numbers, got {config.lanes}")
     problems = device_problems(config)
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"timezone {config.timezone!r} is not a known IANA zone (e.g. Europe/Stockholm)")
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     if not Path(config.data_dir).is_absolute():

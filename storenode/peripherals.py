@@ -42,6 +42,17 @@ def _printer_transport(device: DeviceConfig) -> Transport:
     return StreamTransport(opener, f"serial {device.port}")
 
 
+def receipt_layout(config: StoreConfig, barcode: str = "qr") -> ReceiptLayout:
+    """The till configuration's receipt: the same for the printer's paper and the till's screen."""
+    return ReceiptLayout(
+        store_name=config.name or config.store,
+        header=config.receipt_header,
+        footer=config.receipt_footer,
+        barcode=barcode,  # type: ignore[arg-type]
+        timezone=config.timezone,
+    )
+
+
 def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[dict[int, LaneDevices], list[ChildSpec]]:
     """The devices per lane and the supervisor's children (printers before the drawers that use them)."""
     lanes = {n: LaneDevices() for n in config.lanes}
@@ -52,12 +63,7 @@ def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[di
         name = device.label
         actor: ReceiptPrinter | CashDrawer | CustomerDisplay | Scale | Scanner
         if device.kind == "printer":
-            layout = ReceiptLayout(
-                store_name=config.name or config.store,
-                header=config.receipt_header,
-                footer=config.receipt_footer,
-                barcode=device.barcode,  # type: ignore[arg-type]
-            )
+            layout = receipt_layout(config, device.barcode)
             actor = mine.printer = ReceiptPrinter(
                 name, _printer_transport(device), health, profile=device.profile, layout=layout
             )

@@ -20,6 +20,7 @@ import msgspec
 import trio
 
 from devices import display
+from devices.escpos import receipt_text
 from protocol.frames import (
     CancelSale,
     CashTender,
@@ -50,10 +51,10 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
-from storenode.journal import chain, receipt
+from storenode.journal import chain
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
-from storenode.peripherals import LaneDevices
+from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 
@@ -136,6 +137,7 @@ class Lane:
         self.state = LaneState(lane=number)
         self.subscribers: list[Subscriber] = []
         self.devices = ctx.devices.get(number) or LaneDevices()
+        self.layout = receipt_layout(ctx.config)
         self._pin_failures = 0
         self._locked_until = 0.0
 
@@ -374,9 +376,7 @@ class Lane:
         record, queued = await self.ctx.db.write(job, durable=True)
         self.state = after
         self.ctx.signal.notify(queued)
-        text = receipt.render(
-            record, store_name=config.name, header=config.receipt_header, footer=config.receipt_footer
-        )
+        text = receipt_text(self.layout, record)
         devices = self.devices
         if devices.printer is not None:
             devices.printer.print_receipt(record)

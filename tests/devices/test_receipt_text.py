@@ -1,0 +1,65 @@
+"""The till's receipt text is the printed layout, line for line (one layout, two sheets)."""
+
+from __future__ import annotations
+
+from devices.escpos import ReceiptLayout, encode_receipt, receipt_text
+from devices.escpos_decode import decode
+from protocol.frames import RecordLine, RecordTender, RecordVat, SaleRecord
+
+RECORD = SaleRecord(
+    store="S001",
+    lane=2,
+    receipt_no=7,
+    kind="sale",
+    sale_id="x",
+    operator="7",
+    opened_at=0,
+    closed_at=1795000000000,
+    currency="SEK",
+    lines=[
+        RecordLine(1, "1001", "7310000000010", "Milk 1l", 2, 1590, 3180, 1200, False),
+        RecordLine(2, "1005", "7310000000058", "Bananas", 1, 2495, 1328, 1200, False, 532),
+        RecordLine(3, "1003", "7310000000034", "Coffee", 1, 6995, 6995, 2500, True),
+    ],
+    total=4508,
+    rounding=-8,
+    vat=[RecordVat(1200, 4508, 483)],
+    tenders=[RecordTender("cash", "SEK", 5000)],
+    change=500,
+)
+LAYOUT = ReceiptLayout(store_name="Test Store", header=["Main St 1"], footer=["Thanks"], timezone="Europe/Stockholm")
+
+EXPECTED = """\
+                Test Store
+                Main St 1
+Lane 2                           Receipt 7
+2026-11-18 12:06 CET            Operator 7
+------------------------------------------
+Milk 1l
+  2 x 15.90                          31.80
+Bananas
+  0.532 kg x 24.95/kg                13.28
+VOID Coffee                         -69.95
+------------------------------------------
+TOTAL                            SEK 45.08
+Cash rounding                        -0.08
+To pay                               45.00
+Cash                                 50.00
+Change                                5.00
+
+VAT                Net       VAT     Gross
+  12%            40.25      4.83     45.08
+
+                  Thanks
+             Receipt S001-2-7
+"""
+
+
+def test_receipt_text_in_local_time_with_a_weighed_line() -> None:
+    assert receipt_text(LAYOUT, RECORD) == EXPECTED
+
+
+def test_screen_and_paper_say_the_same() -> None:
+    printed = [line.strip() for line in decode(encode_receipt(LAYOUT, RECORD)).splitlines() if line.strip()]
+    shown = [line.strip() for line in receipt_text(LAYOUT, RECORD).splitlines() if line.strip()]
+    assert [line for line in printed if not line.startswith("[")] == shown  # [QR: ...] and [CUT] are paper-only
