@@ -78,4 +78,3 @@ async def storepos(*args: str, stdin: bytes = b"") -> subprocess.CompletedProces
             capture_stderr=True,
             check=False,
         )
-
