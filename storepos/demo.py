@@ -9,16 +9,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import trio
 
 from central.registers import sales
+from devices.sim.kit import LaneKit
 from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
-from till.terminal import run_till
+from till.client import TillClient
+from till.terminal import Hook, run_till, show_state
 
 STORE_TOML = """\
 store = "DEMO01"
@@ -27,6 +30,7 @@ currency = "SEK"
 lanes = [1, 2]
 data_dir = "store-data"
 receipt_header = ["Storgatan 1, Stockholm", "Org.nr 556000-0000"]
+timezone = "Europe/Stockholm"
 
 [gateway]
 host = "127.0.0.1"
@@ -102,28 +106,80 @@ async def _await_sale(db: Path) -> str:
     return seen
 
 
+def device_hook(kit: LaneKit, out: Callable[[str], None] = print) -> Hook:
+    """Lines starting with @ drive lane 1's simulated devices: `@scan CODE` scans at the lane's
+    scanner, `@weigh GRAMS` puts goods on its scale, `@display` reads its customer display."""
+
+    async def hook(line: str, client: TillClient) -> bool:
+        match line.split():
+            case ["@scan", code]:
+                out(f"> (scanner) {code}")
+                before = client.state.lines if client.state else []
+                await kit.scanner.scan(code)
+                with trio.move_on_after(10):
+                    while client.state is None or client.state.lines == before:
+                        await client.pushed.wait()
+                if client.state is not None:
+                    out(show_state(client.state))
+                return True
+            case ["@weigh", grams] if grams.isdigit():
+                kit.scale.grams = int(grams)
+                out(f"> (scale) {int(grams)} g on the scale")
+                return True
+            case ["@display"]:
+                top, bottom = kit.display.lines
+                out(f"customer display: [{top}] [{bottom}]")
+                return True
+            case [word, *_] if word.startswith("@"):
+                out("! devices: @scan CODE, @weigh GRAMS, @display")
+                return True
+        return False
+
+    return hook
+
+
 async def _demo(folder: Path, interactive: bool) -> int:
     print(f"storepos demo in {folder} (logs: central.log, store.log)")
+    async with trio.open_nursery() as nursery:
+        kit = LaneKit(folder, 1)
+        await nursery.start(kit.run)
+        try:
+            return await _nodes(folder, kit, interactive)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
     central_db = folder / "central.db"
     central, central_url = await _node(["central", "run", "--db", str(central_db), "--port", "0"], folder, "central")
     try:
         config = folder / "store.toml"
-        config.write_text(STORE_TOML.format(central=central_url))
+        config.write_text(STORE_TOML.format(central=central_url) + kit.devices_toml())
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
-            print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}\n")
+            print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
+            print(f"lane 1 has a simulated receipt printer (port {kit.printer.port}), scanner, display and scale\n")
             script = Path(str(resources.files("storepos") / "data" / "demo_till.txt"))
+            hook = device_hook(kit)
             print("--- scripted till on lane 1 ---")
-            await run_till(store_url, 1, "demo-till-1", script, read_stdin=False)
+            await run_till(store_url, 1, "demo-till-1", script, read_stdin=False, hook=hook)
+            top, bottom = kit.display.lines
+            print(f"\n--- customer display ---\n[{top}]\n[{bottom}]")
+            with trio.move_on_after(10):
+                await kit.printer.wait_until(lambda: "[CUT]" in kit.printer.text())
+            print(f"\n--- receipt printer (ESC/POS decoded); drawer kicked {kit.printer.kicks} time(s) ---")
+            print(kit.printer.text().rstrip())
             print("\n--- at central ---")
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
+            print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")
             print(f"     storepos till --store {store_url} --lane 2")
             if interactive:
                 print("\n--- your till on lane 1: scan barcodes (e.g. 7310000000010), type help; Ctrl-C ends ---")
-                await run_till(store_url, 1, "demo-till-1")
+                print("    @scan CODE scans at the lane's scanner, @weigh GRAMS uses its scale, @display reads it")
+                await run_till(store_url, 1, "demo-till-1", hook=hook)
             print("demo running; Ctrl-C stops it")
             await trio.sleep_forever()
         finally:

@@ -14,7 +14,7 @@ When the store drops the connection the till reattaches to its lane and shows th
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -47,6 +47,7 @@ from protocol.money import MoneyError, format_money, format_rate, parse_money
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0
+Hook = Callable[[str, TillClient], Awaitable[bool]]
 FIRST_CONNECT_TRIES = 5  # a till that never reached its store says so; one that did keeps reattaching
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 
@@ -117,7 +118,10 @@ def show_state(state: SaleState) -> str:
     head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:
-        qty = f"{line.qty} x {format_money(line.unit_price, cur)}" if line.qty != 1 else ""
+        if line.weight_g:
+            qty = f"{line.qty * line.weight_g / 1000:.3f} kg x {format_money(line.unit_price, cur)}"
+        else:
+            qty = f"{line.qty} x {format_money(line.unit_price, cur)}" if line.qty != 1 else ""
         mark = " VOID" if line.voided else ""
         out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
     if state.lines:
@@ -169,8 +173,10 @@ async def run_till(
     *,
     read_stdin: bool = True,
     out: Callable[[str], None] = print,
+    hook: Hook | None = None,
 ) -> int:
-    """Drive a lane until quit or end of input; returns 1 when the store was never reachable."""
+    """Drive a lane until quit or end of input; returns 1 when the store was never reachable.
+    `hook` sees each line first and may take it (the demo uses it to drive simulated devices)."""
     subprotocol = SUBPROTOCOL_JSON if use_json else SUBPROTOCOL_MSGPACK
     source = lines_from(script, read_stdin)
     attached_once = False
@@ -182,7 +188,7 @@ async def run_till(
                 assert client.state is not None
                 out(f"attached to lane {lane} at {url} as {till}")
                 out(show_state(client.state))
-                finished = await _session(client, source, out)
+                finished = await _session(client, source, out, hook)
                 if finished:
                     return 0
         except (OSError, HandshakeError, ConnectionClosed, TillDisconnected, trio.TooSlowError) as exc:
@@ -199,9 +205,13 @@ async def run_till(
         delay = min(delay * 2, 5.0)
 
 
-async def _session(client: TillClient, source: AsyncIterator[str], out: Callable[[str], None]) -> bool:
+async def _session(
+    client: TillClient, source: AsyncIterator[str], out: Callable[[str], None], hook: Hook | None
+) -> bool:
     """Feed lines to the lane; True at the end of input or on quit."""
     async for line in source:
+        if hook is not None and await hook(line, client):
+            continue
         state = client.state
         try:
             parsed = parse(line, state.currency if state else "SEK", state.cash_due if state else 0)
