@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -39,7 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,7 +51,6 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, open_websocket_ur
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
 from runtime.ready import wait_ready_file, write_ready_file
-from storenode.sync.replica import demo_catalog_path
 from till.client import TillClient, TillDisconnected, connect
 
 SCRIPT = Path(__file__).resolve()
@@ -66,6 +66,8 @@ TARGET_LANES = 100
 TARGET_SCANS_PER_S = 2000.0
 TARGET_P99_MS = 20.0
 OPEN_STATUSES = ("open", "tender")
+PIECE_UNITS = ("", "each", "pc", "pcs", "piece")  # catalogue `unit` of items a till scans without a scale
+OTHER_LOAD_WARNING = 25.0  # % of one core used by processes outside the benchmark: warn that figures are disturbed
 
 
 class BenchError(Exception):
@@ -121,11 +123,16 @@ def merge(parts: list[PhaseResult]) -> PhaseResult:
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def demo_catalog() -> tuple[list[str], str, str]:
-    """Barcodes (first of each item) and the first operator's number and PIN."""
-    data = json.loads(demo_catalog_path().read_text())
+    """Barcodes (first of each item sold by the piece: items sold by weight need a scale) and the
+    first operator's number and PIN, from the catalogue a store node sells from when none is set."""
+    data = json.loads((resources.files("storenode") / "data" / "demo_catalog.json").read_text())
     operator = data["operators"][0]
-    return [item["barcodes"][0] for item in data["items"]], operator["number"], operator["pin"]
+    codes = [item["barcodes"][0] for item in data["items"] if item.get("unit", "") in PIECE_UNITS]
+    if not codes:
+        raise BenchError("the demo catalogue has no item sold by the piece to scan")
+    return codes, operator["number"], operator["pin"]
 
 
 def echo_payload() -> bytes:
@@ -445,6 +452,13 @@ async def start_node(name: str, argv: list[str], folder: Path) -> tuple[trio.Pro
     return proc, info
 
 
+def check_nodes(nodes: dict[str, trio.Process], folder: Path) -> None:
+    for name, proc in nodes.items():
+        if proc.poll() is not None:
+            log = tail(folder / f"{name}.log")
+            raise BenchError(f"the {name} node exited (code {proc.returncode}) during the run; its log ends:\n{log}")
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process, all its threads (Linux /proc); None elsewhere."""
     try:
@@ -452,6 +466,15 @@ def cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> list[int]:
+    """The first line of /proc/stat: user nice system idle iowait irq softirq steal ... (Linux only)."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
 
 
 STORE_TOML = """\
@@ -506,13 +529,32 @@ class Window:
         self.end: dict[str, float | None] = {}
         self.seconds = 0.0
 
+        self.machine_start: list[int] = []
+        self.machine_end: list[int] = []
+
     def sample(self) -> dict[str, float | None]:
         return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
     async def measure(self, seconds: float) -> None:
-        self.start, self.seconds = self.sample(), seconds
+        self.start, self.machine_start, self.seconds = self.sample(), machine_ticks(), seconds
         await trio.sleep(seconds)
-        self.end = self.sample()
+        self.end, self.machine_end = self.sample(), machine_ticks()
+
+    def machine(self) -> dict[str, float] | None:
+        """The whole machine over the window, in % of all its cores: busy, waiting on I/O, stolen by
+        the hypervisor (a noisy neighbour shows up as steal and makes every figure slower)."""
+        if not self.machine_start or not self.machine_end:
+            return None
+        d = [b - a for a, b in zip(self.machine_start, self.machine_end, strict=False)]
+        total = sum(d[:8]) or 1
+        user, nice, system, idle, iowait, irq, softirq, steal = d[:8]
+        return {
+            "busy_pct": 100 * (user + nice + system) / total,  # what processes used
+            "irq_pct": 100 * (irq + softirq) / total,  # mostly our own loopback traffic
+            "iowait_pct": 100 * iowait / total,
+            "steal_pct": 100 * steal / total,
+            "idle_pct": 100 * idle / total,
+        }
 
     def cpu(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -536,7 +578,12 @@ def phase_record(result: PhaseResult, window: Window) -> dict[str, Any]:
         "client_cpu_pct": 100 * result.cpu_s / elapsed if elapsed > 0 else 0.0,
         "node_cpu_s": window.cpu(),
         "node_cpu_pct": {name: None if v is None else 100 * v / window.seconds for name, v in window.cpu().items()},
+        "machine_cpu": window.machine(),
     }
+    machine = record["machine_cpu"]
+    if machine is not None:  # what processes other than ours used meanwhile, in % of one core
+        ours = record["client_cpu_pct"] + sum(v for v in record["node_cpu_pct"].values() if v is not None)
+        record["other_load_pct"] = max(0.0, machine["busy_pct"] * (os.cpu_count() or 1) - ours)
     if result.kind == "scan":
         record["sales"] = result.sales
         record["sales_per_s"] = result.sales / elapsed if elapsed > 0 else 0.0
@@ -545,9 +592,16 @@ def phase_record(result: PhaseResult, window: Window) -> dict[str, Any]:
     return record
 
 
+PROJECT_FRAME = re.compile(r"\((storenode|runtime|protocol|devices|central|till)/")
+SUPERVISOR_FRAME = re.compile(r"^(Supervisor\.|serve \(runtime/mailbox)")
+
+
 def hot_spots(raw: Path, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive sample shares per function from py-spy's collapsed-stack output."""
+    """Sample shares from py-spy's collapsed stacks: per function where the sample was taken (self),
+    per library or project file where it was taken, and per project function on the stack (inclusive,
+    leaving out the supervisor and mailbox loops every actor runs under)."""
     own: Counter[str] = Counter()
+    files: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     try:
@@ -562,14 +616,18 @@ def hot_spots(raw: Path, top: int = 15) -> dict[str, Any]:
         frames = [re.sub(r"\(/.*?/site-packages/", "(", f) for f in stack.split(";")]
         total += n
         own[frames[-1]] += n
+        where = re.search(r"\((.*?)(:\d+)?\)$", frames[-1])
+        files[where.group(1) if where else frames[-1]] += n
         for frame in set(frames):
-            inclusive[frame] += n
+            if PROJECT_FRAME.search(frame) and not SUPERVISOR_FRAME.search(frame):
+                inclusive[frame] += n
     pct = 100 / total if total else 0.0
     return {
         "raw": str(raw),
         "samples": total,
         "self": [(f, round(c * pct, 1)) for f, c in own.most_common(top)],
-        "inclusive": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(top)],
+        "self_by_file": [(f, round(c * pct, 1)) for f, c in files.most_common(top)],
+        "inclusive_project": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(top)],
     }
 
 
@@ -598,20 +656,21 @@ def print_table(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     head = (
         f"{'N':>4} {'scans':>7} {'scans/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'sales/s':>8} {'close p50':>9} "
         f"{'echo/s':>8} {'echo p50':>8} {'echo p99':>8} {'p50/echo':>8} {'p50/floor':>9} "
-        f"{'client%':>7} {'store%':>6} {'central%':>8} {'errors':>6}"
+        f"{'client%':>7} {'store%':>6} {'central%':>8} {'steal%':>6} {'other%':>6} {'errors':>6}"
     )
     print(head)
     print("-" * len(head))
     for run in runs:
         scan, echo = run["scan"], run["echo"]
         rt, ert = scan["round_trip"], echo["round_trip"]
-        cpu = scan["node_cpu_pct"]
+        cpu, machine = scan["node_cpu_pct"], scan["machine_cpu"] or {}
         print(
             f"{run['n']:>4} {rt['count']:>7} {rt['per_s']:>8.0f} {rt.get('p50_ms', 0):>7.2f} "
             f"{rt.get('p99_ms', 0):>7.2f} {scan['sales_per_s']:>8.1f} {scan['close'].get('p50_ms', 0):>9.2f} "
             f"{ert['per_s']:>8.0f} {ert.get('p50_ms', 0):>8.3f} {ert.get('p99_ms', 0):>8.3f} "
             f"{fmt(run['ratio_to_echo_same_n'], '.1f'):>8} {fmt(run['ratio_to_floor'], '.1f'):>9} "
             f"{scan['client_cpu_pct']:>7.0f} {fmt(cpu.get('store'), '.0f'):>6} {fmt(cpu.get('central'), '.0f'):>8} "
+            f"{fmt(machine.get('steal_pct'), '.0f'):>6} {fmt(scan.get('other_load_pct'), '.0f'):>6} "
             f"{scan['error_count']:>6}"
         )
     f = floor["round_trip"]
@@ -623,7 +682,11 @@ def print_table(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     sizes = [r["scan"]["answer_bytes_mean"] for r in runs if r["scan"].get("answer_bytes_mean")]
     if sizes:
         print(f"a scan's answer (SaleState with 1..{SALE_SIZE} lines) averages {sizes[0]:.0f} bytes")
-    print("client%/store%/central%: CPU time over the window as % of one core; the machine has", os.cpu_count())
+    print(
+        f"client%/store%/central%: CPU time of that process over the scan window, in % of one core "
+        f"(the machine has {os.cpu_count()}); steal%: CPU the hypervisor took, in % of all cores; "
+        "other%: CPU used by processes outside this benchmark, in % of one core"
+    )
 
 
 def verdicts(runs: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, Any]:
@@ -666,29 +729,42 @@ async def measure(
     seconds: float,
     args: argparse.Namespace,
     folder: Path,
-    pids: dict[str, int],
+    nodes: dict[str, trio.Process],
     profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec = PhaseSpec(kind=kind, url=url, ids=list(range(1, n + 1)), seconds=seconds)
-    window = Window(pids)
+    window = Window({name: proc.pid for name, proc in nodes.items()})
     procs = min(args.client_procs, n)
-    async with trio.open_nursery() as nursery:
+    check_nodes(nodes, folder)
+    try:
+        async with trio.open_nursery() as nursery:
 
-        async def on_go() -> None:
-            nursery.start_soon(window.measure, seconds)
-            if profile is not None:
-                raw = args.out.with_suffix(".store-profile.txt")
-                nursery.start_soon(profile_store, pids["store"], seconds, raw, profile)
+            async def on_go() -> None:
+                nursery.start_soon(window.measure, seconds)
+                if profile is not None:
+                    raw = args.out.with_suffix(".store-profile.txt")
+                    raw.parent.mkdir(parents=True, exist_ok=True)
+                    nursery.start_soon(profile_store, nodes["store"].pid, seconds, raw, profile)
 
-        with trio.fail_after(phase_budget(seconds)):
-            if procs > 1:
-                result = await run_workers(spec, procs, folder, on_go)
-            else:
-                result = await run_phase(spec, on_go)
+            with trio.fail_after(phase_budget(seconds)):
+                if procs > 1:
+                    result = await run_workers(spec, procs, folder, on_go)
+                else:
+                    result = await run_phase(spec, on_go)
+    except Exception:
+        check_nodes(nodes, folder)  # a node that died explains the failure better than its symptom
+        raise
+    check_nodes(nodes, folder)
     record = phase_record(result, window)
     record["client_procs"] = procs
     if record["error_count"]:
         print(f"!!! {kind} with {n} clients: {record['error_count']} ERRORS: {result.errors}", flush=True)
+    if record.get("other_load_pct", 0) > OTHER_LOAD_WARNING:
+        print(
+            f"!!! {kind} with {n} clients: other processes used {record['other_load_pct']:.0f}% of a core "
+            "during the window; these figures are disturbed",
+            flush=True,
+        )
     return record
 
 
@@ -710,7 +786,7 @@ async def bench(args: argparse.Namespace) -> int:
         echo, info = await start_node("echo", [sys.executable, str(SCRIPT), "--echo-server"], folder)
         procs.append(echo)
         echo_url = info["url"]
-        pids = {"store": store.pid, "central": central.pid, "echo": echo.pid}
+        nodes = {"store": store, "central": central, "echo": echo}
         print(
             f"storepos scan latency: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"tills {args.tills}, {args.seconds:g} s per scan run, {args.echo_seconds:g} s per echo run, "
@@ -719,15 +795,15 @@ async def bench(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-        floor = await measure("echo", echo_url, 1, args.echo_seconds, args, folder, pids)
+        floor = await measure("echo", echo_url, 1, args.echo_seconds, args, folder, nodes)
         runs: list[dict[str, Any]] = []
         profile: dict[str, Any] | None = None
         for n in args.tills:
-            echo_n = floor if n == 1 else await measure("echo", echo_url, n, args.echo_seconds, args, folder, pids)
+            echo_n = floor if n == 1 else await measure("echo", echo_url, n, args.echo_seconds, args, folder, nodes)
             profiled = args.py_spy and n == max(args.tills)
             if profiled:
                 profile = {"lanes": n}
-            scan = await measure("scan", store_url, n, args.seconds, args, folder, pids, profile if profiled else None)
+            scan = await measure("scan", store_url, n, args.seconds, args, folder, nodes, profile if profiled else None)
             p50, echo_p50 = scan["round_trip"].get("p50_ms"), echo_n["round_trip"].get("p50_ms")
             runs.append(
                 {
@@ -745,16 +821,13 @@ async def bench(args: argparse.Namespace) -> int:
                 flush=True,
             )
         errors = sum(r["scan"]["error_count"] + r["echo"]["error_count"] for r in runs) + floor["error_count"]
-        for name, proc in (("central", central), ("store", store), ("echo", echo)):
-            if proc.poll() is not None:
-                raise BenchError(f"{name} exited during the run; its log ends:\n{tail(folder / f'{name}.log')}")
 
         print()
         print_table(runs, floor)
         targets = verdicts(runs, floor)
         print()
         for t in targets.values():
-            print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}")
+            print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}".rstrip())
         if profile is not None:
             print_profile(profile)
         if errors:
@@ -816,8 +889,11 @@ def print_profile(profile: dict[str, Any]) -> None:
     print("  self time:")
     for frame, pct in profile["self"]:
         print(f"    {pct:5.1f}%  {frame}")
-    print("  inclusive:")
-    for frame, pct in profile["inclusive"]:
+    print("  self time by file:")
+    for frame, pct in profile["self_by_file"]:
+        print(f"    {pct:5.1f}%  {frame}")
+    print("  inclusive, storepos code:")
+    for frame, pct in profile["inclusive_project"]:
         print(f"    {pct:5.1f}%  {frame}")
 
 
