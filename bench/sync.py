@@ -1,0 +1,1626 @@
+"""Store -> central sync: a long offline backlog replayed, and central ingesting from 200 stores at once.
+
+    .venv/bin/python bench/sync.py [--sales 100000] [--batch 500[,1000,...]] [--stores 200]
+        [--store-sales 250] [--ingest-batch 50] [--client-procs K] [--py-spy] [--out F.json]
+
+Why: a store sells offline for as long as its line is down, and the day the line comes back its
+backlog has to reach central before anyone trusts the chain's figures again; and central is one
+process serving every store of the chain at once. Both are measured with the real processes
+(`storepos central run`, `storepos store run`, logging at WARNING), and each figure is set against a
+floor measured in the same run on the same (shared, noisy, 2-core) machine, because an absolute
+number alone cannot say whether the code or the machine was slow.
+
+Replay. A store.db holding `--sales` completed sales still in the outbox is produced with the code a
+lane runs when it closes a sale (Lane._close's job: chain.append of basket.record, outbox.enqueue of
+the journal body, stock.record of stock.sale_movements, save_state), 1,000 sales per transaction,
+spread over 4 lanes, items looked up in the demo catalogue through the replica. That preparation is
+timed but is not the figure. Then a real central and a real store node start; the figure is the time
+from starting the store until its status (polled every 0.2 s over the till gateway) says outbox 0 and
+link online. Afterwards: central holds exactly N sales of the store with N distinct (lane, receipt),
+its stream cursors and stock agree with the store, and `storepos central reconcile` exits 0. Peak RSS
+(VmHWM) of both nodes is read just before they are stopped. With several `--batch` values the replay
+runs once per value from a copy of the same store.db (store.toml [central] batch).
+Floor: the same frames (the same event bodies, batched the same way, encoded as the real EventBatch)
+over one bare trio-websocket connection to a sink process that inserts each batch into a bare SQLite
+table (WAL, one synchronous=FULL commit per batch, as central commits) and answers one small ack per
+batch, with the link's window of 4 batches in flight per stream: the least work a replay can do.
+
+Ingest. A fresh central; this process (or `--client-procs` worker processes) opens `--stores` link
+connections at once, each says LinkHello, reads the LinkWelcome and sends its pre-encoded sales
+(SaleRecord bodies made with basket.record + encode_record) as EventBatch frames of `--ingest-batch`,
+4 batches in flight like the real link, until its last seq is acked. Figure: sales / wall time from
+the first batch sent to the last ack, with per-batch ack latency. Afterwards central must hold every
+sale exactly once. Floors: the same rows into central's own `sales` table with one FULL commit per
+batch in one process (no network, no decoding), and the same frames sent over the same number of
+bare websocket connections to a sink that answers each with an ack-sized message (no database).
+The client's CPU time is reported: on 2 cores one client process can itself be the limit.
+
+Internal modes (how the script starts its own helpers): `--sink-server --ready-file F [--sink-db D]`
+and `--ingest-worker SPEC`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import itertools
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest, open_websocket_url, serve_websocket
+
+from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
+from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status
+from runtime.database import migrate, open_connection
+from runtime.ready import wait_ready_file, write_ready_file
+from storenode import stock
+from storenode.journal import chain
+from storenode.lanes import basket
+from storenode.lanes.basket import READY, Item, LaneState
+from storenode.lanes.lane import JOURNAL_STREAM, save_state
+from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
+from storenode.sync import outbox, replica
+from storenode.sync.link import STREAMS
+from till.client import TillDisconnected, connect
+
+SCRIPT = Path(__file__).resolve()
+DEFAULT_OUT = SCRIPT.parent / "results" / "sync.json"
+STORE = "BENCH01"
+CURRENCY = "SEK"
+OPERATOR = "1"
+LANES = [1, 2, 3, 4]
+WINDOW = 4  # SyncLink's default: batches in flight per stream
+DEFAULT_BATCH = 500  # storenode.config.LinkConfig.batch
+PREP_TX = 1_000  # sales per preparation transaction
+BASE_MS = 1_767_225_600_000  # business time of the first prepared sale (2026-01-01)
+POLL = 0.2  # default seconds between status polls while the backlog drains (--poll)
+START_TIMEOUT = 60.0  # bound on a node starting, or all ingest clients connecting
+STOP_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 30.0  # one status request; one batch's ack
+RECONCILE_TIMEOUT = 330.0  # the reconcile command bounds itself at 300 s
+TARGET_REPLAY_S = 30.0
+TARGET_REPLAY_SALES = 100_000
+TARGET_INGEST = 5_000.0
+OTHER_LOAD_WARNING = 25.0  # % of one core used outside the benchmark: warn that figures are disturbed
+
+STORE_TOML = """\
+store = "{store}"
+name = "sync benchmark store"
+currency = "{currency}"
+lanes = [{lanes}]
+data_dir = "store-data"
+
+[gateway]
+host = "127.0.0.1"
+port = 0
+
+[central]
+url = "{central}"
+batch = {batch}
+"""
+
+
+class BenchError(Exception):
+    """The benchmark could not run as intended, or what it checks afterwards is wrong."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Sales, made with the lane's own pure functions.
+# ---------------------------------------------------------------------------------------------
+
+
+def catalog_codes() -> tuple[replica.Catalog, list[str]]:
+    catalog = replica.read_catalog(replica.demo_catalog_path())
+    return catalog, [code for item in catalog.items for code in item.barcodes]
+
+
+@functools.cache
+def catalog_items() -> dict[str, Item]:
+    """Barcode -> Item as the store's replica answers it (the demo catalogue loaded into an in-memory
+    store schema and looked up with replica.lookup), for sales made without a store.db."""
+    catalog, codes = catalog_codes()
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, STORE_MIGRATIONS)
+        conn.execute("BEGIN")
+        replica.load(conn, catalog, [])
+        conn.execute("COMMIT")
+        found = {code: replica.lookup(conn, code) for code in codes}
+    finally:
+        conn.close()
+    return {code: item for code, item in found.items() if item is not None}
+
+
+def ring_up(
+    rng: random.Random, lane: int, now_ms: int, codes: Sequence[str], lookup: Callable[[str], Item | None]
+) -> tuple[LaneState, int]:
+    """A lane at tender with 1-4 lines of catalogue items, and the cash handed over (exact, or rounded
+    up to the next 50 or 100 kronor so some sales give change): what a till session leaves before close."""
+    state = basket.open_sale(
+        LaneState(lane=lane, status=READY, operator=OPERATOR), uuid.UUID(int=rng.getrandbits(128)).hex, now_ms
+    )
+    for _ in range(rng.randint(1, 4)):
+        code = rng.choice(codes)
+        item = lookup(code)
+        if item is None:
+            raise BenchError(f"the demo catalogue has no item with barcode {code}")
+        if getattr(item, "weighed", False):  # sold per kg: one line per weighing
+            state = basket.add_line(state, item, code, 1, weight_g=rng.randint(150, 2500))
+        else:
+            state = basket.add_line(state, item, code, rng.randint(1, 3))
+    state = basket.to_total(state)
+    due = basket.cash_due(state, CURRENCY)
+    step = rng.choice([0, 0, 5_000, 10_000])
+    tendered = due if not step else -(-due // step) * step
+    basket.check_cash(state, tendered, CURRENCY)
+    return state, tendered
+
+
+class Prep(msgspec.Struct):
+    sales: int
+    lanes: list[int]
+    journal_events: int
+    stock_events: int
+    stock_lines: int
+    journal_body_bytes: int
+    stock_body_bytes: int
+    seconds: float
+    sales_per_s: float
+    db_bytes: int
+
+
+def prepare_store(db: Path, sales: int, seed: int) -> Prep:
+    """A store.db with `sales` closed sales, all still in the outbox, written exactly as Lane._close's
+    database job writes them, in transactions of PREP_TX sales."""
+    started = time.perf_counter()
+    catalog, codes = catalog_codes()
+    conn = open_connection(db)
+    try:
+        migrate(conn, STORE_MIGRATIONS)
+        operators = replica.prepare_operators(catalog)
+        conn.execute("BEGIN IMMEDIATE")
+        replica.load(conn, catalog, operators)
+        conn.execute("COMMIT")
+        rng = random.Random(seed)
+        lines = 0
+        for first in range(0, sales, PREP_TX):
+            conn.execute("BEGIN IMMEDIATE")
+            for n in range(first, min(sales, first + PREP_TX)):
+                lane = LANES[n % len(LANES)]
+                now = BASE_MS + n * 1_000
+                state, tendered = ring_up(rng, lane, now, codes, lambda code: replica.lookup(conn, code))
+                _, body = chain.append(
+                    conn,
+                    lane,
+                    lambda no, state=state, now=now, tendered=tendered: basket.record(
+                        state,
+                        store=STORE,
+                        receipt_no=no,
+                        kind="sale",
+                        currency=CURRENCY,
+                        closed_at=now,
+                        tendered=tendered,
+                    ),
+                )
+                outbox.enqueue(conn, JOURNAL_STREAM, "sale", body)
+                for movement in stock.sale_movements(STORE, state.sale_id, now, state.lines):
+                    stock.record(conn, movement)
+                    lines += len(movement.lines)
+                save_state(conn, basket.cleared(state))
+            conn.execute("COMMIT")
+        counts = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
+        sizes = dict(conn.execute("SELECT stream, SUM(LENGTH(body)) FROM outbox GROUP BY stream").fetchall())
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    seconds = time.perf_counter() - started
+    return Prep(
+        sales=sales,
+        lanes=LANES,
+        journal_events=counts.get("journal", 0),
+        stock_events=counts.get("stock", 0),
+        stock_lines=lines,
+        journal_body_bytes=sizes.get("journal", 0),
+        stock_body_bytes=sizes.get("stock", 0),
+        seconds=seconds,
+        sales_per_s=sales / seconds if seconds > 0 else 0.0,
+        db_bytes=db.stat().st_size,
+    )
+
+
+def replay_frames(db: Path, batch: int) -> list[bytes]:
+    """The frames a store sends replaying this outbox: EventBatch of `batch` events, streams taking
+    turns as SyncLink._sender does. Built before the floor is timed."""
+    codec = LinkCodec()
+    conn = open_connection(db, readonly=True)
+    try:
+        per_stream = []
+        for name in STREAMS:
+            rows = conn.execute("SELECT seq, kind, body FROM outbox WHERE stream = ? ORDER BY seq", (name,))
+            events = [Event(seq=seq, kind=kind, body=body) for seq, kind, body in rows]
+            per_stream.append(
+                [
+                    codec.encode(EventBatch(store=STORE, stream=name, events=events[i : i + batch]))
+                    for i in range(0, len(events), batch)
+                ]
+            )
+    finally:
+        conn.close()
+    return [frame for turn in itertools.zip_longest(*per_stream) for frame in turn if frame is not None]
+
+
+def ingest_store_name(index: int) -> str:
+    return f"B{index:03d}"
+
+
+def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
+    """One simulated store's journal: `sales` sales over 4 lanes, canonical bodies as the store hashes them."""
+    by_code = catalog_items()
+    codes = sorted(by_code)
+    rng = random.Random(seed * 1_000_003 + index)
+    store = ingest_store_name(index)
+    receipt_nos = dict.fromkeys(LANES, 0)
+    out = []
+    for seq in range(1, sales + 1):
+        lane = LANES[(seq - 1) % len(LANES)]
+        receipt_nos[lane] += 1
+        now = BASE_MS + seq * 1_000
+        state, tendered = ring_up(rng, lane, now, codes, by_code.get)
+        record = basket.record(
+            state,
+            store=store,
+            receipt_no=receipt_nos[lane],
+            kind="sale",
+            currency=CURRENCY,
+            closed_at=now,
+            tendered=tendered,
+        )
+        out.append(Event(seq=seq, kind="sale", body=encode_record(record)))
+    return out
+
+
+def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int, bytes]]:
+    """(last seq, encoded EventBatch) per batch of one store's journal."""
+    codec = LinkCodec()
+    store = ingest_store_name(index)
+    return [
+        (chunk[-1].seq, codec.encode(EventBatch(store=store, stream="journal", events=chunk)))
+        for chunk in (events[i : i + batch] for i in range(0, len(events), batch))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sink: the floor's far end (its own process, so the floor crosses the same process boundary).
+# ---------------------------------------------------------------------------------------------
+
+ACK_SIZED = LinkCodec().encode(Ack(store="B000", stream="journal", seq=250))
+
+
+async def sink_server(ready_file: Path, db: Path | None) -> None:
+    """Answer every message with a small ack; with a database, first insert the batch's events into a
+    bare table and commit it with synchronous=FULL (on a worker thread, as central's database actor
+    does, so the network side keeps reading meanwhile)."""
+    conn: sqlite3.Connection | None = None
+    if db is not None:
+        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS events (stream TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, "
+            "PRIMARY KEY (stream, seq)) WITHOUT ROWID"
+        )
+    codec = LinkCodec()
+    lock = trio.Lock()
+
+    def insert(rows: list[tuple[str, int, bytes]]) -> None:
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO events (stream, seq, body) VALUES (?,?,?)", rows)
+        conn.execute("COMMIT")
+
+    async def handler(request: WebSocketRequest) -> None:
+        offered = request.proposed_subprotocols
+        ws = await request.accept(subprotocol=offered[0] if offered else None)
+        try:
+            while True:
+                data = await ws.get_message()
+                if conn is None:
+                    await ws.send_message(ACK_SIZED)
+                    continue
+                _tag, store, stream, events = msgspec.msgpack.decode(data)
+                rows = [(stream, seq, body) for seq, _kind, body in events]
+                async with lock:
+                    await trio.to_thread.run_sync(insert, rows)
+                await ws.send_message(codec.encode(Ack(store=store, stream=stream, seq=rows[-1][1])))
+        except ConnectionClosed:
+            pass
+
+    try:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
+            write_ready_file(ready_file, url=f"ws://127.0.0.1:{server.port}")
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: start, wait for ready, watch (CPU, RSS), stop. Every process started is registered in a
+# Fleet and stopped when the benchmark ends, however it ends.
+# ---------------------------------------------------------------------------------------------
+
+
+def tail(path: Path, chars: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+async def stop(proc: trio.Process) -> None:
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            proc.terminate()
+            with trio.move_on_after(STOP_TIMEOUT):
+                await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+class Fleet:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: list[trio.Process] = []
+
+    async def spawn(self, argv: list[str], log: Path, cwd: Path, *, pipes: bool = False) -> trio.Process:
+        sink: IO[bytes] = log.open("ab")
+        try:
+            proc = await trio.lowlevel.open_process(
+                argv,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else sink,
+                stderr=sink,
+                cwd=cwd,
+            )
+        finally:
+            sink.close()
+        self.running.append(proc)
+        return proc
+
+    async def start(self, name: str, argv: list[str], cwd: Path) -> tuple[trio.Process, str]:
+        """Start a node with `--ready-file` and wait until it says where it listens."""
+        ready, log = cwd / f"{name}.ready", cwd / f"{name}.log"
+        ready.unlink(missing_ok=True)
+        proc = await self.spawn([*argv, "--ready-file", str(ready)], log, cwd)
+        try:
+            with trio.fail_after(START_TIMEOUT):
+                info = await wait_ready_file(ready, alive=lambda: proc.poll() is None)
+        except (RuntimeError, trio.TooSlowError):
+            await self.stop(proc)
+            raise BenchError(f"{name} did not start; its log ends:\n{tail(log)}") from None
+        return proc, str(info["url"])
+
+    async def stop(self, proc: trio.Process) -> None:
+        await stop(proc)
+        if proc in self.running:
+            self.running.remove(proc)
+
+    async def stop_all(self) -> None:
+        for proc in reversed(list(self.running)):
+            await self.stop(proc)
+
+
+def node_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "storepos", "--log-level", "WARNING", *args]
+
+
+def sink_argv(db: Path | None) -> list[str]:
+    argv = [sys.executable, str(SCRIPT), "--sink-server"]
+    return [*argv, "--sink-db", str(db)] if db is not None else argv
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all its threads (Linux /proc); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak resident set since start) of a process, in MiB."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def load_average() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
+def machine_ticks() -> list[int]:
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
+
+
+class Window:
+    """CPU seconds of some processes (and of the whole machine) between `begin` and `end`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start: dict[str, float | None] = {}
+        self.stop: dict[str, float | None] = {}
+        self.machine_start: list[int] = []
+        self.machine_stop: list[int] = []
+        self.t0 = self.t1 = 0.0
+
+    def begin(self) -> None:
+        self.t0 = time.monotonic()
+        self.start = {k: cpu_seconds(p) for k, p in self.pids.items()}
+        self.machine_start = machine_ticks()
+
+    def end(self) -> None:
+        self.t1 = time.monotonic()
+        self.stop = {k: cpu_seconds(p) for k, p in self.pids.items()}
+        self.machine_stop = machine_ticks()
+
+    def record(self, client_cpu_s: float | None = None) -> dict[str, Any]:
+        seconds = self.t1 - self.t0
+        cpu: dict[str, float | None] = {}
+        for k in self.pids:
+            a, b = self.start.get(k), self.stop.get(k)
+            cpu[k] = None if a is None or b is None else b - a
+        if client_cpu_s is not None:
+            cpu["client"] = client_cpu_s
+        pct = {k: None if v is None else 100 * v / seconds for k, v in cpu.items()} if seconds > 0 else {}
+        out: dict[str, Any] = {"seconds": seconds, "cpu_s": cpu, "cpu_pct": pct}
+        if self.machine_start and self.machine_stop:
+            d = [b - a for a, b in zip(self.machine_start, self.machine_stop, strict=False)]
+            total = sum(d[:8]) or 1
+            user, nice, system, idle, iowait, _irq, _softirq, steal = d[:8]
+            out["machine"] = {
+                "busy_pct": 100 * (user + nice + system) / total,
+                "iowait_pct": 100 * iowait / total,
+                "steal_pct": 100 * steal / total,
+                "idle_pct": 100 * idle / total,
+            }
+            ours = sum(v for v in pct.values() if v is not None)
+            out["other_load_pct"] = max(0.0, out["machine"]["busy_pct"] * (os.cpu_count() or 1) - ours)
+        return out
+
+
+def warn_if_disturbed(what: str, window: dict[str, Any]) -> None:
+    """Say so when the machine was busy with other work (a window under a second is too coarse to tell:
+    /proc/stat counts in 10 ms ticks)."""
+    if window.get("seconds", 0) >= 1.0 and window.get("other_load_pct", 0) > OTHER_LOAD_WARNING:
+        print(
+            f"!!! {what}: other processes used {window['other_load_pct']:.0f}% of a core meanwhile; "
+            "these figures are disturbed",
+            flush=True,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and py-spy.
+# ---------------------------------------------------------------------------------------------
+
+
+def latency_stats(samples_ns: list[int]) -> dict[str, float]:
+    """Nearest-rank percentiles in milliseconds."""
+    if not samples_ns:
+        return {"count": 0}
+    s = sorted(samples_ns)
+
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))] / 1e6
+
+    return {
+        "count": len(s),
+        "mean_ms": sum(s) / len(s) / 1e6,
+        "p50_ms": q(50),
+        "p90_ms": q(90),
+        "p99_ms": q(99),
+        "max_ms": s[-1] / 1e6,
+    }
+
+
+PROJECT_FRAME = re.compile(r"\((storenode|runtime|protocol|devices|central|till)/")
+SUPERVISOR_FRAME = re.compile(r"^(Supervisor\.|serve \(runtime/mailbox)")
+
+
+def hot_spots(raw: Path, top: int = 15) -> dict[str, Any]:
+    """Sample shares from py-spy's collapsed stacks: per function where the sample was taken (self),
+    per file, and per project function anywhere on the stack (inclusive)."""
+    own: Counter[str] = Counter()
+    files: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    try:
+        text = raw.read_text()
+    except OSError as exc:
+        return {"error": f"no py-spy output: {exc}"}
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [re.sub(r"\(/.*?/(site-packages|lib/python3\.\d+)/", "(", f) for f in stack.split(";")]
+        total += n
+        threads[frames[0] if frames[0].startswith("thread") else "(thread?)"] += n
+        own[frames[-1]] += n
+        where = re.search(r"\((.*?)(:\d+)?\)$", frames[-1])
+        files[where.group(1) if where else frames[-1]] += n
+        for frame in set(frames):
+            if PROJECT_FRAME.search(frame) and not SUPERVISOR_FRAME.search(frame):
+                inclusive[frame] += n
+    pct = 100 / total if total else 0.0
+    return {
+        "raw": str(raw),
+        "samples": total,
+        "threads": [(f, round(c * pct, 1)) for f, c in threads.most_common(top)],
+        "self": [(f, round(c * pct, 1)) for f, c in own.most_common(top)],
+        "self_by_file": [(f, round(c * pct, 1)) for f, c in files.most_common(top)],
+        "inclusive_project": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(top)],
+    }
+
+
+class Profiler:
+    """py-spy sampling one process from `begin` until `end` (SIGINT makes py-spy write its file)."""
+
+    def __init__(self, fleet: Fleet, name: str, pid: int, out: Path) -> None:
+        self.fleet, self.name, self.pid, self.out = fleet, name, pid, out
+        self.proc: trio.Process | None = None
+        self.report: dict[str, Any] = {"process": name}
+
+    async def begin(self) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        argv = [exe, "record", "--pid", str(self.pid), "--rate", "200", "--duration", "600", "--threads"]
+        argv += ["--format", "raw", "--function", "--nonblocking", "--output", str(self.out)]
+        try:
+            self.proc = await self.fleet.spawn(argv, self.out.with_suffix(".log"), self.out.parent)
+        except OSError as exc:
+            self.report["error"] = f"py-spy did not start: {exc}"
+
+    async def end(self) -> dict[str, Any]:
+        if self.proc is None:
+            return self.report
+        with trio.move_on_after(20):
+            self.proc.send_signal(signal.SIGINT)
+            await self.proc.wait()
+        await self.fleet.stop(self.proc)
+        if not self.out.exists():
+            self.report["error"] = f"py-spy wrote nothing: {tail(self.out.with_suffix('.log'), 500)}"
+            return self.report
+        self.report.update(hot_spots(self.out))
+        return self.report
+
+
+def print_profile(profile: dict[str, Any], what: str) -> None:
+    print(f"\n{profile['process']} hot spots during {what} (py-spy, all threads, % of samples):")
+    if "error" in profile:
+        print(f"  {profile['error']}")
+        return
+    print(f"  {profile['samples']} samples; raw collapsed stacks in {profile['raw']}")
+    for title, key in (
+        ("by thread", "threads"),
+        ("self time", "self"),
+        ("self time by file", "self_by_file"),
+        ("inclusive, storepos code", "inclusive_project"),
+    ):
+        print(f"  {title}:")
+        for frame, pct in profile[key][:12]:
+            print(f"    {pct:5.1f}%  {frame}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: replay.
+# ---------------------------------------------------------------------------------------------
+
+
+async def replay_floor(fleet: Fleet, work: Path, template: Path, batch: int, events: int, keep: bool) -> dict[str, Any]:
+    """The replay's frames over one bare websocket to a sink that commits each batch (FULL) and acks it."""
+    frames = await trio.to_thread.run_sync(replay_frames, template, batch)
+    await trio.Path(work).mkdir(parents=True)
+    db = work / "sink.db"
+    sink, url = await fleet.start("sink", sink_argv(db), work)
+    window = Window({"sink": sink.pid})
+    largest = max(map(len, frames), default=0)
+    try:
+        async with open_websocket_url(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+            slots = trio.Semaphore(WINDOW * len(STREAMS))
+            with trio.fail_after(REQUEST_TIMEOUT + len(frames)):
+                window.begin()
+                cpu0 = time.process_time()
+                t0 = time.perf_counter()
+                async with trio.open_nursery() as nursery:
+
+                    async def receive() -> None:
+                        for _ in frames:
+                            await ws.get_message()
+                            slots.release()
+
+                    nursery.start_soon(receive)
+                    for frame in frames:
+                        await slots.acquire()
+                        await ws.send_message(frame)
+                elapsed = time.perf_counter() - t0
+                client_cpu = time.process_time() - cpu0
+                window.end()
+    except (ConnectionClosed, BaseExceptionGroup) as exc:
+        closed = leaves(exc, (ConnectionClosed,))
+        if not closed:
+            raise
+        reason = closed[0].reason  # type: ignore[attr-defined]
+        raise BenchError(f"the floor's sink closed the link: {reason} (largest frame {largest:,} bytes)") from None
+    finally:
+        await fleet.stop(sink)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+    if stored != events:
+        raise BenchError(f"floor sink stored {stored} events, expected {events}")
+    if not keep:
+        await trio.to_thread.run_sync(shutil.rmtree, work, True)
+    return {
+        "batch": batch,
+        "frames": len(frames),
+        "frame_bytes": sum(len(f) for f in frames),
+        "max_frame_bytes": largest,
+        "seconds": elapsed,
+        "events_per_s": events / elapsed,
+        "window": window.record(client_cpu),
+    }
+
+
+class Drain(msgspec.Struct):
+    ready_s: float = 0.0  # store start -> ready file
+    online_s: float | None = None  # store start -> first status saying link online
+    drained_s: float = 0.0  # store start -> outbox 0 and link online
+    polls: int = 0
+    status_ns: list[int] = []
+    timeline: list[tuple[float, int, str]] = []  # (seconds since start, outbox, link)
+    rss_max_mb: dict[str, float] = {}
+
+
+async def watch_drain(url: str, t0: float, drain: Drain, pids: dict[str, int], poll: float) -> None:
+    """Poll the store's status until its outbox is empty and its link online; meanwhile time every
+    status request and sample both nodes' RSS. Bound it with trio.fail_after."""
+
+    def sample_rss() -> None:
+        for name, pid in pids.items():
+            rss = memory_mb(pid).get("VmRSS", 0.0)
+            drain.rss_max_mb[name] = max(drain.rss_max_mb.get(name, 0.0), rss)
+
+    while True:
+        try:
+            async with connect(url, lane=0, attach=False) as client:
+                while True:
+                    sent = time.perf_counter_ns()
+                    with trio.fail_after(REQUEST_TIMEOUT):
+                        status = await client.status()
+                    now = time.perf_counter()
+                    drain.status_ns.append(time.perf_counter_ns() - sent)
+                    drain.polls += 1
+                    sample_rss()
+                    if not isinstance(status, Status):
+                        raise BenchError(f"store answered status with {status!r}")
+                    drain.timeline.append((round(now - t0, 3), status.outbox, status.link))
+                    if status.link == "online" and drain.online_s is None:
+                        drain.online_s = now - t0
+                    if status.outbox == 0 and status.link == "online":
+                        drain.drained_s = now - t0
+                        return
+                    await trio.sleep(poll)
+        except (OSError, ConnectionClosed, HandshakeError, TillDisconnected):
+            await trio.sleep(poll)
+
+
+def verify_replay(central_db: Path, store_db: Path, prep: Prep) -> dict[str, Any]:
+    """What central holds of the store after the replay, against the store's own files."""
+    remote = sqlite3.connect(f"file:{central_db}?mode=ro", uri=True)
+    local = sqlite3.connect(f"file:{store_db}?mode=ro", uri=True)
+    try:
+        sales_n, distinct = remote.execute(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM (SELECT DISTINCT lane, receipt_no FROM sales WHERE store = ?)) "
+            "FROM sales WHERE store = ?",
+            (STORE, STORE),
+        ).fetchone()
+        other = remote.execute("SELECT COUNT(*) FROM sales WHERE store != ?", (STORE,)).fetchone()[0]
+        cursors = dict(remote.execute("SELECT stream, seq FROM stream_cursors WHERE store = ?", (STORE,)).fetchall())
+        moves = remote.execute("SELECT COUNT(*) FROM stock_moves WHERE store = ?", (STORE,)).fetchone()[0]
+        stock_there = dict(
+            remote.execute("SELECT item, qty FROM stock WHERE location = ? AND qty != 0", (STORE,)).fetchall()
+        )
+        stock_here = dict(local.execute("SELECT item, qty FROM stock WHERE qty != 0").fetchall())
+        heads_here = dict(local.execute("SELECT lane, MAX(receipt_no) FROM journal GROUP BY lane").fetchall())
+        heads_there = dict(
+            remote.execute("SELECT lane, MAX(receipt_no) FROM sales WHERE store = ? GROUP BY lane", (STORE,)).fetchall()
+        )
+        left = local.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    finally:
+        remote.close()
+        local.close()
+    problems = []
+    if sales_n != prep.sales or distinct != prep.sales:
+        problems.append(f"central holds {sales_n} sales ({distinct} distinct lane/receipt), expected {prep.sales}")
+    if other:
+        problems.append(f"central holds {other} sales of other stores")
+    expected_cursors = {"journal": prep.journal_events, "stock": prep.stock_events}
+    if cursors != expected_cursors:
+        problems.append(f"central's stream cursors {cursors}, expected {expected_cursors}")
+    if moves != prep.stock_lines:
+        problems.append(f"central holds {moves} stock moves, expected {prep.stock_lines}")
+    if stock_here != stock_there:
+        problems.append(f"stock differs: store {stock_here} central {stock_there}")
+    if heads_here != heads_there:
+        problems.append(f"last receipt per lane differs: store {heads_here} central {heads_there}")
+    if left:
+        problems.append(f"{left} events left in the store's outbox")
+    return {"central_sales": sales_n, "distinct_receipts": distinct, "cursors": cursors, "problems": problems}
+
+
+async def replay_run(
+    fleet: Fleet, work: Path, template: Path, prep: Prep, batch: int, args: argparse.Namespace, profile: bool
+) -> dict[str, Any]:
+    (work / "store-data").mkdir(parents=True)
+    store_db = work / "store-data" / "store.db"
+    await trio.to_thread.run_sync(shutil.copyfile, template, store_db)
+    central, central_url = await fleet.start(
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+    )
+    store: trio.Process | None = None
+    profilers: list[Profiler] = []
+    try:
+        (work / "store.toml").write_text(
+            STORE_TOML.format(
+                store=STORE,
+                currency=CURRENCY,
+                lanes=", ".join(map(str, LANES)),
+                central=central_url,
+                batch=batch,
+            )
+        )
+        ready = work / "store.ready"
+        central_cpu0 = cpu_seconds(central.pid)
+        machine = Window({})
+        machine.begin()
+        t0 = time.perf_counter()
+        store = await fleet.spawn(
+            node_argv("store", "run", "--config", "store.toml", "--ready-file", str(ready)), work / "store.log", work
+        )
+        if profile:
+            for name, pid in (("store", store.pid), ("central", central.pid)):
+                profilers.append(Profiler(fleet, name, pid, work / f"{name}-profile.txt"))
+                await profilers[-1].begin()
+        drain = Drain()
+        try:
+            with trio.fail_after(START_TIMEOUT):
+                info = await wait_ready_file(ready, alive=lambda: store is not None and store.poll() is None)
+        except (RuntimeError, trio.TooSlowError):
+            raise BenchError(f"store did not start; its log ends:\n{tail(work / 'store.log')}") from None
+        drain.ready_s = time.perf_counter() - t0
+        pids = {"store": store.pid, "central": central.pid}
+        try:
+            with trio.fail_after(args.replay_timeout):
+                await watch_drain(str(info["url"]), t0, drain, pids, args.poll)
+        except trio.TooSlowError:
+            raise BenchError(
+                f"the backlog did not drain within {args.replay_timeout:g} s; last status "
+                f"{drain.timeline[-1:] or 'none'}; store log ends:\n{tail(work / 'store.log')}"
+            ) from None
+        machine.end()
+        cpu = {"store": cpu_seconds(store.pid), "central": cpu_seconds(central.pid)}
+        if central_cpu0 is not None and cpu["central"] is not None:
+            cpu["central"] -= central_cpu0
+        memory_drained = {name: memory_mb(pid) for name, pid in pids.items()}
+        profiles = [await p.end() for p in profilers]
+        profilers.clear()
+        t_rec = time.perf_counter()
+        with trio.fail_after(RECONCILE_TIMEOUT):
+            rec = await trio.run_process(
+                node_argv("central", "reconcile", "--store", STORE, "--url", central_url),
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        reconcile_s = time.perf_counter() - t_rec
+        memory_end = {name: memory_mb(pid) for name, pid in pids.items()}
+        for name, proc in (("central", central), ("store", store)):
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited during the replay; its log ends:\n{tail(work / f'{name}.log')}")
+    finally:
+        for p in profilers:
+            await p.end()
+        if store is not None:
+            await fleet.stop(store)
+        await fleet.stop(central)
+    verdict = await trio.to_thread.run_sync(verify_replay, work / "central.db", store_db, prep)
+    events = prep.journal_events + prep.stock_events
+    seconds = drain.drained_s
+    out: dict[str, Any] = {
+        "batch": batch,
+        "seconds": seconds,
+        "sales_per_s": prep.sales / seconds,
+        "events_per_s": events / seconds,
+        "ready_s": drain.ready_s,
+        "online_s": drain.online_s,
+        "online_to_drained_s": seconds - (drain.online_s or 0.0),
+        "status": latency_stats(drain.status_ns),
+        "timeline": drain.timeline,
+        "cpu_s": cpu,
+        "cpu_pct": {k: None if v is None else 100 * v / seconds for k, v in cpu.items()},
+        "machine": machine.record().get("machine"),
+        "rss_max_sampled_mb": drain.rss_max_mb,
+        "memory_at_drained_mb": memory_drained,
+        "memory_before_stop_mb": memory_end,
+        "peak_rss_mb": {name: memory_end[name].get("VmHWM") for name in memory_end},
+        "reconcile": {
+            "exit": rec.returncode,
+            "seconds": reconcile_s,
+            "output": (rec.stdout + rec.stderr).decode(errors="replace").strip()[-1000:],
+        },
+        "check": verdict,
+        "profiles": profiles,
+    }
+    problems = list(verdict["problems"])
+    if rec.returncode != 0:
+        problems.append(f"`storepos central reconcile` exited {rec.returncode}: {out['reconcile']['output']}")
+    out["problems"] = problems
+    if not args.keep:
+        await trio.to_thread.run_sync(shutil.rmtree, work, True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: central ingest from many stores at once (this process or worker processes).
+# ---------------------------------------------------------------------------------------------
+
+
+class IngestSpec(msgspec.Struct):
+    url: str
+    stores: list[int]  # store indices handled by this client process
+    sales: int  # per store
+    batch: int
+    window: int
+    seed: int
+    floor: bool  # a bare sink: no hello, one ack-sized reply per frame, in order
+    timeout: float
+
+
+class IngestResult(msgspec.Struct):
+    stores: int
+    batches: int
+    sales_acked: int
+    latencies_ns: list[int]
+    first_send: float  # time.monotonic(), comparable across processes on one machine
+    last_ack: float
+    cpu_s: float  # client process CPU from go until its last store finished
+    frame_bytes: int
+    errors: dict[str, int]
+
+
+class IngestGate:
+    def __init__(self, clients: int) -> None:
+        self.waiting = self.running = clients
+        self.all_ready = trio.Event()
+        self.go = trio.Event()
+        self.cpu_start = self.cpu_end = 0.0
+        self.first_send = math.inf
+        self.last_ack = 0.0
+        self.latencies_ns: list[int] = []
+        self.sales_acked = 0
+        self.errors: Counter[str] = Counter()
+
+    def ready(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.all_ready.set()
+
+    def start(self) -> None:
+        self.cpu_start = time.process_time()
+        self.go.set()
+
+    def finished(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self.cpu_end = time.process_time()
+
+
+async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes]], gate: IngestGate) -> None:
+    """One simulated store: hello, welcome, then its batches with `window` in flight until all are acked."""
+    codec = LinkCodec()
+    store = ingest_store_name(index)
+    readied = False
+    try:
+        async with open_websocket_url(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
+            if not spec.floor:
+                await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
+                with trio.fail_after(START_TIMEOUT):
+                    welcome = codec.decode(await ws.get_message())
+                if not isinstance(welcome, LinkWelcome):
+                    raise BenchError(f"{store}: expected a welcome, got {welcome!r}")
+                if welcome.acked.get("journal", 0):
+                    raise BenchError(f"{store}: central already holds {welcome.acked} (not a fresh central.db)")
+            gate.ready()
+            readied = True
+            await gate.go.wait()
+            slots = trio.Semaphore(spec.window)
+            sent_ns = [0] * len(frames)
+
+            async def receive() -> None:
+                k = 0
+                while k < len(frames):
+                    with trio.fail_after(REQUEST_TIMEOUT):
+                        data = await ws.get_message()
+                    now = time.perf_counter_ns()
+                    if spec.floor:
+                        upto = frames[k][0]
+                    else:
+                        frame = codec.decode(data)
+                        if isinstance(frame, LinkError):
+                            raise BenchError(f"{store}: central refused: {frame.code}: {frame.message}")
+                        if not isinstance(frame, Ack) or frame.gap:
+                            gate.errors[f"unexpected {type(frame).__name__} {frame!r}"[:120]] += 1
+                            continue
+                        upto = frame.seq
+                    while k < len(frames) and frames[k][0] <= upto:
+                        gate.latencies_ns.append(now - sent_ns[k])
+                        k += 1
+                        slots.release()
+                gate.sales_acked += frames[-1][0]
+                gate.last_ack = max(gate.last_ack, time.monotonic())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive)
+                for j, (_, data) in enumerate(frames):
+                    await slots.acquire()
+                    sent_ns[j] = time.perf_counter_ns()
+                    if j == 0:
+                        gate.first_send = min(gate.first_send, time.monotonic())
+                    await ws.send_message(data)
+    except (OSError, ConnectionClosed, HandshakeError, trio.TooSlowError) as exc:
+        gate.errors[f"{type(exc).__name__}"] += 1
+        if not readied:
+            gate.ready()  # do not keep the others waiting for a store that will never be ready
+    finally:
+        gate.finished()
+
+
+async def run_ingest_clients(spec: IngestSpec, on_ready: Callable[[], Any]) -> IngestResult:
+    """Build this process's frames, connect all its stores, await `on_ready()`, then go."""
+    per_store = {
+        i: ingest_frames(ingest_events(i, spec.sales, spec.seed), i, spec.batch)
+        for i in spec.stores  # built before anything is timed
+    }
+    gate = IngestGate(len(spec.stores))
+    with trio.fail_after(spec.timeout):
+        async with trio.open_nursery() as nursery:
+            for i in spec.stores:
+                nursery.start_soon(link_store, spec, i, per_store[i], gate)
+            with trio.fail_after(START_TIMEOUT):
+                await gate.all_ready.wait()
+            await on_ready()
+            gate.start()
+    return IngestResult(
+        stores=len(spec.stores),
+        batches=len(gate.latencies_ns),
+        sales_acked=gate.sales_acked,
+        latencies_ns=gate.latencies_ns,
+        first_send=gate.first_send if gate.first_send != math.inf else 0.0,
+        last_ack=gate.last_ack,
+        cpu_s=gate.cpu_end - gate.cpu_start,
+        frame_bytes=sum(len(f) for frames in per_store.values() for _, f in frames),
+        errors=dict(gate.errors),
+    )
+
+
+async def ingest_worker(spec_json: str) -> None:
+    """A client process of `--client-procs`: says `ready` once its stores are welcomed, waits for `go`
+    on stdin, then answers its IngestResult as one JSON line."""
+    spec = msgspec.json.decode(spec_json, type=IngestSpec)
+
+    async def wait_for_go() -> None:
+        print("ready", flush=True)
+        with trio.fail_after(START_TIMEOUT):
+            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        if line.strip() != "go":
+            raise BenchError(f"worker expected 'go', got {line!r}")
+
+    result = await run_ingest_clients(spec, wait_for_go)
+    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    sys.stdout.flush()
+
+
+class LineReader:
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def line(self) -> str:
+        while b"\n" not in self.buffer:
+            chunk = await self.stream.receive_some(1 << 20)
+            if not chunk:
+                raise BenchError("an ingest client worker exited early (see its log in the work folder)")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+
+async def run_ingest(
+    fleet: Fleet, folder: Path, spec: IngestSpec, procs: int, on_go: Callable[[], Any]
+) -> list[IngestResult]:
+    """Run one ingest phase with the stores in this process (procs == 1) or spread over `procs` workers."""
+    if procs <= 1:
+        return [await run_ingest_clients(spec, on_go)]
+    chunks = [ids for ids in (spec.stores[i::procs] for i in range(procs)) if ids]
+    workers: list[trio.Process] = []
+    try:
+        for w, ids in enumerate(chunks):
+            part = msgspec.structs.replace(spec, stores=ids)
+            argv = [sys.executable, str(SCRIPT), "--ingest-worker", msgspec.json.encode(part).decode()]
+            log = folder / f"worker-{'floor' if spec.floor else 'central'}-{w}.log"
+            workers.append(await fleet.spawn(argv, log, folder, pipes=True))
+        readers = [LineReader(p.stdout) for p in workers]  # type: ignore[arg-type]
+        with trio.fail_after(START_TIMEOUT * 2):  # each worker builds its frames first
+            for reader in readers:
+                if (line := await reader.line()) != "ready":
+                    raise BenchError(f"worker said {line!r} instead of ready")
+        await on_go()
+        for p in workers:
+            await p.stdin.send_all(b"go\n")  # type: ignore[union-attr]
+        with trio.fail_after(spec.timeout):
+            return [msgspec.json.decode(await r.line(), type=IngestResult) for r in readers]
+    finally:
+        for p in workers:
+            await fleet.stop(p)
+
+
+def ingest_record(parts: list[IngestResult], window: Window, spec: IngestSpec) -> dict[str, Any]:
+    latencies = [x for p in parts for x in p.latencies_ns]
+    first = min(p.first_send for p in parts if p.first_send) if any(p.first_send for p in parts) else 0.0
+    last = max(p.last_ack for p in parts)
+    seconds = last - first if last > first else 0.0
+    sales = sum(p.sales_acked for p in parts)
+    errors: Counter[str] = Counter()
+    for p in parts:
+        errors.update(p.errors)
+    client_cpu = sum(p.cpu_s for p in parts)
+    expected = len(spec.stores) * spec.sales
+    if sales != expected:
+        errors[f"{expected - sales} sales never acked"] += 1
+    return {
+        "stores": sum(p.stores for p in parts),
+        "sales": sales,
+        "batches": len(latencies),
+        "frame_bytes": sum(p.frame_bytes for p in parts),
+        "seconds": seconds,
+        "sales_per_s": sales / seconds if seconds > 0 else 0.0,
+        "ack_latency": latency_stats(latencies),
+        "client_cpu_s": client_cpu,
+        "client_cpu_pct": 100 * client_cpu / seconds if seconds > 0 else 0.0,
+        "client_procs": len(parts),
+        "window": window.record(client_cpu),
+        "errors": dict(errors),
+        "error_count": sum(errors.values()),
+    }
+
+
+def sqlite_floor(db: Path, stores: int, sales: int, batch: int, seed: int) -> dict[str, Any]:
+    """The ingest's rows into central's own `sales` table, one synchronous=FULL commit per batch, in one
+    process: no network, no decoding, no actor. Rows are made before the clock starts."""
+    conn = open_connection(db)
+    try:
+        migrate(conn, CENTRAL_MIGRATIONS)
+        conn.execute("PRAGMA synchronous=FULL")
+        decoder = msgspec.msgpack.Decoder(SaleRecord)
+        batches = []
+        for i in range(stores):
+            store = ingest_store_name(i)
+            rows = []
+            for e in ingest_events(i, sales, seed):
+                r = decoder.decode(e.body)
+                rows.append(
+                    (store, r.lane, r.receipt_no, r.kind, r.sale_id, r.currency, r.total, r.closed_at, e.seq, e.body)
+                )
+            batches += [rows[k : k + batch] for k in range(0, len(rows), batch)]
+        order = [b for turn in itertools.zip_longest(*[batches[i::stores] for i in range(stores)]) for b in turn if b]
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        for rows in order:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        stored = conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0]
+    finally:
+        conn.close()
+    if stored != stores * sales:
+        raise BenchError(f"SQLite floor stored {stored} rows, expected {stores * sales}")
+    return {
+        "commits": len(order),
+        "seconds": seconds,
+        "sales_per_s": stored / seconds,
+        "commit_ms": 1000 * seconds / len(order),
+        "cpu_s": cpu,
+    }
+
+
+def verify_ingest(central_db: Path, stores: int, sales: int) -> list[str]:
+    conn = sqlite3.connect(f"file:{central_db}?mode=ro", uri=True)
+    try:
+        total, distinct_keys, distinct_ids = conn.execute(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM (SELECT DISTINCT store, lane, receipt_no FROM sales)), "
+            "COUNT(DISTINCT sale_id) FROM sales"
+        ).fetchone()
+        per_store = dict(conn.execute("SELECT store, COUNT(*) FROM sales GROUP BY store").fetchall())
+        cursors = dict(conn.execute("SELECT store, seq FROM stream_cursors WHERE stream = 'journal'").fetchall())
+    finally:
+        conn.close()
+    problems = []
+    expected = stores * sales
+    if (total, distinct_keys, distinct_ids) != (expected, expected, expected):
+        problems.append(
+            f"central holds {total} sales ({distinct_keys} distinct receipts, {distinct_ids} distinct sale ids), "
+            f"expected {expected}"
+        )
+    wrong = {s: n for s, n in per_store.items() if n != sales}
+    missing = [ingest_store_name(i) for i in range(stores) if ingest_store_name(i) not in per_store]
+    if wrong or missing:
+        problems.append(f"stores with a wrong count {dict(list(wrong.items())[:5])}, missing {missing[:5]}")
+    bad_cursor = {s: q for s, q in cursors.items() if q != sales}
+    if bad_cursor or len(cursors) != stores:
+        problems.append(f"{len(cursors)} journal cursors, wrong ones {dict(list(bad_cursor.items())[:5])}")
+    return problems
+
+
+async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    work = folder / "ingest"
+    await trio.Path(work).mkdir(parents=True)
+    stores = list(range(args.stores))
+    base = IngestSpec(
+        url="",
+        stores=stores,
+        sales=args.store_sales,
+        batch=args.ingest_batch,
+        window=WINDOW,
+        seed=args.seed,
+        floor=False,
+        timeout=args.ingest_timeout,
+    )
+    out: dict[str, Any] = {}
+
+    print("  ingest floor: bare SQLite FULL commits ...", flush=True)
+    with trio.fail_after(args.ingest_timeout):
+        out["floor_sqlite"] = await trio.to_thread.run_sync(
+            sqlite_floor, work / "floor.db", args.stores, args.store_sales, args.ingest_batch, args.seed
+        )
+
+    print(f"  ingest floor: the same frames over {args.stores} bare websockets ...", flush=True)
+    sink, sink_url = await fleet.start("sink", sink_argv(None), work)
+    try:
+        spec = msgspec.structs.replace(base, url=sink_url, floor=True)
+        window = Window({"sink": sink.pid})
+
+        async def on_go_floor() -> None:
+            window.begin()
+
+        parts = await run_ingest(fleet, work, spec, min(args.client_procs, args.stores), on_go_floor)
+        window.end()
+        out["floor_ws"] = ingest_record(parts, window, spec)
+    finally:
+        await fleet.stop(sink)
+    warn_if_disturbed("ingest websocket floor", out["floor_ws"]["window"])
+
+    print(f"  ingest: {args.stores} stores x {args.store_sales} sales into a real central ...", flush=True)
+    central, central_url = await fleet.start(
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+    )
+    profiler: Profiler | None = None
+    try:
+        spec = msgspec.structs.replace(base, url=central_url)
+        window = Window({"central": central.pid})
+
+        async def on_go() -> None:
+            nonlocal profiler
+            if args.py_spy:
+                profiler = Profiler(fleet, "central", central.pid, work / "central-profile.txt")
+                await profiler.begin()
+            window.begin()
+
+        parts = await run_ingest(fleet, work, spec, min(args.client_procs, args.stores), on_go)
+        window.end()
+        record = ingest_record(parts, window, spec)
+        record["central_memory_mb"] = memory_mb(central.pid)
+        if profiler is not None:
+            record["profile"] = await profiler.end()
+        if central.poll() is not None:
+            raise BenchError(f"central exited during ingest; its log ends:\n{tail(work / 'central.log')}")
+    finally:
+        if profiler is not None and profiler.proc is not None and profiler.proc.returncode is None:
+            await fleet.stop(profiler.proc)
+        await fleet.stop(central)
+    record["problems"] = await trio.to_thread.run_sync(
+        verify_ingest, work / "central.db", args.stores, args.store_sales
+    )
+    out["central"] = record
+    warn_if_disturbed("ingest", record["window"])
+    sqlite_s, ws_s = out["floor_sqlite"]["seconds"], out["floor_ws"]["seconds"]
+    out["ratio_to_sqlite_floor"] = record["seconds"] / sqlite_s if sqlite_s else None
+    out["ratio_to_ws_floor"] = record["seconds"] / ws_s if ws_s else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The orchestrator and the report.
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    if report["replay"] is not None:
+        print_replay(report)
+    if report["ingest"] is not None:
+        print_ingest(report)
+    if report.get("batch_best"):
+        best = report["batch_best"]
+        print(f"\nfastest replay batch (median over repeats): {best['batch']} ({best['seconds']:.2f} s)")
+    print()
+    for t in report["targets"].values():
+        print(f"{t['verdict']:<5} {t['target']}  (measured {t['measured']})")
+    for run in report["replay"]["runs"] if report["replay"] else []:
+        for profile in run["profiles"]:
+            print_profile(profile, f"the replay with batch {run['batch']}")
+    if report["ingest"] is not None and "profile" in report["ingest"]["central"]:
+        print_profile(report["ingest"]["central"]["profile"], "the ingest run")
+
+
+def print_replay(report: dict[str, Any]) -> None:
+    prep = report["replay"]["prep"]
+    events = prep["journal_events"] + prep["stock_events"]
+    print(
+        f"\nREPLAY of {prep['sales']:,} sales = {events:,} events ({prep['journal_events']:,} journal, "
+        f"{prep['stock_events']:,} stock; {prep['journal_body_bytes'] / prep['journal_events']:.0f} / "
+        f"{prep['stock_body_bytes'] / max(1, prep['stock_events']):.0f} bytes per body) from {len(LANES)} lanes; "
+        f"prepared in {prep['seconds']:.1f} s ({prep['sales_per_s']:,.0f} sales/s, not the figure)"
+    )
+    head = (
+        f"{'batch':>6} {'replay s':>9} {'sales/s':>8} {'events/s':>9} {'ready s':>7} {'online s':>8} "
+        f"{'floor s':>8} {'x floor':>7} {'status p50':>10} {'status max':>10} {'store MB':>8} {'central MB':>10} "
+        f"{'store%':>6} {'central%':>8} {'frame KB':>8} {'reconcile':>9} {'check':>5}"
+    )
+    print(head)
+    print("-" * len(head))
+    for run in report["replay"]["runs"]:
+        floor = run["floor"]
+        st = run["status"]
+        rss = run["peak_rss_mb"]
+        print(
+            f"{run['batch']:>6} {run['seconds']:>9.2f} {run['sales_per_s']:>8,.0f} {run['events_per_s']:>9,.0f} "
+            f"{run['ready_s']:>7.2f} {fmt(run['online_s']):>8} {floor['seconds']:>8.2f} "
+            f"{fmt(run['ratio_to_floor'], '.1f'):>7} {st.get('p50_ms', 0):>8.1f}ms {st.get('max_ms', 0):>8.1f}ms "
+            f"{fmt(rss.get('store'), '.0f'):>8} {fmt(rss.get('central'), '.0f'):>10} "
+            f"{fmt(run['cpu_pct'].get('store'), '.0f'):>6} {fmt(run['cpu_pct'].get('central'), '.0f'):>8} "
+            f"{floor['max_frame_bytes'] / 1024:>8.0f} {run['reconcile']['exit']:>9} "
+            f"{'ok' if not run['problems'] else 'FAIL':>5}"
+        )
+    print(
+        "replay s: store start -> status says outbox 0 and link online "
+        f"(polled every {report['config']['status_poll_s']:g} s); floor: the same frames "
+        f"over a bare websocket into a bare SQLite table, FULL commit + ack per batch, {WINDOW} in flight per stream; "
+        "MB: peak RSS (VmHWM) just before stopping; %: CPU over the replay in % of one core; frame KB: the largest "
+        "EventBatch (trio-websocket refuses messages over 1024 KB by default)"
+    )
+    for run in report["replay"]["runs"]:
+        for problem in run["problems"]:
+            print(f"!!! replay batch {run['batch']}: {problem}")
+
+
+def print_ingest(report: dict[str, Any]) -> None:
+    ing = report["ingest"]
+    c, fs, fw = ing["central"], ing["floor_sqlite"], ing["floor_ws"]
+    lat, flat = c["ack_latency"], fw["ack_latency"]
+    print(
+        f"\nINGEST: {c['stores']} stores x {report['config']['store_sales']} sales in batches of "
+        f"{report['config']['ingest_batch']} ({c['frame_bytes'] / max(1, c['batches']):,.0f} bytes per frame), "
+        f"{WINDOW} in flight per store, {c['client_procs']} client process(es)"
+    )
+    head = (
+        f"{'what':<28} {'sales':>7} {'seconds':>8} {'sales/s':>8} {'ack p50':>8} {'ack p99':>8} {'client%':>7} "
+        f"{'server%':>7} {'errors':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    print(
+        f"{'central (real)':<28} {c['sales']:>7,} {c['seconds']:>8.2f} {c['sales_per_s']:>8,.0f} "
+        f"{lat.get('p50_ms', 0):>6.1f}ms {lat.get('p99_ms', 0):>6.1f}ms {c['client_cpu_pct']:>7.0f} "
+        f"{fmt(c['window']['cpu_pct'].get('central'), '.0f'):>7} {c['error_count']:>6}"
+    )
+    print(
+        f"{'floor: bare websockets':<28} {fw['sales']:>7,} {fw['seconds']:>8.2f} {fw['sales_per_s']:>8,.0f} "
+        f"{flat.get('p50_ms', 0):>6.1f}ms {flat.get('p99_ms', 0):>6.1f}ms {fw['client_cpu_pct']:>7.0f} "
+        f"{fmt(fw['window']['cpu_pct'].get('sink'), '.0f'):>7} {fw['error_count']:>6}"
+    )
+    print(
+        f"{'floor: bare SQLite commits':<28} {c['sales']:>7,} {fs['seconds']:>8.2f} {fs['sales_per_s']:>8,.0f} "
+        f"{fs['commit_ms']:>6.2f}ms {'':>8} {100 * fs['cpu_s'] / fs['seconds']:>7.0f} {'':>7} {0:>6}"
+    )
+    print(
+        f"central / SQLite floor: {fmt(ing['ratio_to_sqlite_floor'], '.2f')}x the time; "
+        f"central / websocket floor: {fmt(ing['ratio_to_ws_floor'], '.2f')}x the time "
+        f"(client%: benchmark client CPU in % of one core; the machine has {os.cpu_count()} cores)"
+    )
+    for problem in c["problems"]:
+        print(f"!!! ingest: {problem}")
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, Any]:
+    """The replay target is judged on the config default batch (or the first one run), by the median
+    over `--repeat` runs; every run must also have passed its checks."""
+    out: dict[str, Any] = {}
+    if report["replay"] is not None:
+        runs = report["replay"]["runs"]
+        sales = report["config"]["sales"]
+        batch = DEFAULT_BATCH if any(r["batch"] == DEFAULT_BATCH for r in runs) else runs[0]["batch"]
+        chosen = [r for r in runs if r["batch"] == batch]
+        seconds = median([r["seconds"] for r in chosen])
+        ratio = median([r["ratio_to_floor"] for r in chosen])
+        limit = TARGET_REPLAY_S * sales / TARGET_REPLAY_SALES
+        scaled = "" if sales == TARGET_REPLAY_SALES else f" (scaled from {TARGET_REPLAY_S:g} s per 100,000)"
+        ok_replay = seconds <= limit and not any(r["problems"] for r in runs)
+        each = ", ".join(f"{r['seconds']:.1f}" for r in chosen)
+        spread = f", runs {each} s" if len(chosen) > 1 else ""
+        out["replay"] = {
+            "target": f"replay of {sales:,} sales <= {limit:g} s{scaled}, batch {batch}",
+            "measured": f"{seconds:.2f} s, {ratio:.1f}x floor{spread}",
+            "value_s": seconds,
+            "verdict": "PASS" if ok_replay else "MISS",
+        }
+    if report["ingest"] is not None:
+        ingest = report["ingest"]["central"]
+        ok_ingest = ingest["sales_per_s"] >= TARGET_INGEST and not ingest["problems"] and not ingest["error_count"]
+        out["ingest"] = {
+            "target": f"central ingest with {ingest['stores']} stores >= {TARGET_INGEST:,.0f} sales/s",
+            "measured": f"{ingest['sales_per_s']:,.0f} sales/s, {report['ingest']['ratio_to_sqlite_floor']:.2f}x "
+            f"the SQLite floor's time, {report['ingest']['ratio_to_ws_floor']:.2f}x the websocket floor's",
+            "value": ingest["sales_per_s"],
+            "verdict": "PASS" if ok_ingest else "MISS",
+        }
+    return out
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+async def bench(args: argparse.Namespace) -> int:
+    folder = Path(tempfile.mkdtemp(prefix="storepos-sync-"))
+    fleet = Fleet(folder)
+    ok = False
+    try:
+        print(
+            f"storepos sync: {os.cpu_count()} CPUs, Python {platform.python_version()}; replay {args.sales:,} sales, "
+            f"batch {args.batch}; ingest {args.stores} stores x {args.store_sales} sales in batches of "
+            f"{args.ingest_batch}, {args.client_procs} client process(es)\nwork folder {folder}",
+            flush=True,
+        )
+        load_at_start = load_average()
+        replay: dict[str, Any] | None = None
+        runs: list[dict[str, Any]] = []
+        if args.only in (None, "replay"):
+            template = folder / "template-store.db"
+            print(f"  preparing a store.db with {args.sales:,} sales in the outbox ...", flush=True)
+            prep = await trio.to_thread.run_sync(prepare_store, template, args.sales, args.seed)
+            print(f"  prepared in {prep.seconds:.1f} s ({prep.db_bytes / 1e6:.0f} MB)", flush=True)
+            events = prep.journal_events + prep.stock_events
+            profile_batch = DEFAULT_BATCH if DEFAULT_BATCH in args.batch else args.batch[0]
+            for repeat in range(args.repeat):
+                for batch in args.batch:
+                    print(f"  replay floor, batch {batch} ...", flush=True)
+                    tag = f"b{batch}-r{repeat}"
+                    floor = await replay_floor(fleet, folder / f"floor-{tag}", template, batch, events, args.keep)
+                    warn_if_disturbed(f"replay floor batch {batch}", floor["window"])
+                    print(f"    floor {floor['seconds']:.2f} s; replay, batch {batch} ...", flush=True)
+                    profiled = args.py_spy and repeat == 0 and batch == profile_batch
+                    run = await replay_run(fleet, folder / f"replay-{tag}", template, prep, batch, args, profiled)
+                    run["repeat"] = repeat
+                    run["floor"] = floor
+                    run["ratio_to_floor"] = run["seconds"] / floor["seconds"]
+                    runs.append(run)
+                    print(
+                        f"    replay {run['seconds']:.2f} s ({run['ratio_to_floor']:.1f}x floor), "
+                        f"reconcile exit {run['reconcile']['exit']}, problems {len(run['problems'])}",
+                        flush=True,
+                    )
+            replay = {"prep": msgspec.to_builtins(prep), "runs": runs}
+        ingest = await ingest_part(fleet, folder, args) if args.only in (None, "ingest") else None
+
+        report: dict[str, Any] = {
+            "benchmark": "sync",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "versions": {p: _version(p) for p in ("trio", "trio-websocket", "msgspec", "storepos")},
+                "sqlite": sqlite3.sqlite_version,
+                "load_average_at_start": load_at_start,
+                "load_average_at_end": load_average(),
+            },
+            "config": {
+                "sales": args.sales,
+                "batch": args.batch,
+                "lanes": LANES,
+                "window": WINDOW,
+                "stores": args.stores,
+                "store_sales": args.store_sales,
+                "ingest_batch": args.ingest_batch,
+                "client_procs": args.client_procs,
+                "seed": args.seed,
+                "node_log_level": "WARNING",
+                "status_poll_s": args.poll,
+                "repeat": args.repeat,
+                "only": args.only,
+            },
+            "replay": replay,
+            "ingest": ingest,
+        }
+        if len(args.batch) > 1 and runs:
+            by_batch = {b: median([r["seconds"] for r in runs if r["batch"] == b]) for b in args.batch}
+            best = min(by_batch, key=lambda b: by_batch[b])
+            report["batch_best"] = {"batch": best, "seconds": by_batch[best], "median_s_by_batch": by_batch}
+        report["targets"] = verdicts(report)
+        print_report(report)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwritten to {args.out}")
+        problems = sum(len(r["problems"]) for r in runs)
+        errors = 0
+        if ingest is not None:
+            problems += len(ingest["central"]["problems"])
+            errors += ingest["central"]["error_count"] + ingest["floor_ws"]["error_count"]
+        if problems or errors:
+            print(f"\n!!! THIS RUN HAD {problems} CHECK FAILURES AND {errors} ERRORS: the figures are not valid !!!")
+        ok = not problems and not errors
+        return 0 if ok else 1
+    finally:
+        await fleet.stop_all()
+        if ok and not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"work folder kept: {folder}", file=sys.stderr)
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        batches = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 250,500,1000, not {text!r}") from None
+    if not batches or min(batches) < 1 or len(set(batches)) != len(batches):
+        raise argparse.ArgumentTypeError("batch sizes must be distinct positive numbers")
+    return batches
+
+
+def leaves(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> list[BaseException]:
+    """The exceptions of `kinds` in `exc`, looking inside (nested) exception groups as Trio raises them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner, kinds)]
+    return [exc] if isinstance(exc, kinds) else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Offline backlog replay and central ingest, against floors.")
+    p.add_argument("--sales", type=int, default=TARGET_REPLAY_SALES, help="sales in the offline backlog")
+    p.add_argument(
+        "--batch",
+        type=parse_batches,
+        default=[DEFAULT_BATCH],
+        help="store.toml [central] batch for the replay; several (250,500,1000) run the replay once each",
+    )
+    p.add_argument("--stores", type=int, default=200, help="concurrent simulated stores for ingest")
+    p.add_argument("--store-sales", type=int, default=250, help="sales each simulated store sends")
+    p.add_argument("--ingest-batch", type=int, default=50, help="sales per EventBatch in the ingest run")
+    p.add_argument("--client-procs", type=int, default=1, help="spread the simulated stores over K processes")
+    p.add_argument("--repeat", type=int, default=1, help="run each replay R times (the verdict takes the median)")
+    p.add_argument("--only", choices=["replay", "ingest"], help="run one part only")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--replay-timeout", type=float, default=600.0, help="bound on one replay (seconds)")
+    p.add_argument("--ingest-timeout", type=float, default=300.0, help="bound on one ingest phase (seconds)")
+    p.add_argument("--poll", type=float, default=POLL, help=f"seconds between status polls in the replay ({POLL:g})")
+    p.add_argument(
+        "--py-spy", action="store_true", help="profile store and central in one replay, and central during ingest"
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/results/sync.json)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
+    p.add_argument("--sink-server", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--sink-db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--ingest-worker", metavar="SPEC", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.sink_server:
+        if args.ready_file is None:
+            p.error("--sink-server needs --ready-file")
+        try:
+            trio.run(sink_server, args.ready_file, args.sink_db)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if args.ingest_worker:
+        trio.run(ingest_worker, args.ingest_worker)
+        return 0
+    if min(args.sales, args.stores, args.store_sales, args.ingest_batch, args.client_procs, args.repeat) < 1:
+        p.error("--sales, --stores, --store-sales, --ingest-batch, --client-procs and --repeat must be at least 1")
+    if args.poll <= 0:
+        p.error("--poll must be positive")
+    args.out = args.out.resolve()
+    try:
+        return trio.run(bench, args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        failures = leaves(exc, (BenchError, trio.TooSlowError))
+        if not failures:
+            raise
+        for failure in failures:
+            print(f"sync: {'timed out' if isinstance(failure, trio.TooSlowError) else failure}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
