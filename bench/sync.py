@@ -210,7 +210,7 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                 lane = LANES[n % len(LANES)]
                 now = BASE_MS + n * 1_000
                 state, tendered = ring_up(rng, lane, now, codes, lambda code: replica.lookup(conn, code))
-                _, body = chain.append(
+                chain.append(
                     conn,
                     lane,
                     lambda no, state=state, now=now, tendered=tendered: basket.record(
@@ -222,8 +222,8 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                         closed_at=now,
                         tendered=tendered,
                     ),
+                    lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, "sale", body),
                 )
-                outbox.enqueue(conn, JOURNAL_STREAM, "sale", body)
                 for movement in stock.sale_movements(STORE, state.sale_id, now, state.lines):
                     stock.record(conn, movement)
                     lines += len(movement.lines)

@@ -34,7 +34,7 @@ from storenode.journal import chain
 from storenode.lanes.basket import Item
 from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
-from storenode.sync import outbox, replica
+from storenode.sync import replica
 from storenode.sync.link import LinkDown, Offline, SyncLink
 from storenode.sync.outbox import OutboxSignal
 
@@ -167,7 +167,7 @@ class StoreNode:
         return info
 
     async def status(self) -> Status:
-        backlog, receipts = await self.db.read(lambda c: (outbox.backlog(c), chain.last_receipts(c)))
+        backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)
         return Status(
             store=self.config.store,
             link="online" if self.link.online else "offline",

@@ -68,4 +68,10 @@ MIGRATIONS = [
         ALTER TABLE items ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
         """,
     ),
+    Migration(
+        4,
+        """
+        ALTER TABLE journal ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]

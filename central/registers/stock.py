@@ -21,9 +21,10 @@ def apply(conn: sqlite3.Connection, store: str, event: Event) -> None:
     if movement.store != store or movement.reason not in REASONS:
         raise EventError(f"event {event.seq}: movement for {movement.store!r} with reason {movement.reason!r}")
     for line in movement.lines:
-        row = conn.execute("SELECT qty FROM stock WHERE location = ? AND item = ?", (store, line.item)).fetchone()
-        level = row[0] if row else 0
-        delta = line.qty - level if movement.reason == "count" else line.qty
+        delta = line.qty
+        if movement.reason == "count":  # only a count needs the level: deltas just add
+            row = conn.execute("SELECT qty FROM stock WHERE location = ? AND item = ?", (store, line.item)).fetchone()
+            delta = line.qty - (row[0] if row else 0)
         conn.execute(
             "INSERT INTO stock (location, item, qty) VALUES (?,?,?) "
             "ON CONFLICT (location, item) DO UPDATE SET qty = qty + ?",

@@ -15,31 +15,46 @@ from protocol.codec import FrameError, decode_record, encode_record
 from protocol.frames import SaleRecord
 
 
-def append(conn: sqlite3.Connection, lane: int, build: Callable[[int], SaleRecord]) -> tuple[SaleRecord, bytes]:
-    """Append the record `build(receipt_no)` to the lane's chain; returns it with its canonical bytes."""
+def append(
+    conn: sqlite3.Connection,
+    lane: int,
+    build: Callable[[int], SaleRecord],
+    enqueue: Callable[[SaleRecord, bytes], int] | None = None,
+) -> tuple[SaleRecord, bytes]:
+    """Append the record `build(receipt_no)` to the lane's chain; returns it with its canonical bytes.
+    `enqueue` queues it for central in the same transaction and gives its outbox seq, kept beside the
+    receipt so "is this receipt still on its way?" is a comparison, not a search."""
     row = conn.execute(
         "SELECT receipt_no, hash FROM journal WHERE lane = ? ORDER BY receipt_no DESC LIMIT 1", (lane,)
     ).fetchone()
     receipt_no, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     record = build(receipt_no)
     body = encode_record(record)
+    seq = enqueue(record, body) if enqueue is not None else 0
     conn.execute(
-        "INSERT INTO journal (lane, receipt_no, kind, sale_id, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
-        (lane, receipt_no, record.kind, record.sale_id, body, prev, chain_hash(prev, body)),
+        "INSERT INTO journal (lane, receipt_no, kind, sale_id, body, prev_hash, hash, seq) VALUES (?,?,?,?,?,?,?,?)",
+        (lane, receipt_no, record.kind, record.sale_id, body, prev, chain_hash(prev, body), seq),
     )
     return record, body
 
 
-def page(conn: sqlite3.Connection, lane: int, after: int, limit: int) -> list[tuple[int, bytes]]:
+def page(conn: sqlite3.Connection, lane: int, after: int, limit: int) -> list[tuple[int, bytes, int]]:
+    """(receipt_no, hash, outbox seq) of a lane's receipts after `after`, in order."""
     rows = conn.execute(
-        "SELECT receipt_no, hash FROM journal WHERE lane = ? AND receipt_no > ? ORDER BY receipt_no LIMIT ?",
+        "SELECT receipt_no, hash, seq FROM journal WHERE lane = ? AND receipt_no > ? ORDER BY receipt_no LIMIT ?",
         (lane, after, limit),
     )
-    return [(no, digest) for no, digest in rows]
+    return [(no, digest, seq) for no, digest, seq in rows]
 
 
 def last_receipts(conn: sqlite3.Connection) -> dict[int, int]:
-    return dict(conn.execute("SELECT lane, MAX(receipt_no) FROM journal GROUP BY lane").fetchall())
+    """Each lane's last receipt number, by index lookups only: cheap however long the journal is."""
+    out: dict[int, int] = {}
+    lane = conn.execute("SELECT MIN(lane) FROM journal").fetchone()[0]
+    while lane is not None:
+        out[lane] = conn.execute("SELECT MAX(receipt_no) FROM journal WHERE lane = ?", (lane,)).fetchone()[0]
+        lane = conn.execute("SELECT MIN(lane) FROM journal WHERE lane > ?", (lane,)).fetchone()[0]
+    return out
 
 
 def verify(conn: sqlite3.Connection) -> tuple[int, list[str]]:

@@ -353,7 +353,7 @@ class Lane:
         after = basket.cleared(state)
 
         def job(c: sqlite3.Connection) -> tuple[SaleRecord, int]:
-            record, body = chain.append(
+            record, _ = chain.append(
                 c,
                 self.number,
                 lambda no: basket.record(
@@ -365,8 +365,8 @@ class Lane:
                     closed_at=now,
                     tendered=tendered,
                 ),
+                lambda _record, body: outbox.enqueue(c, JOURNAL_STREAM, kind, body),
             )
-            outbox.enqueue(c, JOURNAL_STREAM, kind, body)
             movements = stock.sale_movements(config.store, state.sale_id, now, state.lines) if kind == "sale" else []
             for movement in movements:
                 stock.record(c, movement)

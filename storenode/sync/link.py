@@ -259,9 +259,12 @@ class SyncLink:
                 limit = min(max(query.limit, 1), 10_000)
 
                 def read(c: sqlite3.Connection) -> JournalPage:
-                    pending = outbox.pending_receipts(c, query.lane)
+                    oldest = outbox.oldest_unacked(c, "journal")
                     rows = chain.page(c, query.lane, query.after, limit)
-                    entries = [JournalEntry(receipt_no=n, hash=h, pending=n in pending) for n, h in rows]
+                    entries = [
+                        JournalEntry(receipt_no=n, hash=h, pending=oldest is not None and seq >= oldest > 0)
+                        for n, h, seq in rows
+                    ]
                     return JournalPage(lane=query.lane, entries=entries)
 
                 page = await self.db.read(read)

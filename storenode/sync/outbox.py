@@ -10,7 +10,6 @@ import sqlite3
 
 import trio
 
-from protocol.codec import decode_record
 from protocol.frames import Event
 
 
@@ -25,26 +24,36 @@ def enqueue(conn: sqlite3.Connection, stream: str, kind: str, body: bytes) -> in
     return seq
 
 
-def pending(conn: sqlite3.Connection, stream: str, after: int, limit: int) -> list[Event]:
+MAX_BATCH_BYTES = 512 * 1024  # well under a websocket peer's 1 MiB message limit, whatever the sales hold
+
+
+def pending(
+    conn: sqlite3.Connection, stream: str, after: int, limit: int, max_bytes: int = MAX_BATCH_BYTES
+) -> list[Event]:
+    """The next events in order: at most `limit` of them and about `max_bytes` of bodies, but always
+    at least one, so a batch of big sales never outgrows a websocket message and stalls replay."""
     rows = conn.execute(
         "SELECT seq, kind, body FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
         (stream, after, limit),
     )
-    return [Event(seq=seq, kind=kind, body=body) for seq, kind, body in rows]
+    events: list[Event] = []
+    size = 0
+    for seq, kind, body in rows:
+        size += len(body) + 16
+        if events and size > max_bytes:
+            break
+        events.append(Event(seq=seq, kind=kind, body=body))
+    return events
 
 
 def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
     return conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, upto)).rowcount
 
 
-def pending_receipts(conn: sqlite3.Connection, lane: int) -> set[int]:
-    """Receipt numbers of a lane still waiting in the outbox: in transit, not lost."""
-    out = set()
-    for (body,) in conn.execute("SELECT body FROM outbox WHERE stream = 'journal'"):
-        record = decode_record(body)
-        if record.lane == lane:
-            out.add(record.receipt_no)
-    return out
+def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:
+    """The lowest seq central has not acknowledged; every later event of the stream is in transit."""
+    row = conn.execute("SELECT MIN(seq) FROM outbox WHERE stream = ?", (stream,)).fetchone()
+    return row[0]
 
 
 def streams(conn: sqlite3.Connection) -> list[str]:
