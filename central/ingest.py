@@ -25,6 +25,7 @@ from runtime.database import Database
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 10.0
+QUEUED_BATCHES = 8
 ADMIN_TIMEOUT = 120.0
 APPLIERS: dict[str, Applier] = {"journal": sales.apply, "stock": stock.apply}
 
@@ -89,8 +90,7 @@ class Ingest:
             self.links[store] = link
             acked = await self.db.read(lambda c: cursors.cursors(c, store))
             await ws.send_message(self.codec.encode(LinkWelcome(node=self.node, acked=acked)))
-            while True:
-                await self._message(link, store, await ws.get_message())
+            await self._session(link, store)
         except (ConnectionClosed, trio.TooSlowError):
             pass
         except FrameError as exc:
@@ -106,7 +106,52 @@ class Ingest:
     async def _send_error(self, ws: WebSocketConnection, code: str, message: str) -> None:
         await ws.send_message(self.codec.encode(LinkError(code=code, message=message)))
 
-    async def _message(self, link: _StoreLink, store: str, data: bytes | str) -> None:
+    async def _session(self, link: _StoreLink, store: str) -> None:
+        """Read frames on one task and apply batches on another, so batches that arrive while one
+        commits are applied together: one durable commit for all of them, as the store's window of
+        batches in flight intends. The bounded queue between them is backpressure on the store."""
+        send, receive = trio.open_memory_channel[EventBatch](QUEUED_BATCHES)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._applier, link, store, receive, nursery.cancel_scope)
+            try:
+                while True:
+                    await self._message(link, store, await link.ws.get_message(), send)
+            except ConnectionClosed:
+                nursery.cancel_scope.cancel()
+
+    async def _applier(
+        self,
+        link: _StoreLink,
+        store: str,
+        receive: trio.MemoryReceiveChannel[EventBatch],
+        session: trio.CancelScope,
+    ) -> None:
+        try:
+            async for first in receive:
+                batches = [first]
+                while True:
+                    try:
+                        batches.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                outcomes = await self.db.write(
+                    lambda c, batches=batches: [_apply_batch(c, store, b) for b in batches], durable=True
+                )
+                for batch, outcome in zip(batches, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        log.warning("refused a batch from %s: %s", store, outcome)
+                        await self._send_error(link.ws, "bad_batch", str(outcome))
+                    else:
+                        seq, gap = outcome
+                        await link.ws.send_message(
+                            self.codec.encode(Ack(store=store, stream=batch.stream, seq=seq, gap=gap))
+                        )
+        except ConnectionClosed:
+            session.cancel()
+
+    async def _message(
+        self, link: _StoreLink, store: str, data: bytes | str, batches: trio.MemorySendChannel[EventBatch]
+    ) -> None:
         ws = link.ws
         try:
             frame = self.codec.decode(data)
@@ -124,19 +169,10 @@ class Ingest:
         if not isinstance(frame, EventBatch) or frame.store != store:
             await self._send_error(ws, "unexpected", f"expected an event batch for {store}, got {type(frame).__name__}")
             return
-        apply = APPLIERS.get(frame.stream)
-        if apply is None:
+        if frame.stream not in APPLIERS:
             await self._send_error(ws, "bad_batch", f"unknown stream {frame.stream!r}")
             return
-        try:
-            seq, gap = await self.db.write(
-                lambda c: cursors.apply_in_order(c, store, frame.stream, frame.events, apply), durable=True
-            )
-        except (EventError, FrameError, sqlite3.IntegrityError) as exc:
-            log.warning("refused a batch from %s: %s", store, exc)
-            await self._send_error(ws, "bad_batch", str(exc))
-            return
-        await ws.send_message(self.codec.encode(Ack(store=store, stream=frame.stream, seq=seq, gap=gap)))
+        await batches.send(frame)
 
     async def _admin(self, ws: WebSocketConnection) -> None:
         """Operator tools: one question per request, answered on the same connection."""
@@ -180,3 +216,16 @@ class Ingest:
             found = await self.db.read(lambda c: stock.levels(c, item))
             return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(found))
         return LinkReply(id=request.id, ok=False, error=f"unknown question {request.kind!r}")
+
+
+def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> tuple[int, bool] | Exception:
+    """One batch in its own savepoint: a bad batch is refused alone, its neighbours still commit."""
+    conn.execute("SAVEPOINT batch")
+    try:
+        outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, APPLIERS[batch.stream])
+    except (EventError, FrameError, sqlite3.IntegrityError) as exc:
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        return exc
+    conn.execute("RELEASE batch")
+    return outcome
