@@ -130,10 +130,10 @@ class Database:
         A caller that gives up early (its deadline passes) learns nothing about the outcome: a job
         already on the worker thread commits anyway. Such a caller must look the outcome up.
         """
-        return await self._mailbox.ask(_Work(job, durable))
+        return await self._mailbox.ask(_Work(job, durable), expires=False)
 
     async def read(self, job: Job[T]) -> T:
-        return await self._mailbox.ask(_Work(job, False))
+        return await self._mailbox.ask(_Work(job, False), expires=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         worker = _Worker(self.path, trio.lowlevel.current_trio_token())
@@ -181,17 +181,14 @@ def _run_batch(conn: sqlite3.Connection, works: list[_Work]) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
-        for work in works:
-            conn.execute("SAVEPOINT job")
+        if len(works) == 1:  # alone in its transaction: a failure rolls the transaction back, no savepoint needed
             try:
-                value = work.job(conn)
+                outcomes.append((True, works[0].job(conn)))
             except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((False, exc))
-            else:
-                conn.execute("RELEASE job")
-                outcomes.append((True, value))
+                conn.execute("ROLLBACK")
+                return [(False, exc)]
+        else:
+            outcomes = _run_jobs(conn, works)
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -201,6 +198,23 @@ def _run_batch(conn: sqlite3.Connection, works: list[_Work]) -> list[_Outcome]:
     finally:
         if durable:
             conn.execute("PRAGMA synchronous=NORMAL")
+    return outcomes
+
+
+def _run_jobs(conn: sqlite3.Connection, works: list[_Work]) -> list[_Outcome]:
+    """Each job in its own savepoint, so one failing job is rolled back alone."""
+    outcomes: list[_Outcome] = []
+    for work in works:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = work.job(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            outcomes.append((False, exc))
+        else:
+            conn.execute("RELEASE job")
+            outcomes.append((True, value))
     return outcomes
 
 

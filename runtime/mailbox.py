@@ -81,11 +81,14 @@ class Mailbox(Generic[M]):
             return False
         return True
 
-    async def ask(self, message: M) -> Any:
+    async def ask(self, message: M, *, expires: bool = True) -> Any:
         """Send and wait for the answer. Bound it with `trio.fail_after`: the deadline travels with
-        the message, so an actor that gets to it too late drops it instead of doing it for nobody."""
+        the message, so an actor that gets to it too late drops it instead of doing it for nobody.
+        `expires=False` for work that must run even if the asker gave up (a database write whose
+        outcome the asker will look up), which also saves looking the deadline up on a hot path."""
         reply = _Reply()
-        await self._send.send(Envelope(message, trio.current_effective_deadline(), reply))
+        deadline = trio.current_effective_deadline() if expires else math.inf
+        await self._send.send(Envelope(message, deadline, reply))
         await reply.event.wait()
         if reply.error is not None:
             raise reply.error

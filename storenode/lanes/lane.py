@@ -165,9 +165,10 @@ class Lane:
         for conn in self.subscribers:
             conn.push(frame)
 
-    def _show(self, lines: tuple[str, str]) -> None:
+    def _show(self, lines: Callable[[], tuple[str, str]]) -> None:
+        """Lines are computed only when the lane has a customer display (they cost a scan's budget)."""
         if self.devices.display is not None:
-            self.devices.display.show(*lines)
+            self.devices.display.show(*lines())
 
     def _money(self, amount: int) -> str:
         return format_money(amount, self.currency)
@@ -239,7 +240,7 @@ class Lane:
                 new = basket.to_total(state)
                 due = self._money(basket.cash_due(new, self.currency))
                 await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
-                self._show(display.total_lines(f"{self.currency} {due}"))
+                self._show(lambda: display.total_lines(f"{self.currency} {due}"))
             case CashTender(amount=amount):
                 basket.require_operator(state)
                 basket.check_cash(state, amount, self.currency)
@@ -333,7 +334,7 @@ class Lane:
             what = f"{qty} x {item.name}" if qty != 1 else item.name
         prefix = "returned: " if returned else ""
         self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}")
-        self._show(display.item_lines(f"{prefix}{what}", self._money(line.amount)))
+        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
 
     async def _weigh(self, item: basket.Item) -> int:
         """A stable, positive, fresh weight from this lane's scale, or a refusal the till shows."""
@@ -383,7 +384,7 @@ class Lane:
         if devices.drawer is not None and kind == "sale":
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
         if kind == "sale":
-            self._show(display.change_lines(self._money(tendered), self._money(record.change)))
+            self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(
             lane=self.number,
             receipt_no=record.receipt_no,
