@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from storenode.pricing.gs1 import Gs1Config
+
 
 class ConfigError(ValueError):
     pass
@@ -60,6 +62,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     central: LinkConfig = msgspec.field(default_factory=LinkConfig)
     devices: list[DeviceConfig] = []
+    gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
 
     @property
     def data_path(self) -> Path:

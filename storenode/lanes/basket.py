@@ -69,15 +69,22 @@ def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
 
 
 def add_line(
-    state: LaneState, item: Item, code: str, qty: int, *, returned: bool = False, weight_g: int = 0
+    state: LaneState,
+    item: Item,
+    code: str,
+    qty: int,
+    *,
+    returned: bool = False,
+    weight_g: int = 0,
+    price: int | None = None,
 ) -> LaneState:
-    """Add `qty` of an item, or one weighed line of `weight_g` grams priced per kg; a returned item
-    is the same line with negative quantity and amount."""
+    """Add `qty` of an item, or one weighed line of `weight_g` grams priced per kg, or one line at a
+    `price` printed in its barcode; a returned item is the same line with negative quantity and amount."""
     if not 1 <= qty <= MAX_QTY:
         raise Rejected("bad_quantity", f"quantity must be 1 to {MAX_QTY}, not {qty}")
-    if item.weighed and weight_g <= 0:
+    if item.weighed and weight_g <= 0 and price is None:
         raise Rejected("needs_weight", f"{item.name} is sold by weight: put it on the scale")
-    if weight_g and qty != 1:
+    if (weight_g or price is not None) and qty != 1:
         raise Rejected("bad_quantity", "a weighed item is one line per weighing")
     if returned:
         qty = -qty
@@ -91,8 +98,14 @@ def add_line(
         code=code,
         name=item.name,
         qty=qty,
-        unit_price=item.price,
-        amount=round_half_up(item.price * weight_g, 1000) * qty if weight_g else item.price * qty,
+        unit_price=item.price if price is None else price,
+        amount=(
+            price * qty
+            if price is not None
+            else round_half_up(item.price * weight_g, 1000) * qty
+            if weight_g
+            else item.price * qty
+        ),
         vat_rate=item.vat_rate,
         voided=False,
         weight_g=weight_g,

@@ -44,7 +44,7 @@ from protocol.frames import (
     VoidLine,
     Welcome,
 )
-from protocol.money import format_money
+from protocol.money import format_money, round_half_up
 from runtime.clock import Clock
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -55,6 +55,7 @@ from storenode.journal import chain
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
 from storenode.peripherals import LaneDevices, receipt_layout
+from storenode.pricing import gs1
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 
@@ -310,14 +311,26 @@ class Lane:
         sale_id = uuid.uuid4().hex if state.status == READY else ""
         now = self.ctx.clock.now_ms()
 
+        measured = gs1.decode(code, self.ctx.config.gs1)  # a label printed by a scale elsewhere
+
         def job(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
-            item = replica.lookup(c, code)
+            item = replica.lookup(c, measured.key if measured else code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
-            if item.weighed and not weight_g:
+            price = None
+            if measured is not None:
+                if measured.weight_g and not item.weighed:
+                    raise Rejected("bad_barcode", f"{code} carries a weight but {item.name} is sold by the piece")
+                weight_g = measured.weight_g
+                price = None if measured.weight_g else measured.price
+                if price and item.weighed and item.price:  # a scale's price label: stock still moves in grams
+                    weight_g = round_half_up(price * 1000, item.price)
+                if weight_g <= 0 and not price:
+                    raise Rejected("bad_barcode", f"{code} carries no weight or price")
+            elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            new = basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g)
+            new = basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price)
             save_state(c, new)
             return new, item
 
