@@ -22,6 +22,7 @@ from trio_websocket import ConnectionClosed, HandshakeError
 from central.registers import sales
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
+from storenode.journal import chain as journal_chain
 from tests.chaos.proxy import ChaosProxy, Faults
 from tests.processes import Processes
 from till.client import TillDisconnected, connect
@@ -200,6 +201,8 @@ def check(folder: Path, store: str, receipts: dict[str, int]) -> list[str]:
         here, there = _totals([row[3] for row in journal]), _totals([row[3] for row in at_central])
         if here != there:
             problems.append(f"totals differ: store {here} central {there}")
+        _, broken = journal_chain.verify(local)  # the store's own chain, end to end
+        problems += [f"store journal: {p}" for p in broken]
         heads_here = {}
         for lane, no, _, _, digest in sorted(journal):
             heads_here[lane] = (no, digest)
