@@ -31,7 +31,8 @@ class TillClient:
         self.welcome: Welcome | None = None
         self._refs = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[TillFrame]] = {}
-        self.pushed = trio.Event()  # set whenever a state arrives; replaced after each wait
+        self.pushed = trio.Event()  # set whenever a state or notice arrives; replaced after each wait
+        self.notices: list[Error] = []  # errors nobody asked for (a refused scan from the lane's scanner)
 
     async def _reader(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -46,10 +47,13 @@ class TillClient:
                     self.pushed.set()
                     self.pushed = trio.Event()
                 ref = getattr(frame, "ref", 0)
-                if ref or isinstance(frame, Welcome | Error):
-                    waiter = self._waiting.pop(ref, None)
-                    if waiter is not None:
-                        waiter.send_nowait(frame)
+                waiter = self._waiting.pop(ref, None) if ref or isinstance(frame, Welcome | Error) else None
+                if waiter is not None:
+                    waiter.send_nowait(frame)
+                elif isinstance(frame, Error):  # nobody asked: a device's scan refused, shown to the cashier
+                    self.notices.append(frame)
+                    self.pushed.set()
+                    self.pushed = trio.Event()
         except ConnectionClosed:
             for waiter in self._waiting.values():
                 waiter.close()
