@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -769,6 +770,21 @@ async def measure(
 
 
 async def bench(args: argparse.Namespace) -> int:
+    """The whole run; SIGTERM or SIGHUP stop it like Ctrl-C does, with every process it started."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    raise BenchError(f"stopped by {signal.Signals(signum).name}")
+
+            nursery.start_soon(stop_on_signal)
+            code = await run_bench(args)
+            nursery.cancel_scope.cancel()
+    return code
+
+
+async def run_bench(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="storepos-bench-"))
     procs: list[trio.Process] = []
     ok = False
@@ -820,7 +836,11 @@ async def bench(args: argparse.Namespace) -> int:
                 f"p99 {rt.get('p99_ms', 0):.2f} ms, {scan['sales_per_s']:.1f} sales/s",
                 flush=True,
             )
-        errors = sum(r["scan"]["error_count"] + r["echo"]["error_count"] for r in runs) + floor["error_count"]
+        phases = [  # every measured window once (with 1 till, the echo at N=1 is the floor)
+            ("echo", floor),
+            *((kind, r[kind]) for r in runs for kind in ("echo", "scan") if r["n"] != 1 or kind == "scan"),
+        ]
+        errors = sum(record["error_count"] for _, record in phases)
 
         print()
         print_table(runs, floor)
@@ -830,6 +850,13 @@ async def bench(args: argparse.Namespace) -> int:
             print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}".rstrip())
         if profile is not None:
             print_profile(profile)
+        disturbed = [
+            f"{kind} N={record['clients']}"
+            for kind, record in phases
+            if record.get("other_load_pct", 0) > OTHER_LOAD_WARNING
+        ]
+        if disturbed:
+            print(f"\n!!! other processes loaded the machine during {', '.join(disturbed)}: rerun on a quiet machine")
         if errors:
             print(f"\n!!! THIS RUN HAD {errors} ERRORS: the figures above are not valid !!!")
 
@@ -857,6 +884,7 @@ async def bench(args: argparse.Namespace) -> int:
             "runs": runs,
             "targets": targets,
             "errors": errors,
+            "disturbed_by_other_load": disturbed,
             "store_profile": profile,
         }
         write_report(args.out, report)

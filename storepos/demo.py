@@ -47,9 +47,9 @@ def run_demo(folder: Path | None, *, interactive: bool) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return trio.run(_demo, folder.resolve(), interactive)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Ctrl-C, possibly wrapped by the simulators' nursery: a clean stop
         print("\ndemo stopped")
-        return 0
+    return 0
 
 
 async def _start(args: list[str], log: Path) -> trio.Process:
