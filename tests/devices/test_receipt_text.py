@@ -63,3 +63,13 @@ def test_screen_and_paper_say_the_same() -> None:
     printed = [line.strip() for line in decode(encode_receipt(LAYOUT, RECORD)).splitlines() if line.strip()]
     shown = [line.strip() for line in receipt_text(LAYOUT, RECORD).splitlines() if line.strip()]
     assert [line for line in printed if not line.startswith("[")] == shown  # [QR: ...] and [CUT] are paper-only
+
+
+def test_nordic_letters_reach_the_paper_through_one_code_page() -> None:
+    import msgspec
+
+    line = msgspec.structs.replace(RECORD.lines[0], name="Smörgåsost Ærø")
+    record = msgspec.structs.replace(RECORD, lines=[line, *RECORD.lines[1:]])
+    data = encode_receipt(LAYOUT, record)
+    assert b"\x1b@\x1bt\x02" in data  # reset, then PC850 once for the whole receipt
+    assert "Smörgåsost Ærø" in decode(data)
