@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from storenode.pricing.gs1 import Gs1Config
+from protocol.gs1 import Gs1Config
 
 
 class ConfigError(ValueError):

@@ -21,6 +21,7 @@ import trio
 
 from devices import display
 from devices.escpos import receipt_text
+from protocol import gs1
 from protocol.frames import (
     CancelSale,
     CashTender,
@@ -55,7 +56,6 @@ from storenode.journal import chain
 from storenode.lanes import basket
 from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
 from storenode.peripherals import LaneDevices, receipt_layout
-from storenode.pricing import gs1
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
 

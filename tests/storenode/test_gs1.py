@@ -6,8 +6,8 @@ import pytest
 import trio
 
 from protocol.frames import Error, Login, SaleState, Scan
+from protocol.gs1 import Gs1Config, Measured, check_digit, decode, valid
 from storenode.app import StoreNode
-from storenode.pricing.gs1 import Gs1Config, Measured, check_digit, decode, valid
 from till.client import connect
 
 CONFIG = Gs1Config()
