@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import trio
-from trio_websocket import serve_websocket
 
 from central.ingest import Ingest
 from central.schema import MIGRATIONS
+from protocol.websocket import serve
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import ChildSpec, Strategy, Supervisor
@@ -26,6 +26,7 @@ class CentralNode:
         self.db = Database(db_path, MIGRATIONS)
         self.ingest = Ingest(node, self.db)
         self.bound_port = 0
+        self.listening = trio.Event()  # set once stores can connect: the node is ready only then
 
     @property
     def url(self) -> str:
@@ -33,8 +34,8 @@ class CentralNode:
 
     async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(serve_websocket, self.ingest.serve, self.host, self.port, None)
-            self.bound_port = server.port
+            self.bound_port = await nursery.start(serve, self.ingest.serve, self.host, self.port, "stores")
+            self.listening.set()
             task_status.started()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -46,5 +47,6 @@ class CentralNode:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(root.run)
+            await self.listening.wait()  # a supervisor is "started" even while a child retries
             log.info("central ready: stores connect to %s", self.url)
             task_status.started()

@@ -48,4 +48,64 @@ MIGRATIONS = [
         CREATE INDEX stock_moves_store ON stock_moves (store, seq);
         """,
     ),
+    Migration(
+        3,
+        # Master registers (central/registers/catalog.py). Every row carries the catalogue version
+        # that last changed it, so distribution can later send "everything after version N".
+        # A price's store '' is the chain price; ends = 0 (and starts = 0) is a standing price,
+        # otherwise the campaign window is [starts, ends) in epoch ms.
+        """
+        CREATE TABLE catalog_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        );
+        INSERT INTO catalog_version (id, version) VALUES (1, 0);
+        CREATE TABLE vat_rates (
+            code TEXT PRIMARY KEY,
+            rate INTEGER NOT NULL CHECK (rate BETWEEN 0 AND 10000),
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE item_groups (
+            item_group TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            parent TEXT REFERENCES item_groups (item_group) DEFERRABLE INITIALLY DEFERRED,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE stores (
+            store TEXT PRIMARY KEY CHECK (store <> ''),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE items (
+            item TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            receipt_text TEXT NOT NULL,
+            item_group TEXT REFERENCES item_groups (item_group) DEFERRABLE INITIALLY DEFERRED,
+            vat_rate INTEGER NOT NULL CHECK (vat_rate BETWEEN 0 AND 10000),
+            unit TEXT NOT NULL CHECK (unit IN ('piece', 'kg')),
+            info TEXT NOT NULL,
+            warranty TEXT NOT NULL,
+            popup TEXT NOT NULL,
+            active INTEGER NOT NULL CHECK (active IN (0, 1)),
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE barcodes (
+            code TEXT PRIMARY KEY,
+            item TEXT NOT NULL REFERENCES items (item) DEFERRABLE INITIALLY DEFERRED,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX barcodes_item ON barcodes (item);
+        CREATE TABLE prices (
+            item TEXT NOT NULL REFERENCES items (item) DEFERRABLE INITIALLY DEFERRED,
+            store TEXT NOT NULL,
+            starts INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            price INTEGER NOT NULL CHECK (price >= 0),
+            currency TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (item, store, starts, ends),
+            CHECK ((starts = 0 AND ends = 0) OR (starts >= 0 AND starts < ends))
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

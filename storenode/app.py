@@ -139,6 +139,7 @@ class StoreNode:
     ) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.tree().run)
+            await self.gateway.listening.wait()  # a supervisor is "started" even while a child retries
             log.info("store %s ready: tills connect to %s", self.config.store, self.url)
             if ready is not None:
                 ready(self)

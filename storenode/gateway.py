@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from protocol.codec import SUBPROTOCOL_JSON, TILL_SUBPROTOCOLS, FrameError, TillCodec
 from protocol.frames import Command, Error, Hello, TillFrame
+from protocol.websocket import serve
 from runtime.mailbox import ActorFailed, Rejected
 from storenode.lanes.lane import Attach, Detach, Do, Lane
 
@@ -66,12 +67,13 @@ class Gateway:
         self.lanes = lanes
         self.queries = queries
         self.bound_port = 0
+        self.listening = trio.Event()  # set once tills can connect: the node is ready only then
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(serve_websocket, self._serve, self.host, self.port, None)
-            self.bound_port = server.port
+            self.bound_port = await nursery.start(serve, self._serve, self.host, self.port, "tills")
             log.info("till gateway listening on ws://%s:%d", self.host, self.bound_port)
+            self.listening.set()
             task_status.started()
 
     async def _serve(self, request: WebSocketRequest) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import trio
 
+from runtime.supervision import Escalation
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storepos", description="Retail point of sale for store chains.")
@@ -65,11 +67,26 @@ def _serve(run: Callable[[], Awaitable[None]]) -> int:
                     nursery.cancel_scope.cancel()
                     return
 
+    stopped: list[BaseException] = []
     try:
         trio.run(main)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:
         pass
-    return 0
+    except* Escalation as group:  # the node gave up after its supervisors' restarts: say why, plainly
+        stopped.extend(group.exceptions)
+    for exc in stopped:
+        print(f"storepos: node stopped: {_root_cause(exc)}", file=sys.stderr)
+    return 1 if stopped else 0
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        if isinstance(exc, Escalation) and exc.cause is not None:
+            exc = exc.cause
+        elif isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        else:
+            return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: list[str] | None = None) -> int:

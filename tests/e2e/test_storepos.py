@@ -89,3 +89,21 @@ async def test_basket_survives_kill_9_and_journal_catches_tampering(tmp_path: Pa
     verify = await storepos("store", "verify-journal", "--config", str(config))
     assert verify.returncode == 1
     assert "lane 1 receipt 1: hash does not match the record bytes" in verify.stdout.decode()
+
+
+async def test_a_taken_port_is_reported_plainly_and_no_ready_file_appears(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "store.toml"
+        config.write_text(f'store = "X"\nlanes = [1]\n[gateway]\nport = {port}\n')
+        ready = tmp_path / "ready.json"
+        result = await storepos("store", "run", "--config", str(config), "--ready-file", str(ready))
+    assert result.returncode == 1
+    assert f"storepos: node stopped: ListenError: [Errno 98] cannot listen for tills on 127.0.0.1:{port}" in (
+        result.stderr.decode()
+    )
+    assert not ready.exists()  # nothing was ever ready to tell a parent process about

@@ -1,0 +1,272 @@
+"""The chain's master registers at central: VAT rates, item groups, stores, items, barcodes, prices.
+
+Central owns these; stores will sell from copies of them (distribution comes later). Two rules
+shape the storage:
+- every committed change bumps one catalogue version and stamps each row it changed with it, so a
+  store can later be sent exactly what changed after the version it holds;
+- writing a row identical to the stored one is not a change, so re-sending the same data (importing
+  an export) changes nothing and bumps nothing: a version always means new data.
+
+Nothing is deleted in this slice: an item is retired with `active = false`. Removing barcodes and
+prices needs tombstones that distribution can send, and comes with it.
+
+SQL stays in this module and portable (ON CONFLICT upserts, LIKE, CASE; no SQLite-only functions),
+for a central that may later run on PostgreSQL. Sorting for export happens in Python, so the order
+does not depend on a database's collation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from protocol.gs1 import Gs1Config, check_digit, valid
+
+# An identifier: an item number, a store id, a group code. No whitespace, so it survives being
+# typed at a till, pasted into a spreadsheet and compared as a key.
+Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
+Name = Annotated[str, Meta(min_length=1, max_length=80)]
+# One receipt line is 42 characters on 80 mm paper; the amount and its spacing need the rest.
+ReceiptText = Annotated[str, Meta(max_length=30)]
+Text = Annotated[str, Meta(max_length=2000)]
+BasisPoints = Annotated[int, Meta(ge=0, le=10_000)]  # 2500 = 25 %
+Code = Annotated[str, Meta(min_length=1, max_length=64)]  # a barcode; its digits are checked by barcode_problem
+Minor = Annotated[int, Meta(ge=0)]  # money in minor units of the price's currency
+Millis = Annotated[int, Meta(ge=0)]  # epoch milliseconds
+
+
+class VatRate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Key
+    rate: BasisPoints
+
+
+class Group(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    item_group: Key
+    name: Name
+    parent: Key | None = None  # None: a top-level group
+
+
+class Store(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    store: Key
+    name: Name
+
+
+class Item(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    item: Key
+    name: Name
+    receipt_text: ReceiptText = ""  # empty: the receipt prints the name
+    item_group: Key | None = None
+    vat_rate: BasisPoints
+    unit: Literal["piece", "kg"] = "piece"
+    info: Text = ""
+    warranty: Text = ""
+    popup: Text = ""  # shown to the cashier when the item is scanned ("check age")
+    active: bool = True
+
+
+class Barcode(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Code
+    item: Key
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    item: Key
+    store: str = ""  # "": the chain price; otherwise the store it is for
+    starts: Millis = 0
+    ends: Millis = 0  # 0: a standing price; otherwise a campaign valid in [starts, ends)
+    price: Minor
+    currency: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """One register's table: its row type names the columns, `key` the ones that identify a row."""
+
+    kind: str  # the name operators use: `storepos central import KIND FILE`
+    table: str
+    row: type[msgspec.Struct]
+    key: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.row.__struct_fields__
+
+
+# In dependency order: each register refers only to registers before it.
+REGISTERS: dict[str, Register] = {
+    r.kind: r
+    for r in (
+        Register("vat-rates", "vat_rates", VatRate, ("code",)),
+        Register("groups", "item_groups", Group, ("item_group",)),
+        Register("stores", "stores", Store, ("store",)),
+        Register("items", "items", Item, ("item",)),
+        Register("barcodes", "barcodes", Barcode, ("code",)),
+        Register("prices", "prices", Price, ("item", "store", "starts", "ends")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an upsert did; `version` is the catalogue version after it (unchanged if nothing changed)."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    version: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inserted or self.updated)
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT version FROM catalog_version WHERE id = 1").fetchone()[0]
+
+
+def key_of(register: Register, row: msgspec.Struct) -> tuple[Any, ...]:
+    return tuple(getattr(row, column) for column in register.key)
+
+
+def _stored_values(row: msgspec.Struct) -> tuple[Any, ...]:
+    """A row as the database holds it (booleans as 0/1), so stored and new rows compare equal."""
+    return tuple(int(v) if isinstance(v, bool) else v for v in msgspec.structs.astuple(row))
+
+
+def upsert(conn: sqlite3.Connection, register: Register, rows: Sequence[msgspec.Struct]) -> Applied:
+    """Insert new rows and update changed ones under one new version; the caller owns the transaction.
+
+    Rows equal to what is stored are skipped, so the version moves only when the data does.
+    """
+    columns = register.columns
+    key_size = len(register.key)
+    key_at = [columns.index(k) for k in register.key]
+    stored: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for values in conn.execute(f"SELECT {', '.join(columns)} FROM {register.table}"):
+        stored[tuple(values[i] for i in key_at)] = tuple(values)
+    changes: list[tuple[Any, ...]] = []
+    inserted = 0
+    for row in rows:
+        values = _stored_values(row)
+        old = stored.get(tuple(values[i] for i in key_at))
+        if old == values:
+            continue
+        inserted += old is None
+        changes.append(values)
+    if not changes:
+        return Applied(0, 0, len(rows), version(conn))
+    new_version = version(conn) + 1
+    conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns[key_size:], "version") if c not in register.key)
+    conn.executemany(
+        f"INSERT INTO {register.table} ({', '.join(columns)}, version) VALUES ({', '.join('?' * (len(columns) + 1))}) "
+        f"ON CONFLICT ({', '.join(register.key)}) DO UPDATE SET {updates}",
+        [(*values, new_version) for values in changes],
+    )
+    return Applied(inserted, len(changes) - inserted, len(rows) - len(changes), new_version)
+
+
+def rows(conn: sqlite3.Connection, register: Register) -> list[msgspec.Struct]:
+    """Every row of a register, sorted by key: the same data always reads back in the same order."""
+    columns = register.columns
+    out = [
+        msgspec.convert(dict(zip(columns, values, strict=True)), register.row, strict=False)
+        for values in conn.execute(f"SELECT {', '.join(columns)} FROM {register.table}")
+    ]
+    out.sort(key=lambda row: key_of(register, row))
+    return out
+
+
+def row_versions(conn: sqlite3.Connection, register: Register) -> dict[tuple[Any, ...], int]:
+    """The version that last changed each row, by key: what distribution will send deltas from."""
+    key = ", ".join(register.key)
+    return {tuple(r[:-1]): r[-1] for r in conn.execute(f"SELECT {key}, version FROM {register.table}")}
+
+
+def vat_rates(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT code, rate FROM vat_rates").fetchall())
+
+
+def vat_rates_in_use(conn: sqlite3.Connection) -> set[int]:
+    return {rate for (rate,) in conn.execute("SELECT DISTINCT vat_rate FROM items")}
+
+
+def group_parents(conn: sqlite3.Connection) -> dict[str, str | None]:
+    return dict(conn.execute("SELECT item_group, parent FROM item_groups").fetchall())
+
+
+def store_ids(conn: sqlite3.Connection) -> set[str]:
+    return {store for (store,) in conn.execute("SELECT store FROM stores")}
+
+
+def item_units(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT item, unit FROM items").fetchall())
+
+
+def price_currencies(conn: sqlite3.Connection) -> set[str]:
+    return {currency for (currency,) in conn.execute("SELECT DISTINCT currency FROM prices")}
+
+
+def keys_with_prefixes(conn: sqlite3.Connection, prefixes: Iterable[str]) -> dict[str, str]:
+    """Variable-measure keys (prefix + 5 digits) with these prefixes, mapped to the item they sell."""
+    out: dict[str, str] = {}
+    for prefix in prefixes:
+        out.update(conn.execute("SELECT code, item FROM barcodes WHERE code LIKE ?", (prefix + "_____",)).fetchall())
+    return out
+
+
+def measured_prefixes(gs1: Gs1Config) -> set[str]:
+    return {*gs1.weight_prefixes, *gs1.price_prefixes}
+
+
+def barcode_problem(code: str, gs1: Gs1Config) -> str | None:
+    """Why `code` cannot be a catalogue barcode, or None when it can.
+
+    A lane looks up exactly what the scanner sends (EAN-13, EAN-8, UPC-A, check digit included) or,
+    for a variable-measure label, the 7-digit key in front of the weight or price. So those are the
+    only shapes worth storing; anything else would never be found and is a typing slip.
+    """
+    if not (code.isascii() and code.isdigit()):
+        return f"{code!r} is not a barcode: digits only"
+    prefixes = measured_prefixes(gs1)
+    if len(code) == 7:
+        if code[:2] in prefixes:
+            return None
+        return (
+            f"{code} is 7 digits, a variable-measure key, but {code[:2]} is not a configured "
+            f"weight or price prefix ({', '.join(sorted(prefixes))})"
+        )
+    if len(code) not in (8, 12, 13):
+        return f"{code} has {len(code)} digits; EAN-8, UPC-A and EAN-13 have 8, 12 and 13"
+    if not valid(code):
+        return f"{code} has check digit {code[-1]}; it should be {check_digit(code[:-1])}"
+    if len(code) == 13 and code[:2] in prefixes:
+        return f"{code} is a variable-measure label (prefix {code[:2]}); register its key {code[:7]}"
+    return None
+
+
+def is_weight_key(code: str, gs1: Gs1Config) -> bool:
+    return len(code) == 7 and code[:2] in gs1.weight_prefixes
+
+
+def price_at(conn: sqlite3.Connection, item: str, store: str, at_ms: int) -> int | None:
+    """The item's price at `store` at `at_ms`, or None when it has none.
+
+    Order: a store campaign, then a chain campaign, then the store's standing price, then the chain
+    price. A campaign runs from its start (inclusive) to its end (exclusive). When campaigns of the
+    same rank overlap, or a rank has several standing prices, the lowest price wins: the shelf may
+    show any of them, and the customer gets the best one.
+    """
+    row = conn.execute(
+        "SELECT price FROM prices WHERE item = ? AND store IN (?, '') "
+        "AND (ends = 0 OR (starts <= ? AND ? < ends)) "
+        "ORDER BY CASE WHEN ends = 0 THEN 1 ELSE 0 END, CASE WHEN store = '' THEN 1 ELSE 0 END, price "
+        "LIMIT 1",
+        (item, store, at_ms, at_ms),
+    ).fetchone()
+    return row[0] if row else None
