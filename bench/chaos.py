@@ -23,27 +23,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # bench/ is not a package: make `tests.chaos` importable from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root first: see bench/processes.py
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
 
-import trio  # noqa: E402
+import trio
 
-from storenode.config import ConfigError, load_config  # noqa: E402
-from tests.chaos.harness import ChaosPlan, check, run_chaos  # noqa: E402
-from tests.chaos.proxy import Faults  # noqa: E402
+from bench.measurements import add_out_option, machine_info, new_report, write_report
+from bench.processes import run_script
+from storenode.config import ConfigError, load_config
+from tests.chaos.harness import ChaosPlan, check, run_chaos
+from tests.chaos.proxy import Faults
 
-DEFAULT_OUT = ROOT / "bench" / "results" / "chaos.json"
 NODE_START = 35.0  # tests.processes waits up to 30 s for a node's ready file, plus slack
 
 
@@ -163,11 +159,10 @@ async def bench(args: argparse.Namespace) -> int:
         f"{t['central_kills']} central kills, {t['receipts']} receipts sold, proxy {t['proxy']}, "
         f"{t['seconds']:.0f} s\nproblems: {problems}{f', FAILED RUNS: {failed}' if failed else ''}"
     )
-    report = {
-        "benchmark": "chaos",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "config": {
+    report = new_report(
+        "chaos",
+        machine_info(implementation=False),
+        config={
             "rounds": args.rounds,
             "lanes": args.lanes,
             "seed": args.seed,
@@ -178,12 +173,10 @@ async def bench(args: argparse.Namespace) -> int:
             "round_seconds": list(args.round_seconds),
             "settle_seconds": args.settle_seconds,
         },
-        "runs": runs,
-        "totals": totals,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {args.out}")
+        runs=runs,
+        totals=totals,
+    )
+    write_report(args.out, report)
     if args.keep or args.dir:
         print(f"work folder kept: {base}")
     else:
@@ -230,18 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle-seconds", type=float, default=d.settle_seconds, help="bound on the final drain")
     p.add_argument("--dir", type=Path, help="work here instead of a temporary folder (kept)")
     p.add_argument("--keep", action="store_true", help="keep the work folder even when all is well")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/results/chaos.json)")
+    add_out_option(p, "chaos")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.lanes < 1 or args.kill_central_every < 0 or args.delay < 0:
         p.error("--rounds and --lanes must be at least 1, --kill-central-every and --delay not negative")
     if args.minutes is not None and args.minutes <= 0:
         p.error("--minutes must be positive")
-    args.out = args.out.resolve()
-    try:
-        return trio.run(bench, args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_script("chaos", bench, args)
 
 
 if __name__ == "__main__":

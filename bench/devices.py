@@ -36,39 +36,46 @@ machine was slow.
 CPU seconds of the store node and of this process are recorded over each window, and the whole
 machine's: when processes outside the benchmark used more than OTHER_LOAD_WARNING % of a core, or the
 hypervisor took more than STEAL_WARNING % of the machine (steal), during a window of a second or more,
-the figures are flagged as disturbed.
+the figures are flagged as disturbed (bench/measurements.py).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# The repo root first, so that `devices` is the project's package and not this file: see bench/processes.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import argparse
-import datetime as dt
 import functools
-import json
 import math
 import os
 import platform
 import random
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from importlib import metadata
-from pathlib import Path
-from typing import IO, Any
-
-# Run as a script, this file's folder is sys.path[0], where "devices" would name this very file and not
-# the project's devices package. The folder holds nothing else we import, so it leaves the path first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
+from typing import Any
 
 import trio
 
+from bench.measurements import (
+    Window,
+    add_out_option,
+    disturbed,
+    fmt,
+    latency_stats,
+    machine_info,
+    new_report,
+    print_disturbed,
+    warn_if_disturbed,
+    write_report,
+)
+from bench.processes import BenchError, Fleet, check_running, node_argv, run_script, store_toml
 from devices.escpos import ReceiptLayout, encode_receipt, receipt_id, status_request
 from devices.receipt_printer import ReceiptPrinter, TcpTransport
 from devices.serialport import open_serial
@@ -78,14 +85,11 @@ from devices.sim.pty import VirtualPort
 from devices.sim.scanner import ScannerSim
 from protocol.frames import CashTender, Command, Login, Receipt, SaleRecord, SaleState, Scan, TillFrame, Total
 from runtime.health import HealthBoard
-from runtime.ready import wait_ready_file
 from storenode.lanes import basket
 from storenode.lanes.basket import READY, Item, LaneState
 from storenode.sync import replica
 from till.client import TillClient, connect
 
-SCRIPT = Path(__file__).resolve()
-DEFAULT_OUT = SCRIPT.parent / "results" / "devices.json"
 STORE = "BENCH01"
 CURRENCY = "SEK"
 LANE = 1
@@ -96,31 +100,13 @@ BASE_MS = 1_767_225_600_000  # business time of the first generated receipt (202
 WARMUP_RECEIPTS = 20  # encodes / sends before timing, so imports and first-use caches are not measured
 WARMUP_PTY = 20
 REQUEST_TIMEOUT = 10.0  # one scan, one close, one receipt: a store or printer that does not answer is an error
-START_TIMEOUT = 60.0  # bound on the store node starting, the till attaching, devices coming online
+START_TIMEOUT = 60.0  # bound on the till attaching, devices coming online
 PRINT_TIMEOUT = 60.0  # bound on a whole queue or floor run draining
-STOP_TIMEOUT = 5.0
-OTHER_LOAD_WARNING = 25.0  # % of one core used by processes outside the benchmark: figures are disturbed
-STEAL_WARNING = 10.0  # % of all cores the hypervisor took (a noisy neighbour): figures are disturbed too
 RECEIPT_LINE = re.compile(r"^\s*Receipt (\S+-\d+-\d+)\s*$", re.MULTILINE)
 QR_CODE = re.compile(r"\[QR: ([^\]]+)\]")
 
-STORE_TOML = """\
-store = "{store}"
-name = "storepos device benchmark"
-currency = "{currency}"
-lanes = [{lane}]
-data_dir = "store-data"
-timezone = "Europe/Stockholm"
-receipt_header = ["Storgatan 1, Stockholm", "Org.nr 556000-0000"]
-
-[gateway]
-host = "127.0.0.1"
-port = 0
-"""
-
-
-class BenchError(Exception):
-    """The benchmark could not run as intended, or what it checks afterwards is wrong."""
+STORE_NAME = "storepos device benchmark"
+STORE_SETTINGS = 'timezone = "Europe/Stockholm"\nreceipt_header = ["Storgatan 1, Stockholm", "Org.nr 556000-0000"]\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,9 +137,9 @@ def operator() -> tuple[str, str]:
 
 
 def layout() -> ReceiptLayout:
-    """The receipt layout a store node with STORE_TOML prints with (storenode.peripherals.receipt_layout)."""
+    """The receipt layout a store node with STORE_SETTINGS prints with (storenode.peripherals.receipt_layout)."""
     return ReceiptLayout(
-        store_name="storepos device benchmark",
+        store_name=STORE_NAME,
         header=["Storgatan 1, Stockholm", "Org.nr 556000-0000"],
         timezone="Europe/Stockholm",
     )
@@ -230,165 +216,19 @@ def check_paper(text: str, expected: list[str], what: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes: the store node, started with --ready-file and always stopped.
-# ---------------------------------------------------------------------------------------------
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
-async def stop(proc: trio.Process) -> None:
-    """Terminate, then kill if it does not go within STOP_TIMEOUT; shielded, so it runs during a cancel."""
-    with trio.CancelScope(shield=True):
-        if proc.returncode is None:
-            proc.terminate()
-            with trio.move_on_after(STOP_TIMEOUT):
-                await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def start_store(folder: Path) -> tuple[trio.Process, str]:
-    """`storepos store run` in `folder` (store.toml must be there); returns once it says where it listens."""
-    ready, log = folder / "store.ready", folder / "store.log"
-    argv = [sys.executable, "-m", "storepos", "--log-level", "WARNING", "store", "run"]
-    argv += ["--config", str(folder / "store.toml"), "--ready-file", str(ready)]
-    sink: IO[bytes] = log.open("ab")
-    try:
-        proc = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, cwd=folder)
-    finally:
-        sink.close()
-    try:
-        with trio.fail_after(START_TIMEOUT):
-            info = await wait_ready_file(ready, alive=lambda: proc.poll() is None)
-    except (RuntimeError, trio.TooSlowError):
-        await stop(proc)
-        raise BenchError(f"the store node did not start; its log ends:\n{tail(log)}") from None
-    except BaseException:
-        await stop(proc)
-        raise
-    return proc, str(info["url"])
-
-
-def check_store(proc: trio.Process, folder: Path) -> None:
-    """A store node that died explains a failure better than the timeout it causes."""
-    if proc.poll() is not None:
-        log = tail(folder / "store.log")
-        raise BenchError(f"the store node exited (code {proc.returncode}) during the run; its log ends:\n{log}")
-
-
-# ---------------------------------------------------------------------------------------------
 # CPU over a window: ours, the store node's, and the machine's (to see who else was busy).
 # ---------------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all its threads (Linux /proc); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def bench_window(pids: dict[str, int] | None = None) -> Window:
+    """A CPU window over `pids` and always this process ("bench"): it runs the kit, the till, and all
+    of parts 2 and 3."""
+    return Window({"bench": os.getpid(), **(pids or {})})
 
 
-def machine_ticks() -> list[int]:
-    """The first line of /proc/stat: user nice system idle iowait irq softirq steal ... (Linux only)."""
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return []
-
-
-class Window:
-    """CPU seconds of some processes and of the whole machine between `begin` and `end`. This process
-    is always one of them ("bench"): it runs the kit, the till, and all of parts 2 and 3."""
-
-    def __init__(self, pids: dict[str, int] | None = None) -> None:
-        self.pids = {"bench": os.getpid(), **(pids or {})}
-        self.start: dict[str, float | None] = {}
-        self.stop: dict[str, float | None] = {}
-        self.machine_start: list[int] = []
-        self.machine_stop: list[int] = []
-        self.t0 = self.t1 = 0.0
-
-    def begin(self) -> None:
-        self.t0 = time.monotonic()
-        self.start = {k: cpu_seconds(p) for k, p in self.pids.items()}
-        self.machine_start = machine_ticks()
-
-    def end(self) -> None:
-        self.t1 = time.monotonic()
-        self.stop = {k: cpu_seconds(p) for k, p in self.pids.items()}
-        self.machine_stop = machine_ticks()
-
-    def record(self) -> dict[str, Any]:
-        seconds = self.t1 - self.t0
-        cpu: dict[str, float | None] = {}
-        for k in self.pids:
-            a, b = self.start.get(k), self.stop.get(k)
-            cpu[k] = None if a is None or b is None else b - a
-        pct = {k: None if v is None else 100 * v / seconds for k, v in cpu.items()} if seconds > 0 else {}
-        out: dict[str, Any] = {"seconds": seconds, "cpu_s": cpu, "cpu_pct": pct}
-        if self.machine_start and self.machine_stop:
-            d = [b - a for a, b in zip(self.machine_start, self.machine_stop, strict=False)]
-            total = sum(d[:8]) or 1
-            user, nice, system, idle, iowait, _irq, _softirq, steal = d[:8]
-            out["machine"] = {
-                "busy_pct": 100 * (user + nice + system) / total,
-                "iowait_pct": 100 * iowait / total,
-                "steal_pct": 100 * steal / total,
-                "idle_pct": 100 * idle / total,
-            }
-            ours = sum(v for v in pct.values() if v is not None)
-            out["other_load_pct"] = max(0.0, out["machine"]["busy_pct"] * (os.cpu_count() or 1) - ours)
-        return out
-
-
-def disturbed(window: dict[str, Any]) -> bool:
-    """Whether others loaded the machine meanwhile: processes outside the benchmark, or the hypervisor
-    (steal). Under a second, /proc/stat's 10 ms ticks are too coarse to tell."""
-    if window.get("seconds", 0) < 1.0:
-        return False
-    steal = window.get("machine", {}).get("steal_pct", 0)
-    return window.get("other_load_pct", 0) > OTHER_LOAD_WARNING or steal > STEAL_WARNING
-
-
-def warn_if_disturbed(what: str, window: dict[str, Any]) -> None:
-    if disturbed(window):
-        print(
-            f"!!! {what}: other processes used {window.get('other_load_pct', 0):.0f}% of a core and the hypervisor "
-            f"took {window.get('machine', {}).get('steal_pct', 0):.0f}% of the machine meanwhile; "
-            "these figures are disturbed",
-            flush=True,
-        )
-
-
-def latency_stats(samples_ns: list[int]) -> dict[str, float]:
-    """Nearest-rank percentiles in milliseconds; `per_s` is one at a time, back to back (1 / mean)."""
-    if not samples_ns:
-        return {"count": 0}
-    s = sorted(samples_ns)
-
-    def q(p: float) -> float:
-        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))] / 1e6
-
-    total = sum(s)
-    return {
-        "count": len(s),
-        "min_ms": s[0] / 1e6,
-        "mean_ms": total / len(s) / 1e6,
-        "p50_ms": q(50),
-        "p90_ms": q(90),
-        "p99_ms": q(99),
-        "max_ms": s[-1] / 1e6,
-        "per_s": len(s) / (total / 1e9) if total else 0.0,
-    }
+def serial_stats(samples_ns: list[int]) -> dict[str, float]:
+    """Percentiles in milliseconds; `per_s` is one at a time, back to back (1 / mean)."""
+    return latency_stats(samples_ns, back_to_back=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +328,7 @@ async def pty_floor(folder: Path, count: int) -> tuple[list[int], dict[str, Any]
     port.plug()
     line = ScannerSim(port, terminator="CRLF").line(piece_codes()[0])
     samples: list[int] = []
-    window = Window()
+    window = bench_window()
     try:
         stream = await open_serial(port.path)
         async with stream:
@@ -515,21 +355,24 @@ async def pty_floor(folder: Path, count: int) -> tuple[list[int], dict[str, Any]
 async def scanner_part(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """Part 1, with every process and simulator it starts stopped before it returns or raises."""
     number, pin = operator()
+    fleet = Fleet()
     async with trio.open_nursery() as nursery:
         kit = LaneKit(folder, LANE)
         await nursery.start(kit.run)
         (folder / "store.toml").write_text(
-            STORE_TOML.format(store=STORE, currency=CURRENCY, lane=LANE) + kit.devices_toml()
+            store_toml(STORE, STORE_NAME, CURRENCY, [LANE], settings=STORE_SETTINGS) + kit.devices_toml()
         )
-        store, url = await start_store(folder)
+        store, url = await fleet.start(
+            "store", node_argv("store", "run", "--config", str(folder / "store.toml")), folder
+        )
         try:
             print(f"  store node pid {store.pid} at {url}; kit printer on port {kit.printer.port}", flush=True)
             result = await sell(args, folder, kit, store, url, number, pin)
         except Exception:
-            check_store(store, folder)  # a store node that died on its own explains the failure best
+            check_running({"store": store}, folder)  # a store node that died on its own explains the failure best
             raise
         finally:
-            await stop(store)
+            await fleet.stop_all()
             nursery.cancel_scope.cancel()
     return result
 
@@ -569,7 +412,7 @@ async def measure_selling(
     """The measured scans: sales of SALE_SIZE taking turns between the scanner and the till's request."""
     scanner_ns: list[int] = []
     request_ns: list[int] = []
-    window = Window({"store": store.pid})
+    window = bench_window({"store": store.pid})
     window.begin()
     while len(scanner_ns) < args.scans or len(request_ns) < args.scans:
         for path, samples in ((selling.by_scanner, scanner_ns), (selling.by_request, request_ns)):
@@ -579,18 +422,18 @@ async def measure_selling(
             for _ in range(todo):
                 samples.append(await path())
             await selling.close()
-            check_store(store, folder)
+            check_running({"store": store}, folder)
     window.end()
     record = window.record()
-    warn_if_disturbed("scanner and till scans", record)
+    warn_if_disturbed("scanner and till scans", record, steal=True)
     with trio.fail_after(REQUEST_TIMEOUT):  # every sale's receipt on the kit's paper (the last may be under way)
         last = f"Receipt {selling.receipts[-1]}\n"
         await kit.printer.wait_until(lambda: last in kit.printer.text())
     problems = check_paper(kit.printer.text(), selling.receipts, "kit printer")
     return {
-        "scanner": latency_stats(scanner_ns),
-        "request": latency_stats(request_ns),
-        "close": latency_stats(selling.closes_ns),
+        "scanner": serial_stats(scanner_ns),
+        "request": serial_stats(request_ns),
+        "close": serial_stats(selling.closes_ns),
         "sales": len(selling.closes_ns),
         "receipts_printed": len(selling.receipts),
         "window": record,
@@ -724,7 +567,7 @@ async def queue_run(payloads: list[bytes], ids: list[str]) -> tuple[float, list[
             await nursery.start(printer.run)
             while printer.status is None:  # its first status poll done, the queue meets an idle actor
                 await printer.next_status()
-        window = Window()
+        window = bench_window()
         window.begin()
         t0 = time.perf_counter_ns()
         for job_id, payload in zip(ids, payloads, strict=True):
@@ -753,7 +596,7 @@ async def receipts_part(args: argparse.Namespace) -> dict[str, Any]:
 
     encode_ns: list[int] = []
     payloads: list[bytes] = []
-    window = Window()
+    window = bench_window()
     window.begin()
     for record in measured:
         t0 = time.perf_counter_ns()
@@ -762,40 +605,40 @@ async def receipts_part(args: argparse.Namespace) -> dict[str, Any]:
         payloads.append(payload)
     window.end()
     encode_window = window.record()
-    warn_if_disturbed("encode", encode_window)
+    warn_if_disturbed("encode", encode_window, steal=True)
     print(f"  encoded {len(payloads)} receipts, {sum(map(len, payloads)) / len(payloads):.0f} bytes each", flush=True)
 
-    window = Window()
+    window = bench_window()
     window.begin()
     send_ns, send_problems = await one_by_one(records)
     window.end()
     send_window = window.record()
-    warn_if_disturbed("encode+send one by one", send_window)
+    warn_if_disturbed("encode+send one by one", send_window, steal=True)
 
-    window = Window()
+    window = bench_window()
     window.begin()
     tcp_each_ns, tcp_each_wall = await tcp_floor(payloads, each=True)
     _, tcp_stream_wall = await tcp_floor(payloads, each=False)
     vp_ns, vp_wall, vp_problems = await virtual_printer_floor(payloads, ids)
     window.end()
     floor_window = window.record()
-    warn_if_disturbed("tcp and virtual printer floors", floor_window)
+    warn_if_disturbed("tcp and virtual printer floors", floor_window, steal=True)
     print("  one by one done; the queue ...", flush=True)
 
     queue_wall, queue_problems, queue_window = await queue_run(payloads, ids)
-    warn_if_disturbed("printer queue", queue_window)
+    warn_if_disturbed("printer queue", queue_window, steal=True)
     n = len(payloads)
     sizes = [len(p) for p in payloads]
     return {
         "receipts": n,
         "lines_per_receipt": {"min": min(len(r.lines) for r in measured), "max": max(len(r.lines) for r in measured)},
         "payload_bytes": {"mean": sum(sizes) / n, "min": min(sizes), "max": max(sizes), "total": sum(sizes)},
-        "encode": latency_stats(encode_ns),
+        "encode": serial_stats(encode_ns),
         "encode_window": encode_window,
-        "encode_and_send": latency_stats(send_ns),
+        "encode_and_send": serial_stats(send_ns),
         "encode_and_send_window": send_window,
-        "floor_tcp_ack_each": latency_stats(tcp_each_ns),
-        "floor_virtual_printer_status_each": latency_stats(vp_ns),
+        "floor_tcp_ack_each": serial_stats(tcp_each_ns),
+        "floor_virtual_printer_status_each": serial_stats(vp_ns),
         "floor_window": floor_window,
         "queue": {"seconds": queue_wall, "receipts_per_s": n / queue_wall, "window": queue_window},
         "floor_queue_tcp_stream": {"seconds": tcp_stream_wall, "receipts_per_s": n / tcp_stream_wall},
@@ -808,10 +651,6 @@ async def receipts_part(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # The report.
 # ---------------------------------------------------------------------------------------------
-
-
-def fmt(value: float | None, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -827,8 +666,8 @@ def print_report(report: dict[str, Any]) -> None:
 
     def row(label: str, s: dict[str, float], vs: str = "") -> None:
         print(
-            f"{label:<52} {s['count']:>6} {fmt(s.get('p50_ms')):>8} {fmt(s.get('p99_ms')):>8} "
-            f"{fmt(s.get('max_ms')):>8} {fmt(s.get('per_s'), '.0f'):>8} {vs:>14}"
+            f"{label:<52} {s['count']:>6} {fmt(s.get('p50_ms'), '.3f'):>8} {fmt(s.get('p99_ms'), '.3f'):>8} "
+            f"{fmt(s.get('max_ms'), '.3f'):>8} {fmt(s.get('per_s'), '.0f'):>8} {vs:>14}"
         )
 
     def vs(s: dict[str, float], floor: dict[str, float]) -> str:
@@ -890,29 +729,7 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 async def bench(args: argparse.Namespace) -> int:
-    """The whole run; SIGTERM or SIGHUP stop it like Ctrl-C does, with everything it started."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def stop_on_signal() -> None:
-                async for signum in signals:
-                    raise BenchError(f"stopped by {signal.Signals(signum).name}")
-
-            nursery.start_soon(stop_on_signal)
-            code = await run_bench(args)
-            nursery.cancel_scope.cancel()
-    return code
-
-
-async def run_bench(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="storepos-devices-"))
     ok = False
     try:
@@ -924,7 +741,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         print("1. scanner line -> basket update ...", flush=True)
         scanner = await scanner_part(args, folder)
         pty_ns, pty_window = await pty_floor(folder, args.scans)
-        scanner["pty_floor"] = latency_stats(pty_ns)
+        scanner["pty_floor"] = serial_stats(pty_ns)
         scanner["pty_window"] = pty_window
         print("2./3. receipts ...", flush=True)
         receipts = await receipts_part(args)
@@ -936,19 +753,10 @@ async def run_bench(args: argparse.Namespace) -> int:
             "floors": receipts["floor_window"],
             "queue": receipts["queue"]["window"],
         }
-        report: dict[str, Any] = {
-            "benchmark": "devices",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "cpu_count": os.cpu_count(),
-                "python": platform.python_version(),
-                "implementation": platform.python_implementation(),
-                "platform": platform.platform(),
-                "versions": {
-                    p: _version(p) for p in ("trio", "trio-websocket", "msgspec", "python-escpos", "storepos")
-                },
-            },
-            "config": {
+        report = new_report(
+            "devices",
+            machine_info("trio", "trio-websocket", "msgspec", "python-escpos", "storepos"),
+            config={
                 "scans": args.scans,
                 "receipts": args.receipts,
                 "sale_size": SALE_SIZE,
@@ -956,20 +764,18 @@ async def run_bench(args: argparse.Namespace) -> int:
                 "node_log_level": "WARNING",
                 "warmup_receipts": WARMUP_RECEIPTS,
             },
-            "scanner": scanner,
-            "receipts": receipts,
-            "disturbed_by_other_load": [name for name, w in windows.items() if disturbed(w)],
-        }
+            scanner=scanner,
+            receipts=receipts,
+            disturbed_by_other_load=[name for name, w in windows.items() if disturbed(w, steal=True)],
+        )
         print_report(report)
         problems = scanner["problems"] + receipts["problems"]
         errors = sum(scanner["errors"].values())
         report["problems"] = problems
         report["errors"] = errors
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwritten to {args.out}")
-        if report["disturbed_by_other_load"]:
-            print(f"!!! other processes loaded the machine during: {', '.join(report['disturbed_by_other_load'])}")
+        print()
+        write_report(args.out, report)
+        print_disturbed(report["disturbed_by_other_load"])
         if problems or errors:
             for problem in problems:
                 print(f"!!! {problem}")
@@ -985,36 +791,17 @@ async def run_bench(args: argparse.Namespace) -> int:
             print(f"work folder kept: {folder}", file=sys.stderr)
 
 
-def leaves(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> list[BaseException]:
-    """The exceptions of `kinds` in `exc`, looking inside (nested) exception groups as Trio raises them."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in leaves(inner, kinds)]
-    return [exc] if isinstance(exc, kinds) else []
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Scanner to till latency, receipt encode-and-send, a printer queue.")
     p.add_argument("--scans", type=int, default=500, help="measured scans per path (scanner, till request, pty)")
     p.add_argument("--receipts", type=int, default=1000, help="receipts encoded, sent one by one, and queued")
     p.add_argument("--seed", type=int, default=1, help="seed of the generated receipts")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/results/devices.json)")
+    add_out_option(p, "devices")
     p.add_argument("--keep", action="store_true", help="keep the work folder (store log, store.db)")
     args = p.parse_args(argv)
     if args.scans < 1 or args.receipts < 1:
         p.error("--scans and --receipts must be at least 1")
-    args.out = args.out.resolve()
-    try:
-        return trio.run(bench, args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        failures = leaves(exc, (BenchError, trio.TooSlowError))
-        if not failures:
-            raise
-        for failure in failures:
-            print(f"devices: {'timed out' if isinstance(failure, trio.TooSlowError) else failure}", file=sys.stderr)
-        return 2
+    return run_script("devices", bench, args, stop_on_signals=True)
 
 
 if __name__ == "__main__":

@@ -25,55 +25,75 @@ Internal modes (how the script starts its own helpers): `--echo-server --ready-f
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root first: see bench/processes.py
+
 import argparse
-import datetime as dt
 import functools
 import json
 import math
 import os
 import platform
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from importlib import metadata, resources
-from pathlib import Path
-from typing import IO, Any
+from importlib import resources
+from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, open_websocket_url, serve_websocket
+from trio_websocket import ConnectionClosed, WebSocketRequest, open_websocket_url
 
+from bench.measurements import (
+    Window,
+    add_out_option,
+    disturbed,
+    fmt,
+    hot_spots,
+    latency_stats,
+    machine_info,
+    new_report,
+    other_load_pct,
+    print_disturbed,
+    print_profile,
+    py_spy_record,
+    warn_if_disturbed,
+    write_report,
+)
+from bench.processes import (
+    BenchError,
+    Fleet,
+    answer,
+    check_running,
+    node_argv,
+    round_robin,
+    run_script,
+    run_workers,
+    serve_websocket_ready,
+    store_toml,
+    wait_for_go,
+)
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
-from runtime.ready import wait_ready_file, write_ready_file
 from till.client import TillClient, TillDisconnected, connect
 
 SCRIPT = Path(__file__).resolve()
-DEFAULT_OUT = SCRIPT.parent / "results" / "scan_latency.json"
 LANES = 100  # the store is configured with lanes 1..LANES (more if --tills asks for more)
 SALE_SIZE = 10  # scans per sale; then Total + CashTender
 ECHO_WARMUP = 50  # echo round trips per connection before measuring
 REQUEST_TIMEOUT = 15.0  # one request's bound; a store that does not answer is an error, not a hang
-START_TIMEOUT = 60.0  # bound on starting a node, or connecting + logging in + warming up all clients
-STOP_TIMEOUT = 5.0
+START_TIMEOUT = 60.0  # bound on connecting + logging in + warming up all clients
 TARGET_RATIO = 3.0  # one lane's scan p50 <= 3x the echo floor p50
 TARGET_LANES = 100
 TARGET_SCANS_PER_S = 2000.0
 TARGET_P99_MS = 20.0
 OPEN_STATUSES = ("open", "tender")
 PIECE_UNITS = ("", "each", "pc", "pcs", "piece")  # catalogue `unit` of items a till scans without a scale
-OTHER_LOAD_WARNING = 25.0  # % of one core used by processes outside the benchmark: warn that figures are disturbed
-
-
-class BenchError(Exception):
-    """The benchmark could not run as intended (a node did not start, a till could not log in...)."""
-
+PERCENTILES = (50, 90, 99, 99.9)  # of scan and echo round trips, and of sale closes
 
 # ---------------------------------------------------------------------------------------------
 # What one phase (N clients doing one kind of work) is asked to do and what it reports.
@@ -322,59 +342,29 @@ def phase_budget(seconds: float) -> float:
 async def worker_main(spec_json: str) -> None:
     """A client process of `--client-procs`: says `ready`, waits for `go` on stdin, answers JSON."""
     spec = msgspec.json.decode(spec_json, type=PhaseSpec)
-
-    async def wait_for_go() -> None:
-        print("ready", flush=True)
-        with trio.fail_after(START_TIMEOUT):
-            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-        if line.strip() != "go":
-            raise BenchError(f"worker expected 'go', got {line!r}")
-
     with trio.fail_after(phase_budget(spec.seconds)):
         result = await run_phase(spec, wait_for_go)
-    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
-    sys.stdout.flush()
+    answer(result)
 
 
-class LineReader:
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    async def line(self) -> str:
-        while b"\n" not in self.buffer:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise BenchError("a client worker exited early (see its log in the work folder)")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode()
-
-
-async def run_workers(spec: PhaseSpec, procs: int, folder: Path, on_go: Callable[[], Awaitable[None]]) -> PhaseResult:
+async def split_phase(
+    fleet: Fleet, spec: PhaseSpec, procs: int, folder: Path, on_go: Callable[[], Awaitable[None]]
+) -> PhaseResult:
     """The same phase split over `procs` worker processes (round robin over the ids)."""
-    chunks = [ids for ids in (spec.ids[i::procs] for i in range(procs)) if ids]
-    workers: list[trio.Process] = []
-    try:
-        for w, ids in enumerate(chunks):
-            part = msgspec.structs.replace(spec, ids=ids)
-            argv = [sys.executable, str(SCRIPT), "--worker", msgspec.json.encode(part).decode()]
-            log = folder / f"worker-{spec.kind}-{len(spec.ids)}-{w}.log"
-            workers.append(await spawn(argv, log, folder, pipes=True))
-        readers = [LineReader(p.stdout) for p in workers]  # type: ignore[arg-type]
-        with trio.fail_after(START_TIMEOUT):
-            for reader in readers:
-                if (line := await reader.line()) != "ready":
-                    raise BenchError(f"worker said {line!r} instead of ready")
-        await on_go()
-        for p in workers:
-            await p.stdin.send_all(b"go\n")  # type: ignore[union-attr]
-        with trio.fail_after(spec.seconds + 3 * REQUEST_TIMEOUT + 10):
-            parts = [msgspec.json.decode(await r.line(), type=PhaseResult) for r in readers]
-    finally:
-        for p in workers:
-            await stop(p)
-    return merge(parts)
+    parts = [msgspec.structs.replace(spec, ids=ids) for ids in round_robin(spec.ids, procs)]
+    results = await run_workers(
+        fleet,
+        SCRIPT,
+        "--worker",
+        parts,
+        PhaseResult,
+        folder,
+        f"worker-{spec.kind}-{len(spec.ids)}",
+        on_go,
+        ready_timeout=START_TIMEOUT,
+        answer_timeout=spec.seconds + 3 * REQUEST_TIMEOUT + 10,
+    )
+    return merge(results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,107 +381,7 @@ async def echo_server(ready_file: Path) -> None:
         except ConnectionClosed:
             pass
 
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
-        write_ready_file(ready_file, url=f"ws://127.0.0.1:{server.port}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes: start, wait for ready, measure CPU, stop.
-# ---------------------------------------------------------------------------------------------
-
-
-def open_log(path: Path) -> IO[bytes]:
-    return path.open("ab")
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
-async def spawn(argv: list[str], log: Path, cwd: Path, *, pipes: bool = False) -> trio.Process:
-    sink = open_log(log)
-    try:
-        return await trio.lowlevel.open_process(
-            argv,
-            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if pipes else sink,
-            stderr=sink,
-            cwd=cwd,
-        )
-    finally:
-        sink.close()
-
-
-async def stop(proc: trio.Process) -> None:
-    with trio.CancelScope(shield=True):
-        if proc.returncode is None:
-            proc.terminate()
-            with trio.move_on_after(STOP_TIMEOUT):
-                await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def start_node(name: str, argv: list[str], folder: Path) -> tuple[trio.Process, dict[str, Any]]:
-    ready = folder / f"{name}.ready"
-    log = folder / f"{name}.log"
-    proc = await spawn([*argv, "--ready-file", str(ready)], log, folder)
-    try:
-        with trio.fail_after(START_TIMEOUT):
-            info = await wait_ready_file(ready, alive=lambda: proc.poll() is None)
-    except (RuntimeError, trio.TooSlowError):
-        await stop(proc)
-        raise BenchError(f"{name} did not start; its log ends:\n{tail(log)}") from None
-    except BaseException:
-        await stop(proc)
-        raise
-    return proc, info
-
-
-def check_nodes(nodes: dict[str, trio.Process], folder: Path) -> None:
-    for name, proc in nodes.items():
-        if proc.poll() is not None:
-            log = tail(folder / f"{name}.log")
-            raise BenchError(f"the {name} node exited (code {proc.returncode}) during the run; its log ends:\n{log}")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all its threads (Linux /proc); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_ticks() -> list[int]:
-    """The first line of /proc/stat: user nice system idle iowait irq softirq steal ... (Linux only)."""
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return []
-
-
-STORE_TOML = """\
-store = "BENCH01"
-name = "storepos benchmark store"
-currency = "SEK"
-lanes = [{lanes}]
-data_dir = "store-data"
-
-[gateway]
-host = "127.0.0.1"
-port = 0
-
-[central]
-url = "{central}"
-"""
+    await serve_websocket_ready(handler, ready_file)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,78 +389,12 @@ url = "{central}"
 # ---------------------------------------------------------------------------------------------
 
 
-def latency_stats(samples_ns: list[int], elapsed_s: float) -> dict[str, float]:
-    """Nearest-rank percentiles in milliseconds, and the rate over the window."""
-    if not samples_ns:
-        return {"count": 0, "per_s": 0.0}
-    s = sorted(samples_ns)
-
-    def q(p: float) -> float:
-        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))] / 1e6
-
-    return {
-        "count": len(s),
-        "per_s": len(s) / elapsed_s if elapsed_s > 0 else 0.0,
-        "min_ms": s[0] / 1e6,
-        "mean_ms": sum(s) / len(s) / 1e6,
-        "p50_ms": q(50),
-        "p90_ms": q(90),
-        "p99_ms": q(99),
-        "p99_9_ms": q(99.9),
-        "max_ms": s[-1] / 1e6,
-    }
-
-
-class Window:
-    """CPU seconds of the node processes over one measured window (from go until `seconds` later)."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start: dict[str, float | None] = {}
-        self.end: dict[str, float | None] = {}
-        self.seconds = 0.0
-
-        self.machine_start: list[int] = []
-        self.machine_end: list[int] = []
-
-    def sample(self) -> dict[str, float | None]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    async def measure(self, seconds: float) -> None:
-        self.start, self.machine_start, self.seconds = self.sample(), machine_ticks(), seconds
-        await trio.sleep(seconds)
-        self.end, self.machine_end = self.sample(), machine_ticks()
-
-    def machine(self) -> dict[str, float] | None:
-        """The whole machine over the window, in % of all its cores: busy, waiting on I/O, stolen by
-        the hypervisor (a noisy neighbour shows up as steal and makes every figure slower)."""
-        if not self.machine_start or not self.machine_end:
-            return None
-        d = [b - a for a, b in zip(self.machine_start, self.machine_end, strict=False)]
-        total = sum(d[:8]) or 1
-        user, nice, system, idle, iowait, irq, softirq, steal = d[:8]
-        return {
-            "busy_pct": 100 * (user + nice + system) / total,  # what processes used
-            "irq_pct": 100 * (irq + softirq) / total,  # mostly our own loopback traffic
-            "iowait_pct": 100 * iowait / total,
-            "steal_pct": 100 * steal / total,
-            "idle_pct": 100 * idle / total,
-        }
-
-    def cpu(self) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for name in self.pids:
-            a, b = self.start.get(name), self.end.get(name)
-            out[name] = None if a is None or b is None else b - a
-        return out
-
-
 def phase_record(result: PhaseResult, window: Window) -> dict[str, Any]:
     elapsed = result.elapsed_s
     record: dict[str, Any] = {
         "clients": result.clients,
         "elapsed_s": elapsed,
-        "round_trip": latency_stats(result.round_trips_ns, elapsed),
+        "round_trip": latency_stats(result.round_trips_ns, window_s=elapsed, percentiles=PERCENTILES),
         "requests": result.requests,
         "requests_per_s": result.requests / elapsed if elapsed > 0 else 0.0,
         "errors": result.errors,
@@ -579,63 +403,21 @@ def phase_record(result: PhaseResult, window: Window) -> dict[str, Any]:
         "client_cpu_pct": 100 * result.cpu_s / elapsed if elapsed > 0 else 0.0,
         "node_cpu_s": window.cpu(),
         "node_cpu_pct": {name: None if v is None else 100 * v / window.seconds for name, v in window.cpu().items()},
-        "machine_cpu": window.machine(),
+        "machine_cpu": window.machine(irq=True),
     }
     machine = record["machine_cpu"]
     if machine is not None:  # what processes other than ours used meanwhile, in % of one core
-        ours = record["client_cpu_pct"] + sum(v for v in record["node_cpu_pct"].values() if v is not None)
-        record["other_load_pct"] = max(0.0, machine["busy_pct"] * (os.cpu_count() or 1) - ours)
+        record["other_load_pct"] = other_load_pct(machine, [record["client_cpu_pct"], *record["node_cpu_pct"].values()])
     if result.kind == "scan":
         record["sales"] = result.sales
         record["sales_per_s"] = result.sales / elapsed if elapsed > 0 else 0.0
-        record["close"] = latency_stats(result.closes_ns, elapsed)
+        record["close"] = latency_stats(result.closes_ns, window_s=elapsed, percentiles=PERCENTILES)
         record["answer_bytes_mean"] = sum(result.answer_bytes) / max(1, len(result.answer_bytes))
     return record
 
 
-PROJECT_FRAME = re.compile(r"\((storenode|runtime|protocol|devices|central|till)/")
-SUPERVISOR_FRAME = re.compile(r"^(Supervisor\.|serve \(runtime/mailbox)")
-
-
-def hot_spots(raw: Path, top: int = 15) -> dict[str, Any]:
-    """Sample shares from py-spy's collapsed stacks: per function where the sample was taken (self),
-    per library or project file where it was taken, and per project function on the stack (inclusive,
-    leaving out the supervisor and mailbox loops every actor runs under)."""
-    own: Counter[str] = Counter()
-    files: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    try:
-        text = raw.read_text()
-    except OSError as exc:
-        return {"error": f"no py-spy output: {exc}"}
-    for line in text.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = [re.sub(r"\(/.*?/site-packages/", "(", f) for f in stack.split(";")]
-        total += n
-        own[frames[-1]] += n
-        where = re.search(r"\((.*?)(:\d+)?\)$", frames[-1])
-        files[where.group(1) if where else frames[-1]] += n
-        for frame in set(frames):
-            if PROJECT_FRAME.search(frame) and not SUPERVISOR_FRAME.search(frame):
-                inclusive[frame] += n
-    pct = 100 / total if total else 0.0
-    return {
-        "raw": str(raw),
-        "samples": total,
-        "self": [(f, round(c * pct, 1)) for f, c in own.most_common(top)],
-        "self_by_file": [(f, round(c * pct, 1)) for f, c in files.most_common(top)],
-        "inclusive_project": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(top)],
-    }
-
-
 async def profile_store(pid: int, seconds: float, out: Path, report: dict[str, Any]) -> None:
-    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200"]
-    argv += ["--format", "raw", "--function", "--nonblocking", "--output", str(out)]
+    argv = py_spy_record(pid, out, max(1, int(seconds)))
     try:
         with trio.fail_after(seconds + 30):
             done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
@@ -646,10 +428,6 @@ async def profile_store(pid: int, seconds: float, out: Path, report: dict[str, A
         report["error"] = f"py-spy failed ({done.returncode}): {done.stderr.decode(errors='replace')[-500:]}"
         return
     report.update(hot_spots(out))
-
-
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def print_table(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
@@ -729,6 +507,7 @@ async def measure(
     n: int,
     seconds: float,
     args: argparse.Namespace,
+    fleet: Fleet,
     folder: Path,
     nodes: dict[str, trio.Process],
     profile: dict[str, Any] | None = None,
@@ -736,7 +515,7 @@ async def measure(
     spec = PhaseSpec(kind=kind, url=url, ids=list(range(1, n + 1)), seconds=seconds)
     window = Window({name: proc.pid for name, proc in nodes.items()})
     procs = min(args.client_procs, n)
-    check_nodes(nodes, folder)
+    check_running(nodes, folder)
     try:
         async with trio.open_nursery() as nursery:
 
@@ -749,59 +528,34 @@ async def measure(
 
             with trio.fail_after(phase_budget(seconds)):
                 if procs > 1:
-                    result = await run_workers(spec, procs, folder, on_go)
+                    result = await split_phase(fleet, spec, procs, folder, on_go)
                 else:
                     result = await run_phase(spec, on_go)
     except Exception:
-        check_nodes(nodes, folder)  # a node that died explains the failure better than its symptom
+        check_running(nodes, folder)  # a node that died explains the failure better than its symptom
         raise
-    check_nodes(nodes, folder)
+    check_running(nodes, folder)
     record = phase_record(result, window)
     record["client_procs"] = procs
     if record["error_count"]:
         print(f"!!! {kind} with {n} clients: {record['error_count']} ERRORS: {result.errors}", flush=True)
-    if record.get("other_load_pct", 0) > OTHER_LOAD_WARNING:
-        print(
-            f"!!! {kind} with {n} clients: other processes used {record['other_load_pct']:.0f}% of a core "
-            "during the window; these figures are disturbed",
-            flush=True,
-        )
+    warn_if_disturbed(f"{kind} with {n} clients", record)
     return record
 
 
 async def bench(args: argparse.Namespace) -> int:
-    """The whole run; SIGTERM or SIGHUP stop it like Ctrl-C does, with every process it started."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def stop_on_signal() -> None:
-                async for signum in signals:
-                    raise BenchError(f"stopped by {signal.Signals(signum).name}")
-
-            nursery.start_soon(stop_on_signal)
-            code = await run_bench(args)
-            nursery.cancel_scope.cancel()
-    return code
-
-
-async def run_bench(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="storepos-bench-"))
-    procs: list[trio.Process] = []
+    fleet = Fleet()
     ok = False
     try:
-        node = [sys.executable, "-m", "storepos", "--log-level", "WARNING"]
-        central, info = await start_node(
-            "central", [*node, "central", "run", "--db", "central.db", "--port", "0"], folder
+        central, central_url = await fleet.start(
+            "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), folder
         )
-        procs.append(central)
-        lanes = ", ".join(str(i) for i in range(1, max(LANES, *args.tills) + 1))
-        (folder / "store.toml").write_text(STORE_TOML.format(lanes=lanes, central=info["url"]))
-        store, info = await start_node("store", [*node, "store", "run", "--config", "store.toml"], folder)
-        procs.append(store)
-        store_url = info["url"]
-        echo, info = await start_node("echo", [sys.executable, str(SCRIPT), "--echo-server"], folder)
-        procs.append(echo)
-        echo_url = info["url"]
+        lanes = range(1, max(LANES, *args.tills) + 1)
+        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, central=central_url)
+        (folder / "store.toml").write_text(toml)
+        store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
+        echo, echo_url = await fleet.start("echo", [sys.executable, str(SCRIPT), "--echo-server"], folder)
         nodes = {"store": store, "central": central, "echo": echo}
         print(
             f"storepos scan latency: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -811,15 +565,19 @@ async def run_bench(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-        floor = await measure("echo", echo_url, 1, args.echo_seconds, args, folder, nodes)
+        floor = await measure("echo", echo_url, 1, args.echo_seconds, args, fleet, folder, nodes)
         runs: list[dict[str, Any]] = []
         profile: dict[str, Any] | None = None
         for n in args.tills:
-            echo_n = floor if n == 1 else await measure("echo", echo_url, n, args.echo_seconds, args, folder, nodes)
+            echo_n = (
+                floor if n == 1 else await measure("echo", echo_url, n, args.echo_seconds, args, fleet, folder, nodes)
+            )
             profiled = args.py_spy and n == max(args.tills)
             if profiled:
                 profile = {"lanes": n}
-            scan = await measure("scan", store_url, n, args.seconds, args, folder, nodes, profile if profiled else None)
+            scan = await measure(
+                "scan", store_url, n, args.seconds, args, fleet, folder, nodes, profile if profiled else None
+            )
             p50, echo_p50 = scan["round_trip"].get("p50_ms"), echo_n["round_trip"].get("p50_ms")
             runs.append(
                 {
@@ -849,28 +607,16 @@ async def run_bench(args: argparse.Namespace) -> int:
         for t in targets.values():
             print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}".rstrip())
         if profile is not None:
-            print_profile(profile)
-        disturbed = [
-            f"{kind} N={record['clients']}"
-            for kind, record in phases
-            if record.get("other_load_pct", 0) > OTHER_LOAD_WARNING
-        ]
-        if disturbed:
-            print(f"\n!!! other processes loaded the machine during {', '.join(disturbed)}: rerun on a quiet machine")
+            print_profile(profile, f"store node hot spots during the {profile['lanes']}-till run")
+        disturbed_phases = [f"{kind} N={record['clients']}" for kind, record in phases if disturbed(record)]
+        print_disturbed(disturbed_phases)
         if errors:
             print(f"\n!!! THIS RUN HAD {errors} ERRORS: the figures above are not valid !!!")
 
-        report = {
-            "benchmark": "scan_latency",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "cpu_count": os.cpu_count(),
-                "python": platform.python_version(),
-                "implementation": platform.python_implementation(),
-                "platform": platform.platform(),
-                "versions": {pkg: _version(pkg) for pkg in ("trio", "trio-websocket", "msgspec", "storepos")},
-            },
-            "config": {
+        report = new_report(
+            "scan_latency",
+            machine_info("trio", "trio-websocket", "msgspec", "storepos"),
+            config={
                 "tills": args.tills,
                 "seconds": args.seconds,
                 "echo_seconds": args.echo_seconds,
@@ -880,20 +626,19 @@ async def run_bench(args: argparse.Namespace) -> int:
                 "echo_payload_bytes": len(echo_payload()),
                 "node_log_level": "WARNING",
             },
-            "floor": floor,
-            "runs": runs,
-            "targets": targets,
-            "errors": errors,
-            "disturbed_by_other_load": disturbed,
-            "store_profile": profile,
-        }
+            floor=floor,
+            runs=runs,
+            targets=targets,
+            errors=errors,
+            disturbed_by_other_load=disturbed_phases,
+            store_profile=profile,
+        )
+        print()
         write_report(args.out, report)
-        print(f"\nwritten to {args.out}")
         ok = errors == 0
         return 0 if ok else 1
     finally:
-        for proc in reversed(procs):
-            await stop(proc)
+        await fleet.stop_all()
         if ok and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
         else:
@@ -906,35 +651,6 @@ def _verdict_detail(t: dict[str, Any]) -> str:
     if "scans_per_s" in t:
         return f"(measured {t['scans_per_s']:,.0f} scans/s, p99 {t['p99_ms']:.2f} ms)"
     return ""
-
-
-def print_profile(profile: dict[str, Any]) -> None:
-    print(f"\nstore node hot spots during the {profile['lanes']}-till run (py-spy, all threads, % of samples):")
-    if "error" in profile:
-        print(f"  {profile['error']}")
-        return
-    print(f"  {profile['samples']} samples; raw collapsed stacks in {profile['raw']}")
-    print("  self time:")
-    for frame, pct in profile["self"]:
-        print(f"    {pct:5.1f}%  {frame}")
-    print("  self time by file:")
-    for frame, pct in profile["self_by_file"]:
-        print(f"    {pct:5.1f}%  {frame}")
-    print("  inclusive, storepos code:")
-    for frame, pct in profile["inclusive_project"]:
-        print(f"    {pct:5.1f}%  {frame}")
-
-
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
 
 
 def parse_tills(text: str) -> list[int]:
@@ -952,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tills", type=parse_tills, default=[1, 10, 50, 100], help="concurrency levels, e.g. 1,10,50,100")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scan run (default 10)")
     p.add_argument("--echo-seconds", type=float, help="measured seconds per echo run (default: --seconds)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/results/...)")
+    add_out_option(p, "scan_latency")
     p.add_argument("--client-procs", type=int, default=1, help="spread the clients over K processes (default 1)")
     p.add_argument("--py-spy", action="store_true", help="profile the store node during the largest scan run")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
@@ -975,27 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.client_procs < 1:
         p.error("--seconds must be positive and --client-procs at least 1")
     args.echo_seconds = args.echo_seconds or args.seconds
-    args.out = args.out.resolve()
-    try:
-        return trio.run(bench, args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        failures = leaves(exc, (BenchError, trio.TooSlowError))
-        if not failures:
-            raise
-        for failure in failures:
-            what = "timed out" if isinstance(failure, trio.TooSlowError) else str(failure)
-            print(f"scan_latency: {what}", file=sys.stderr)
-        return 2
-
-
-def leaves(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> list[BaseException]:
-    """The exceptions of `kinds` in `exc`, looking inside (nested) exception groups as Trio raises them."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in leaves(inner, kinds)]
-    return [exc] if isinstance(exc, kinds) else []
+    return run_script("scan_latency", bench, args, stop_on_signals=True)
 
 
 if __name__ == "__main__":

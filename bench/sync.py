@@ -41,39 +41,68 @@ and `--ingest-worker SPEC`.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root first: see bench/processes.py
+
 import argparse
-import datetime as dt
 import functools
 import itertools
-import json
 import math
 import os
 import platform
 import random
-import re
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from importlib import metadata
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest, open_websocket_url, serve_websocket
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest, open_websocket_url
 
+from bench.measurements import (
+    Window,
+    add_out_option,
+    cpu_seconds,
+    fmt,
+    hot_spots,
+    latency_stats,
+    load_average,
+    machine_info,
+    median,
+    memory_mb,
+    new_report,
+    print_profile,
+    py_spy_record,
+    warn_if_disturbed,
+    write_report,
+)
+from bench.processes import (
+    BenchError,
+    Fleet,
+    answer,
+    check_running,
+    leaves,
+    node_argv,
+    round_robin,
+    run_script,
+    run_workers,
+    serve_websocket_ready,
+    store_toml,
+    tail,
+    wait_for_go,
+)
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status
 from runtime.database import migrate, open_connection
-from runtime.ready import wait_ready_file, write_ready_file
 from storenode import stock
 from storenode.journal import chain
 from storenode.lanes import basket
@@ -85,7 +114,6 @@ from storenode.sync.link import STREAMS
 from till.client import TillDisconnected, connect
 
 SCRIPT = Path(__file__).resolve()
-DEFAULT_OUT = SCRIPT.parent / "results" / "sync.json"
 STORE = "BENCH01"
 CURRENCY = "SEK"
 OPERATOR = "1"
@@ -95,34 +123,13 @@ DEFAULT_BATCH = 500  # storenode.config.LinkConfig.batch
 PREP_TX = 1_000  # sales per preparation transaction
 BASE_MS = 1_767_225_600_000  # business time of the first prepared sale (2026-01-01)
 POLL = 0.2  # default seconds between status polls while the backlog drains (--poll)
-START_TIMEOUT = 60.0  # bound on a node starting, or all ingest clients connecting
-STOP_TIMEOUT = 10.0
+START_TIMEOUT = 60.0  # bound on all ingest clients connecting
+STOP_TIMEOUT = 10.0  # after SIGTERM, before SIGKILL
 REQUEST_TIMEOUT = 30.0  # one status request; one batch's ack
 RECONCILE_TIMEOUT = 330.0  # the reconcile command bounds itself at 300 s
 TARGET_REPLAY_S = 30.0
 TARGET_REPLAY_SALES = 100_000
 TARGET_INGEST = 5_000.0
-OTHER_LOAD_WARNING = 25.0  # % of one core used outside the benchmark: warn that figures are disturbed
-
-STORE_TOML = """\
-store = "{store}"
-name = "sync benchmark store"
-currency = "{currency}"
-lanes = [{lanes}]
-data_dir = "store-data"
-
-[gateway]
-host = "127.0.0.1"
-port = 0
-
-[central]
-url = "{central}"
-batch = {batch}
-"""
-
-
-class BenchError(Exception):
-    """The benchmark could not run as intended, or what it checks afterwards is wrong."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,247 +364,20 @@ async def sink_server(ready_file: Path, db: Path | None) -> None:
             pass
 
     try:
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
-            write_ready_file(ready_file, url=f"ws://127.0.0.1:{server.port}")
+        await serve_websocket_ready(handler, ready_file)
     finally:
         if conn is not None:
             conn.close()
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes: start, wait for ready, watch (CPU, RSS), stop. Every process started is registered in a
-# Fleet and stopped when the benchmark ends, however it ends.
+# This script's own processes (the sink, py-spy), started and stopped by a Fleet (bench/processes.py).
 # ---------------------------------------------------------------------------------------------
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
-async def stop(proc: trio.Process) -> None:
-    with trio.CancelScope(shield=True):
-        if proc.returncode is None:
-            proc.terminate()
-            with trio.move_on_after(STOP_TIMEOUT):
-                await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-class Fleet:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: list[trio.Process] = []
-
-    async def spawn(self, argv: list[str], log: Path, cwd: Path, *, pipes: bool = False) -> trio.Process:
-        sink: IO[bytes] = log.open("ab")
-        try:
-            proc = await trio.lowlevel.open_process(
-                argv,
-                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if pipes else sink,
-                stderr=sink,
-                cwd=cwd,
-            )
-        finally:
-            sink.close()
-        self.running.append(proc)
-        return proc
-
-    async def start(self, name: str, argv: list[str], cwd: Path) -> tuple[trio.Process, str]:
-        """Start a node with `--ready-file` and wait until it says where it listens."""
-        ready, log = cwd / f"{name}.ready", cwd / f"{name}.log"
-        ready.unlink(missing_ok=True)
-        proc = await self.spawn([*argv, "--ready-file", str(ready)], log, cwd)
-        try:
-            with trio.fail_after(START_TIMEOUT):
-                info = await wait_ready_file(ready, alive=lambda: proc.poll() is None)
-        except (RuntimeError, trio.TooSlowError):
-            await self.stop(proc)
-            raise BenchError(f"{name} did not start; its log ends:\n{tail(log)}") from None
-        return proc, str(info["url"])
-
-    async def stop(self, proc: trio.Process) -> None:
-        await stop(proc)
-        if proc in self.running:
-            self.running.remove(proc)
-
-    async def stop_all(self) -> None:
-        for proc in reversed(list(self.running)):
-            await self.stop(proc)
-
-
-def node_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "storepos", "--log-level", "WARNING", *args]
 
 
 def sink_argv(db: Path | None) -> list[str]:
     argv = [sys.executable, str(SCRIPT), "--sink-server"]
     return [*argv, "--sink-db", str(db)] if db is not None else argv
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all its threads (Linux /proc); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak resident set since start) of a process, in MiB."""
-    out: dict[str, float] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
-def load_average() -> list[float]:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
-        return []
-
-
-def machine_ticks() -> list[int]:
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return []
-
-
-class Window:
-    """CPU seconds of some processes (and of the whole machine) between `begin` and `end`."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start: dict[str, float | None] = {}
-        self.stop: dict[str, float | None] = {}
-        self.machine_start: list[int] = []
-        self.machine_stop: list[int] = []
-        self.t0 = self.t1 = 0.0
-
-    def begin(self) -> None:
-        self.t0 = time.monotonic()
-        self.start = {k: cpu_seconds(p) for k, p in self.pids.items()}
-        self.machine_start = machine_ticks()
-
-    def end(self) -> None:
-        self.t1 = time.monotonic()
-        self.stop = {k: cpu_seconds(p) for k, p in self.pids.items()}
-        self.machine_stop = machine_ticks()
-
-    def record(self, client_cpu_s: float | None = None) -> dict[str, Any]:
-        seconds = self.t1 - self.t0
-        cpu: dict[str, float | None] = {}
-        for k in self.pids:
-            a, b = self.start.get(k), self.stop.get(k)
-            cpu[k] = None if a is None or b is None else b - a
-        if client_cpu_s is not None:
-            cpu["client"] = client_cpu_s
-        pct = {k: None if v is None else 100 * v / seconds for k, v in cpu.items()} if seconds > 0 else {}
-        out: dict[str, Any] = {"seconds": seconds, "cpu_s": cpu, "cpu_pct": pct}
-        if self.machine_start and self.machine_stop:
-            d = [b - a for a, b in zip(self.machine_start, self.machine_stop, strict=False)]
-            total = sum(d[:8]) or 1
-            user, nice, system, idle, iowait, _irq, _softirq, steal = d[:8]
-            out["machine"] = {
-                "busy_pct": 100 * (user + nice + system) / total,
-                "iowait_pct": 100 * iowait / total,
-                "steal_pct": 100 * steal / total,
-                "idle_pct": 100 * idle / total,
-            }
-            ours = sum(v for v in pct.values() if v is not None)
-            out["other_load_pct"] = max(0.0, out["machine"]["busy_pct"] * (os.cpu_count() or 1) - ours)
-        return out
-
-
-def warn_if_disturbed(what: str, window: dict[str, Any]) -> None:
-    """Say so when the machine was busy with other work (a window under a second is too coarse to tell:
-    /proc/stat counts in 10 ms ticks)."""
-    if window.get("seconds", 0) >= 1.0 and window.get("other_load_pct", 0) > OTHER_LOAD_WARNING:
-        print(
-            f"!!! {what}: other processes used {window['other_load_pct']:.0f}% of a core meanwhile; "
-            "these figures are disturbed",
-            flush=True,
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Statistics and py-spy.
-# ---------------------------------------------------------------------------------------------
-
-
-def latency_stats(samples_ns: list[int]) -> dict[str, float]:
-    """Nearest-rank percentiles in milliseconds."""
-    if not samples_ns:
-        return {"count": 0}
-    s = sorted(samples_ns)
-
-    def q(p: float) -> float:
-        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))] / 1e6
-
-    return {
-        "count": len(s),
-        "mean_ms": sum(s) / len(s) / 1e6,
-        "p50_ms": q(50),
-        "p90_ms": q(90),
-        "p99_ms": q(99),
-        "max_ms": s[-1] / 1e6,
-    }
-
-
-PROJECT_FRAME = re.compile(r"\((storenode|runtime|protocol|devices|central|till)/")
-SUPERVISOR_FRAME = re.compile(r"^(Supervisor\.|serve \(runtime/mailbox)")
-
-
-def hot_spots(raw: Path, top: int = 15) -> dict[str, Any]:
-    """Sample shares from py-spy's collapsed stacks: per function where the sample was taken (self),
-    per file, and per project function anywhere on the stack (inclusive)."""
-    own: Counter[str] = Counter()
-    files: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
-    total = 0
-    try:
-        text = raw.read_text()
-    except OSError as exc:
-        return {"error": f"no py-spy output: {exc}"}
-    for line in text.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = [re.sub(r"\(/.*?/(site-packages|lib/python3\.\d+)/", "(", f) for f in stack.split(";")]
-        total += n
-        threads[frames[0] if frames[0].startswith("thread") else "(thread?)"] += n
-        own[frames[-1]] += n
-        where = re.search(r"\((.*?)(:\d+)?\)$", frames[-1])
-        files[where.group(1) if where else frames[-1]] += n
-        for frame in set(frames):
-            if PROJECT_FRAME.search(frame) and not SUPERVISOR_FRAME.search(frame):
-                inclusive[frame] += n
-    pct = 100 / total if total else 0.0
-    return {
-        "raw": str(raw),
-        "samples": total,
-        "threads": [(f, round(c * pct, 1)) for f, c in threads.most_common(top)],
-        "self": [(f, round(c * pct, 1)) for f, c in own.most_common(top)],
-        "self_by_file": [(f, round(c * pct, 1)) for f, c in files.most_common(top)],
-        "inclusive_project": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(top)],
-    }
 
 
 class Profiler:
@@ -609,9 +389,7 @@ class Profiler:
         self.report: dict[str, Any] = {"process": name}
 
     async def begin(self) -> None:
-        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        argv = [exe, "record", "--pid", str(self.pid), "--rate", "200", "--duration", "600", "--threads"]
-        argv += ["--format", "raw", "--function", "--nonblocking", "--output", str(self.out)]
+        argv = py_spy_record(self.pid, self.out, 600, threads=True)
         try:
             self.proc = await self.fleet.spawn(argv, self.out.with_suffix(".log"), self.out.parent)
         except OSError as exc:
@@ -627,25 +405,8 @@ class Profiler:
         if not self.out.exists():
             self.report["error"] = f"py-spy wrote nothing: {tail(self.out.with_suffix('.log'), 500)}"
             return self.report
-        self.report.update(hot_spots(self.out))
+        self.report.update(hot_spots(self.out, threads=True))
         return self.report
-
-
-def print_profile(profile: dict[str, Any], what: str) -> None:
-    print(f"\n{profile['process']} hot spots during {what} (py-spy, all threads, % of samples):")
-    if "error" in profile:
-        print(f"  {profile['error']}")
-        return
-    print(f"  {profile['samples']} samples; raw collapsed stacks in {profile['raw']}")
-    for title, key in (
-        ("by thread", "threads"),
-        ("self time", "self"),
-        ("self time by file", "self_by_file"),
-        ("inclusive, storepos code", "inclusive_project"),
-    ):
-        print(f"  {title}:")
-        for frame, pct in profile[key][:12]:
-            print(f"    {pct:5.1f}%  {frame}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -809,38 +570,28 @@ async def replay_run(
     store: trio.Process | None = None
     profilers: list[Profiler] = []
     try:
-        (work / "store.toml").write_text(
-            STORE_TOML.format(
-                store=STORE,
-                currency=CURRENCY,
-                lanes=", ".join(map(str, LANES)),
-                central=central_url,
-                batch=batch,
-            )
-        )
-        ready = work / "store.ready"
+        toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, batch=batch)
+        (work / "store.toml").write_text(toml)
         central_cpu0 = cpu_seconds(central.pid)
         machine = Window({})
         machine.begin()
         t0 = time.perf_counter()
         store = await fleet.spawn(
-            node_argv("store", "run", "--config", "store.toml", "--ready-file", str(ready)), work / "store.log", work
+            node_argv("store", "run", "--config", "store.toml", "--ready-file", str(work / "store.ready")),
+            work / "store.log",
+            work,
         )
         if profile:
             for name, pid in (("store", store.pid), ("central", central.pid)):
                 profilers.append(Profiler(fleet, name, pid, work / f"{name}-profile.txt"))
                 await profilers[-1].begin()
         drain = Drain()
-        try:
-            with trio.fail_after(START_TIMEOUT):
-                info = await wait_ready_file(ready, alive=lambda: store is not None and store.poll() is None)
-        except (RuntimeError, trio.TooSlowError):
-            raise BenchError(f"store did not start; its log ends:\n{tail(work / 'store.log')}") from None
+        store_url = await fleet.ready("store", store, work)
         drain.ready_s = time.perf_counter() - t0
         pids = {"store": store.pid, "central": central.pid}
         try:
             with trio.fail_after(args.replay_timeout):
-                await watch_drain(str(info["url"]), t0, drain, pids, args.poll)
+                await watch_drain(store_url, t0, drain, pids, args.poll)
         except trio.TooSlowError:
             raise BenchError(
                 f"the backlog did not drain within {args.replay_timeout:g} s; last status "
@@ -863,9 +614,7 @@ async def replay_run(
             )
         reconcile_s = time.perf_counter() - t_rec
         memory_end = {name: memory_mb(pid) for name, pid in pids.items()}
-        for name, proc in (("central", central), ("store", store)):
-            if proc.poll() is not None:
-                raise BenchError(f"{name} exited during the replay; its log ends:\n{tail(work / f'{name}.log')}")
+        check_running({"central": central, "store": store}, work, "the replay")
     finally:
         for p in profilers:
             await p.end()
@@ -883,7 +632,7 @@ async def replay_run(
         "ready_s": drain.ready_s,
         "online_s": drain.online_s,
         "online_to_drained_s": seconds - (drain.online_s or 0.0),
-        "status": latency_stats(drain.status_ns),
+        "status": latency_stats(drain.status_ns, minimum=False),
         "timeline": drain.timeline,
         "cpu_s": cpu,
         "cpu_pct": {k: None if v is None else 100 * v / seconds for k, v in cpu.items()},
@@ -1056,32 +805,7 @@ async def ingest_worker(spec_json: str) -> None:
     """A client process of `--client-procs`: says `ready` once its stores are welcomed, waits for `go`
     on stdin, then answers its IngestResult as one JSON line."""
     spec = msgspec.json.decode(spec_json, type=IngestSpec)
-
-    async def wait_for_go() -> None:
-        print("ready", flush=True)
-        with trio.fail_after(START_TIMEOUT):
-            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-        if line.strip() != "go":
-            raise BenchError(f"worker expected 'go', got {line!r}")
-
-    result = await run_ingest_clients(spec, wait_for_go)
-    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
-    sys.stdout.flush()
-
-
-class LineReader:
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    async def line(self) -> str:
-        while b"\n" not in self.buffer:
-            chunk = await self.stream.receive_some(1 << 20)
-            if not chunk:
-                raise BenchError("an ingest client worker exited early (see its log in the work folder)")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode()
+    answer(await run_ingest_clients(spec, wait_for_go))
 
 
 async def run_ingest(
@@ -1090,27 +814,19 @@ async def run_ingest(
     """Run one ingest phase with the stores in this process (procs == 1) or spread over `procs` workers."""
     if procs <= 1:
         return [await run_ingest_clients(spec, on_go)]
-    chunks = [ids for ids in (spec.stores[i::procs] for i in range(procs)) if ids]
-    workers: list[trio.Process] = []
-    try:
-        for w, ids in enumerate(chunks):
-            part = msgspec.structs.replace(spec, stores=ids)
-            argv = [sys.executable, str(SCRIPT), "--ingest-worker", msgspec.json.encode(part).decode()]
-            log = folder / f"worker-{'floor' if spec.floor else 'central'}-{w}.log"
-            workers.append(await fleet.spawn(argv, log, folder, pipes=True))
-        readers = [LineReader(p.stdout) for p in workers]  # type: ignore[arg-type]
-        with trio.fail_after(START_TIMEOUT * 2):  # each worker builds its frames first
-            for reader in readers:
-                if (line := await reader.line()) != "ready":
-                    raise BenchError(f"worker said {line!r} instead of ready")
-        await on_go()
-        for p in workers:
-            await p.stdin.send_all(b"go\n")  # type: ignore[union-attr]
-        with trio.fail_after(spec.timeout):
-            return [msgspec.json.decode(await r.line(), type=IngestResult) for r in readers]
-    finally:
-        for p in workers:
-            await fleet.stop(p)
+    parts = [msgspec.structs.replace(spec, stores=ids) for ids in round_robin(spec.stores, procs)]
+    return await run_workers(
+        fleet,
+        SCRIPT,
+        "--ingest-worker",
+        parts,
+        IngestResult,
+        folder,
+        f"worker-{'floor' if spec.floor else 'central'}",
+        on_go,
+        ready_timeout=START_TIMEOUT * 2,  # each worker builds its frames first
+        answer_timeout=spec.timeout,
+    )
 
 
 def ingest_record(parts: list[IngestResult], window: Window, spec: IngestSpec) -> dict[str, Any]:
@@ -1133,7 +849,7 @@ def ingest_record(parts: list[IngestResult], window: Window, spec: IngestSpec) -
         "frame_bytes": sum(p.frame_bytes for p in parts),
         "seconds": seconds,
         "sales_per_s": sales / seconds if seconds > 0 else 0.0,
-        "ack_latency": latency_stats(latencies),
+        "ack_latency": latency_stats(latencies, minimum=False),
         "client_cpu_s": client_cpu,
         "client_cpu_pct": 100 * client_cpu / seconds if seconds > 0 else 0.0,
         "client_procs": len(parts),
@@ -1276,8 +992,7 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
         record["central_memory_mb"] = memory_mb(central.pid)
         if profiler is not None:
             record["profile"] = await profiler.end()
-        if central.poll() is not None:
-            raise BenchError(f"central exited during ingest; its log ends:\n{tail(work / 'central.log')}")
+        check_running({"central": central}, work, "ingest")
     finally:
         if profiler is not None and profiler.proc is not None and profiler.proc.returncode is None:
             await fleet.stop(profiler.proc)
@@ -1298,10 +1013,6 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
 # ---------------------------------------------------------------------------------------------
 
 
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def print_report(report: dict[str, Any]) -> None:
     if report["replay"] is not None:
         print_replay(report)
@@ -1315,9 +1026,12 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{t['verdict']:<5} {t['target']}  (measured {t['measured']})")
     for run in report["replay"]["runs"] if report["replay"] else []:
         for profile in run["profiles"]:
-            print_profile(profile, f"the replay with batch {run['batch']}")
+            print_profile(
+                profile, f"{profile['process']} hot spots during the replay with batch {run['batch']}", most=12
+            )
     if report["ingest"] is not None and "profile" in report["ingest"]["central"]:
-        print_profile(report["ingest"]["central"]["profile"], "the ingest run")
+        profile = report["ingest"]["central"]["profile"]
+        print_profile(profile, f"{profile['process']} hot spots during the ingest run", most=12)
 
 
 def print_replay(report: dict[str, Any]) -> None:
@@ -1399,12 +1113,6 @@ def print_ingest(report: dict[str, Any]) -> None:
         print(f"!!! ingest: {problem}")
 
 
-def median(values: list[float]) -> float:
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-
-
 def verdicts(report: dict[str, Any]) -> dict[str, Any]:
     """The replay target is judged on the config default batch (or the first one run), by the median
     over `--repeat` runs; every run must also have passed its checks."""
@@ -1440,16 +1148,9 @@ def verdicts(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 async def bench(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="storepos-sync-"))
-    fleet = Fleet(folder)
+    fleet = Fleet(STOP_TIMEOUT)
     ok = False
     try:
         print(
@@ -1489,19 +1190,14 @@ async def bench(args: argparse.Namespace) -> int:
             replay = {"prep": msgspec.to_builtins(prep), "runs": runs}
         ingest = await ingest_part(fleet, folder, args) if args.only in (None, "ingest") else None
 
-        report: dict[str, Any] = {
-            "benchmark": "sync",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "cpu_count": os.cpu_count(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "versions": {p: _version(p) for p in ("trio", "trio-websocket", "msgspec", "storepos")},
-                "sqlite": sqlite3.sqlite_version,
-                "load_average_at_start": load_at_start,
-                "load_average_at_end": load_average(),
-            },
-            "config": {
+        machine = machine_info("trio", "trio-websocket", "msgspec", "storepos", implementation=False)
+        machine.update(
+            sqlite=sqlite3.sqlite_version, load_average_at_start=load_at_start, load_average_at_end=load_average()
+        )
+        report = new_report(
+            "sync",
+            machine,
+            config={
                 "sales": args.sales,
                 "batch": args.batch,
                 "lanes": LANES,
@@ -1516,18 +1212,17 @@ async def bench(args: argparse.Namespace) -> int:
                 "repeat": args.repeat,
                 "only": args.only,
             },
-            "replay": replay,
-            "ingest": ingest,
-        }
+            replay=replay,
+            ingest=ingest,
+        )
         if len(args.batch) > 1 and runs:
             by_batch = {b: median([r["seconds"] for r in runs if r["batch"] == b]) for b in args.batch}
             best = min(by_batch, key=lambda b: by_batch[b])
             report["batch_best"] = {"batch": best, "seconds": by_batch[best], "median_s_by_batch": by_batch}
         report["targets"] = verdicts(report)
         print_report(report)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwritten to {args.out}")
+        print()
+        write_report(args.out, report)
         problems = sum(len(r["problems"]) for r in runs)
         errors = 0
         if ingest is not None:
@@ -1555,13 +1250,6 @@ def parse_batches(text: str) -> list[int]:
     return batches
 
 
-def leaves(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> list[BaseException]:
-    """The exceptions of `kinds` in `exc`, looking inside (nested) exception groups as Trio raises them."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in leaves(inner, kinds)]
-    return [exc] if isinstance(exc, kinds) else []
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Offline backlog replay and central ingest, against floors.")
     p.add_argument("--sales", type=int, default=TARGET_REPLAY_SALES, help="sales in the offline backlog")
@@ -1584,7 +1272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--py-spy", action="store_true", help="profile store and central in one replay, and central during ingest"
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/results/sync.json)")
+    add_out_option(p, "sync")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
     p.add_argument("--sink-server", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--sink-db", type=Path, help=argparse.SUPPRESS)
@@ -1607,19 +1295,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--sales, --stores, --store-sales, --ingest-batch, --client-procs and --repeat must be at least 1")
     if args.poll <= 0:
         p.error("--poll must be positive")
-    args.out = args.out.resolve()
-    try:
-        return trio.run(bench, args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        failures = leaves(exc, (BenchError, trio.TooSlowError))
-        if not failures:
-            raise
-        for failure in failures:
-            print(f"sync: {'timed out' if isinstance(failure, trio.TooSlowError) else failure}", file=sys.stderr)
-        return 2
+    return run_script("sync", bench, args)
 
 
 if __name__ == "__main__":
