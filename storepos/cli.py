@@ -13,6 +13,10 @@ import trio
 
 from runtime.supervision import Escalation
 
+# The master registers operators import and export, in the order they depend on each other
+# (central.registers.imports.KINDS; named here so parsing the command line stays light).
+REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storepos", description="Retail point of sale for store chains.")
@@ -36,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
     rec.add_argument("--store", required=True)
     rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
+    for verb, what in (("import", "apply a CSV or JSON file to"), ("export", "write a CSV or JSON file of")):
+        transfer = central.add_parser(verb, help=f"{what} a master register (format from the extension)")
+        transfer.add_argument("register", choices=REGISTERS)
+        transfer.add_argument("file", type=Path)
+        transfer.add_argument("--db", type=Path, default=Path("central.db"))
+        transfer.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
 
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
     srun = store.add_parser("run", help="run a store node")
@@ -114,6 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return trio.run(commands.central_reconcile, args.url, args.store)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
+        case "central", "import":
+            return commands.central_import(args.db, args.register, args.file, args.currency)
+        case "central", "export":
+            return commands.central_export(args.db, args.register, args.file, args.currency)
         case "store", "run":
             config = commands.store_config(args.config)
             if config is None:

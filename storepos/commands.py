@@ -11,7 +11,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from central.app import CentralNode
-from central.registers import sales
+from central.registers import imports, sales
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
@@ -66,6 +66,52 @@ def central_sales(db: Path, store: str | None) -> int:
             f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
             f"total {s.currency} {format_money(s.total, s.currency)}"
         )
+    return 0
+
+
+def central_import(db: Path, register: str, file: Path, currency: str) -> int:
+    """Exit 0 when the file was applied (or changed nothing), 1 when it was rejected (every error on
+    stderr, nothing applied), 2 when it could not be tried (file, database or options)."""
+    try:
+        conn = imports.open_catalog(db, create=True)
+        try:
+            applied = imports.import_file(conn, register, file, currency=currency)
+        finally:
+            conn.close()
+    except imports.Rejected as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was applied")
+        return 1
+    except imports.Unusable as exc:
+        _fail(str(exc))
+        return 2
+    except sqlite3.Error as exc:
+        _fail(f"{db}: {exc}")
+        return 2
+    outcome = "catalogue version" if applied.changed else "nothing changed; catalogue version stays"
+    print(
+        f"{file.name}: {register} {applied.inserted} added, {applied.updated} changed, "
+        f"{applied.unchanged} unchanged; {outcome} {applied.version}"
+    )
+    return 0
+
+
+def central_export(db: Path, register: str, file: Path, currency: str) -> int:
+    """Exit 0 when the file was written, 2 when it could not be."""
+    try:
+        conn = imports.open_catalog(db, create=False)
+        try:
+            count, version = imports.export_file(conn, register, file, currency=currency)
+        finally:
+            conn.close()
+    except imports.Unusable as exc:
+        _fail(str(exc))
+        return 2
+    except sqlite3.Error as exc:
+        _fail(f"{db}: {exc}")
+        return 2
+    print(f"{file.name}: {count} {register} at catalogue version {version}")
     return 0
 
 

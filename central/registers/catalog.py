@@ -144,7 +144,6 @@ def upsert(conn: sqlite3.Connection, register: Register, rows: Sequence[msgspec.
     Rows equal to what is stored are skipped, so the version moves only when the data does.
     """
     columns = register.columns
-    key_size = len(register.key)
     key_at = [columns.index(k) for k in register.key]
     stored: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for values in conn.execute(f"SELECT {', '.join(columns)} FROM {register.table}"):
@@ -162,7 +161,7 @@ def upsert(conn: sqlite3.Connection, register: Register, rows: Sequence[msgspec.
         return Applied(0, 0, len(rows), version(conn))
     new_version = version(conn) + 1
     conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns[key_size:], "version") if c not in register.key)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns, "version") if c not in register.key)
     conn.executemany(
         f"INSERT INTO {register.table} ({', '.join(columns)}, version) VALUES ({', '.join('?' * (len(columns) + 1))}) "
         f"ON CONFLICT ({', '.join(register.key)}) DO UPDATE SET {updates}",
@@ -259,8 +258,8 @@ def price_at(conn: sqlite3.Connection, item: str, store: str, at_ms: int) -> int
 
     Order: a store campaign, then a chain campaign, then the store's standing price, then the chain
     price. A campaign runs from its start (inclusive) to its end (exclusive). When campaigns of the
-    same rank overlap, or a rank has several standing prices, the lowest price wins: the shelf may
-    show any of them, and the customer gets the best one.
+    same rank overlap, the lowest price wins: the shelf may show either, and the customer gets the
+    better one.
     """
     row = conn.execute(
         "SELECT price FROM prices WHERE item = ? AND store IN (?, '') "
