@@ -6,6 +6,7 @@ OS picks, with their logs in the demo folder so the till's screen stays readable
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,12 +142,23 @@ def device_hook(kit: LaneKit, out: Callable[[str], None] = print) -> Hook:
 async def _demo(folder: Path, interactive: bool) -> int:
     print(f"storepos demo in {folder} (logs: central.log, store.log)")
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_sigterm, nursery.cancel_scope)
         kit = LaneKit(folder, 1)
         await nursery.start(kit.run)
         try:
             return await _nodes(folder, kit, interactive)
         finally:
             nursery.cancel_scope.cancel()
+    print("\ndemo stopped")
+    return 0
+
+
+async def _stop_on_sigterm(scope: trio.CancelScope) -> None:
+    """SIGTERM (a service manager, `kill`) stops the demo as Ctrl-C does: the nodes it started go too."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:

@@ -11,10 +11,13 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from devices import display
 
 
-def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path, stop: signal.Signals) -> None:
     """A plain test driving a child process line by line; the timeouts bound it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "storepos", "demo", "--dir", str(tmp_path), "--no-interactive"],
@@ -43,7 +46,7 @@ def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"[{paid}]\n[{change}]" in text  # the customer display
         assert "drawer kicked 1 time(s)" in text and "[QR: DEMO01-1-1]" in text  # printer and drawer
         assert "store DEMO01: 1 sale(s), total SEK 204.07" in text
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
