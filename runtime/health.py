@@ -25,6 +25,7 @@ class HealthBoard:
     def __init__(self) -> None:
         self._entries: dict[str, Health] = {}
         self.listeners: list[Callable[[Health], None]] = []  # told of every change of state
+        self._changed = trio.Event()  # set on every update, then replaced: what wait_until sleeps on
 
     def get(self, name: str) -> Health:
         entry = self._entries.get(name)
@@ -45,7 +46,15 @@ class HealthBoard:
         if changed:
             for listener in self.listeners:
                 listener(entry)
+        self._changed.set()
+        self._changed = trio.Event()
         return entry
+
+    async def wait_until(self, name: str, ok: Callable[[Health], bool]) -> Health:
+        """Until `name`'s entry satisfies `ok` (bound it with trio.fail_after): for consoles and tests."""
+        while not ok(self.get(name)):
+            await self._changed.wait()
+        return self.get(name)
 
     def snapshot(self) -> list[Health]:
         return [msgspec.structs.replace(h) for h in sorted(self._entries.values(), key=lambda h: h.name)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +12,11 @@ from devices.display import CustomerDisplay, change_lines, initialise, item_line
 from devices.serialport import PortLost
 from devices.sim.display import DisplaySim
 from devices.sim.pty import VirtualPort
-from runtime.health import Health, HealthBoard
+from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 
 DEADLINE = 10
 FIRST = initialise() + render("", "")
-
-
-async def wait_health(board: HealthBoard, name: str, ok: Callable[[Health], bool]) -> Health:
-    """The board is plain data with no change notification (by design: readers poll it), so poll it."""
-    while not ok(board.get(name)):  # noqa: ASYNC110
-        await trio.sleep(0.01)
-    return board.get(name)
 
 
 @pytest.fixture
@@ -151,11 +144,11 @@ async def test_supervised_display_comes_back_showing_the_current_lines(tmp_path:
                 await sim.wait_for("Milk", "12.50".rjust(20))
 
                 port.unplug()
-                await wait_health(board, "display-1", lambda h: h.restarts >= 2)
+                await board.wait_until("display-1", lambda h: h.restarts >= 2)
                 display.show(*total_lines("40.00"))  # the lane carries on while the display is away
                 sim.power_cycle()
                 port.plug()
-                await wait_health(board, "display-1", lambda h: h.state == "online")
+                await board.wait_until("display-1", lambda h: h.state == "online")
                 await sim.wait_for("TOTAL", "40.00".rjust(20))
                 assert sim.received.startswith(b"\x1b@")  # initialised again on reconnect
                 nursery.cancel_scope.cancel()

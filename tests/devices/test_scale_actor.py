@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,18 +13,11 @@ from devices.scale import Scale, ScaleError, Weight
 from devices.serialport import PortLost
 from devices.sim.pty import VirtualPort
 from devices.sim.scale import ScaleSim
-from runtime.health import Health, HealthBoard
+from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 
 DEADLINE = 10
-
-
-async def wait_health(board: HealthBoard, name: str, ok: Callable[[Health], bool]) -> Health:
-    """The board is plain data with no change notification (by design: readers poll it), so poll it."""
-    while not ok(board.get(name)):  # noqa: ASYNC110
-        await trio.sleep(0.01)
-    return board.get(name)
 
 
 @pytest.fixture
@@ -228,10 +221,10 @@ async def test_supervised_scale_comes_back(tmp_path: Path) -> None:
                 sim.grams = 250
                 assert await scale.weigh() == Weight(250)
                 port.unplug()
-                await wait_health(board, "scale-1", lambda h: h.restarts >= 2)
+                await board.wait_until("scale-1", lambda h: h.restarts >= 2)
                 assert (await refusal(scale)).code == "no_answer"
                 port.plug()
-                await wait_health(board, "scale-1", lambda h: h.state == "online")
+                await board.wait_until("scale-1", lambda h: h.state == "online")
                 sim.grams = 260
                 assert await scale.weigh() == Weight(260)
                 nursery.cancel_scope.cancel()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from devices.scanner import ScanEvent, Scanner
 from devices.serialport import PortLost, PortNotFound
 from devices.sim.pty import VirtualPort
 from devices.sim.scanner import ScannerSim
-from runtime.health import Health, HealthBoard
+from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 
 DEADLINE = 10
@@ -33,13 +33,6 @@ class Inbox:
 
     async def next(self) -> ScanEvent:
         return await self.receive.receive()
-
-
-async def wait_health(board: HealthBoard, name: str, ok: Callable[[Health], bool]) -> Health:
-    """The board is plain data with no change notification (by design: readers poll it), so poll it."""
-    while not ok(board.get(name)):  # noqa: ASYNC110
-        await trio.sleep(0.01)
-    return board.get(name)
 
 
 @pytest.fixture
@@ -200,20 +193,20 @@ async def test_supervised_scanner_reconnects_and_the_lane_keeps_going(tmp_path: 
         with trio.fail_after(DEADLINE):
             async with trio.open_nursery() as nursery:
                 await nursery.start(devices.run)
-                await wait_health(board, "scanner-1", lambda h: h.state == "online")
+                await board.wait_until("scanner-1", lambda h: h.state == "online")
                 await sim.scan("1")
                 assert (await inbox.next()).code == "1"
 
                 port.unplug()
-                down = await wait_health(board, "scanner-1", lambda h: h.restarts >= 2)
+                down = await board.wait_until("scanner-1", lambda h: h.restarts >= 2)
                 assert down.state in ("offline", "backoff", "starting")
                 assert down.detail.startswith("offline")
                 ticks_before = lane_ticks
-                await wait_health(board, "scanner-1", lambda h: h.restarts >= 4)  # still retrying
+                await board.wait_until("scanner-1", lambda h: h.restarts >= 4)  # still retrying
                 assert lane_ticks > ticks_before  # the lane kept working through the outage
 
                 port.plug()
-                await wait_health(board, "scanner-1", lambda h: h.state == "online")
+                await board.wait_until("scanner-1", lambda h: h.state == "online")
                 await sim.scan("2")
                 assert (await inbox.next()).code == "2"
                 assert board.get("lane-1").restarts == 0

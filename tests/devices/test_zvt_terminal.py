@@ -28,7 +28,7 @@ from devices.terminal import (
     resolve,
 )
 from devices.zvt import StatusInformation
-from runtime.health import Health, HealthBoard
+from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 
@@ -61,13 +61,6 @@ async def zvt(
         await nursery.start(supervised(terminal, board).run)
         yield terminal, sim, board
         nursery.cancel_scope.cancel()
-
-
-async def wait_health(board: HealthBoard, ok: Callable[[Health], bool]) -> Health:
-    """The board is plain data without change notification (by design: readers poll it)."""
-    while not ok(board.get(NAME)):  # noqa: ASYNC110
-        await trio.sleep(0.01)
-    return board.get(NAME)
 
 
 async def refused(call: Callable[[], object]) -> Rejected:
@@ -325,7 +318,7 @@ async def test_connection_refused_sends_nothing() -> None:
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             await nursery.start(supervised(terminal, board).run)
-            await wait_health(board, lambda h: h.restarts >= 1)
+            await board.wait_until(NAME, lambda h: h.restarts >= 1)
             result = await terminal.authorize(1500, "EUR", reference="sale-1")
             assert result.outcome == "aborted" and "nothing was sent" in result.message
             assert terminal.unresolved is None
@@ -334,7 +327,7 @@ async def test_connection_refused_sends_nothing() -> None:
             # the terminal comes up on that port: it has nothing from this attempt
             sim = ZvtSimulator(port=port)
             await nursery.start(sim.run)
-            await wait_health(board, lambda h: h.state == "online")
+            await board.wait_until(NAME, lambda h: h.state == "online")
             last = await terminal.last_transaction()
             assert last is not None and last.kind == "end_of_day" and not sim.payments
             assert (await terminal.authorize(1500, "EUR", reference="sale-1")).outcome == "approved"
@@ -375,7 +368,7 @@ async def test_terminal_gone_and_back() -> None:
         async with zvt(connect_wait=0.3) as (terminal, sim, board):
             assert (await terminal.authorize(100, "EUR", reference="sale-1")).outcome == "approved"
             sim.stop()  # switched off: connections dropped, new ones refused
-            await wait_health(board, lambda h: h.state in ("offline", "backoff") and h.restarts >= 2)
+            await board.wait_until(NAME, lambda h: h.state in ("offline", "backoff") and h.restarts >= 2)
             result = await terminal.authorize(200, "EUR", reference="sale-2")
             assert result.outcome == "aborted" and terminal.unresolved is None
             with pytest.raises(TerminalUnavailable):
@@ -383,7 +376,7 @@ async def test_terminal_gone_and_back() -> None:
             assert len(sim.payments) == 1
             async with trio.open_nursery() as nursery:
                 await nursery.start(sim.run)  # on again, same port
-                await wait_health(board, lambda h: h.state == "online")
+                await board.wait_until(NAME, lambda h: h.state == "online")
                 assert (await terminal.authorize(200, "EUR", reference="sale-2")).outcome == "approved"
                 nursery.cancel_scope.cancel()
             assert sim.charged == 300
