@@ -40,6 +40,3 @@ def levels(conn: sqlite3.Connection, item: str) -> list[StockLevel]:
     rows = conn.execute("SELECT location, item, qty FROM stock WHERE item = ? ORDER BY location", (item,))
     return [StockLevel(*row) for row in rows]
 
-
-def store_levels(conn: sqlite3.Connection, store: str) -> dict[str, int]:
-    return dict(conn.execute("SELECT item, qty FROM stock WHERE location = ?", (store,)).fetchall())

@@ -56,9 +56,6 @@ def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:
     return row[0]
 
 
-def streams(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT stream FROM outbox ORDER BY stream")]
-
 
 def backlog(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
