@@ -39,4 +39,3 @@ def apply(conn: sqlite3.Connection, store: str, event: Event) -> None:
 def levels(conn: sqlite3.Connection, item: str) -> list[StockLevel]:
     rows = conn.execute("SELECT location, item, qty FROM stock WHERE item = ? ORDER BY location", (item,))
     return [StockLevel(*row) for row in rows]
-

@@ -56,7 +56,6 @@ def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:
     return row[0]
 
 
-
 def backlog(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
