@@ -10,6 +10,7 @@ crash with WAL's synchronous=NORMAL at a fraction of the cost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -20,8 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
-
-from runtime.mailbox import Envelope, Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +105,24 @@ def _statements(sql: str) -> list[str]:
     return out
 
 
+class _Pending:
+    """One caller's job on its way through the worker thread, and the way back to that caller."""
+
+    __slots__ = ("event", "outcome", "work")
+
+    def __init__(self, work: _Work) -> None:
+        self.work = work
+        self.event = trio.Event()
+        self.outcome: _Outcome = (False, None)
+
+
 class Database:
-    """Handle and actor in one: hold the handle anywhere, run `run` under the supervisor."""
+    """Handle and actor in one: hold the handle anywhere, run `run` under the supervisor.
+
+    The worker thread is the actor: its queue is the mailbox, and it forms the group commits itself
+    by draining whatever is queued when it finishes a commit. Callers wake straight from the thread's
+    answer, with no Trio task in between: every hop costs a scan's latency budget.
+    """
 
     def __init__(
         self,
@@ -119,7 +134,8 @@ class Database:
     ) -> None:
         self.path = Path(path)
         self._migrations = list(migrations)
-        self._mailbox: Mailbox[_Work] = Mailbox(capacity)
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()  # outlives restarts
+        self._slots = trio.Semaphore(capacity)  # bounded: callers wait rather than grow the queue
         self._max_batch = max_batch
         self.commits = 0  # observable group-commit behaviour for tests and benchmarks
         self.jobs = 0
@@ -128,50 +144,116 @@ class Database:
         """Run `job` inside a transaction; returns after it is committed.
 
         A caller that gives up early (its deadline passes) learns nothing about the outcome: a job
-        already on the worker thread commits anyway. Such a caller must look the outcome up.
+        already queued commits anyway. Such a caller must look the outcome up.
         """
-        return await self._mailbox.ask(_Work(job, durable), expires=False)
+        async with self._slots:
+            pending = _Pending(_Work(job, durable))
+            self._queue.put(pending)
+            await pending.event.wait()
+        ok, value = pending.outcome
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
 
     async def read(self, job: Job[T]) -> T:
-        return await self._mailbox.ask(_Work(job, False), expires=False)
+        return await self.write(job)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        worker = _Worker(self.path, trio.lowlevel.current_trio_token())
-        worker.start()
-        try:
-            ok, result = await worker.call(lambda conn: migrate(conn, self._migrations))
-            if not ok:
-                raise result
-            task_status.started()
-            while True:
-                batch = [await self._mailbox.receive()]
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._mailbox.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                await self._commit(worker, batch)
-        finally:
-            with trio.CancelScope(shield=True):
-                await worker.stop()
+        opened, ended = trio.Event(), trio.Event()
+        failure: list[BaseException] = []
+        token = trio.lowlevel.current_trio_token()
+        stop = object()  # this run's own stop sign: one left over from an earlier run is skipped
 
-    async def _commit(self, worker: _Worker, batch: list[Envelope[_Work]]) -> None:
-        live = [env for env in batch if not env.expired]
-        if not live:
+        def started(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            opened.set()
+
+        def finished(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            ended.set()
+
+        def delivered(batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+            self.commits += 1
+            self.jobs += len(batch)
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                pending.outcome = outcome
+                pending.event.set()
+
+        thread = threading.Thread(
+            target=self._serve,
+            args=(token, stop, started, delivered, finished),
+            name=f"sqlite:{self.path.name}",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            await opened.wait()
+            if failure:
+                raise failure[0]
+            task_status.started()
+            await ended.wait()  # only if the thread died: a database that cannot commit must be restarted
+            raise DatabaseError(f"the database thread for {self.path} stopped: {failure[0] if failure else '?'}")
+        finally:
+            self._queue.put(stop)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(thread.join)
+
+    def _serve(
+        self,
+        token: trio.lowlevel.TrioToken,
+        stop: object,
+        started: Callable[[BaseException | None], None],
+        delivered: Callable[[list[_Pending], list[_Outcome]], None],
+        finished: Callable[[BaseException | None], None],
+    ) -> None:
+        """The worker thread: open, migrate, then commit batches until told to stop."""
+        try:
+            conn = open_connection(self.path)
+            migrate(conn, self._migrations)
+        except (sqlite3.Error, OSError, DatabaseError) as exc:
+            error = exc if isinstance(exc, DatabaseError) else DatabaseError(f"cannot open {self.path}: {exc}")
+            token.run_sync_soon(started, error)
             return
-        works = [env.message for env in live]
-        ok, outcomes = await worker.call(lambda conn: _run_batch(conn, works))
-        if not ok:
-            for env in live:
-                env.fail(outcomes)
-            raise outcomes
-        self.commits += 1
-        self.jobs += len(live)
-        for env, (job_ok, value) in zip(live, outcomes, strict=True):
-            if job_ok:
-                env.reply(value)
-            else:
-                env.fail(value)
+        token.run_sync_soon(started, None)
+        error: BaseException | None = None
+        batch: list[_Pending] = []
+        try:
+            while True:
+                batch = []
+                stopping = False
+                item = self._queue.get()
+                while True:
+                    if item is stop:
+                        stopping = True
+                    elif isinstance(item, _Pending):
+                        batch.append(item)
+                    # anything else is an earlier run's stop sign: skip it
+                    if stopping or len(batch) >= self._max_batch:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    outcomes = _run_batch(conn, [pending.work for pending in batch])
+                    token.run_sync_soon(delivered, batch, outcomes)
+                if stopping:
+                    return
+        except trio.RunFinishedError:
+            return
+        except Exception as exc:  # a bug or a broken file: fail the batch, end the run, get restarted
+            error = exc
+            failed: list[_Outcome] = [(False, exc)] * len(batch)
+            token.run_sync_soon(delivered, batch, failed)
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a connection that broke cannot even roll back
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(finished, error)
 
 
 def _run_batch(conn: sqlite3.Connection, works: list[_Work]) -> list[_Outcome]:
@@ -216,60 +298,3 @@ def _run_jobs(conn: sqlite3.Connection, works: list[_Work]) -> list[_Outcome]:
             conn.execute("RELEASE job")
             outcomes.append((True, value))
     return outcomes
-
-
-class _Worker:
-    """The dedicated thread that owns the connection; results come back through the Trio token."""
-
-    def __init__(self, path: Path, token: trio.lowlevel.TrioToken) -> None:
-        self._path = path
-        self._token = token
-        self._queue: queue.SimpleQueue[tuple[Job[Any], Callable[[bool, Any], None]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"sqlite:{path.name}", daemon=True)
-        self._open_error: BaseException | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    async def call(self, job: Job[T]) -> tuple[bool, Any]:
-        done = trio.Event()
-        box: list[tuple[bool, Any]] = []
-
-        def deliver(ok: bool, value: Any) -> None:
-            box.append((ok, value))
-            done.set()
-
-        self._queue.put((job, deliver))
-        await done.wait()
-        return box[0]
-
-    async def stop(self) -> None:
-        self._queue.put(None)
-        await trio.to_thread.run_sync(self._thread.join)
-
-    def _loop(self) -> None:
-        try:
-            conn = open_connection(self._path)
-        except Exception as exc:
-            conn = None
-            self._open_error = exc
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            job, deliver = item
-            if conn is None:
-                outcome: tuple[bool, Any] = (False, DatabaseError(f"cannot open {self._path}: {self._open_error}"))
-            else:
-                try:
-                    outcome = (True, job(conn))
-                except BaseException as exc:
-                    outcome = (False, exc)
-            try:
-                self._token.run_sync_soon(deliver, *outcome)
-            except trio.RunFinishedError:
-                break
-        if conn is not None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()

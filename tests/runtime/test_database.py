@@ -154,3 +154,46 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         conn.execute("DELETE FROM t")
         conn.close()
         assert set(acked) <= present
+
+
+async def test_work_queued_while_the_actor_restarts_is_done_by_the_next_run(tmp_path: Path) -> None:
+    db = Database(tmp_path / "r.db", SCHEMA)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as first:
+            await first.start(db.run)
+            await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (1, 'a')"))
+            first.cancel_scope.cancel()  # the supervisor stops it, e.g. a one-for-all restart
+        results: list[int] = []
+
+        async def while_down() -> None:
+            results.append(await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (2, 'b')").rowcount))
+
+        async with trio.open_nursery() as second:
+            second.start_soon(while_down)
+            await trio.sleep(0.05)  # queued with no thread running
+            await second.start(db.run)  # the old run's stop sign must not stop this one
+            while not results:  # noqa: ASYNC110 - the caller's task reports by appending; nothing to wait on
+                await trio.sleep(0.01)
+            assert await db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM t ORDER BY id")]) == [1, 2]
+            second.cancel_scope.cancel()
+    assert results == [1]
+
+
+async def test_a_job_that_breaks_the_connection_fails_its_batch_and_the_run(tmp_path: Path) -> None:
+    """Anything beyond a job's own error (here: the job closes the connection) ends the run loudly,
+    so the supervisor restarts the database instead of leaving callers waiting for ever."""
+    db = Database(tmp_path / "x.db", SCHEMA)
+    broken: list[Exception] = []
+
+    async def breaker() -> None:
+        try:
+            await db.write(lambda c: c.close())
+        except sqlite3.ProgrammingError as exc:
+            broken.append(exc)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(breaker)  # queued before the thread starts: the queue outlives runs
+            with pytest.raises(DatabaseError, match=r"the database thread for .* stopped"):
+                await db.run()
+    assert len(broken) == 1  # the caller was answered, not left waiting
