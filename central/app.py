@@ -41,7 +41,11 @@ class CentralNode:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         root = Supervisor(
             "central",
-            [ChildSpec("database", self.db.run), ChildSpec("links", self._serve)],
+            [
+                ChildSpec("database", self.db.run),
+                ChildSpec("distributor", self.ingest.distributor.run),
+                ChildSpec("links", self._serve),
+            ],
             strategy=Strategy.ONE_FOR_ALL,
             health=self.health,
         )

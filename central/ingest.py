@@ -15,11 +15,22 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
+from central import distribute
+from central.distribute import Distributor
 from central.reconcile import reconcile
 from central.registers import cursors, sales, stock
 from central.registers.cursors import Applier, EventError
 from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
-from protocol.frames import Ack, EventBatch, LinkError, LinkHello, LinkReply, LinkRequest, LinkWelcome
+from protocol.frames import (
+    Ack,
+    CatalogPull,
+    EventBatch,
+    LinkError,
+    LinkHello,
+    LinkReply,
+    LinkRequest,
+    LinkWelcome,
+)
 from runtime.database import Database
 
 log = logging.getLogger(__name__)
@@ -49,6 +60,7 @@ class Ingest:
         self.db = db
         self.codec = LinkCodec()
         self.links: dict[str, _StoreLink] = {}  # the newest link of each connected store
+        self.distributor = Distributor(db, lambda: {s: link.ws.send_message for s, link in self.links.items()})
 
     async def ask_store(self, store: str, kind: str, body: bytes) -> bytes:
         """Ask a connected store; bound it with trio.fail_after."""
@@ -89,7 +101,8 @@ class Ingest:
             store = hello.node
             self.links[store] = link
             acked = await self.db.read(lambda c: cursors.cursors(c, store))
-            await ws.send_message(self.codec.encode(LinkWelcome(node=self.node, acked=acked)))
+            welcome = LinkWelcome(node=self.node, acked=acked, catalog=self.distributor.version)
+            await ws.send_message(self.codec.encode(welcome))
             await self._session(link, store)
         except (ConnectionClosed, trio.TooSlowError):
             pass
@@ -165,6 +178,14 @@ class Ingest:
             waiter = link.waiting.pop(frame.id, None)
             if waiter is not None:
                 waiter.send_nowait(frame)
+            return
+        if isinstance(frame, CatalogPull):
+            try:
+                chunk = await self.db.read(lambda c: distribute.read_chunk(c, store, frame))
+            except distribute.BadPull as exc:
+                await self._send_error(ws, "bad_pull", str(exc))
+                return
+            await ws.send_message(self.codec.encode(chunk))
             return
         if not isinstance(frame, EventBatch) or frame.store != store:
             await self._send_error(ws, "unexpected", f"expected an event batch for {store}, got {type(frame).__name__}")

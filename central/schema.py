@@ -108,4 +108,16 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        4,
+        # Distribution reads "rows changed after version N" in (version, key) order, so a transfer
+        # can resume after any row and rows changed while it runs come again later in it.
+        """
+        CREATE INDEX vat_rates_version ON vat_rates (version, code);
+        CREATE INDEX item_groups_version ON item_groups (version, item_group);
+        CREATE INDEX items_version ON items (version, item);
+        CREATE INDEX barcodes_version ON barcodes (version, code);
+        CREATE INDEX prices_version ON prices (version, item, store, starts, ends);
+        """,
+    ),
 ]

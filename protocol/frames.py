@@ -104,6 +104,19 @@ class StockQuery(Command, tag="stock?"):
     code: str
 
 
+class ItemSearch(Command, tag="search"):
+    """Find items by name: every word a prefix ("ban fre" finds "Bananas Fresh"), best matches first."""
+
+    text: str
+    limit: int = 20
+
+
+class PriceCheck(Command, tag="price?"):
+    """What an item costs here now, without selling it (the customer asks at the till)."""
+
+    code: str
+
+
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     no: int
     item: str
@@ -141,6 +154,7 @@ class SaleState(TillFrame, tag="state"):
     link: str = ""  # online | offline: whether central is reachable (selling goes on either way)
     backlog: int = 0  # events this store has not yet delivered to central
     devices: dict[str, str] = {}  # this lane's peripherals and their state (printer: paper-out, ...)
+    popup: str = ""  # the scanned item's pop-up text ("check the customer's age"): show it until dismissed
 
 
 class Welcome(TillFrame, tag="welcome"):
@@ -185,6 +199,9 @@ class Status(TillFrame, tag="status"):
     actors: list[ActorStatus] = []
     journal: dict[str, int] = {}  # lane -> last receipt number
     ref: int = 0
+    replica: int = 0  # the catalogue version this store sells from
+    central_catalog: int = 0  # the newest catalogue version central has announced
+    behind_since: int = 0  # epoch ms since the replica has lagged central's announced version; 0: up to date
 
 
 class StockAt(msgspec.Struct, kw_only=True):
@@ -198,6 +215,37 @@ class StockInfo(TillFrame, tag="stock"):
     here: int
     elsewhere: list[StockAt] = []
     note: str = ""  # when set, why `elsewhere` is not known (central unreachable, not asked)
+    ref: int = 0
+
+
+class ItemInfo(TillFrame, tag="item"):
+    """The answer to a price check: the price that applies here now, and the texts a cashier needs."""
+
+    item: str
+    name: str
+    code: str
+    price: int  # per piece, or per kg for unit "kg"
+    currency: str
+    unit: str = "piece"
+    vat_rate: int = 0
+    campaign_ends: int = 0  # epoch ms; when set, `price` is a campaign price until then
+    popup: str = ""
+    info: str = ""
+    warranty: str = ""
+    ref: int = 0
+
+
+class Found(msgspec.Struct, kw_only=True, omit_defaults=True):
+    item: str
+    name: str
+    code: str  # a barcode to scan it with (the lowest), so a till can add it from the list
+    price: int = -1  # -1: no price here now
+    unit: str = "piece"
+
+
+class SearchResult(TillFrame, tag="found"):
+    text: str
+    items: list[Found] = []
     ref: int = 0
 
 
@@ -216,13 +264,16 @@ TillToStore = (
     | StockMove
     | StockCount
     | StockQuery
+    | ItemSearch
+    | PriceCheck
 )
-StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo
+StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult
 
 
 # ---------------------------------------------------------------------------------------------
 # Store <-> central. Tag registry (never reuse a number):
 #   1 LinkHello  2 LinkWelcome  3 EventBatch  4 Ack  5 LinkError  6 LinkRequest  7 LinkReply
+#   8 CatalogPull  9 CatalogChunk  10 CatalogNotice
 # ---------------------------------------------------------------------------------------------
 
 
@@ -240,6 +291,7 @@ class LinkWelcome(LinkFrame, tag=2):
     node: str
     acked: dict[str, int]  # stream -> highest contiguous seq central has applied for this store
     version: int = PROTOCOL_VERSION
+    catalog: int = 0  # central's catalogue version: a store behind it pulls the difference
 
 
 class Event(msgspec.Struct, array_like=True):
@@ -285,7 +337,59 @@ class LinkReply(LinkFrame, tag=7):
     error: str = ""
 
 
-LinkMessage = LinkHello | LinkWelcome | EventBatch | Ack | LinkError | LinkRequest | LinkReply
+# Master data, central -> store. Rows travel as plain arrays in the column order of central's
+# registers (central/registers/catalog.py), straight from and into SQL rows.
+VatRateRow = tuple[str, int]  # code, rate
+GroupRow = tuple[str, str, str | None]  # item_group, name, parent
+# item, name, receipt_text, item_group, vat_rate, unit, info, warranty, popup, active (0/1)
+ItemRow = tuple[str, str, str, str | None, int, str, str, str, str, int]
+BarcodeRow = tuple[str, str]  # code, item
+PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), starts, ends, price, currency
+
+
+class CatalogPull(LinkFrame, tag=8):
+    """The store asks for the master data changed after `base` (0: everything, a snapshot), from
+    `cursor` on: central's opaque position in a transfer, echoed back from the last chunk, so a transfer
+    cut by a dropped link or a restart resumes where it stopped instead of starting over."""
+
+    base: int
+    cursor: bytes = b""
+
+
+class CatalogChunk(LinkFrame, tag=9):
+    """One piece of a transfer. `base` is what it builds on: a store applies nothing unless that is
+    its own version (0 means: replace everything). Rows changed while a transfer runs come again in
+    a later chunk, so when `done` the staged rows are exactly central's catalogue at `version`."""
+
+    base: int
+    cursor: bytes
+    done: bool
+    version: int  # when done: the version the store reaches; otherwise central's current version
+    vat_rates: list[VatRateRow] = []
+    groups: list[GroupRow] = []
+    items: list[ItemRow] = []
+    barcodes: list[BarcodeRow] = []
+    prices: list[PriceRow] = []
+
+
+class CatalogNotice(LinkFrame, tag=10):
+    """Central committed catalogue `version`: a store behind it pulls the difference at once."""
+
+    version: int
+
+
+LinkMessage = (
+    LinkHello
+    | LinkWelcome
+    | EventBatch
+    | Ack
+    | LinkError
+    | LinkRequest
+    | LinkReply
+    | CatalogPull
+    | CatalogChunk
+    | CatalogNotice
+)
 
 
 # ---------------------------------------------------------------------------------------------

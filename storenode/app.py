@@ -21,7 +21,21 @@ import msgspec
 import trio
 
 from devices.scanner import ScanEvent
-from protocol.frames import ActorStatus, Scan, Status, StatusRequest, StockAt, StockInfo, StockLevel, StockQuery
+from protocol.frames import (
+    ActorStatus,
+    ItemInfo,
+    ItemSearch,
+    PriceCheck,
+    Scan,
+    SearchResult,
+    Status,
+    StatusRequest,
+    StockAt,
+    StockInfo,
+    StockLevel,
+    StockQuery,
+)
+from protocol.gs1 import decode as decode_label
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -35,6 +49,7 @@ from storenode.lanes.basket import Item
 from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica
+from storenode.sync.catalog import CatalogFollower
 from storenode.sync.link import LinkDown, Offline, SyncLink
 from storenode.sync.outbox import OutboxSignal
 
@@ -53,25 +68,32 @@ class StoreNode:
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
         self.lane_devices, self.device_specs = peripherals.build(config, self.health, self._scanned)
+        self.clock = clock or SystemClock()
         self.ctx = StoreContext(
             config=config,
             db=self.db,
             health=self.health,
-            clock=clock or SystemClock(),
+            clock=self.clock,
             signal=self.signal,
             devices=self.lane_devices,
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
         owners = {name: n for n, mine in self.lane_devices.items() for name in mine.names}
         self.health.listeners.append(lambda h: self._republish(owners.get(h.name)))
-        self.link = SyncLink(config, self.db, self.signal, self.health)
+        self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
+        self.link = SyncLink(config, self.db, self.signal, self.health, catalog=self.catalog_follower)
         self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
         self.link.on_change.append(self._link_changed)
         self.gateway = Gateway(
             config.gateway.host,
             config.gateway.port,
             self.lanes,
-            {StatusRequest: lambda _: self.status(), StockQuery: self.stock_query},
+            {
+                StatusRequest: lambda _: self.status(),
+                StockQuery: self.stock_query,
+                ItemSearch: self.search,
+                PriceCheck: self.price_check,
+            },
         )
 
     def _link_changed(self, online: bool) -> None:
@@ -127,8 +149,12 @@ class StoreNode:
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         operators = await trio.to_thread.run_sync(replica.prepare_operators, self.catalog)
-        count = await self.db.write(lambda c: replica.load(c, self.catalog, operators))
-        log.info("catalogue loaded: %d items, %d operators", count, len(operators))
+        count = await self.db.write(lambda c: replica.load(c, self.catalog, operators, self.config.currency))
+        if count is None:
+            log.info("%d operators loaded; items come from central's catalogue", len(operators))
+        else:
+            log.info("catalogue file loaded: %d items, %d operators", count, len(operators))
+        await self.catalog_follower.start()
         task_status.started()
 
     async def run(
@@ -149,7 +175,7 @@ class StoreNode:
         """Stock here from the replica, elsewhere from central; offline, a clear note instead of a hang."""
 
         def local(c: sqlite3.Connection) -> tuple[Item, int]:
-            item = replica.lookup(c, query.code)
+            item = replica.lookup(c, query.code, self.config.store, self.config.currency, self.clock.now_ms())
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {query.code}")
             return item, stock.level(c, item.item)
@@ -178,4 +204,25 @@ class StoreNode:
                 for h in self.health.snapshot()
             ],
             journal={str(lane): no for lane, no in receipts.items()},
+            replica=self.catalog_follower.view.version,
+            central_catalog=self.catalog_follower.view.central,
+            behind_since=self.catalog_follower.view.behind_since,
         )
+
+    async def search(self, query: ItemSearch) -> SearchResult:
+        if not 1 <= query.limit <= 200:
+            raise Rejected("bad_limit", f"a search returns 1 to 200 items, not {query.limit}")
+        store, currency, now = self.config.store, self.config.currency, self.clock.now_ms()
+        found = await self.db.read(lambda c: replica.search(c, query.text, query.limit, store, currency, now))
+        return SearchResult(text=query.text, items=found)
+
+    async def price_check(self, query: PriceCheck) -> ItemInfo:
+        """A price check reads a shelf label as a scan would, a scale's label included."""
+        code = query.code.strip()
+        label = decode_label(code, self.config.gs1)
+        store, currency, now = self.config.store, self.config.currency, self.clock.now_ms()
+        info = await self.db.read(lambda c: replica.item_info(c, label.key if label else code, store, currency, now))
+        if info is None:
+            raise Rejected("unknown_barcode", f"no item has barcode {code}")
+        info.code = code
+        return info

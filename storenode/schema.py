@@ -74,4 +74,87 @@ MIGRATIONS = [
         ALTER TABLE journal ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    Migration(
+        5,
+        # The replica of central's registers (storenode/sync/replica.py): the same tables and column
+        # order as central's, so rows go from the wire into SQL as they are. Prices move out of items,
+        # as at central. The stage_ tables hold a transfer in progress; the live ones change only when
+        # it is complete, in one transaction. The old items had nothing central does not resend or the
+        # catalogue file does not reload at start, so they are rebuilt rather than altered.
+        """
+        DROP TABLE barcodes;
+        DROP TABLE items;
+        CREATE TABLE items (
+            item TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            receipt_text TEXT NOT NULL,
+            item_group TEXT,
+            vat_rate INTEGER NOT NULL,
+            unit TEXT NOT NULL,
+            info TEXT NOT NULL,
+            warranty TEXT NOT NULL,
+            popup TEXT NOT NULL,
+            active INTEGER NOT NULL
+        );
+        CREATE TABLE barcodes (code TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX barcodes_item ON barcodes (item, code);
+        CREATE TABLE prices (
+            item TEXT NOT NULL,
+            store TEXT NOT NULL,
+            starts INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            price INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            PRIMARY KEY (item, store, starts, ends)
+        ) WITHOUT ROWID;
+        CREATE TABLE vat_rates (code TEXT PRIMARY KEY, rate INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE item_groups (item_group TEXT PRIMARY KEY, name TEXT NOT NULL, parent TEXT) WITHOUT ROWID;
+        CREATE TABLE stage_items (
+            item TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            receipt_text TEXT NOT NULL,
+            item_group TEXT,
+            vat_rate INTEGER NOT NULL,
+            unit TEXT NOT NULL,
+            info TEXT NOT NULL,
+            warranty TEXT NOT NULL,
+            popup TEXT NOT NULL,
+            active INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_barcodes (code TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE stage_prices (
+            item TEXT NOT NULL,
+            store TEXT NOT NULL,
+            starts INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            price INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            PRIMARY KEY (item, store, starts, ends)
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_vat_rates (code TEXT PRIMARY KEY, rate INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE stage_item_groups (item_group TEXT PRIMARY KEY, name TEXT NOT NULL, parent TEXT) WITHOUT ROWID;
+        CREATE TABLE replica (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL,
+            transfer_base INTEGER,
+            cursor BLOB NOT NULL
+        );
+        INSERT INTO replica (id, version, transfer_base, cursor) VALUES (1, 0, NULL, x'');
+        CREATE VIRTUAL TABLE items_fts USING fts5(
+            name, receipt_text, content='items', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (rowid, name, receipt_text) VALUES (new.rowid, new.name, new.receipt_text);
+        END;
+        CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, name, receipt_text)
+            VALUES ('delete', old.rowid, old.name, old.receipt_text);
+        END;
+        CREATE TRIGGER items_fts_update AFTER UPDATE OF name, receipt_text ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, name, receipt_text)
+            VALUES ('delete', old.rowid, old.name, old.receipt_text);
+            INSERT INTO items_fts (rowid, name, receipt_text) VALUES (new.rowid, new.name, new.receipt_text);
+        END;
+        """,
+    ),
 ]

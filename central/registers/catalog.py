@@ -25,7 +25,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from protocol import pricing
 from protocol.gs1 import Gs1Config, check_digit, valid
+from protocol.pricing import PriceRule
 
 # An identifier: an item number, a store id, a group code. No whitespace, so it survives being
 # typed at a till, pasted into a spreadsheet and compared as a key.
@@ -187,6 +189,38 @@ def row_versions(conn: sqlite3.Connection, register: Register) -> dict[tuple[Any
     return {tuple(r[:-1]): r[-1] for r in conn.execute(f"SELECT {key}, version FROM {register.table}")}
 
 
+def changed_after(
+    conn: sqlite3.Connection,
+    register: Register,
+    base: int,
+    after: Sequence[Any] | None,
+    limit: int,
+    store: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows changed after version `base`, in (version, key) order, from just after position `after`
+    (a (version, *key) tuple from an earlier call) on; each row ends with its version.
+
+    Ordering by version is what lets a transfer run while central keeps changing: a row changed
+    after it was sent gets a higher version and so comes again later in the same transfer. `store`
+    keeps another store's prices out of a store's copy.
+    """
+    columns = ", ".join((*register.columns, "version"))
+    order = ("version", *register.key)
+    # After a position, the row-value comparison alone (its version is already past `base`): SQLite
+    # and PostgreSQL both seek the (version, key) index with it, where adding `version > ?` would make
+    # SQLite scan from `base` on every call.
+    if after is None:
+        where, params = ["version > ?"], [base]
+    else:
+        where, params = [f"({', '.join(order)}) > ({', '.join('?' * len(order))})"], list(after)
+    if store is not None and "store" in register.columns:
+        where.append("store IN ('', ?)")
+        params.append(store)
+    params.append(limit)
+    sql = f"SELECT {columns} FROM {register.table} WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} LIMIT ?"
+    return conn.execute(sql, params).fetchall()
+
+
 def vat_rates(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT code, rate FROM vat_rates").fetchall())
 
@@ -254,18 +288,9 @@ def is_weight_key(code: str, gs1: Gs1Config) -> bool:
 
 
 def price_at(conn: sqlite3.Connection, item: str, store: str, at_ms: int) -> int | None:
-    """The item's price at `store` at `at_ms`, or None when it has none.
-
-    Order: a store campaign, then a chain campaign, then the store's standing price, then the chain
-    price. A campaign runs from its start (inclusive) to its end (exclusive). When campaigns of the
-    same rank overlap, the lowest price wins: the shelf may show either, and the customer gets the
-    better one.
-    """
-    row = conn.execute(
-        "SELECT price FROM prices WHERE item = ? AND store IN (?, '') "
-        "AND (ends = 0 OR (starts <= ? AND ? < ends)) "
-        "ORDER BY CASE WHEN ends = 0 THEN 1 ELSE 0 END, CASE WHEN store = '' THEN 1 ELSE 0 END, price "
-        "LIMIT 1",
-        (item, store, at_ms, at_ms),
-    ).fetchone()
-    return row[0] if row else None
+    """The item's price at `store` at `at_ms` by the chain's one rule (protocol/pricing.py), or None."""
+    rules = conn.execute(
+        "SELECT store, starts, ends, price FROM prices WHERE item = ? AND store IN (?, '')", (item, store)
+    ).fetchall()
+    applied = pricing.applicable((PriceRule(*r) for r in rules), store, at_ms)
+    return None if applied is None else applied.price

@@ -24,9 +24,11 @@ CLOSED, READY, OPEN, TENDER = "closed", "ready", "open", "tender"
 class Item(msgspec.Struct, frozen=True):
     item: str
     name: str
-    price: int  # per piece, or per kg when weighed
+    price: int  # per piece, or per kg when weighed; -1: no price applies here now (not sellable)
     vat_rate: int
     unit: str = "piece"
+    popup: str = ""  # shown to the cashier when scanned
+    active: bool = True  # retired items are still known (returns, stock) but not sold
 
     @property
     def weighed(self) -> bool:

@@ -152,15 +152,20 @@ class Lane:
     def currency(self) -> str:
         return self.ctx.config.currency
 
-    def _frame(self, *, ref: int = 0, message: str = "") -> SaleState:
+    def _frame(self, *, ref: int = 0, message: str = "", popup: str = "") -> SaleState:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
+        frame.popup = popup
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
         frame.devices = {name: self.ctx.health.get(name).state for name in self.devices.names}
         return frame
 
-    def _publish(self, *, ref: int = 0, message: str = "") -> None:
-        self._broadcast(self._frame(ref=ref, message=message))
+    def _publish(self, *, ref: int = 0, message: str = "", popup: str = "") -> None:
+        self._broadcast(self._frame(ref=ref, message=message, popup=popup))
+
+    def _lookup(self, c: sqlite3.Connection, code: str) -> basket.Item | None:
+        config = self.ctx.config
+        return replica.lookup(c, code, config.store, config.currency, self.ctx.clock.now_ms())
 
     def _broadcast(self, frame: TillFrame) -> None:
         for conn in self.subscribers:
@@ -285,7 +290,7 @@ class Lane:
         store_id = self.ctx.config.store
 
         def job(c: sqlite3.Connection) -> tuple[basket.Item, int]:
-            item = replica.lookup(c, code)
+            item = self._lookup(c, code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
             ref_text = note or f"{reason} by operator {self.state.operator} on lane {self.number}"
@@ -314,16 +319,20 @@ class Lane:
         measured = gs1.decode(code, self.ctx.config.gs1)  # a label printed by a scale elsewhere
 
         def job(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
-            item = replica.lookup(c, measured.key if measured else code)
+            item = self._lookup(c, measured.key if measured else code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
+            if not item.active and not returned:
+                raise Rejected("not_sold", f"{item.name} ({item.item}) is no longer sold")
+            if item.price < 0 and not (measured and measured.price):
+                raise Rejected("no_price", f"{item.name} ({item.item}) has no price in this store now")
             price = None
             if measured is not None:
                 if measured.weight_g and not item.weighed:
                     raise Rejected("bad_barcode", f"{code} carries a weight but {item.name} is sold by the piece")
                 weight_g = measured.weight_g
                 price = None if measured.weight_g else measured.price
-                if price and item.weighed and item.price:  # a scale's price label: stock still moves in grams
+                if price and item.weighed and item.price > 0:  # a scale's price label: stock still moves in grams
                     weight_g = round_half_up(price * 1000, item.price)
                 if weight_g <= 0 and not price:
                     raise Rejected("bad_barcode", f"{code} carries no weight or price")
@@ -346,7 +355,7 @@ class Lane:
         else:
             what = f"{qty} x {item.name}" if qty != 1 else item.name
         prefix = "returned: " if returned else ""
-        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}")
+        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}", popup=item.popup)
         self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
 
     async def _weigh(self, item: basket.Item) -> int:

@@ -26,6 +26,8 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from protocol.codec import LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
     Ack,
+    CatalogChunk,
+    CatalogNotice,
     EventBatch,
     JournalEntry,
     JournalPage,
@@ -42,6 +44,7 @@ from runtime.supervision import Backoff
 from storenode.config import StoreConfig
 from storenode.journal import chain
 from storenode.sync import outbox
+from storenode.sync.catalog import CatalogFollower
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ class SyncLink:
         backoff: Backoff = RECONNECT,
         rng: random.Random | None = None,
         window: int = 4,
+        catalog: CatalogFollower | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -88,6 +92,7 @@ class SyncLink:
         self.backoff = backoff
         self.rng = rng or random.Random()
         self.window = window
+        self.catalog = catalog  # keeps the master-data replica following central while the link is up
         self.codec = LinkCodec()
         self.online = False
         self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
@@ -166,6 +171,8 @@ class SyncLink:
             for name, stream in streams.items():
                 await self.db.write(lambda c, s=name, q=stream.acked: outbox.acknowledge(c, s, q))
             self.signal.backlog = await self.db.read(outbox.backlog)
+            if self.catalog is not None:
+                self.catalog.announced(welcome.catalog)
             self._ws = ws
             self._set_online(True)
             log.info("link to central %s up", url)
@@ -173,6 +180,8 @@ class SyncLink:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._heartbeat, heartbeat)
                     nursery.start_soon(self._receiver, ws, streams)
+                    if self.catalog is not None:
+                        nursery.start_soon(self.catalog.follow, ws.send_message)
                     await self._sender(ws, streams)
             except BaseExceptionGroup as group:
                 # One failing task ends the session; report the first cause plainly.
@@ -243,6 +252,13 @@ class SyncLink:
                     waiter.send_nowait(frame)
             elif isinstance(frame, LinkRequest):
                 await ws.send_message(self.codec.encode(await self._answer(frame)))
+            elif isinstance(frame, CatalogChunk | CatalogNotice) and self.catalog is not None:
+                if isinstance(frame, CatalogChunk):
+                    self.catalog.received(frame)
+                else:
+                    self.catalog.announced(frame.version)
+            elif isinstance(frame, LinkError) and frame.code == "bad_pull" and self.catalog is not None:
+                self.catalog.refused(frame.message)
             elif isinstance(frame, LinkError):
                 raise LinkDown(f"central refused: {frame.code}: {frame.message}")
             else:

@@ -1,19 +1,27 @@
-"""The store's local copy of the master data it sells from.
+"""The store's local copy of central's master data: what every scan, search and price check reads.
 
-The foundation loads it from a catalogue file (the packaged demo catalogue by default); distribution
-from central replaces the loading, not the lookups.
+Two sources fill it. Central's transfers (storenode/sync/catalog.py pulls them) stage rows beside the
+live tables and apply them in one transaction once complete, so the replica is always exactly some
+version central published and a cut transfer leaves selling on the last good one. A catalogue file
+(the packaged demo catalogue by default) seeds a store that has never heard from central (version 0)
+and always supplies the operators, which central does not hold.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import msgspec
 
+from protocol import pricing
+from protocol.frames import CatalogChunk, Found, ItemInfo
+from protocol.pricing import PriceRule
 from storenode.lanes.basket import Item
 
 
@@ -28,6 +36,7 @@ class CatalogItem(msgspec.Struct, forbid_unknown_fields=True):
     vat_rate: int
     barcodes: list[str]
     unit: str = "piece"  # piece | kg (weighed at the lane's scale)
+    popup: str = ""
 
 
 class CatalogOperator(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,29 +90,192 @@ def prepare_operators(catalog: Catalog) -> list[tuple[str, str, bytes, bytes]]:
     return rows
 
 
-def load(conn: sqlite3.Connection, catalog: Catalog, operators: list[tuple[str, str, bytes, bytes]]) -> int:
-    conn.execute("DELETE FROM barcodes")
-    conn.execute("DELETE FROM items")
+class ReplicaGap(ValueError):
+    """A chunk that does not build on what this store holds; applying it would make up a version."""
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    version: int  # the version the live tables hold exactly (0: only a catalogue file, or nothing)
+    transfer_base: int | None  # a transfer in progress builds on this version; None: none in progress
+    cursor: bytes  # where it stands, as central wrote it
+
+
+def state(conn: sqlite3.Connection) -> ReplicaState:
+    version, base, cursor = conn.execute("SELECT version, transfer_base, cursor FROM replica WHERE id = 1").fetchone()
+    return ReplicaState(version, base, cursor)
+
+
+# Register tables in the order a transfer fills them, with the columns of central's registers.
+_TABLES: dict[str, tuple[str, ...]] = {
+    "vat_rates": ("code", "rate"),
+    "item_groups": ("item_group", "name", "parent"),
+    "items": ("item", "name", "receipt_text", "item_group", "vat_rate", "unit", "info", "warranty", "popup", "active"),
+    "barcodes": ("code", "item"),
+    "prices": ("item", "store", "starts", "ends", "price", "currency"),
+}
+_KEYS = {"vat_rates": ("code",), "item_groups": ("item_group",), "items": ("item",), "barcodes": ("code",)}
+_KEYS["prices"] = ("item", "store", "starts", "ends")
+
+
+def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        "vat_rates": chunk.vat_rates,
+        "item_groups": chunk.groups,
+        "items": chunk.items,
+        "barcodes": chunk.barcodes,
+        "prices": chunk.prices,
+    }
+
+
+def _clear_stage(conn: sqlite3.Connection) -> None:
+    for table in _TABLES:
+        conn.execute(f"DELETE FROM stage_{table}")
+
+
+def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | None:
+    """Keep one chunk of a transfer; when it is the last, make the whole transfer live. Returns the
+    version now live when it did, else None. The caller's transaction makes each call all or nothing.
+
+    `asked` is the base the store asked for. Central may answer 0 instead (it does not know the
+    store's version, say after being restored): that is a snapshot replacing everything. Any other
+    base is a gap, refused before anything changes.
+    """
+    now = state(conn)
+    if chunk.base not in (asked, 0) or (chunk.base and chunk.base != now.version):
+        raise ReplicaGap(f"central sent changes after version {chunk.base}; this store holds version {now.version}")
+    if now.transfer_base != chunk.base:  # a new transfer, or central started over: forget what was staged
+        _clear_stage(conn)
+    for table, rows in _rows_of(chunk).items():
+        if rows:
+            columns = _TABLES[table]
+            conn.executemany(
+                f"INSERT OR REPLACE INTO stage_{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                rows,
+            )
+    if not chunk.done:
+        conn.execute("UPDATE replica SET transfer_base = ?, cursor = ? WHERE id = 1", (chunk.base, chunk.cursor))
+        return None
+    if chunk.version == 0:  # central has no catalogue yet: keep what a catalogue file seeded
+        forget_transfer(conn)
+        return 0
+    if chunk.base == 0:  # a snapshot: what it does not hold is gone (a catalogue file's seed, say)
+        for table in _TABLES:
+            conn.execute(f"DELETE FROM {table}")
+    for table, columns in _TABLES.items():
+        names = ", ".join(columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEYS[table])
+        # An upsert, not INSERT OR REPLACE: a replaced row would not fire the search index's triggers.
+        conn.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM stage_{table} WHERE true "
+            f"ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET {updates}"
+        )
+    _clear_stage(conn)
+    conn.execute("UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'' WHERE id = 1", (chunk.version,))
+    return chunk.version
+
+
+def forget_transfer(conn: sqlite3.Connection) -> None:
+    """Drop a transfer in progress (central no longer recognises its position); the live tables stay."""
+    _clear_stage(conn)
+    conn.execute("UPDATE replica SET transfer_base = NULL, cursor = x'' WHERE id = 1")
+
+
+def load(
+    conn: sqlite3.Connection, catalog: Catalog, operators: list[tuple[str, str, bytes, bytes]], currency: str
+) -> int | None:
+    """Load the operators, and the items too unless central's data is already here: returns how many
+    items were loaded, or None when the replica holds a version from central (which always wins)."""
+    conn.execute("DELETE FROM operators")
+    conn.executemany("INSERT INTO operators (number, name, salt, pin_hash) VALUES (?,?,?,?)", operators)
+    if state(conn).version:
+        return None
+    for table in ("barcodes", "prices", "items"):
+        conn.execute(f"DELETE FROM {table}")
     conn.executemany(
-        "INSERT INTO items (item, name, price, vat_rate, unit) VALUES (?,?,?,?,?)",
-        [(i.item, i.name, i.price, i.vat_rate, i.unit) for i in catalog.items],
+        "INSERT INTO items (item, name, receipt_text, item_group, vat_rate, unit, info, warranty, popup, active) "
+        "VALUES (?, ?, '', NULL, ?, ?, '', '', ?, 1)",
+        [(i.item, i.name, i.vat_rate, i.unit, i.popup) for i in catalog.items],
+    )
+    conn.executemany(
+        "INSERT INTO prices (item, store, starts, ends, price, currency) VALUES (?, '', 0, 0, ?, ?)",
+        [(i.item, i.price, currency) for i in catalog.items],
     )
     conn.executemany(
         "INSERT INTO barcodes (code, item) VALUES (?,?)",
         [(code, i.item) for i in catalog.items for code in i.barcodes],
     )
-    conn.execute("DELETE FROM operators")
-    conn.executemany("INSERT INTO operators (number, name, salt, pin_hash) VALUES (?,?,?,?)", operators)
     return len(catalog.items)
 
 
-def lookup(conn: sqlite3.Connection, code: str) -> Item | None:
+def _price(conn: sqlite3.Connection, item: str, store: str, currency: str, at_ms: int) -> pricing.Applied | None:
+    rules = conn.execute(
+        "SELECT store, starts, ends, price FROM prices WHERE item = ? AND store IN ('', ?) AND currency = ?",
+        (item, store, currency),
+    ).fetchall()
+    return pricing.applicable((PriceRule(*r) for r in rules), store, at_ms)
+
+
+_ITEM = "SELECT i.item, i.name, i.vat_rate, i.unit, i.popup, i.active"
+
+
+def lookup(conn: sqlite3.Connection, code: str, store: str, currency: str, at_ms: int) -> Item | None:
+    """The item a barcode sells, priced for this store at this moment (price -1: none applies)."""
+    row = conn.execute(f"{_ITEM} FROM barcodes b JOIN items i ON i.item = b.item WHERE b.code = ?", (code,)).fetchone()
+    if row is None:
+        return None
+    item, name, vat_rate, unit, popup, active = row
+    applied = _price(conn, item, store, currency, at_ms)
+    return Item(item, name, -1 if applied is None else applied.price, vat_rate, unit, popup, bool(active))
+
+
+def item_info(conn: sqlite3.Connection, code: str, store: str, currency: str, at_ms: int) -> ItemInfo | None:
     row = conn.execute(
-        "SELECT i.item, i.name, i.price, i.vat_rate, i.unit FROM barcodes b JOIN items i ON i.item = b.item "
-        "WHERE b.code = ?",
+        "SELECT i.item, i.name, i.unit, i.vat_rate, i.popup, i.info, i.warranty "
+        "FROM barcodes b JOIN items i ON i.item = b.item WHERE b.code = ?",
         (code,),
     ).fetchone()
-    return Item(*row) if row else None
+    if row is None:
+        return None
+    item, name, unit, vat_rate, popup, info, warranty = row
+    applied = _price(conn, item, store, currency, at_ms)
+    return ItemInfo(
+        item=item,
+        name=name,
+        code=code,
+        price=-1 if applied is None else applied.price,
+        currency=currency,
+        unit=unit,
+        vat_rate=vat_rate,
+        campaign_ends=0 if applied is None else applied.ends,
+        popup=popup,
+        info=info,
+        warranty=warranty,
+    )
+
+
+def _match(text: str) -> str:
+    """Every word of the cashier's text as a quoted prefix: nothing typed is read as FTS5 syntax."""
+    return " ".join(f'"{word}"*' for word in re.findall(r"\w+", text))
+
+
+def search(conn: sqlite3.Connection, text: str, limit: int, store: str, currency: str, at_ms: int) -> list[Found]:
+    """Sellable items whose name or receipt text has every word of `text` as a word prefix, best first."""
+    match = _match(text)
+    if not match:
+        return []
+    rows = conn.execute(
+        "SELECT i.item, i.name, i.unit, (SELECT min(code) FROM barcodes b WHERE b.item = i.item) "
+        "FROM items_fts f JOIN items i ON i.rowid = f.rowid WHERE items_fts MATCH ? AND i.active "
+        "ORDER BY f.rank, i.name LIMIT ?",
+        (match, limit),
+    ).fetchall()
+    found = []
+    for item, name, unit, code in rows:
+        applied = _price(conn, item, store, currency, at_ms)
+        price = -1 if applied is None else applied.price
+        found.append(Found(item=item, name=name, code=code or "", price=price, unit=unit))
+    return found
 
 
 def operator(conn: sqlite3.Connection, number: str) -> tuple[str, bytes, bytes] | None:

@@ -20,10 +20,16 @@ from protocol.frames import (
     ActorStatus,
     CancelSale,
     CashTender,
+    CatalogChunk,
+    CatalogNotice,
+    CatalogPull,
     Error,
     Event,
     EventBatch,
+    Found,
     Hello,
+    ItemInfo,
+    ItemSearch,
     Line,
     LinkError,
     LinkHello,
@@ -32,6 +38,7 @@ from protocol.frames import (
     LinkWelcome,
     Login,
     Logout,
+    PriceCheck,
     Receipt,
     RecordLine,
     RecordTender,
@@ -40,6 +47,7 @@ from protocol.frames import (
     SaleRecord,
     SaleState,
     Scan,
+    SearchResult,
     StartSale,
     Status,
     StatusRequest,
@@ -182,6 +190,16 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         StockQuery(code="7310000000171", ref=14),
         "83a174a673746f636b3fa4636f6465ad37333130303030303030313731a37265660e",
     ),
+    (
+        "ItemSearch",
+        ItemSearch(text="ban fre", limit=5, ref=21),
+        "84a174a6736561726368a474657874a762616e20667265a56c696d697405a372656615",
+    ),
+    (
+        "PriceCheck",
+        PriceCheck(code="7310000000010", ref=22),
+        "83a174a670726963653fa4636f6465ad37333130303030303030303130a372656616",
+    ),
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
@@ -189,15 +207,18 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
     (
         "SaleState",
         SALE_STATE,
-        "8ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261746f72"
-        "a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4636f6465"
-        "ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636a6616d6f75"
-        "6e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad3733313030303030303030323"
-        "7a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661745f72617465"
-        "cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad37333130303030303030303334a46e616d65a6"
-        "436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f72617465cd09c4a5746f74"
-        "616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd09c4a567726f7373cd"
-        "1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f666665652036392e3935",
+        # SaleState passed 15 fields with `popup`: msgspec then writes a map16 header (de000c) where it
+        # wrote a fixmap (8c); the entries are unchanged and the old bytes decode the same (tested below).
+        "de000ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261"
+        "746f72a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4"
+        "636f6465ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636"
+        "a6616d6f756e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad37333130303030"
+        "303030303237a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661"
+        "745f72617465cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad373331303030303030303033"
+        "34a46e616d65a6436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f726174"
+        "65cd09c4a5746f74616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd"
+        "09c4a567726f7373cd1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f66666565"
+        "2036392e3935",
     ),
     (
         "Welcome",
@@ -208,7 +229,8 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
             state=SaleState(lane=3, status="ready", currency="SEK", operator="42"),
             version=2,
         ),
-        "86a174a777656c636f6d65a573746f7265a453303031a46c616e6503a474696c6ca25437a5737461746585a174a57374617465"
+        # The nested SaleState has a map16 header since `popup` (see SaleState above).
+        "86a174a777656c636f6d65a573746f7265a453303031a46c616e6503a474696c6ca25437a57374617465de0005a174a57374617465"
         "a46c616e6503a6737461747573a57265616479a863757272656e6379a353454ba86f70657261746f72a23432a776657273696f"
         "6e02",
     ),
@@ -259,6 +281,40 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "86a174a573746f636ba46974656da431303031a46e616d65a44d696c6ba4686572650ca9656c73657768657265918"
         "2a86c6f636174696f6ea453303032a37174791ea37265660e",
     ),
+    (
+        "ItemInfo",
+        ItemInfo(
+            item="1001",
+            name="Milk",
+            code="7310000000010",
+            price=1590,
+            currency="SEK",
+            unit="piece",
+            vat_rate=1200,
+            campaign_ends=1767225600000,
+            popup="Check date",
+            info="Organic",
+            warranty="None",
+            ref=22,
+        ),
+        "8ca174a46974656da46974656da431303031a46e616d65a44d696c6ba4636f6465ad37333130303030303030303130a5707269"
+        "6365cd0636a863757272656e6379a353454ba87661745f72617465cd04b0ad63616d706169676e5f656e6473cf0000019b76da"
+        "a800a5706f707570aa436865636b2064617465a4696e666fa74f7267616e6963a877617272616e7479a44e6f6e65a372656616",
+    ),
+    (
+        "SearchResult",
+        SearchResult(
+            text="ban",
+            items=[
+                Found(item="2001", name="Bananas", code="2300005", price=2490, unit="kg"),
+                Found(item="2002", name="Banana bread", code="7310000000034"),
+            ],
+            ref=21,
+        ),
+        "84a174a5666f756e64a474657874a362616ea56974656d739285a46974656da432303031a46e616d65a742616e616e6173a463"
+        "6f6465a732333030303035a57072696365cd09baa4756e6974a26b6783a46974656da432303032a46e616d65ac42616e616e61"
+        "206272656164a4636f6465ad37333130303030303030303334a372656615",
+    ),
 ]
 
 LINK_FRAMES: list[tuple[str, Any, str]] = [
@@ -269,8 +325,9 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     ),
     (
         "LinkWelcome",
-        LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2),
-        "9402a763656e7472616c82a66c616e652d3129a66c616e652d320702",
+        LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2, catalog=12),
+        # `catalog` was appended with distribution; the welcome of an older central still decodes (below).
+        "9502a763656e7472616c82a66c616e652d3129a66c616e652d3207020c",
     ),
     (
         "EventBatch",
@@ -302,6 +359,33 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         "LinkReply",
         LinkReply(id=10, ok=False, error="unknown question"),
         "95070ac2c400b0756e6b6e6f776e207175657374696f6e",
+    ),
+    (
+        "CatalogPull",
+        CatalogPull(base=12, cursor=b"\x81\x01"),
+        "93080cc4028101",
+    ),
+    (
+        "CatalogChunk",
+        CatalogChunk(
+            base=12,
+            cursor=b"\x80",
+            done=True,
+            version=14,
+            vat_rates=[("std", 2500)],
+            groups=[("FRUIT", "Fruit", None)],
+            items=[("2001", "Bananas", "BANANAS KG", "FRUIT", 1200, "kg", "", "", "", 1)],
+            barcodes=[("2300005", "2001")],
+            prices=[("2001", "", 0, 0, 2490, "SEK"), ("2001", "S001", 1000, 2000, 1990, "SEK")],
+        ),
+        "9a090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa42414e"
+        "414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd09ba"
+        "a353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b",
+    ),
+    (
+        "CatalogNotice",
+        CatalogNotice(version=14),
+        "920a0e",
     ),
 ]
 
@@ -624,11 +708,20 @@ def test_nested_unknown_fields_are_ignored() -> None:
     assert TillCodec(MSGPACK, "till").decode(msgspec.msgpack.encode(raw)) == SALE_STATE
 
 
+def test_sale_state_from_before_popup_decodes_the_same() -> None:
+    old = bytes.fromhex(
+        "8ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261746f72a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4636f6465ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636a6616d6f756e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad37333130303030303030303237a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661745f72617465cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad37333130303030303030303334a46e616d65a6436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f72617465cd09c4a5746f74616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd09c4a567726f7373cd1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f666665652036392e3935"
+    )
+    assert TillCodec(MSGPACK, "till").decode(old) == SALE_STATE
+
+
 def test_link_frame_extra_trailing_fields_are_ignored() -> None:
     data = msgspec.msgpack.encode([4, "S001", "lane-1", 42, False, "appended", [1, 2]])
     assert LinkCodec().decode(data) == Ack(store="S001", stream="lane-1", seq=42)
     # and an Ack from a central that predates `gap` still decodes, with the default
     assert LinkCodec().decode(bytes.fromhex("9404a453303031a66c616e652d312a")) == Ack("S001", "lane-1", 42)
+    old_welcome = bytes.fromhex("9402a763656e7472616c82a66c616e652d3129a66c616e652d320702")
+    assert LinkCodec().decode(old_welcome) == LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2)
     data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", "extra"]], 9])
     assert LinkCodec().decode(data) == EventBatch(
         store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]

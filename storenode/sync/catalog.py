@@ -1,0 +1,138 @@
+"""Keeps the store's replica following central's catalogue, over the sync link's session.
+
+On every session it pulls whatever central has after the replica's version (or resumes a transfer a
+dropped link or a restart cut short), then waits for central's notice of a newer version and pulls
+again. Each chunk is staged durably before the next is asked for, so memory stays at one chunk
+however big the catalogue, and a cut costs at most the chunk in flight. Lanes never wait for any
+of this: they sell from the live tables, which change only when a transfer completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+import trio
+
+from protocol.frames import CatalogChunk, CatalogPull
+from runtime.clock import Clock
+from runtime.database import Database
+from runtime.health import HealthBoard
+from storenode.sync import replica
+
+log = logging.getLogger(__name__)
+
+
+class TransferRefused(Exception):
+    """Central said it cannot continue this transfer from where the store stands."""
+
+
+@dataclass
+class ReplicaView:
+    """What `store status` and the tills are shown about the replica."""
+
+    version: int = 0
+    central: int = 0  # the newest version central has announced
+    behind_since: int = 0  # business time (epoch ms) since the replica has lagged central; 0: it has not
+
+
+class CatalogFollower:
+    name = "catalog"
+
+    def __init__(self, db: Database, health: HealthBoard, clock: Clock, *, chunk_timeout: float = 30.0) -> None:
+        self.db = db
+        self.health = health
+        self.clock = clock
+        self.chunk_timeout = chunk_timeout
+        self.view = ReplicaView()
+        self._newer = trio.Event()
+        self._chunks: trio.MemorySendChannel[CatalogChunk | TransferRefused] | None = None
+        self._encoder = msgspec.msgpack.Encoder()
+
+    async def start(self) -> None:
+        """Read the replica's version before the lanes sell from it, so status is right from the start."""
+        self.view.version = (await self.db.read(replica.state)).version
+        self._report()
+
+    def _report(self, error: str | None = None) -> None:
+        view = self.view
+        if view.central > view.version:
+            view.behind_since = view.behind_since or self.clock.now_ms()
+        else:
+            view.behind_since = 0
+        state = "behind" if view.behind_since else "current"
+        self.health.set(self.name, state, error=error, detail=f"version {view.version} of {view.central}")
+
+    # Called by the sync link's receiver for frames that belong to the catalogue.
+
+    def announced(self, version: int) -> None:
+        if version > self.view.central or version < self.view.version:  # newer, or central started over
+            self.view.central = version
+            self._report()
+            self._newer.set()
+
+    def received(self, chunk: CatalogChunk) -> None:
+        if self._chunks is None:
+            log.warning("a catalogue chunk nobody asked for; ignored")
+            return
+        try:
+            self._chunks.send_nowait(chunk)
+        except trio.WouldBlock:
+            log.warning("a catalogue chunk nobody asked for; ignored")
+
+    def refused(self, message: str) -> None:
+        if self._chunks is not None:
+            self._chunks.send_nowait(TransferRefused(message))
+
+    async def follow(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """Runs for one link session; the link ends the session (and this) on any connection trouble."""
+        send_chunks, receive_chunks = trio.open_memory_channel[CatalogChunk | TransferRefused](math.inf)
+        self._chunks = send_chunks
+        try:
+            while True:
+                self._newer = trio.Event()
+                await self._transfer(send, receive_chunks)
+                if self.view.central <= self.view.version:
+                    await self._newer.wait()
+        finally:
+            self._chunks = None
+
+    async def _transfer(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        chunks: trio.MemoryReceiveChannel[CatalogChunk | TransferRefused],
+    ) -> None:
+        now = await self.db.read(replica.state)
+        if now.transfer_base is not None and now.transfer_base in (now.version, 0):
+            base, cursor = now.transfer_base, now.cursor  # resume where a cut left it
+        else:
+            if now.transfer_base is not None:  # staged on a version the replica no longer holds
+                await self.db.write(replica.forget_transfer)
+            base, cursor = now.version, b""
+        while True:
+            await send(self._encoder.encode(CatalogPull(base=base, cursor=cursor)))
+            with trio.fail_after(self.chunk_timeout):
+                chunk = await chunks.receive()
+            if isinstance(chunk, TransferRefused):
+                log.warning("central refused to continue the catalogue transfer (%s); starting it over", chunk)
+                await self.db.write(replica.forget_transfer)
+                base, cursor = self.view.version, b""
+                continue
+            try:
+                applied = await self.db.write(lambda c, chunk=chunk, asked=base: replica.stage(c, chunk, asked))
+            except replica.ReplicaGap as exc:
+                log.error("catalogue: %s; asking for what this store missed", exc)
+                self._report(error=str(exc))
+                base, cursor = self.view.version, b""
+                continue
+            self.view.central = max(self.view.central, chunk.version)
+            if applied is not None:
+                log.info("catalogue version %d live (was %d)", applied, self.view.version)
+                self.view.version = applied
+                self._report()
+                return
+            base, cursor = chunk.base, chunk.cursor
+            self._report()
