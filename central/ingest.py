@@ -60,6 +60,7 @@ class Ingest:
         self.db = db
         self.codec = LinkCodec()
         self.links: dict[str, _StoreLink] = {}  # the newest link of each connected store
+        self.chunk_rows = distribute.CHUNK_ROWS  # rows per catalogue chunk (tests make transfers long)
         self.distributor = Distributor(db, lambda: {s: link.ws.send_message for s, link in self.links.items()})
 
     async def ask_store(self, store: str, kind: str, body: bytes) -> bytes:
@@ -181,7 +182,7 @@ class Ingest:
             return
         if isinstance(frame, CatalogPull):
             try:
-                chunk = await self.db.read(lambda c: distribute.read_chunk(c, store, frame))
+                chunk = await self.db.read(lambda c: distribute.read_chunk(c, store, frame, rows=self.chunk_rows))
             except distribute.BadPull as exc:
                 await self._send_error(ws, "bad_pull", str(exc))
                 return

@@ -15,12 +15,13 @@ from central.registers import imports, sales
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
+from runtime.clock import SystemClock
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
-from storenode.sync import outbox
+from storenode.sync import outbox, replica
 from storenode.sync.replica import CatalogError
 from till.client import connect
 
@@ -163,6 +164,14 @@ async def store_run(config: StoreConfig, ready_file: Path | None) -> None:
             write_ready_file(ready_file, url=node.url)
 
 
+def replica_line(version: int, central: int, behind_since: int) -> str:
+    """The replica's version and how far it lags central, in versions and in time."""
+    if not behind_since:
+        return f"version {version}, up to date with central" if central else f"version {version}"
+    lag = max(0, SystemClock().now_ms() - behind_since) // 1000
+    return f"version {version}, {central - version} behind central's {central} for {lag} s"
+
+
 async def store_status(config_path: Path, url: str | None) -> int:
     config = store_config(config_path)
     if config is None:
@@ -178,6 +187,7 @@ async def store_status(config_path: Path, url: str | None) -> int:
             conn = open_connection(config.db_path, readonly=True)
             try:
                 print(f"  outbox (not yet at central): {outbox.backlog(conn)} events")
+                print(f"  catalogue: version {replica.state(conn).version}")
                 for lane, no in sorted(chain.last_receipts(conn).items()):
                     print(f"  lane {lane}: last receipt {no}")
             finally:
@@ -187,6 +197,7 @@ async def store_status(config_path: Path, url: str | None) -> int:
         _fail(f"{status.code}: {status.message}")
         return 1
     print(f"store {status.store}: central link {status.link}, outbox {status.outbox} events not yet at central")
+    print(f"  catalogue: {replica_line(status.replica, status.central_catalog, status.behind_since)}")
     for lane, no in sorted(status.journal.items()):
         print(f"  lane {lane}: last receipt {no}")
     for actor in status.actors:

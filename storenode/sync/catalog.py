@@ -48,6 +48,7 @@ class CatalogFollower:
         self.clock = clock
         self.chunk_timeout = chunk_timeout
         self.view = ReplicaView()
+        self.resumed = 0  # transfers taken up again where a cut left them (observable for tests)
         self._newer = trio.Event()
         self._chunks: trio.MemorySendChannel[CatalogChunk | TransferRefused] | None = None
         self._encoder = msgspec.msgpack.Encoder()
@@ -108,6 +109,7 @@ class CatalogFollower:
         now = await self.db.read(replica.state)
         if now.transfer_base is not None and now.transfer_base in (now.version, 0):
             base, cursor = now.transfer_base, now.cursor  # resume where a cut left it
+            self.resumed += 1
         else:
             if now.transfer_base is not None:  # staged on a version the replica no longer holds
                 await self.db.write(replica.forget_transfer)

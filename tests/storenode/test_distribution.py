@@ -1,0 +1,216 @@
+"""Master data from central to stores over real links: changes reach every connected store, a store
+that was away catches up, campaigns switch on the store's own clock, and a transfer cut mid-stream
+leaves selling on the last good version and resumes where it stopped."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+from central.app import CentralNode
+from central.registers import catalog, imports
+from central.registers.catalog import REGISTERS, Barcode, Item, Price, VatRate
+from protocol.frames import (
+    Error,
+    ItemInfo,
+    ItemSearch,
+    Login,
+    PriceCheck,
+    SaleState,
+    Scan,
+    SearchResult,
+)
+from runtime.clock import FixedClock
+from storenode.app import StoreNode
+from storenode.sync import replica
+from tests.conftest import T0, make_store_config
+from till.client import connect
+
+HOUR = 3_600_000
+MILK = "7310000000010"  # in the demo catalogue file every test store starts from
+
+
+def central_write(central: CentralNode, kind: str, rows: list[Any]) -> int:
+    """Commit rows as `storepos central import` does: another process's connection to central's file."""
+    conn = imports.open_catalog(central.db.path, create=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        version = catalog.upsert(conn, REGISTERS[kind], rows).version
+        conn.execute("COMMIT")
+        return version
+    finally:
+        conn.close()
+
+
+async def commit(central: CentralNode, kind: str, rows: list[Any]) -> int:
+    return await trio.to_thread.run_sync(central_write, central, kind, rows)
+
+
+async def seed(central: CentralNode, count: int) -> int:
+    await commit(central, "vat-rates", [VatRate(code="A", rate=1200)])
+    items = [Item(item=f"{n:04}", name=f"Item {n}", vat_rate=1200) for n in range(count)]
+    items[0] = Item(item="0000", name="Beer", vat_rate=1200, popup="Check age: 18+", info="Lager 5%")
+    await commit(central, "items", items)
+    await commit(central, "barcodes", [Barcode(code=f"{n:07}", item=f"{n:04}") for n in range(count)])
+    prices = [Price(item=f"{n:04}", price=1000 + n, currency="SEK") for n in range(count)]
+    return await commit(central, "prices", prices)
+
+
+async def stoppable(
+    scope: trio.CancelScope, run: Callable[..., Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a node under `scope`, so a test can stop it (and only it) by cancelling the scope."""
+    with scope:
+        await run(task_status=task_status)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    while not check():  # noqa: ASYNC110 - the follower has no event per version; this is a test
+        await trio.sleep(0.01)
+
+
+def store_node(tmp_path: Path, central: CentralNode, store: str, clock: FixedClock | None = None) -> StoreNode:
+    config = make_store_config(tmp_path / store, central_url=central.url)
+    return StoreNode(msgspec.structs.replace(config, store=store), clock=clock or FixedClock(T0))
+
+
+async def scan_price(store: StoreNode, code: str) -> int | Error:
+    async with connect(store.url, lane=1, till="T1") as till:
+        await till.request(Login(operator="1", pin="1234"))
+        answer = await till.request(Scan(code=code))
+        if isinstance(answer, Error):
+            return answer
+        assert isinstance(answer, SaleState)
+        return answer.lines[-1].unit_price
+
+
+@pytest.fixture
+async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
+    node = CentralNode(tmp_path / "central" / "central.db", port=0)
+    await nursery.start(node.run)
+    return node
+
+
+async def test_a_price_change_at_central_reaches_both_connected_stores(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        one, two = store_node(tmp_path, central, "S001"), store_node(tmp_path, central, "S002")
+        await nursery.start(one.run)
+        await nursery.start(two.run)
+        first = await seed(central, 20)
+        await until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == first)
+        assert await scan_price(one, "0000005") == 1005
+        assert isinstance(await scan_price(one, MILK), Error)  # the file's seed is gone: central's data rules
+
+        changed = await commit(
+            central,
+            "prices",
+            [
+                Price(item="0005", price=1500, currency="SEK"),
+                Price(item="0005", store="S001", price=1400, currency="SEK"),
+            ],
+        )
+        await until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == changed)
+        assert (await scan_price(one, "0000005"), await scan_price(two, "0000005")) == (1400, 1500)
+        status = await one.status()
+        assert (status.replica, status.central_catalog, status.behind_since) == (changed, changed, 0)
+
+
+async def test_a_store_away_during_a_change_catches_up_when_it_returns(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        first = await seed(central, 5)
+        away = store_node(tmp_path, central, "S002")
+        async with trio.open_nursery() as running:
+            await running.start(away.run)
+            await until(lambda: away.catalog_follower.view.version == first)
+            running.cancel_scope.cancel()
+        changed = await commit(central, "prices", [Price(item="0003", price=3333, currency="SEK")])
+
+        back = store_node(tmp_path, central, "S002")  # same data directory: the replica is at `first`
+        await nursery.start(back.run)
+        assert back.catalog_follower.view.version in (first, changed)
+        await until(lambda: back.catalog_follower.view.version == changed)
+        assert back.catalog_follower.resumed == 0  # a delta from `first`, not a resumed snapshot
+        assert await scan_price(back, "0000003") == 3333
+
+
+async def test_a_campaign_starts_and_ends_on_the_store_clock_with_central_gone(tmp_path: Path) -> None:
+    clock = FixedClock(T0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as outer:
+            central = CentralNode(tmp_path / "central" / "central.db", port=0)
+            central_running = trio.CancelScope()
+            await outer.start(stoppable, central_running, central.run)
+            store = store_node(tmp_path, central, "S001", clock)
+            await outer.start(store.run)
+            await seed(central, 2)
+            version = await commit(
+                central, "prices", [Price(item="0001", starts=T0 + HOUR, ends=T0 + 2 * HOUR, price=5, currency="SEK")]
+            )
+            await until(lambda: store.catalog_follower.view.version == version)
+            central_running.cancel()
+            await until(lambda: not store.link.online)
+            assert await scan_price(store, "0000001") == 1001
+            clock.advance(HOUR)
+            assert await scan_price(store, "0000001") == 5
+            clock.advance(HOUR)
+            assert await scan_price(store, "0000001") == 1001
+            outer.cancel_scope.cancel()
+
+
+async def test_a_transfer_cut_mid_stream_keeps_selling_the_last_version_and_resumes(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(60):
+        central.ingest.chunk_rows = 3  # a long transfer, so the cut lands in the middle of it
+        version = await seed(central, 150)
+        store = store_node(tmp_path, central, "S001")
+        await nursery.start(store.run)
+
+        def staging(c: sqlite3.Connection) -> tuple[int | None, int]:
+            return replica.state(c).transfer_base, c.execute("SELECT count(*) FROM stage_items").fetchone()[0]
+
+        while (await store.db.read(staging))[1] < 30:  # each read is a checkpoint
+            pass
+        await central.ingest.links["S001"].ws.aclose()  # the line drops mid-snapshot
+        assert store.catalog_follower.view.version == 0
+        assert await scan_price(store, MILK) == 1590  # still selling from the last good version
+        await until(lambda: store.catalog_follower.view.version == version)
+        assert store.catalog_follower.resumed >= 1
+        assert await scan_price(store, "0000149") == 1149
+        assert await store.db.read(staging) == (None, 0)
+
+
+async def test_tills_search_check_prices_and_see_pop_ups(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        store = store_node(tmp_path, central, "S001")
+        await nursery.start(store.run)
+        version = await seed(central, 12)
+        await until(lambda: store.catalog_follower.view.version == version)
+        async with connect(store.url, lane=1, till="T1") as till:
+            found = await till.request(ItemSearch(text="ite 1", limit=5))
+            assert isinstance(found, SearchResult)
+            assert [f.name for f in found.items] == ["Item 1", "Item 10", "Item 11"]
+            assert isinstance(await till.request(ItemSearch(text="x", limit=0)), Error)
+            info = await till.request(PriceCheck(code="0000000"))
+            assert isinstance(info, ItemInfo)
+            assert (info.name, info.price, info.popup, info.info) == ("Beer", 1000, "Check age: 18+", "Lager 5%")
+            unknown = await till.request(PriceCheck(code="4006381333931"))
+            assert isinstance(unknown, Error) and unknown.code == "unknown_barcode"
+            assert (await store.status()).replica == version  # a price check sells nothing
+            await till.request(Login(operator="1", pin="1234"))
+            state = await till.request(Scan(code="0000000"))
+            assert isinstance(state, SaleState) and state.popup == "Check age: 18+"
+            state = await till.request(Scan(code="0000001"))
+            assert isinstance(state, SaleState) and state.popup == "" and len(state.lines) == 2
