@@ -21,7 +21,19 @@ import msgspec
 import trio
 
 from devices.scanner import ScanEvent
-from protocol.frames import ActorStatus, Scan, Status, StatusRequest, StockAt, StockInfo, StockLevel, StockQuery
+from protocol.frames import (
+    ActorStatus,
+    GiftCardInfo,
+    GiftCardQuery,
+    GiftCardState,
+    Scan,
+    Status,
+    StatusRequest,
+    StockAt,
+    StockInfo,
+    StockLevel,
+    StockQuery,
+)
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -66,12 +78,13 @@ class StoreNode:
         self.health.listeners.append(lambda h: self._republish(owners.get(h.name)))
         self.link = SyncLink(config, self.db, self.signal, self.health)
         self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
+        self.ctx.ask = self.link.ask
         self.link.on_change.append(self._link_changed)
         self.gateway = Gateway(
             config.gateway.host,
             config.gateway.port,
             self.lanes,
-            {StatusRequest: lambda _: self.status(), StockQuery: self.stock_query},
+            {StatusRequest: lambda _: self.status(), StockQuery: self.stock_query, GiftCardQuery: self.giftcard_query},
         )
 
     def _link_changed(self, online: bool) -> None:
@@ -166,6 +179,18 @@ class StoreNode:
         except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             info.note = f"other stores unknown: central is unreachable ({exc})"
         return info
+
+    async def giftcard_query(self, query: GiftCardQuery) -> GiftCardInfo:
+        """A gift card's balance, as central holds it (balances live only there)."""
+        try:
+            with trio.fail_after(CENTRAL_QUESTION_TIMEOUT):
+                answer = await self.link.ask("giftcard?", msgspec.msgpack.encode(query.card.strip()))
+            card = msgspec.msgpack.decode(answer, type=GiftCardState)
+        except LinkDown as exc:
+            raise Rejected("unknown_card", str(exc)) from None
+        except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError):
+            raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
+        return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 
     async def status(self) -> Status:
         backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)
