@@ -468,7 +468,9 @@ async def _giftcard_done(
         lane.ctx.signal.notify(len(queued))
     lane.state = after
     what = "gift card" if move.kind == "redeem" else "credit to gift card"
-    lane._publish(ref=ref, message=f"{what} {move.card} {outcome} {lane._money(entry.amount)}{note}")
+    # A refusal answers the till with an error frame (raised by the caller); the new state is only shown.
+    shown = ref if outcome == "approved" else 0
+    lane._publish(ref=shown, message=f"{what} {move.card} {outcome} {lane._money(entry.amount)}{note}")
 
 
 async def _giftcard_offline(
