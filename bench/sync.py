@@ -151,9 +151,9 @@ def catalog_items() -> dict[str, Item]:
     try:
         migrate(conn, STORE_MIGRATIONS)
         conn.execute("BEGIN")
-        replica.load(conn, catalog, [])
+        replica.load(conn, catalog, [], "SEK")
         conn.execute("COMMIT")
-        found = {code: replica.lookup(conn, code) for code in codes}
+        found = {code: replica.lookup(conn, code, "S001", "SEK", BASE_MS) for code in codes}
     finally:
         conn.close()
     return {code: item for code, item in found.items() if item is not None}
@@ -207,7 +207,7 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
         migrate(conn, STORE_MIGRATIONS)
         operators = replica.prepare_operators(catalog)
         conn.execute("BEGIN IMMEDIATE")
-        replica.load(conn, catalog, operators)
+        replica.load(conn, catalog, operators, "SEK")
         conn.execute("COMMIT")
         rng = random.Random(seed)
         lines = 0
@@ -216,7 +216,7 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
             for n in range(first, min(sales, first + PREP_TX)):
                 lane = LANES[n % len(LANES)]
                 now = BASE_MS + n * 1_000
-                state, tendered = ring_up(rng, lane, now, codes, lambda code: replica.lookup(conn, code))
+                state, tendered = ring_up(rng, lane, now, codes, lambda code: replica.lookup(conn, code, "S001", "SEK", now))
                 chain.append(
                     conn,
                     lane,

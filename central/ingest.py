@@ -15,10 +15,10 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from central import distribute
+from central import distribute, payments
 from central.distribute import Distributor
 from central.reconcile import reconcile
-from central.registers import cursors, sales, stock
+from central.registers import cursors, giftcards, sales, stock
 from central.registers.cursors import Applier, EventError
 from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 QUEUED_BATCHES = 8
 ADMIN_TIMEOUT = 120.0
-APPLIERS: dict[str, Applier] = {"journal": sales.apply, "stock": stock.apply}
+APPLIERS: dict[str, Applier] = {"journal": sales.apply, "stock": stock.apply, "giftcard": giftcards.apply}
 
 
 class StoreNotConnected(Exception):
@@ -173,6 +173,9 @@ class Ingest:
             await self._send_error(ws, "bad_frame", str(exc))
             return
         if isinstance(frame, LinkRequest):
+            if frame.kind in payments.QUESTIONS:
+                await ws.send_message(self.codec.encode(await payments.answer(self.db, store, frame)))
+                return
             await ws.send_message(self.codec.encode(await self._answer(frame)))
             return
         if isinstance(frame, LinkReply):

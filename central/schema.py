@@ -120,4 +120,52 @@ MIGRATIONS = [
         CREATE INDEX prices_version ON prices (version, item, store, starts, ends);
         """,
     ),
+    # 5: payments (central/registers/giftcards.py,
+    # rates.py, customers.py). A card's balance changes only through a move, whose id makes it idempotent.
+    Migration(
+        5,
+        """
+        CREATE TABLE giftcards (
+            card TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('giftcard', 'voucher')),
+            currency TEXT NOT NULL,
+            balance INTEGER NOT NULL CHECK (balance >= 0),
+            issued_at INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1
+        ) WITHOUT ROWID;
+        CREATE TABLE giftcard_moves (
+            move TEXT PRIMARY KEY,
+            card TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            store TEXT NOT NULL,
+            sale_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            offline INTEGER NOT NULL,
+            voided INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE INDEX giftcard_moves_card ON giftcard_moves (card);
+        CREATE TABLE giftcard_overdrafts (
+            move TEXT PRIMARY KEY,
+            card TEXT NOT NULL,
+            store TEXT NOT NULL,
+            sale_id TEXT NOT NULL,
+            taken INTEGER NOT NULL,
+            overdraft INTEGER NOT NULL,
+            at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE exchange_rates (
+            base TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            rate INTEGER NOT NULL CHECK (rate > 0),
+            at INTEGER NOT NULL,
+            PRIMARY KEY (base, currency)
+        ) WITHOUT ROWID;
+        CREATE TABLE customers (
+            customer TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

@@ -242,7 +242,14 @@ def _lay_out(
             s.row("Cash rounding", money(record.rounding))
             s.row("To pay", money(record.total + record.rounding))
         for tender in record.tenders:
-            s.row(tender.kind.capitalize(), money(tender.amount))
+            if tender.currency != record.currency:  # foreign cash: what was handed over, and its value here
+                foreign = format_money(tender.amount, tender.currency)
+                s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign}", money(tender.value or tender.amount))
+            else:
+                s.row(tender.kind.capitalize(), money(tender.amount))
+        for paid in record.payments:  # the card slip's essentials; the number is masked by the driver
+            if paid.method == "card" and paid.outcome == "approved":
+                s.line(f"  {paid.kind} {paid.masked_pan} auth {paid.auth_code or '-'} trace {paid.terminal_txn}")
         s.style(bold=True)
         s.row("Change", money(record.change))
         s.style()

@@ -181,6 +181,11 @@ class PaymentTerminal(Protocol):
     @property
     def unresolved(self) -> PaymentResult | None: ...
 
+    @property
+    def baseline(self) -> str | None: ...
+
+    def adopt_unknown(self, result: PaymentResult) -> None: ...
+
 
 # -- transports -------------------------------------------------------------------------------------
 
@@ -510,6 +515,20 @@ class ZvtTerminal:
     def unresolved(self) -> PaymentResult | None:
         """The attempt whose outcome is unknown; while set, money calls are refused."""
         return self._unresolved
+
+    @property
+    def baseline(self) -> str | None:
+        """The terminal's last trace number when known for sure (None: `last_transaction()` learns it).
+        A till that saves its attempt before authorizing saves this with it, so a restart can settle it."""
+        return self._baseline
+
+    def adopt_unknown(self, result: PaymentResult) -> None:
+        """Take over an attempt that was in flight when the process stopped (from the till's saved state):
+        money calls are refused until `last_transaction()` settles it. Ignored while one is already held."""
+        if self._unresolved is None and result.outcome == "unknown":
+            self._unresolved = result
+            self._unresolved_key = (result.kind, result.reference) if result.kind != "reversal" else ("", "")
+            self._publish()
 
     @property
     def online(self) -> bool:

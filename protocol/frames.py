@@ -66,7 +66,12 @@ class Total(Command, tag="total"):
 
 
 class CashTender(Command, tag="cash"):
+    """Cash handed over. `currency` (another than the store's) is foreign cash valued at central's
+    published rate; `part` accepts less than is due as part of a split payment."""
+
     amount: int
+    currency: str = ""
+    part: bool = False
 
 
 class CancelSale(Command, tag="cancel"):
@@ -130,6 +135,14 @@ class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     weight_g: int = 0  # a weighed line: unit_price is per kg, amount is for this weight
 
 
+class TenderLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    kind: str  # cash | card | giftcard | invoice
+    amount: int  # in `currency`; negative for money paid back
+    currency: str
+    value: int  # in the store's currency
+    reference: str = ""  # masked card number, gift card, customer
+
+
 class VatAmount(msgspec.Struct, kw_only=True):
     rate: int
     gross: int
@@ -155,6 +168,10 @@ class SaleState(TillFrame, tag="state"):
     backlog: int = 0  # events this store has not yet delivered to central
     devices: dict[str, str] = {}  # this lane's peripherals and their state (printer: paper-out, ...)
     popup: str = ""  # the scanned item's pop-up text ("check the customer's age"): show it until dismissed
+    paid: int = 0  # tenders taken so far (split payments), in the store's currency; negative: refunded
+    due: int = 0  # what is still to pay (negative: to refund), before cash rounding
+    tenders: list[TenderLine] = []
+    payment: str = ""  # a card payment in progress or in doubt, in words
 
 
 class Welcome(TillFrame, tag="welcome"):
@@ -249,6 +266,42 @@ class SearchResult(TillFrame, tag="found"):
     ref: int = 0
 
 
+class CardTender(Command, tag="card"):
+    """Pay (or, when the sale is due negative, refund) by card through the lane's terminal. The store
+    node sends the amount to the terminal: all that is still due unless `amount` splits it."""
+
+    amount: int = 0
+
+
+class GiftCardTender(Command, tag="giftcard"):
+    """Redeem a gift card or voucher held at central (or, on a refund, credit it back)."""
+
+    card: str
+    amount: int = 0  # 0: as much as the card holds, up to what is due
+
+
+class InvoiceTender(Command, tag="invoice"):
+    """What is still due goes on the invoice of a customer registered at central."""
+
+    customer: str
+
+
+class ResolvePayment(Command, tag="resolve"):
+    """Ask the terminal about the card payment in doubt (its last transaction) before anything else."""
+
+
+class GiftCardQuery(Command, tag="giftcard?"):
+    card: str
+
+
+class GiftCardInfo(TillFrame, tag="giftcard"):
+    card: str
+    kind: str  # giftcard | voucher
+    balance: int
+    currency: str
+    ref: int = 0
+
+
 TillToStore = (
     Hello
     | Login
@@ -266,8 +319,13 @@ TillToStore = (
     | StockQuery
     | ItemSearch
     | PriceCheck
+    | CardTender
+    | GiftCardTender
+    | InvoiceTender
+    | ResolvePayment
+    | GiftCardQuery
 )
-StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult
+StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult | GiftCardInfo
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,9 +475,33 @@ class RecordVat(msgspec.Struct, array_like=True):
 
 
 class RecordTender(msgspec.Struct, array_like=True):
-    kind: str  # cash
+    kind: str  # cash | card | giftcard | invoice
     currency: str
-    amount: int  # what the customer handed over
+    amount: int  # what the customer handed over (in `currency`); negative: paid back (a refund)
+    value: int = 0  # in the sale's currency (foreign cash at the rate of the day); 0 in older records: amount
+    reference: str = ""  # card: terminal trace; giftcard: the card; invoice: the customer
+    rate: int = 0  # foreign cash: sale-currency minor units per foreign minor unit, in millionths
+
+
+class RecordPayment(msgspec.Struct, array_like=True):
+    """One money call and its outcome (card through the terminal, gift card at central): every attempt
+    is journaled with its sale, declined and reversed ones too. Never a full card number."""
+
+    kind: str  # payment | refund | reversal | redeem | credit
+    method: str  # card | giftcard
+    outcome: str  # approved | declined | aborted | unknown
+    amount: int
+    currency: str
+    reference: str  # the store's id for the attempt (the terminal's or central's idempotency key)
+    terminal_txn: str = ""
+    masked_pan: str = ""
+    auth_code: str = ""
+    card_type: str = ""
+    terminal_id: str = ""
+    receipt_no: int = 0  # the terminal's receipt number, which a reversal names
+    prior_txn: str = ""  # the terminal's last trace before the attempt (settles an unknown outcome)
+    message: str = ""
+    card: str = ""  # a gift card or voucher: its number (a bearer token held at central, not a bank card)
 
 
 class SaleRecord(msgspec.Struct, array_like=True):
@@ -438,6 +520,7 @@ class SaleRecord(msgspec.Struct, array_like=True):
     vat: list[RecordVat]
     tenders: list[RecordTender]
     change: int
+    payments: list[RecordPayment] = []
 
 
 class StockLine(msgspec.Struct, array_like=True):
@@ -494,3 +577,41 @@ class ReconcileReport(msgspec.Struct, array_like=True):
     compared: int
     in_transit: int
     differences: list[str]
+
+
+class GiftCardMove(msgspec.Struct, array_like=True):
+    """[giftcard.redeem | giftcard.credit | giftcard.void] and the `giftcard` outbox stream: one change
+    of a card's balance, idempotent by `move` (a retried request, or the same move arriving later in
+    the outbox, never changes a balance twice). `void` undoes the redemption `move` names, if it happened."""
+
+    move: str
+    kind: str  # redeem | credit | void
+    card: str
+    amount: int
+    currency: str
+    store: str
+    sale_id: str
+    at: int
+    offline: bool = False  # taken by the store while central was unreachable (allowed up to a limit)
+
+
+class GiftCardState(msgspec.Struct, array_like=True):
+    """Central's answer: the card after the move (or as it stands, for a balance question)."""
+
+    card: str
+    kind: str  # giftcard | voucher
+    balance: int
+    currency: str
+    ok: bool = True
+    amount: int = 0  # what the move changed
+    message: str = ""
+
+
+class ExchangeRate(msgspec.Struct, array_like=True):
+    """[rates?] central's published rate for cash in `currency` at stores selling in `base`: base minor
+    units per `currency` minor unit, in millionths (see protocol.money.parse_rate)."""
+
+    base: str
+    currency: str
+    rate: int
+    at: int  # when central published it, epoch milliseconds

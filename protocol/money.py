@@ -67,6 +67,31 @@ def parse_money(text: str, currency: str) -> int:
     return sign * int((whole or "0") + (frac + "0" * d)[:d])
 
 
+RATE_SCALE = 1_000_000  # exchange rates are millionths of a base minor unit per foreign minor unit
+
+
+def parse_rate(text: str, base: str, currency: str) -> int:
+    """'11.45' (base per one unit of `currency`, as banks quote it) -> base minor units per foreign
+    minor unit in millionths, exactly: currencies with different minor digits convert correctly."""
+    plain = text.strip()
+    if not re.fullmatch(r"\d+(?:\.\d{1,6})?", plain):
+        raise MoneyError(f"not an exchange rate: {text!r} (e.g. 11.45)")
+    whole, _, frac = plain.partition(".")
+    micro = int(whole) * RATE_SCALE + int((frac + "000000")[:6])
+    shift = digits(base) - digits(currency)
+    rate = micro * 10**shift if shift >= 0 else round_half_up(micro, 10**-shift)
+    if rate <= 0:
+        raise MoneyError(f"an exchange rate must be positive, not {text!r}")
+    return rate
+
+
+def foreign_value(amount: int, rate: int, base: str, step: int | None = None) -> int:
+    """What foreign cash is worth in `base`, rounded down to the base's cash step: the store never
+    pays out change for coins it cannot give."""
+    step = step or CASH_STEP.get(base, 1)
+    return amount * rate // RATE_SCALE // step * step
+
+
 def format_rate(rate_bp: int) -> str:
     sign = "-" if rate_bp < 0 else ""
     whole, frac = divmod(abs(rate_bp), 100)

@@ -23,6 +23,9 @@ import trio
 from devices.scanner import ScanEvent
 from protocol.frames import (
     ActorStatus,
+    GiftCardInfo,
+    GiftCardQuery,
+    GiftCardState,
     ItemInfo,
     ItemSearch,
     PriceCheck,
@@ -83,6 +86,7 @@ class StoreNode:
         self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
         self.link = SyncLink(config, self.db, self.signal, self.health, catalog=self.catalog_follower)
         self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
+        self.ctx.ask = self.link.ask
         self.link.on_change.append(self._link_changed)
         self.gateway = Gateway(
             config.gateway.host,
@@ -93,6 +97,7 @@ class StoreNode:
                 StockQuery: self.stock_query,
                 ItemSearch: self.search,
                 PriceCheck: self.price_check,
+                GiftCardQuery: self.giftcard_query,
             },
         )
 
@@ -192,6 +197,18 @@ class StoreNode:
         except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             info.note = f"other stores unknown: central is unreachable ({exc})"
         return info
+
+    async def giftcard_query(self, query: GiftCardQuery) -> GiftCardInfo:
+        """A gift card's balance, as central holds it (balances live only there)."""
+        try:
+            with trio.fail_after(CENTRAL_QUESTION_TIMEOUT):
+                answer = await self.link.ask("giftcard?", msgspec.msgpack.encode(query.card.strip()))
+            card = msgspec.msgpack.decode(answer, type=GiftCardState)
+        except LinkDown as exc:
+            raise Rejected("unknown_card", str(exc)) from None
+        except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError):
+            raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
+        return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 
     async def status(self) -> Status:
         backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)

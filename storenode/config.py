@@ -25,12 +25,12 @@ class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
     batch: int = 1000  # events per batch sent to central (and at most 512 KiB); up to 4 batches in flight
 
 
-DEVICE_KINDS = ("printer", "drawer", "scanner", "display", "scale")
+DEVICE_KINDS = ("printer", "drawer", "scanner", "display", "scale", "terminal")
 
 
 class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     """One peripheral, bound to one lane. `port` is a serial device path (/dev/ttyUSB0) or, for a
-    network printer, tcp://host:port."""
+    network printer or payment terminal (ZVT), tcp://host:port."""
 
     kind: str
     lane: int
@@ -43,10 +43,22 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     open_level_high: bool = True  # drawer: which sensor level means open (drawers differ)
     terminator: str = "auto"  # scanner: auto | CR | LF | CRLF
     aim: bool = False  # scanner: codes carry an AIM symbology prefix
+    password: str = "000000"  # terminal: the ZVT password
+    payment_timeout: float = 180.0  # terminal: seconds a customer has for card and PIN before "unknown"
 
     @property
     def label(self) -> str:
         return self.name or f"{self.kind}-{self.lane}"
+
+
+class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Tenders beyond cash and card. Gift cards live at central; while it is unreachable a store either
+    refuses them (`reject`) or takes up to `giftcard_offline_limit` minor units per card (`allow`),
+    reconciled at central when the link is back, any overdraft reported there."""
+
+    giftcard_offline: str = "reject"  # reject | allow
+    giftcard_offline_limit: int = 0
+    foreign_cash: list[str] = []  # currencies accepted as cash at central's published rate, e.g. ["EUR"]
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -63,6 +75,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     central: LinkConfig = msgspec.field(default_factory=LinkConfig)
     devices: list[DeviceConfig] = []
     gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
+    payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
 
     @property
     def data_path(self) -> Path:
@@ -84,6 +97,10 @@ def load_config(path: str | Path) -> StoreConfig:
     if not config.lanes or len(set(config.lanes)) != len(config.lanes) or min(config.lanes) < 1:
         raise ConfigError(f"{path}: lanes must be distinct positive numbers, got {config.lanes}")
     problems = device_problems(config)
+    if config.payments.giftcard_offline not in ("reject", "allow"):
+        problems.append("payments.giftcard_offline must be reject or allow")
+    if config.payments.giftcard_offline_limit < 0:
+        problems.append("payments.giftcard_offline_limit cannot be negative")
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -121,8 +138,8 @@ def device_problems(config: StoreConfig) -> list[str]:
                 problems.append(f"{where}: a drawer opens through its lane's printer; lane {device.lane} has none")
         elif not device.port:
             problems.append(f"{where}: needs a port (a serial device path, or tcp://host:port for a printer)")
-        elif device.port.startswith("tcp://") and device.kind != "printer":
-            problems.append(f"{where}: only a printer can be on tcp://")
+        elif device.port.startswith("tcp://") and device.kind not in ("printer", "terminal"):
+            problems.append(f"{where}: only a printer or a payment terminal can be on tcp://")
         if device.terminator not in ("auto", "CR", "LF", "CRLF"):
             problems.append(f"{where}: terminator must be auto, CR, LF or CRLF")
         if device.barcode not in ("qr", "code128", "none"):

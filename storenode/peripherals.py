@@ -18,6 +18,7 @@ from devices.receipt_printer import ReceiptPrinter, StreamTransport, TcpTranspor
 from devices.scale import Scale
 from devices.scanner import ScanEvent, Scanner
 from devices.serialport import open_serial
+from devices.terminal import PaymentTerminal, ZvtSerial, ZvtTcp, ZvtTerminal, ZvtTransport
 from runtime.health import HealthBoard
 from runtime.supervision import ChildSpec
 from storenode.config import DeviceConfig, StoreConfig
@@ -31,6 +32,8 @@ class LaneDevices:
     drawer: CashDrawer | None = None
     display: CustomerDisplay | None = None
     scale: Scale | None = None
+    terminal: PaymentTerminal | None = None
+    payment_timeout: float = 180.0
     names: list[str] = field(default_factory=list)  # health entries the lane's till shows
 
 
@@ -40,6 +43,13 @@ def _printer_transport(device: DeviceConfig) -> Transport:
         return TcpTransport(host or "127.0.0.1", int(port or 9100))
     opener = functools.partial(open_serial, device.port, baudrate=device.baudrate)
     return StreamTransport(opener, f"serial {device.port}")
+
+
+def _terminal_transport(device: DeviceConfig) -> ZvtTransport:
+    if device.port.startswith("tcp://"):
+        host, _, port = device.port.removeprefix("tcp://").rpartition(":")
+        return ZvtTcp(host or "127.0.0.1", int(port or 20007))
+    return ZvtSerial(device.port, baudrate=device.baudrate)
 
 
 def receipt_layout(config: StoreConfig, barcode: str = "qr") -> ReceiptLayout:
@@ -57,11 +67,11 @@ def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[di
     """The devices per lane and the supervisor's children (printers before the drawers that use them)."""
     lanes = {n: LaneDevices() for n in config.lanes}
     specs: list[ChildSpec] = []
-    order = {kind: i for i, kind in enumerate(("printer", "drawer", "display", "scale", "scanner"))}
+    order = {kind: i for i, kind in enumerate(("printer", "drawer", "display", "scale", "scanner", "terminal"))}
     for device in sorted(config.devices, key=lambda d: order[d.kind]):
         mine = lanes[device.lane]
         name = device.label
-        actor: ReceiptPrinter | CashDrawer | CustomerDisplay | Scale | Scanner
+        actor: ReceiptPrinter | CashDrawer | CustomerDisplay | Scale | Scanner | ZvtTerminal
         if device.kind == "printer":
             layout = receipt_layout(config, device.barcode)
             actor = mine.printer = ReceiptPrinter(
@@ -76,6 +86,11 @@ def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[di
             actor = mine.display = CustomerDisplay(name, device.port, health, baudrate=device.baudrate)
         elif device.kind == "scale":
             actor = mine.scale = Scale(name, device.port, health, baudrate=device.baudrate)
+        elif device.kind == "terminal":
+            actor = ZvtTerminal(
+                name, _terminal_transport(device), health, password=device.password, currency=config.currency
+            )
+            mine.terminal, mine.payment_timeout = actor, device.payment_timeout
         else:
             actor = Scanner(
                 name,

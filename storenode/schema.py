@@ -157,4 +157,18 @@ MIGRATIONS = [
         END;
         """,
     ),
+    # 6: payments: the last exchange rates central
+    # published, so foreign cash is taken offline too.
+    Migration(
+        6,
+        """
+        CREATE TABLE exchange_rates (
+            base TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            rate INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (base, currency)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

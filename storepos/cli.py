@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         transfer.add_argument("--db", type=Path, default=Path("central.db"))
         transfer.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
 
+    _payment_parsers(central)
+
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
     srun = store.add_parser("run", help="run a store node")
     srun.add_argument("--config", type=Path, required=True)
@@ -64,6 +66,52 @@ def _parser() -> argparse.ArgumentParser:
     till.add_argument("--script", type=Path, help="run these lines first, then read standard input")
     till.add_argument("--json", action="store_true", help="speak JSON instead of MessagePack")
     return p
+
+
+def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gift = central.add_parser("giftcard", help="gift cards and vouchers: issue, balance, reload, overdrafts")
+    gift.add_argument("verb", choices=["issue", "balance", "reload", "overdrafts"])
+    gift.add_argument("card", nargs="?", default="")
+    gift.add_argument("amount", nargs="?", help="issue/reload: the amount, e.g. 500.00")
+    gift.add_argument("--kind", choices=["giftcard", "voucher"], default="giftcard")
+    gift.add_argument("--currency", default="SEK")
+    gift.add_argument("--db", type=Path, default=Path("central.db"))
+    rate = central.add_parser("rate", help="exchange rates for foreign cash: set or list")
+    rate.add_argument("verb", choices=["set", "list"])
+    rate.add_argument("currency", nargs="?")
+    rate.add_argument("value", nargs="?", help="units of --base per one unit of the currency, e.g. 11.45")
+    rate.add_argument("--base", default="SEK", help="the stores' currency (default SEK)")
+    rate.add_argument("--db", type=Path, default=Path("central.db"))
+    cust = central.add_parser("customer", help="customers registered for invoices: add or list")
+    cust.add_argument("verb", choices=["add", "list"])
+    cust.add_argument("number", nargs="?")
+    cust.add_argument("name", nargs="?")
+    cust.add_argument("--db", type=Path, default=Path("central.db"))
+
+
+def _payments(args: argparse.Namespace) -> int:
+    from storepos import payment_commands as pay
+
+    usage = {
+        ("giftcard", "issue"): args.action != "giftcard" or (args.card and args.amount),
+        ("giftcard", "reload"): args.action != "giftcard" or (args.card and args.amount),
+        ("giftcard", "balance"): args.action != "giftcard" or args.card,
+        ("rate", "set"): args.action != "rate" or (args.currency and args.value),
+        ("customer", "add"): args.action != "customer" or (args.number and args.name),
+    }
+    if not usage.get((args.action, args.verb), True):
+        print(f"storepos: central {args.action} {args.verb} needs more arguments (see --help)", file=sys.stderr)
+        return 2
+    match args.action, args.verb:
+        case "giftcard", "overdrafts":
+            return pay.overdrafts(args.db)
+        case "giftcard", verb:
+            return pay.giftcard(args.db, verb, args.card, args.amount, args.kind, args.currency)
+        case "rate", verb:
+            return pay.rate(args.db, verb, args.currency, args.value, args.base)
+        case "customer", verb:
+            return pay.customer(args.db, verb, args.number, args.name)
+    raise AssertionError(args)
 
 
 def _serve(run: Callable[[], Awaitable[None]]) -> int:
@@ -128,6 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return commands.central_import(args.db, args.register, args.file, args.currency)
         case "central", "export":
             return commands.central_export(args.db, args.register, args.file, args.currency)
+        case "central", ("giftcard" | "rate" | "customer"):
+            return _payments(args)
         case "store", "run":
             config = commands.store_config(args.config)
             if config is None:

@@ -170,7 +170,10 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
             print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
-            print(f"lane 1 has a simulated receipt printer (port {kit.printer.port}), scanner, display and scale\n")
+            print(
+                f"lane 1 has a simulated receipt printer (port {kit.printer.port}), scanner, display, scale "
+                f"and card terminal (ZVT, port {kit.terminal.port})\n"
+            )
             script = Path(str(resources.files("storepos") / "data" / "demo_till.txt"))
             hook = device_hook(kit)
             print("--- scripted till on lane 1 ---")
@@ -191,6 +194,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             if interactive:
                 print("\n--- your till on lane 1: scan barcodes (e.g. 7310000000010), type help; Ctrl-C ends ---")
                 print("    @scan CODE scans at the lane's scanner, @weigh GRAMS uses its scale, @display reads it")
+                print("    card pays at the lane's card terminal; giftcard, invoice and split tenders need central")
                 await run_till(store_url, 1, "demo-till-1", hook=hook)
             print("demo running; Ctrl-C stops it")
             await trio.sleep_forever()

@@ -14,7 +14,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
-from protocol.frames import Command, Error, Hello, SaleState, Status, StatusRequest, TillFrame, Welcome
+from protocol.frames import Command, Error, Hello, Receipt, SaleState, Status, StatusRequest, TillFrame, Welcome
 
 
 class TillDisconnected(ConnectionError):
@@ -33,6 +33,7 @@ class TillClient:
         self._waiting: dict[int, trio.MemorySendChannel[TillFrame]] = {}
         self.pushed = trio.Event()  # set whenever a state or notice arrives; replaced after each wait
         self.notices: list[Error] = []  # errors nobody asked for (a refused scan from the lane's scanner)
+        self.receipts: list[Receipt] = []  # receipts nobody waited for (a sale a card payment closed later)
 
     async def _reader(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -52,6 +53,10 @@ class TillClient:
                     waiter.send_nowait(frame)
                 elif isinstance(frame, Error):  # nobody asked: a device's scan refused, shown to the cashier
                     self.notices.append(frame)
+                    self.pushed.set()
+                    self.pushed = trio.Event()
+                elif isinstance(frame, Receipt):
+                    self.receipts.append(frame)
                     self.pushed.set()
                     self.pushed = trio.Event()
         except ConnectionClosed:

@@ -3,7 +3,10 @@
 Lines (from --script first, then standard input):
   <barcode>              scan one          3*<barcode> / scan <barcode> 3   scan a quantity
   login <number> <pin>   logout            start          void <line>      total
-  cash [amount]          (no amount: exactly what is due in cash)           cancel
+  cash [amount] [CUR] [part]  (no amount: what is due in cash; CUR: foreign cash; part: a split)  cancel
+  card [amount]          pay (or refund) by card at the lane's terminal      resolve   settle a card payment in doubt
+  giftcard <card> [amount]   redeem (or credit) a gift card or voucher     balance <card>
+  invoice <customer>     put what is due on a registered customer's invoice
   return <barcode> [qty] a returned item     stock <barcode>  stock here and in other stores
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
@@ -23,12 +26,18 @@ from trio_websocket import ConnectionClosed, HandshakeError
 from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 from protocol.frames import (
     CancelSale,
+    CardTender,
     CashTender,
     Command,
     Error,
+    GiftCardInfo,
+    GiftCardQuery,
+    GiftCardTender,
+    InvoiceTender,
     Login,
     Logout,
     Receipt,
+    ResolvePayment,
     ReturnItem,
     SaleState,
     Scan,
@@ -47,6 +56,7 @@ from protocol.money import MoneyError, format_money, format_rate, parse_money
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0
+PAYMENT_TIMEOUT = 300.0  # a customer at the card terminal
 Hook = Callable[[str, TillClient], Awaitable[bool]]
 FIRST_CONNECT_TRIES = 5  # a till that never reached its store says so; one that did keeps reattaching
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
@@ -81,6 +91,27 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
                 return CashTender(amount=max(cash_due, 0))  # a refund is tendered as 0
             case "cash", [amount]:
                 return CashTender(amount=parse_money(amount, currency))
+            case "cash", [amount, *more] if len(more) <= 2:
+                part = "part" in more
+                foreign = [m.upper() for m in more if m != "part"]
+                if len(foreign) > 1 or more.count("part") > 1:
+                    raise ValueError("cash [amount] [currency] [part]")
+                cur = foreign[0] if foreign else ""
+                return CashTender(amount=parse_money(amount, cur or currency), currency=cur, part=part)
+            case "card", []:
+                return CardTender()
+            case "card", [amount]:
+                return CardTender(amount=parse_money(amount, currency))
+            case "giftcard", [card]:
+                return GiftCardTender(card=card)
+            case "giftcard", [card, amount]:
+                return GiftCardTender(card=card, amount=parse_money(amount, currency))
+            case "balance", [card]:
+                return GiftCardQuery(card=card)
+            case "invoice", [customer]:
+                return InvoiceTender(customer=customer)
+            case "resolve", []:
+                return ResolvePayment()
             case "cancel", []:
                 return CancelSale()
             case "status", []:
@@ -116,6 +147,11 @@ def show_state(state: SaleState) -> str:
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
     head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
+    if state.tenders:
+        taken = ", ".join(
+            f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
+        )
+        head += f" paid {format_money(state.paid, cur)} ({taken}), due {format_money(state.due, cur)}"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:
         if line.weight_g:
@@ -133,6 +169,10 @@ def show_state(state: SaleState) -> str:
     return "\n".join(out)
 
 
+def _cur(currency: str, home: str) -> str:
+    return "" if currency == home else f" {currency}"
+
+
 def show(frame: TillFrame) -> str:
     match frame:
         case SaleState():
@@ -146,6 +186,8 @@ def show(frame: TillFrame) -> str:
         case StockInfo():
             where = frame.note or ", ".join(f"{s.location} {s.qty}" for s in frame.elsewhere) or "none elsewhere"
             return f"stock of {frame.name} ({frame.item}): here {frame.here}; {where}"
+        case GiftCardInfo():
+            return f"{frame.kind} {frame.card}: balance {frame.currency} {format_money(frame.balance, frame.currency)}"
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"
@@ -230,4 +272,21 @@ async def _session(
         with trio.fail_after(ANSWER_TIMEOUT):
             answer = await client.request(parsed)
         out(show(answer))
+        if isinstance(answer, SaleState) and answer.status == "paying":
+            out(show(await _payment_outcome(client)))
     return True
+
+
+async def _payment_outcome(client: TillClient) -> TillFrame:
+    """A card payment runs at the terminal (card, PIN) and ends later: its receipt, or the lane as it stands."""
+    seen = len(client.receipts)
+    with trio.fail_after(PAYMENT_TIMEOUT):
+        while client.state is not None and client.state.status == "paying" and len(client.receipts) == seen:
+            await client.pushed.wait()
+        if len(client.receipts) == seen and client.state is not None and client.state.status == "ready":
+            while len(client.receipts) == seen:  # the receipt is pushed just before the cleared lane
+                await client.pushed.wait()
+    if len(client.receipts) > seen:
+        return client.receipts[-1]
+    assert client.state is not None
+    return client.state

@@ -1,7 +1,7 @@
 """A lane's worth of simulated peripherals, for the demo, integration tests and benchmarks.
 
-A virtual receipt printer on TCP (with the drawer behind it), and a scanner, customer display and
-scale each behind a pseudo-terminal published at a stable path in `folder`. `devices_toml` is the
+A virtual receipt printer on TCP (with the drawer behind it), a ZVT card terminal on TCP, and a scanner,
+customer display and scale each behind a pseudo-terminal published at a stable path in `folder`. `devices_toml` is the
 [[devices]] block that points a store node at them, exactly as real hardware would be configured.
 """
 
@@ -16,12 +16,14 @@ from devices.sim.printer import VirtualPrinter
 from devices.sim.pty import VirtualPort
 from devices.sim.scale import ScaleSim
 from devices.sim.scanner import ScannerSim
+from devices.sim.zvt import ZvtSimulator
 
 
 class LaneKit:
-    def __init__(self, folder: Path, lane: int) -> None:
+    def __init__(self, folder: Path, lane: int, currency: str = "SEK") -> None:
         self.lane = lane
         self.printer = VirtualPrinter()
+        self.terminal = ZvtSimulator(currency=currency)
         self.scanner_port = VirtualPort(folder / f"scanner-{lane}")
         self.display_port = VirtualPort(folder / f"display-{lane}")
         self.scale_port = VirtualPort(folder / f"scale-{lane}")
@@ -42,6 +44,7 @@ class LaneKit:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.printer.run)
+            await nursery.start(self.terminal.run)
             for port in (self.scanner_port, self.display_port, self.scale_port):
                 port.plug()
             await nursery.start(self.display.run)
@@ -80,4 +83,9 @@ port = "{self.display_port.path}"
 kind = "scale"
 lane = {lane}
 port = "{self.scale_port.path}"
+
+[[devices]]
+kind = "terminal"
+lane = {lane}
+port = "tcp://127.0.0.1:{self.terminal.port}"
 """

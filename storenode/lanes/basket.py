@@ -11,7 +11,17 @@ from collections import defaultdict
 
 import msgspec
 
-from protocol.frames import Line, RecordLine, RecordTender, RecordVat, SaleRecord, SaleState, VatAmount
+from protocol.frames import (
+    Line,
+    RecordLine,
+    RecordPayment,
+    RecordTender,
+    RecordVat,
+    SaleRecord,
+    SaleState,
+    TenderLine,
+    VatAmount,
+)
 from protocol.money import cash_round, format_money, round_half_up, vat_of
 from runtime.mailbox import Rejected
 
@@ -19,6 +29,7 @@ MAX_QTY = 9999
 MAX_LINES = 500
 
 CLOSED, READY, OPEN, TENDER = "closed", "ready", "open", "tender"
+PAYING = "paying"  # a card payment (or gift card redemption) is in flight or its outcome is in doubt
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -42,6 +53,11 @@ class LaneState(msgspec.Struct):
     sale_id: str = ""
     opened_at: int = 0
     lines: list[RecordLine] = []
+    tenders: list[RecordTender] = []  # taken so far (a split payment); the sale closes when they cover it
+    payments: list[RecordPayment] = []  # every money call of this sale and its outcome, for the journal
+    pending: RecordPayment | None = None  # a money call that may have started: saved before it is sent
+    status_before: str = ""  # what `status` was when the pending call began (tender, usually)
+    cancelling: bool = False  # a cancel is undoing the sale's card payments one reversal at a time
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -52,8 +68,28 @@ def total(state: LaneState) -> int:
     return sum(line.amount for line in state.lines if not line.voided)
 
 
+def tender_value(tender: RecordTender) -> int:
+    """A tender in the sale's currency; records from before foreign cash have no separate value."""
+    return tender.value or tender.amount
+
+
+def paid(state: LaneState) -> int:
+    return sum(tender_value(t) for t in state.tenders)
+
+
+def due(state: LaneState) -> int:
+    """What is still to pay (negative: to pay back), before any cash rounding."""
+    return total(state) - paid(state)
+
+
 def cash_due(state: LaneState, currency: str) -> int:
-    return cash_round(total(state), currency)
+    return cash_round(due(state), currency)
+
+
+def require_unpaid(state: LaneState) -> None:
+    """Lines are frozen once money was taken: changing them would leave a tender over or under the total."""
+    if state.tenders:
+        raise Rejected("payment_started", "money was already taken for this sale; pay the rest or cancel the sale")
 
 
 def vat_breakdown(state: LaneState) -> list[RecordVat]:
@@ -92,6 +128,7 @@ def add_line(
         qty = -qty
     if state.status not in (OPEN, TENDER):
         raise Rejected("no_sale", "no sale is open")
+    require_unpaid(state)
     if len(state.lines) >= MAX_LINES:
         raise Rejected("basket_full", f"a sale holds at most {MAX_LINES} lines; total and start a new one")
     line = RecordLine(
@@ -118,6 +155,7 @@ def add_line(
 def void_line(state: LaneState, no: int) -> LaneState:
     if state.status not in (OPEN, TENDER):
         raise Rejected("no_sale", "no sale is open")
+    require_unpaid(state)
     if not 1 <= no <= len(state.lines):
         raise Rejected("no_such_line", f"line {no} does not exist (the sale has {len(state.lines)} lines)")
     if state.lines[no - 1].voided:
@@ -160,6 +198,10 @@ def require_operator(state: LaneState) -> None:
         raise Rejected("not_logged_in", f"no operator is logged in on lane {state.lane}")
 
 
+def add_tender(state: LaneState, tender: RecordTender) -> LaneState:
+    return msgspec.structs.replace(state, status=TENDER, tenders=[*state.tenders, tender])
+
+
 def cleared(state: LaneState) -> LaneState:
     return LaneState(lane=state.lane, status=READY if state.operator else CLOSED, operator=state.operator)
 
@@ -173,10 +215,22 @@ def record(
     currency: str,
     closed_at: int,
     tendered: int = 0,
+    cash: RecordTender | None = None,
 ) -> SaleRecord:
+    """The journal record. A sale is closed by cash (`tendered`, or `cash` in a foreign currency) unless
+    the tenders already taken cover it exactly; cash rounding applies to the cash part only."""
     amount = total(state)
-    due = cash_round(amount, currency) if kind == "sale" else amount
-    tenders = [RecordTender(kind="cash", currency=currency, amount=tendered)] if kind == "sale" else []
+    remaining = amount - paid(state)
+    tenders: list[RecordTender] = []
+    rounding = change = 0
+    if kind == "sale":
+        tenders = list(state.tenders)
+        if remaining or not tenders:
+            closing = cash or RecordTender(kind="cash", currency=currency, amount=tendered)
+            cash_due_now = cash_round(remaining, currency)
+            rounding = cash_due_now - remaining
+            change = tender_value(closing) - cash_due_now
+            tenders.append(closing)
     return SaleRecord(
         store=store,
         lane=state.lane,
@@ -189,10 +243,11 @@ def record(
         currency=currency,
         lines=list(state.lines),
         total=amount,
-        rounding=due - amount,
+        rounding=rounding,
         vat=vat_breakdown(state),
         tenders=tenders,
-        change=tendered - due if kind == "sale" else 0,
+        change=change,
+        payments=list(state.payments),
     )
 
 
@@ -224,4 +279,10 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         cash_due=cash_due(state, currency),
         ref=ref,
         message=message,
+        paid=paid(state),
+        due=amount - paid(state),
+        tenders=[
+            TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=tender_value(t), reference=t.reference)
+            for t in state.tenders
+        ],
     )

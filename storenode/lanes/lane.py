@@ -12,7 +12,7 @@ import hmac
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,12 +24,17 @@ from devices.escpos import receipt_text
 from protocol import gs1
 from protocol.frames import (
     CancelSale,
+    CardTender,
     CashTender,
     Command,
     Error,
+    GiftCardTender,
+    InvoiceTender,
     Login,
     Logout,
     Receipt,
+    RecordTender,
+    ResolvePayment,
     ReturnItem,
     SaleRecord,
     SaleState,
@@ -53,8 +58,9 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
 from storenode.journal import chain
-from storenode.lanes import basket
-from storenode.lanes.basket import CLOSED, OPEN, READY, TENDER, LaneState
+from storenode.lanes import basket, payments
+from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
+from storenode.lanes.payments import MoneyDone
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
@@ -97,7 +103,14 @@ class Republish:
     """Something outside the sale changed (the central link): show the tills the lane again."""
 
 
-LaneRequest = Attach | Detach | Do | Republish
+LaneRequest = Attach | Detach | Do | Republish | MoneyDone
+Ask = Callable[[str, bytes], Awaitable[bytes]]
+
+
+async def _no_central(kind: str, body: bytes) -> bytes:
+    from storenode.sync.link import Offline
+
+    raise Offline("this store runs without central")
 
 
 @dataclass
@@ -111,6 +124,7 @@ class StoreContext:
     signal: OutboxSignal
     devices: dict[int, LaneDevices] = field(default_factory=dict)
     link_state: Callable[[], str] = lambda: ""
+    ask: Ask = _no_central  # a question to central over the sync link (gift cards, rates, customers)
 
 
 _state_encoder = msgspec.msgpack.Encoder()
@@ -141,12 +155,31 @@ class Lane:
         self.layout = receipt_layout(ctx.config)
         self._pin_failures = 0
         self._locked_until = 0.0
+        self._nursery: trio.Nursery | None = None
+        self.money_running = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.state = await self.ctx.db.read(lambda c: load_state(c, self.number))
-        self._publish(message="lane restarted" if self.subscribers else "")
-        task_status.started()
-        await serve(self.mailbox, self._handle)
+        async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
+            self._nursery = nursery
+            self.money_running = False
+            await payments.recover(self)
+            self._publish(message="lane restarted" if self.subscribers else "")
+            task_status.started()
+            await serve(self.mailbox, self._handle)
+
+    def start_money(self, call: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run a money call beside the lane; it reports back through the mailbox (MoneyDone)."""
+        assert self._nursery is not None
+
+        async def running() -> None:
+            self.money_running = True
+            try:
+                await call(self, *args)
+            finally:
+                self.money_running = False
+
+        self._nursery.start_soon(running)
 
     @property
     def currency(self) -> str:
@@ -202,6 +235,8 @@ class Lane:
                     self.subscribers.remove(conn)
             case Republish():
                 self._publish()
+            case MoneyDone(result):
+                await payments.settle(self, result)
             case Do(command, None):
                 try:
                     await self._command(command, None)
@@ -215,11 +250,13 @@ class Lane:
 
     async def _command(self, command: Command, conn: Subscriber | None) -> None:
         state, ref = self.state, command.ref
+        if state.status == PAYING and not isinstance(command, ResolvePayment | Login):
+            raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref)
             case Logout():
-                if state.status in (OPEN, TENDER):
+                if state.status in (OPEN, TENDER, PAYING):
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
                 await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
             case StartSale():
@@ -247,14 +284,22 @@ class Lane:
                 due = self._money(basket.cash_due(new, self.currency))
                 await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
                 self._show(lambda: display.total_lines(f"{self.currency} {due}"))
-            case CashTender(amount=amount):
-                basket.require_operator(state)
-                basket.check_cash(state, amount, self.currency)
-                await self._close(state, "sale", ref, conn, tendered=amount)
+            case CashTender():
+                await payments.cash(self, command, conn)
+            case CardTender():
+                await payments.card(self, command)
+            case GiftCardTender():
+                await payments.giftcard(self, command)
+            case InvoiceTender():
+                await payments.invoice(self, command)
+            case ResolvePayment():
+                await payments.resolve(self, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
-                if state.lines:
+                if state.tenders:
+                    await payments.cancel(self, ref, conn)
+                elif state.lines:
                     await self._close(state, "cancel", ref, conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
@@ -278,9 +323,9 @@ class Lane:
             raise Rejected("wrong_pin", "wrong operator number or PIN")
         self._pin_failures = 0
         state = self.state
-        if state.status in (OPEN, TENDER) and state.operator != number:
+        if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
-        status = state.status if state.status in (OPEN, TENDER) else READY
+        status = state.status if state.status in (OPEN, TENDER, PAYING) else READY
         new = msgspec.structs.replace(state, operator=number, status=status)
         await self._save(new, ref=ref, message=f"operator {number} ({found[0] if found else ''}) logged in")
 
@@ -369,8 +414,18 @@ class Lane:
         except trio.TooSlowError:
             raise Rejected("no_answer", f"the scale did not give a stable weight within {SCALE_TIMEOUT:g} s") from None
 
-    async def _close(self, state: LaneState, kind: str, ref: int, conn: Subscriber | None, tendered: int = 0) -> None:
-        """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit."""
+    async def _close(
+        self,
+        state: LaneState,
+        kind: str,
+        ref: int,
+        conn: Subscriber | None,
+        tendered: int = 0,
+        cash: RecordTender | None = None,
+        also: Callable[[sqlite3.Connection], int] | None = None,
+    ) -> None:
+        """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit.
+        `also` queues more events for central in the same commit (gift card moves) and says how many."""
         config = self.ctx.config
         now = self.ctx.clock.now_ms()
         after = basket.cleared(state)
@@ -387,6 +442,7 @@ class Lane:
                     currency=config.currency,
                     closed_at=now,
                     tendered=tendered,
+                    cash=cash,
                 ),
                 lambda _record, body: outbox.enqueue(c, JOURNAL_STREAM, kind, body),
             )
@@ -394,7 +450,7 @@ class Lane:
             for movement in movements:
                 stock.record(c, movement)
             save_state(c, after)
-            return record, 1 + len(movements)
+            return record, 1 + len(movements) + (also(c) if also is not None else 0)
 
         record, queued = await self.ctx.db.write(job, durable=True)
         self.state = after
@@ -403,8 +459,10 @@ class Lane:
         devices = self.devices
         if devices.printer is not None:
             devices.printer.print_receipt(record)
-        if devices.drawer is not None and kind == "sale":
+        cash_taken = any(t.kind == "cash" for t in record.tenders)
+        if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
+        tendered = sum(basket.tender_value(t) for t in record.tenders)
         if kind == "sale":
             self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(

@@ -49,7 +49,7 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("journal", "stock")
+STREAMS = ("journal", "stock", "giftcard")
 RECONNECT = Backoff(initial=0.2, cap=10.0, jitter=0.2)
 
 

@@ -56,6 +56,12 @@ def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:
     return row[0]
 
 
+def queued(conn: sqlite3.Connection, stream: str) -> list[tuple[str, bytes]]:
+    """(kind, body) of every event of a stream central has not acknowledged yet, in order."""
+    rows = conn.execute("SELECT kind, body FROM outbox WHERE stream = ? ORDER BY seq", (stream,))
+    return [(kind, body) for kind, body in rows]
+
+
 def backlog(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 

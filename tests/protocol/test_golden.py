@@ -19,6 +19,7 @@ from protocol.frames import (
     Ack,
     ActorStatus,
     CancelSale,
+    CardTender,
     CashTender,
     CatalogChunk,
     CatalogNotice,
@@ -26,8 +27,15 @@ from protocol.frames import (
     Error,
     Event,
     EventBatch,
+    ExchangeRate,
     Found,
+    GiftCardInfo,
+    GiftCardMove,
+    GiftCardQuery,
+    GiftCardState,
+    GiftCardTender,
     Hello,
+    InvoiceTender,
     ItemInfo,
     ItemSearch,
     Line,
@@ -41,8 +49,10 @@ from protocol.frames import (
     PriceCheck,
     Receipt,
     RecordLine,
+    RecordPayment,
     RecordTender,
     RecordVat,
+    ResolvePayment,
     ReturnItem,
     SaleRecord,
     SaleState,
@@ -200,6 +210,33 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         PriceCheck(code="7310000000010", ref=22),
         "83a174a670726963653fa4636f6465ad37333130303030303030303130a372656616",
     ),
+    # Payments (issue 5): new tenders, and CashTender's appended currency/part (absent when default).
+    (
+        "CardTender",
+        CardTender(ref=20, lane=3, amount=5000),
+        "84a174a463617264a6616d6f756e74cd1388a372656614a46c616e6503",
+    ),
+    (
+        "GiftCardTender",
+        GiftCardTender(ref=21, card="GC-1", amount=1000),
+        "84a174a86769667463617264a463617264a447432d31a6616d6f756e74cd03e8a372656615",
+    ),
+    (
+        "InvoiceTender",
+        InvoiceTender(ref=22, customer="C-77"),
+        "83a174a7696e766f696365a8637573746f6d6572a4432d3737a372656616",
+    ),
+    ("ResolvePayment", ResolvePayment(ref=23), "82a174a77265736f6c7665a372656617"),
+    (
+        "GiftCardQuery",
+        GiftCardQuery(ref=24, card="GC-1"),
+        "83a174a967696674636172643fa463617264a447432d31a372656618",
+    ),
+    (
+        "CashTender",
+        CashTender(ref=25, amount=1000, currency="EUR", part=True),
+        "85a174a463617368a6616d6f756e74cd03e8a863757272656e6379a3455552a470617274c3a372656619",
+    ),
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
@@ -207,18 +244,17 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
     (
         "SaleState",
         SALE_STATE,
-        # SaleState passed 15 fields with `popup`: msgspec then writes a map16 header (de000c) where it
-        # wrote a fixmap (8c); the entries are unchanged and the old bytes decode the same (tested below).
-        "de000ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261"
-        "746f72a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4"
-        "636f6465ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636"
-        "a6616d6f756e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad37333130303030"
-        "303030303237a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661"
-        "745f72617465cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad373331303030303030303033"
-        "34a46e616d65a6436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f726174"
-        "65cd09c4a5746f74616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd"
-        "09c4a567726f7373cd1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f66666565"
-        "2036392e3935",
+        # SaleState has more than 15 possible fields since issue 5 (payments), so msgspec writes a map16
+        # header (de 00 0c) where it wrote a fixmap (8c); the entries are unchanged, and both decode anywhere.
+        "de000ca174a57374617465a46c616e6503a6737461747573a674656e646572a863757272656e6379a353454ba86f70657261746f72"
+        "a23432a773616c655f6964ab533030312d332d30303037a56c696e65739388a26e6f01a46974656da54d494c4b31a4636f6465"
+        "ad37333130303030303030303130a46e616d65a74d696c6b20316ca371747902aa756e69745f7072696365cd0636a6616d6f75"
+        "6e74cd0c6ca87661745f72617465cd04b089a26e6f02a46974656da442555452a4636f6465ad3733313030303030303030323"
+        "7a46e616d65a6427574746572a371747901aa756e69745f7072696365cd176ba6616d6f756e74cd176ba87661745f72617465"
+        "cd04b0a6766f69646564c388a26e6f03a46974656da4434f4646a4636f6465ad37333130303030303030303334a46e616d65a6"
+        "436f66666565a371747901aa756e69745f7072696365cd1b53a6616d6f756e74cd1b53a87661745f72617465cd09c4a5746f74"
+        "616ccd27bfa37661749283a472617465cd04b0a567726f7373cd0c6ca3766174cd015583a472617465cd09c4a567726f7373cd"
+        "1b53a3766174cd0577a8636173685f647565cd27d8a372656610a76d657373616765ac436f666665652036392e3935",
     ),
     (
         "Welcome",
@@ -314,6 +350,12 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "84a174a5666f756e64a474657874a362616ea56974656d739285a46974656da432303031a46e616d65a742616e616e6173a463"
         "6f6465a732333030303035a57072696365cd09baa4756e6974a26b6783a46974656da432303032a46e616d65ac42616e616e61"
         "206272656164a4636f6465ad37333130303030303030303334a372656615",
+    ),
+    (
+        "GiftCardInfo",
+        GiftCardInfo(card="GC-1", kind="voucher", balance=2500, currency="SEK", ref=24),
+        "86a174a86769667463617264a463617264a447432d31a46b696e64a7766f7563686572a762616c616e6365cd09c4a863757272"
+        "656e6379a353454ba372656618",
     ),
 ]
 
@@ -430,19 +472,56 @@ SALE_RECORD = SaleRecord(
     change=1800,
 )
 
-# RecordLine gained `weight_g` (appended, default 0): lines are 10-element arrays since then.
+# RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
+# defaults): records are 16-element arrays and tenders 6-element arrays since then.
 SALE_RECORD_HEX = (
+    "dc0010a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad373331303030"
+    "30303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559196a463617368a353454bcd1388"
+    "00a000cd070890"
+)
+# The same record as journaled after `weight_g` and before payments (v2), and before `weight_g` (v1): old
+# journals must still decode (and verify).
+SALE_RECORD_HEX_V2 = (
     "9fa4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a01"
     "a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad3733313030"
     "3030303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559193a463617368a353454b"
     "cd1388cd0708"
 )
-# The same record as journaled before `weight_g` existed: old journals must still decode (and verify).
 SALE_RECORD_HEX_V1 = (
     "9fa4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929901"
     "a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c29902a442555452ad373331303030"
     "30303030303237a642757474657201cd176bcd176bcd04b0c3cd0c6c149193cd04b0cd0c6ccd01559193a463617368a353454bcd13"
     "88cd0708"
+)
+# A split payment: a card (with every journaled detail of its approval, the number masked), foreign cash,
+# and a declined gift card attempt.
+SALE_RECORD_PAID = msgspec.structs.replace(
+    SALE_RECORD,
+    tenders=[
+        RecordTender(kind="card", currency="SEK", amount=3000, reference="52500001:7"),
+        RecordTender(kind="cash", currency="EUR", amount=1000, value=11400, rate=11_450_000),
+    ],
+    payments=[
+        RecordPayment(
+            kind="payment", method="card", outcome="approved", amount=3000, currency="SEK",
+            reference="S001-3-0007-1", terminal_txn="000042", masked_pan="4761********0119", auth_code="123456",
+            card_type="Visa", terminal_id="52500001", receipt_no=7, prior_txn="000041", message="approved",
+        ),
+        RecordPayment(
+            kind="redeem", method="giftcard", outcome="declined", amount=500, currency="SEK", reference="m1",
+            message="the card is empty", card="GC-1",
+        ),
+    ],
+)  # fmt: skip
+SALE_RECORD_PAID_HEX = (
+    "dc0010a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad373331303030"
+    "30303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559296a463617264a353454bcd0bb8"
+    "00aa35323530303030313a370096a463617368a3455552cd03e8cd2c88a0ce00aeb690cd0708929fa77061796d656e74a463617264a861"
+    "7070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30313139a63132"
+    "33343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da86769667463617264a864"
+    "65636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
 )
 
 
@@ -525,7 +604,41 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V2)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V1)) == SALE_RECORD
+
+
+def test_sale_state_before_payments_still_decodes() -> None:
+    """The fixmap header SaleState had before it outgrew 15 fields: a newer till reads an older store."""
+    old = "86a174a777656c636f6d65a573746f7265a453303031a46c616e6503a474696c6ca25437a5737461746585a174a57374617465"
+    old += "a46c616e6503a6737461747573a57265616479a863757272656e6379a353454ba86f70657261746f72a23432a776657273696f6e02"
+    welcome = next(f for name, f, _ in STORE_FRAMES if name == "Welcome")
+    assert TillCodec(MSGPACK, "till").decode(bytes.fromhex(old)) == welcome
+
+
+def test_paid_sale_record_golden() -> None:
+    assert encode_record(SALE_RECORD_PAID).hex() == SALE_RECORD_PAID_HEX
+    assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX)) == SALE_RECORD_PAID
+    assert b"4761739001010119" not in bytes.fromhex(SALE_RECORD_PAID_HEX)
+
+
+def test_payment_link_bodies_golden() -> None:
+    move = GiftCardMove(
+        move="m1", kind="redeem", card="GC-1", amount=1000, currency="SEK", store="S001", sale_id="s1",
+        at=1_795_000_000_000, offline=True,
+    )  # fmt: skip
+    state = GiftCardState(
+        card="GC-1", kind="giftcard", balance=4000, currency="SEK", ok=False, amount=1000, message="x"
+    )
+    rate = ExchangeRate(base="SEK", currency="EUR", rate=11_450_000, at=1_795_000_000_000)
+    goldens = [
+        (move, "99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3"),
+        (state, "97a447432d31a86769667463617264cd0fa0a353454bc2cd03e8a178"),
+        (rate, "94a353454ba3455552ce00aeb690cf000001a1ee565e00"),
+    ]
+    for body, golden in goldens:
+        assert msgspec.msgpack.encode(body).hex() == golden
+        assert msgspec.msgpack.decode(bytes.fromhex(golden), type=type(body)) == body
 
 
 def test_encode_record_is_deterministic() -> None:

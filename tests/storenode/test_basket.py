@@ -461,6 +461,7 @@ def test_to_frame_mirrors_state() -> None:
         cash_due=10200,
         ref=9,
         message="Coffee 69.95",
+        due=10175,
     )
 
 

@@ -7,7 +7,22 @@ from pathlib import Path
 import pytest
 import trio
 
-from protocol.frames import CancelSale, CashTender, Login, Logout, Scan, StartSale, StatusRequest, Total, VoidLine
+from protocol.frames import (
+    CancelSale,
+    CardTender,
+    CashTender,
+    GiftCardQuery,
+    GiftCardTender,
+    InvoiceTender,
+    Login,
+    Logout,
+    ResolvePayment,
+    Scan,
+    StartSale,
+    StatusRequest,
+    Total,
+    VoidLine,
+)
 from storenode.app import StoreNode
 from till.terminal import InputError, parse, run_till
 
@@ -64,3 +79,28 @@ async def test_unreachable_store_gives_up_with_a_message(tmp_path: Path) -> None
     with trio.fail_after(30):
         rc = await run_till("ws://127.0.0.1:9", 1, "T1", None, read_stdin=False, out=out.append)
     assert rc == 1 and "cannot reach the store" in out[-1]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("card", CardTender()),
+        ("card 50", CardTender(amount=5000)),
+        ("cash 50 part", CashTender(amount=5000, part=True)),
+        ("cash 10 eur", CashTender(amount=1000, currency="EUR")),
+        ("cash 10 EUR part", CashTender(amount=1000, currency="EUR", part=True)),
+        ("giftcard GC-1", GiftCardTender(card="GC-1")),
+        ("giftcard GC-1 25", GiftCardTender(card="GC-1", amount=2500)),
+        ("balance GC-1", GiftCardQuery(card="GC-1")),
+        ("invoice C-77", InvoiceTender(customer="C-77")),
+        ("resolve", ResolvePayment()),
+    ],
+)
+def test_payment_commands(line: str, expected: object) -> None:
+    assert parse(line, "SEK", 19100) == expected
+
+
+@pytest.mark.parametrize("line", ["cash 10 EUR USD", "cash 10 part part", "card x", "giftcard"])
+def test_bad_payment_commands(line: str) -> None:
+    with pytest.raises(InputError):
+        parse(line, "SEK", 0)

@@ -1,0 +1,581 @@
+"""Tenders beyond one cash payment: card through the lane's terminal, gift cards and vouchers held at
+central, invoices, foreign cash, any split of them on one sale, refunds to card and gift card, and a
+cancel that reverses what was already taken.
+
+A payment is money, so every money call follows one rule: the attempt is saved in the lane state
+(`pending`, durably) *before* it is sent. A process that stops at any instant then finds the attempt on
+restart and settles it from the authority before the lane does anything else: a card attempt from the
+terminal's last transaction (so an approval the journal never saw completes the sale, once), a gift card
+move by voiding it at central through the outbox (a void of a move that never happened is harmless). The
+attempt and its outcome end up in the sale's journal record (`payments`), declined ones too.
+
+Card calls can take minutes (the customer, the PIN), longer than a till waits for an answer, so they run
+as a task beside the lane; the lane shows "paying" meanwhile and hears the outcome as a `MoneyDone`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from devices.terminal import PaymentResult, PaymentTerminal
+from protocol.frames import (
+    CardTender,
+    CashTender,
+    ExchangeRate,
+    GiftCardMove,
+    GiftCardState,
+    GiftCardTender,
+    InvoiceTender,
+    RecordPayment,
+    RecordTender,
+)
+from protocol.money import foreign_value, format_money
+from runtime.mailbox import Rejected
+from storenode import rates
+from storenode.lanes import basket
+from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
+from storenode.sync import outbox
+from storenode.sync.link import LinkDown, Offline
+
+if TYPE_CHECKING:
+    from storenode.lanes.lane import Lane, Subscriber
+
+log = logging.getLogger(__name__)
+
+GIFTCARD_STREAM = "giftcard"
+CENTRAL_TIMEOUT = 3.0  # a gift card, customer or rate question to central; then the offline rules apply
+TERMINAL_QUESTION = 6.0  # the terminal's last transaction, asked inline (a till waits at most 10 s)
+
+_move_encoder = msgspec.msgpack.Encoder()
+_move_decoder = msgspec.msgpack.Decoder(GiftCardMove)
+
+
+@dataclass
+class MoneyDone:
+    """The outcome of a card call that ran beside the lane."""
+
+    result: PaymentResult
+
+
+# -- conversions --------------------------------------------------------------------------------------
+
+
+def entry_of(result: PaymentResult, pending: RecordPayment) -> RecordPayment:
+    """The journal's view of a terminal result: masked card number and auth code, never the full number."""
+    return RecordPayment(
+        kind=pending.kind,
+        method="card",
+        outcome=result.outcome,
+        amount=result.amount,
+        currency=result.currency,
+        reference=pending.reference,
+        terminal_txn=result.terminal_txn,
+        masked_pan=result.masked_pan,
+        auth_code=result.auth_code,
+        card_type=result.card_type,
+        terminal_id=result.terminal_id,
+        receipt_no=result.receipt_no or 0,
+        prior_txn=result.prior_txn or pending.prior_txn,
+        message=result.message,
+    )
+
+
+def result_of(entry: RecordPayment) -> PaymentResult:
+    """A saved attempt as the terminal driver knows one (to settle it, or to reverse an approval)."""
+    kind = entry.kind if entry.kind in ("payment", "refund", "reversal") else "payment"
+    return PaymentResult(
+        outcome=entry.outcome,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
+        amount=entry.amount,
+        currency=entry.currency,
+        reference=entry.reference,
+        terminal_txn=entry.terminal_txn,
+        receipt_no=entry.receipt_no or None,
+        prior_txn=entry.prior_txn or None,
+        masked_pan=entry.masked_pan,
+        auth_code=entry.auth_code,
+        card_type=entry.card_type,
+        terminal_id=entry.terminal_id,
+    )
+
+
+def encode_move(move: GiftCardMove) -> bytes:
+    return _move_encoder.encode(move)
+
+
+def decode_move(body: bytes) -> GiftCardMove:
+    return _move_decoder.decode(body)
+
+
+def offline_spent(conn: sqlite3.Connection, card: str) -> int:
+    """What this store took from a card offline that central has not acknowledged yet."""
+    spent = 0
+    for kind, body in outbox.queued(conn, GIFTCARD_STREAM):
+        move = decode_move(body)
+        if move.card == card and kind == "redeem" and move.offline:
+            spent += move.amount
+    return spent
+
+
+def queue_moves(conn: sqlite3.Connection, moves: list[GiftCardMove]) -> int:
+    """Queue gift card moves for central in the caller's transaction; returns how many."""
+    for move in moves:
+        outbox.enqueue(conn, GIFTCARD_STREAM, move.kind, encode_move(move))
+    return len(moves)
+
+
+# -- checks ---------------------------------------------------------------------------------------------
+
+
+def _payable(state: LaneState) -> int:
+    """What is still due (negative: to pay back), after refusing a sale that cannot take a tender now."""
+    basket.require_operator(state)
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    if not basket.live_lines(state):
+        raise Rejected("empty_sale", "the sale has no items to pay for")
+    remaining = basket.due(state)
+    if remaining == 0:
+        raise Rejected("nothing_due", "the sale is paid")
+    return remaining
+
+
+def _amount(requested: int, remaining: int, currency: str) -> int:
+    if requested < 0:
+        raise Rejected("bad_amount", "an amount cannot be negative")
+    amount = requested or abs(remaining)
+    if amount > abs(remaining):
+        what = "to pay back" if remaining < 0 else "due"
+        most = format_money(abs(remaining), currency)
+        raise Rejected("bad_amount", f"{format_money(amount, currency)} is more than the {most} {what}")
+    return amount
+
+
+def _terminal(lane: Lane) -> PaymentTerminal:
+    terminal = lane.devices.terminal
+    if terminal is None:
+        raise Rejected("no_terminal", f"lane {lane.number} has no payment terminal")
+    return terminal
+
+
+# -- cash -----------------------------------------------------------------------------------------------
+
+
+async def cash(lane: Lane, command: CashTender, conn: Subscriber | None) -> None:
+    """Cash in the store's currency, or foreign cash at central's rate; the whole rest, or `part` of it."""
+    state = lane.state
+    basket.require_operator(state)
+    currency = command.currency.strip().upper() or lane.currency
+    tender = RecordTender(kind="cash", currency=currency, amount=command.amount)
+    foreign = currency != lane.currency
+    if foreign:
+        if command.amount <= 0:
+            raise Rejected("bad_amount", "foreign cash needs an amount")
+        rate = await _rate(lane, currency)
+        value = foreign_value(command.amount, rate.rate, lane.currency)
+        if value <= 0:
+            raise Rejected("bad_amount", f"{format_money(command.amount, currency)} {currency} is worth nothing here")
+        tender = RecordTender(kind="cash", currency=currency, amount=command.amount, value=value, rate=rate.rate)
+    value = basket.tender_value(tender)
+    if command.part and value < basket.cash_due(state, lane.currency):
+        remaining = _payable(state)
+        if value <= 0 or remaining < 0:
+            raise Rejected("bad_amount", "part payments are for sales with something to pay")
+        new = basket.add_tender(state, tender)
+        left = basket.due(new)
+        await lane._save(new, ref=command.ref, message=f"cash {lane._money(value)} taken; {lane._money(left)} to pay")
+        return
+    basket.check_cash(state, value, lane.currency)
+    await lane._close(state, "sale", command.ref, conn, tendered=value, cash=tender if foreign else None)
+
+
+async def _rate(lane: Lane, currency: str) -> ExchangeRate:
+    """Central's current rate when it answers (kept for offline), else the last one it published."""
+    if currency not in lane.ctx.config.payments.foreign_cash:
+        raise Rejected("bad_currency", f"this store does not take cash in {currency}")
+    base = lane.currency
+    try:
+        with trio.fail_after(CENTRAL_TIMEOUT):
+            body = await lane.ctx.ask("rates?", msgspec.msgpack.encode(base))
+        published = msgspec.msgpack.decode(body, type=list[ExchangeRate])
+        await lane.ctx.db.write(lambda c: rates.save(c, published))
+    except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.info("lane %d: exchange rates from central unavailable (%s); using the last known", lane.number, exc)
+    rate = await lane.ctx.db.read(lambda c: rates.get(c, base, currency))
+    if rate is None:
+        raise Rejected("no_rate", f"no exchange rate for {currency} is known yet; central publishes them")
+    return rate
+
+
+# -- card -----------------------------------------------------------------------------------------------
+
+
+async def card(lane: Lane, command: CardTender) -> None:
+    """Start a card payment (or a refund to card, when the sale is due negative) for what is due."""
+    state = lane.state
+    terminal = _terminal(lane)
+    remaining = _payable(state)
+    amount = _amount(command.amount, remaining, lane.currency)
+    if terminal.unresolved is not None:
+        raise Rejected("payment_unknown", "a card payment is in doubt: resolve it first")
+    prior = terminal.baseline
+    if prior is None:  # learn the terminal's last trace now, so the saved attempt can be settled after a crash
+        try:
+            with trio.fail_after(TERMINAL_QUESTION):
+                last = await terminal.last_transaction()
+        except trio.TooSlowError:
+            raise Rejected("terminal_offline", f"terminal {terminal.name} did not answer") from None
+        prior = last.terminal_txn if last is not None else ""
+    kind = "refund" if remaining < 0 else "payment"
+    pending = RecordPayment(
+        kind=kind,
+        method="card",
+        outcome="unknown",
+        amount=amount,
+        currency=lane.currency,
+        reference=f"{state.sale_id}-{len(state.payments) + 1}",
+        prior_txn=prior,
+        message="in progress",
+    )
+    await _start_card(lane, terminal, state, pending, command.ref)
+
+
+async def _start_card(
+    lane: Lane, terminal: PaymentTerminal, state: LaneState, pending: RecordPayment, ref: int
+) -> None:
+    new = msgspec.structs.replace(state, status=PAYING, pending=pending, status_before=state.status)
+    await lane.ctx.db.write(lambda c: lane_save(c, new), durable=True)  # before a byte goes to the terminal
+    lane.state = new
+    what = {"payment": "card payment", "refund": "refund to card", "reversal": "reversal of card payment"}
+    lane._publish(ref=ref, message=f"{what[pending.kind]} {lane._money(pending.amount)}: follow the terminal")
+    lane.start_money(_card_call, terminal, pending)
+
+
+def lane_save(conn: sqlite3.Connection, state: LaneState) -> None:
+    from storenode.lanes.lane import save_state
+
+    save_state(conn, state)
+
+
+async def _card_call(lane: Lane, terminal: PaymentTerminal, pending: RecordPayment) -> None:
+    """Runs beside the lane: the terminal call, one attempt to settle an unknown outcome, then the lane hears it."""
+    try:
+        with trio.fail_after(lane.devices.payment_timeout):
+            if pending.kind == "payment":
+                result = await terminal.authorize(pending.amount, pending.currency, reference=pending.reference)
+            elif pending.kind == "refund":
+                result = await terminal.refund(pending.amount, pending.currency, reference=pending.reference)
+            else:
+                original = msgspec.structs.replace(pending, kind="payment", outcome="approved")
+                result = await terminal.reverse(result_of(original))
+    except trio.TooSlowError:
+        result = terminal.unresolved or result_of(pending)
+    except Rejected as refusal:  # refused before anything was sent
+        result = msgspec.structs.replace(result_of(pending), outcome="aborted", message=refusal.message)
+    if result.outcome == "unknown":
+        result = await _settle_unknown(terminal, result)
+    await lane.mailbox.tell(MoneyDone(result))
+
+
+async def _settle_unknown(terminal: PaymentTerminal, result: PaymentResult) -> PaymentResult:
+    try:
+        with trio.fail_after(TERMINAL_QUESTION * 2):
+            settled = await terminal.last_transaction()
+    except (Rejected, trio.TooSlowError) as exc:
+        log.warning("terminal %s: could not settle %s yet: %s", terminal.name, result.reference, exc)
+        return result
+    return settled if settled is not None and settled.reference == result.reference else result
+
+
+async def recover(lane: Lane) -> None:
+    """On lane start: a money call saved as pending was cut short by a crash; settle it before anything else."""
+    pending = lane.state.pending
+    if pending is None:
+        return
+    if pending.method == "card":
+        terminal = lane.devices.terminal
+        if terminal is None:
+            log.error("lane %d: card attempt %s in doubt and no terminal configured", lane.number, pending.reference)
+            return
+        terminal.adopt_unknown(result_of(pending))
+        log.warning("lane %d: settling card attempt %s from the terminal", lane.number, pending.reference)
+        lane.start_money(_resolve_task, terminal)
+        return
+    # A gift card move whose answer never arrived: undo it at central (through the outbox), forget it here.
+    await _giftcard_unknown(lane, pending, "the store stopped before central's answer; voided")
+
+
+async def _resolve_task(lane: Lane, terminal: PaymentTerminal) -> None:
+    unresolved = terminal.unresolved
+    if unresolved is None:
+        return
+    await lane.mailbox.tell(MoneyDone(await _settle_unknown(terminal, unresolved)))
+
+
+async def resolve(lane: Lane, ref: int) -> None:
+    """The cashier asks the terminal about the payment in doubt (it was offline when the lane tried)."""
+    pending = lane.state.pending
+    if pending is None or pending.method != "card":
+        raise Rejected("nothing_unresolved", "no card payment is in doubt")
+    if lane.money_running:
+        raise Rejected("payment_in_progress", "the terminal is still busy with the payment")
+    terminal = _terminal(lane)
+    terminal.adopt_unknown(result_of(pending))
+    unresolved = terminal.unresolved
+    if unresolved is None:
+        raise Rejected("nothing_unresolved", "the terminal holds no payment in doubt")
+    try:
+        with trio.fail_after(TERMINAL_QUESTION):
+            result = await terminal.last_transaction()
+    except trio.TooSlowError:
+        raise Rejected("terminal_offline", f"terminal {terminal.name} did not answer") from None
+    await settle(lane, result or unresolved, ref=ref)
+
+
+async def settle(lane: Lane, result: PaymentResult, *, ref: int = 0) -> None:
+    """Adopt a card call's outcome: a tender for an approval (closing the sale once it is paid), the basket
+    left open for a decline, the attempt kept in doubt for an unknown outcome."""
+    state = lane.state
+    pending = state.pending
+    if pending is None or pending.method != "card" or result.reference != pending.reference:
+        log.warning("lane %d: outcome for %s matches no attempt in progress; ignored", lane.number, result.reference)
+        return
+    entry = entry_of(result, pending)
+    if result.outcome == "unknown":
+        new = msgspec.structs.replace(state, pending=entry)
+        await lane._save(new, ref=ref, message=f"card {pending.kind} outcome unknown: {result.message}; resolve it")
+        return
+    after = msgspec.structs.replace(
+        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
+    )
+    approved = result.outcome == "approved"
+    if approved and pending.kind == "payment":
+        after = basket.add_tender(after, _card_tender(entry, entry.amount))
+    elif approved and pending.kind == "refund":
+        after = basket.add_tender(after, _card_tender(entry, -entry.amount))
+    elif approved:  # a reversal: the payment it names is no longer a tender
+        after = msgspec.structs.replace(
+            after, tenders=[t for t in after.tenders if not (t.kind == "card" and t.reference == _tender_ref(pending))]
+        )
+    if approved and pending.kind != "reversal" and basket.due(after) == 0:
+        await lane._close(after, "sale", ref, None)
+        return
+    if not approved:
+        after = msgspec.structs.replace(after, cancelling=False)
+    await lane._save(after, ref=ref, message=_outcome_message(lane, entry))
+    if after.cancelling:
+        await cancel(lane, ref, None)
+
+
+def _tender_ref(entry: RecordPayment) -> str:
+    return f"{entry.terminal_id}:{entry.receipt_no}"
+
+
+def _card_tender(entry: RecordPayment, amount: int) -> RecordTender:
+    return RecordTender(kind="card", currency=entry.currency, amount=amount, reference=_tender_ref(entry))
+
+
+def _outcome_message(lane: Lane, entry: RecordPayment) -> str:
+    what = {"payment": "card payment", "refund": "refund to card", "reversal": "reversal"}.get(entry.kind, entry.kind)
+    card = f" ({entry.masked_pan})" if entry.masked_pan else ""
+    return f"{what} {lane._money(entry.amount)} {entry.outcome}{card}: {entry.message}".rstrip(": ")
+
+
+# -- gift cards and vouchers ----------------------------------------------------------------------------
+
+
+async def giftcard(lane: Lane, command: GiftCardTender) -> None:
+    """Redeem a gift card or voucher at central (or credit it, on a refund); offline, the store's policy."""
+    state = lane.state
+    remaining = _payable(state)
+    card_no = command.card.strip()
+    if not card_no or len(card_no) > 64:
+        raise Rejected("bad_card", "a gift card number is 1 to 64 characters")
+    amount = _amount(command.amount, remaining, lane.currency)
+    move = GiftCardMove(
+        move=uuid.uuid4().hex,
+        kind="credit" if remaining < 0 else "redeem",
+        card=card_no,
+        amount=amount,
+        currency=lane.currency,
+        store=lane.ctx.config.store,
+        sale_id=state.sale_id,
+        at=lane.ctx.clock.now_ms(),
+    )
+    pending = RecordPayment(
+        kind=move.kind, method="giftcard", outcome="unknown", amount=amount, currency=move.currency,
+        reference=move.move, card=card_no,
+    )  # fmt: skip
+    saved = msgspec.structs.replace(state, status=PAYING, pending=pending, status_before=state.status)
+    await lane.ctx.db.write(lambda c: lane_save(c, saved), durable=True)  # before central is asked
+    lane.state = saved
+    try:
+        with trio.fail_after(CENTRAL_TIMEOUT):
+            body = await lane.ctx.ask("giftcard.move", encode_move(move))
+        answer = msgspec.msgpack.decode(body, type=GiftCardState)
+    except LinkDown as exc:  # central answered, and did nothing
+        await _giftcard_done(lane, move, pending, "declined", 0, str(exc), command.ref)
+        raise Rejected("giftcard_refused", str(exc)) from None
+    except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        await _giftcard_offline(lane, move, pending, command, f"{type(exc).__name__}: {exc}")
+        return
+    if not answer.ok or answer.amount <= 0:
+        await _giftcard_done(lane, move, pending, "declined", 0, answer.message or "nothing to redeem", command.ref)
+        raise Rejected("giftcard_declined", f"gift card {card_no}: {answer.message or 'nothing to redeem'}")
+    left = f"; {lane._money(answer.balance)} left on it" if move.kind == "redeem" else ""
+    await _giftcard_done(lane, move, pending, "approved", answer.amount, f"balance {answer.balance}", command.ref, left)
+
+
+async def _giftcard_done(
+    lane: Lane,
+    move: GiftCardMove,
+    pending: RecordPayment,
+    outcome: str,
+    amount: int,
+    message: str,
+    ref: int,
+    note: str = "",
+    queue: GiftCardMove | None = None,
+) -> None:
+    """Record the move's outcome (and a tender for what it took or gave), closing a sale it pays in full."""
+    state = lane.state
+    entry = msgspec.structs.replace(pending, outcome=outcome, amount=amount or pending.amount, message=message)
+    after = msgspec.structs.replace(
+        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
+    )
+    if outcome == "approved":
+        signed = amount if move.kind == "redeem" else -amount
+        tender = RecordTender(kind="giftcard", currency=move.currency, amount=signed, reference=move.card)
+        after = basket.add_tender(after, msgspec.structs.replace(tender, value=0))
+    queued = [queue] if queue is not None else []
+    if outcome == "approved" and basket.due(after) == 0:
+        await lane._close(after, "sale", ref, None, also=lambda c: queue_moves(c, queued))
+        return
+
+    def job(c: sqlite3.Connection) -> None:
+        lane_save(c, after)
+        queue_moves(c, queued)
+
+    await lane.ctx.db.write(job, durable=True)
+    if queued:
+        lane.ctx.signal.notify(len(queued))
+    lane.state = after
+    what = "gift card" if move.kind == "redeem" else "credit to gift card"
+    # A refusal answers the till with an error frame (raised by the caller); the new state is only shown.
+    shown = ref if outcome == "approved" else 0
+    lane._publish(ref=shown, message=f"{what} {move.card} {outcome} {lane._money(entry.amount)}{note}")
+
+
+async def _giftcard_offline(
+    lane: Lane, move: GiftCardMove, pending: RecordPayment, command: GiftCardTender, why: str
+) -> None:
+    """Central did not answer. A credit is always queued; a redemption per the store's policy. Either way
+    the move travels in the outbox with the same id, so one central may already have applied is not applied
+    twice; a refused one travels as a void, so one central may have applied is undone."""
+    policy = lane.ctx.config.payments
+    offline = msgspec.structs.replace(move, offline=True)
+    if move.kind == "credit":
+        await _giftcard_done(lane, move, pending, "approved", move.amount, "offline: credited when central is back",
+                             command.ref, queue=offline)  # fmt: skip
+        return
+    if policy.giftcard_offline == "allow":
+        spent = await lane.ctx.db.read(lambda c: offline_spent(c, move.card))
+        room = policy.giftcard_offline_limit - spent
+        amount = move.amount if command.amount else min(move.amount, room)
+        if 0 < amount <= room:
+            offline = msgspec.structs.replace(offline, amount=amount)
+            await _giftcard_done(lane, move, pending, "approved", amount, f"offline ({why}); reconciled at central",
+                                 command.ref, note="; taken offline", queue=offline)  # fmt: skip
+            return
+        reason = f"over the offline limit of {lane._money(policy.giftcard_offline_limit)} per card"
+    else:
+        reason = "this store takes no gift cards while central is unreachable"
+    void = msgspec.structs.replace(move, kind="void")
+    await _giftcard_done(lane, move, pending, "declined", 0, f"offline: {reason}", command.ref, queue=void)
+    raise Rejected("giftcard_offline", f"central is unreachable and {reason}")
+
+
+async def _giftcard_unknown(lane: Lane, pending: RecordPayment, message: str) -> None:
+    state = lane.state
+    void = GiftCardMove(
+        move=pending.reference, kind="void", card=pending.card, amount=pending.amount,
+        currency=pending.currency, store=lane.ctx.config.store, sale_id=state.sale_id, at=lane.ctx.clock.now_ms(),
+    )  # fmt: skip
+    entry = msgspec.structs.replace(pending, message=message)
+    after = msgspec.structs.replace(
+        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
+    )
+
+    def job(c: sqlite3.Connection) -> None:
+        lane_save(c, after)
+        queue_moves(c, [void])
+
+    await lane.ctx.db.write(job, durable=True)
+    lane.ctx.signal.notify(1)
+    lane.state = after
+
+
+# -- invoice --------------------------------------------------------------------------------------------
+
+
+async def invoice(lane: Lane, command: InvoiceTender) -> None:
+    """All that is due goes on a registered customer's invoice; central must confirm the customer."""
+    state = lane.state
+    remaining = _payable(state)
+    if remaining < 0:
+        raise Rejected("bad_tender", "a refund is not paid to an invoice; use the original tender")
+    customer = command.customer.strip()
+    try:
+        with trio.fail_after(CENTRAL_TIMEOUT):
+            name = msgspec.msgpack.decode(await lane.ctx.ask("customer?", msgspec.msgpack.encode(customer)), type=str)
+    except LinkDown:
+        raise Rejected("unknown_customer", f"no customer {customer} is registered for invoices") from None
+    except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError):
+        raise Rejected("central_offline", "an invoice needs central to confirm the customer; try again") from None
+    tender = RecordTender(kind="invoice", currency=lane.currency, amount=remaining, reference=customer)
+    log.info("lane %d: %s invoiced to %s (%s)", lane.number, remaining, customer, name)
+    await lane._close(basket.add_tender(state, tender), "sale", command.ref, None)
+
+
+# -- cancel ---------------------------------------------------------------------------------------------
+
+
+async def cancel(lane: Lane, ref: int, conn: Subscriber | None) -> None:
+    """Cancel a sale that took money: card payments are reversed one by one (06 30) before the cancel is
+    journaled; gift card moves are voided at central through the outbox in the same commit."""
+    state = lane.state
+    if any(t.kind == "card" and t.amount < 0 for t in state.tenders):
+        raise Rejected("refund_made", "money was already refunded to a card; finish the sale")
+    card_tender = next((t for t in state.tenders if t.kind == "card"), None)
+    if card_tender is not None:
+        original = next(
+            p for p in state.payments
+            if p.method == "card" and p.kind == "payment" and p.outcome == "approved"
+            and _tender_ref(p) == card_tender.reference
+        )  # fmt: skip
+        terminal = _terminal(lane)
+        if terminal.unresolved is not None:
+            raise Rejected("payment_unknown", "a card payment is in doubt: resolve it first")
+        pending = msgspec.structs.replace(
+            original, kind="reversal", outcome="unknown", message="in progress", prior_txn=terminal.baseline or ""
+        )
+        cancelling = msgspec.structs.replace(state, cancelling=True)
+        await _start_card(lane, terminal, cancelling, pending, ref)
+        return
+    voids = [
+        GiftCardMove(
+            move=p.reference, kind="void", card=p.card, amount=p.amount,
+            currency=p.currency, store=lane.ctx.config.store, sale_id=state.sale_id, at=lane.ctx.clock.now_ms(),
+        )
+        for p in state.payments
+        if p.method == "giftcard" and p.outcome == "approved"
+    ]  # fmt: skip
+    cleared = msgspec.structs.replace(state, tenders=[], cancelling=False)
+    await lane._close(cleared, "cancel", ref, conn, also=lambda c: queue_moves(c, voids))
