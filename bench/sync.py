@@ -216,7 +216,9 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
             for n in range(first, min(sales, first + PREP_TX)):
                 lane = LANES[n % len(LANES)]
                 now = BASE_MS + n * 1_000
-                state, tendered = ring_up(rng, lane, now, codes, lambda code: replica.lookup(conn, code, "S001", "SEK", now))
+                state, tendered = ring_up(
+                    rng, lane, now, codes, lambda code, at=now: replica.lookup(conn, code, STORE, "SEK", at)
+                )
                 chain.append(
                     conn,
                     lane,
