@@ -34,8 +34,16 @@ from runtime.database import Database
 log = logging.getLogger(__name__)
 
 # What a store holds a copy of, in the order a transfer sends it (each refers only to earlier ones).
-DISTRIBUTED: tuple[Register, ...] = tuple(REGISTERS[k] for k in ("vat-rates", "groups", "items", "barcodes", "prices"))
-FIELDS = {"vat-rates": "vat_rates", "groups": "groups", "items": "items", "barcodes": "barcodes", "prices": "prices"}
+FIELDS = {
+    "vat-rates": "vat_rates",
+    "groups": "groups",
+    "items": "items",
+    "barcodes": "barcodes",
+    "prices": "prices",
+    "tills": "tills",
+    "till-config": "till_configs",
+}
+DISTRIBUTED: tuple[Register, ...] = tuple(REGISTERS[k] for k in FIELDS)
 CHUNK_ROWS = 5000
 CHUNK_BYTES = 256 * 1024  # well under trio-websocket's 1 MiB message limit, whatever the texts hold
 WATCH_INTERVAL = 0.25

@@ -168,4 +168,28 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        6,
+        # Tills and their configuration (receipt texts, quick keys): registers like the others, with
+        # a version per row and the (version, key) index distribution reads them by.
+        """
+        CREATE TABLE tills (
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            name TEXT NOT NULL,
+            lane INTEGER NOT NULL CHECK (lane BETWEEN 1 AND 999),
+            version INTEGER NOT NULL,
+            PRIMARY KEY (store, till)
+        ) WITHOUT ROWID;
+        CREATE INDEX tills_version ON tills (version, store, till);
+        CREATE TABLE till_configs (
+            store TEXT PRIMARY KEY,
+            receipt_header TEXT NOT NULL,
+            receipt_footer TEXT NOT NULL,
+            quick_keys TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX till_configs_version ON till_configs (version, store);
+        """,
+    ),
 ]

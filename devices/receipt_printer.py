@@ -237,12 +237,16 @@ class ReceiptPrinter:
         discounts: Sequence[Discount] = (),
         copy: bool = False,
         job_id: str | None = None,
+        layout: ReceiptLayout | None = None,
     ) -> str | None:
         """Encode and queue a receipt; the job id (default: the receipt id) or None if it cannot be encoded.
-        An encoding failure is logged and published, never raised into the lane that sold."""
+        An encoding failure is logged and published, never raised into the lane that sold. `layout`
+        replaces the printer's own for this receipt (the till configuration changed since it started)."""
         job_id = job_id or receipt_id(record)
         try:
-            payload = encode_receipt(self.layout, record, profile=self.profile, discounts=discounts, copy=copy)
+            payload = encode_receipt(
+                layout or self.layout, record, profile=self.profile, discounts=discounts, copy=copy
+            )
         except Exception as exc:
             log.exception("printer %s: cannot encode receipt %s", self.name, job_id)
             self._health.set(self.name, self._health.get(self.name).state, error=f"encode {job_id}: {exc!r}")

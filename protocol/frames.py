@@ -174,12 +174,18 @@ class SaleState(TillFrame, tag="state"):
     payment: str = ""  # a card payment in progress or in doubt, in words
 
 
+class QuickKey(msgspec.Struct, kw_only=True):
+    label: str
+    code: str  # what the key scans
+
+
 class Welcome(TillFrame, tag="welcome"):
     store: str
     lane: int
     till: str
     state: SaleState
     version: int = PROTOCOL_VERSION
+    quick_keys: list[QuickKey] = []  # the till configuration's keys, in order
 
 
 class Receipt(TillFrame, tag="receipt"):
@@ -403,6 +409,8 @@ GroupRow = tuple[str, str, str | None]  # item_group, name, parent
 ItemRow = tuple[str, str, str, str | None, int, str, str, str, str, int]
 BarcodeRow = tuple[str, str]  # code, item
 PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), starts, ends, price, currency
+TillRow = tuple[str, str, str, int]  # store, till, name, lane
+TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header, receipt_footer, quick_keys
 
 
 class CatalogPull(LinkFrame, tag=8):
@@ -428,6 +436,8 @@ class CatalogChunk(LinkFrame, tag=9):
     items: list[ItemRow] = []
     barcodes: list[BarcodeRow] = []
     prices: list[PriceRow] = []
+    tills: list[TillRow] = []
+    till_configs: list[TillConfigRow] = []
 
 
 class CatalogNotice(LinkFrame, tag=10):

@@ -171,4 +171,36 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        7,
+        # The replica of central's tills and till configuration (this store's and the chain's).
+        """
+        CREATE TABLE tills (
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            name TEXT NOT NULL,
+            lane INTEGER NOT NULL,
+            PRIMARY KEY (store, till)
+        ) WITHOUT ROWID;
+        CREATE TABLE till_configs (
+            store TEXT PRIMARY KEY,
+            receipt_header TEXT NOT NULL,
+            receipt_footer TEXT NOT NULL,
+            quick_keys TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_tills (
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            name TEXT NOT NULL,
+            lane INTEGER NOT NULL,
+            PRIMARY KEY (store, till)
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_till_configs (
+            store TEXT PRIMARY KEY,
+            receipt_header TEXT NOT NULL,
+            receipt_footer TEXT NOT NULL,
+            quick_keys TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

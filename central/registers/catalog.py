@@ -85,6 +85,29 @@ class Price(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     currency: str
 
 
+LaneNumber = Annotated[int, Meta(ge=1, le=999)]
+StoreOrChain = Annotated[str, Meta(max_length=64, pattern=r"^\S*$")]  # "": the whole chain
+RECEIPT_WIDTH = 42  # characters on an 80 mm receipt line
+QUICK_LABEL = 16  # characters on a quick key
+
+
+class Till(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    store: Key
+    till: Key
+    name: Name
+    lane: LaneNumber  # the lane the till sells on
+
+
+class TillConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How a store's tills look. The chain's row (store "") applies where a store has none of its own.
+    Texts hold one receipt line per line; quick keys are "label=barcode", one per line, in key order."""
+
+    store: StoreOrChain = ""
+    receipt_header: Text = ""
+    receipt_footer: Text = ""
+    quick_keys: Text = ""
+
+
 @dataclass(frozen=True)
 class Register:
     """One register's table: its row type names the columns, `key` the ones that identify a row."""
@@ -109,6 +132,8 @@ REGISTERS: dict[str, Register] = {
         Register("items", "items", Item, ("item",)),
         Register("barcodes", "barcodes", Barcode, ("code",)),
         Register("prices", "prices", Price, ("item", "store", "starts", "ends")),
+        Register("tills", "tills", Till, ("store", "till")),
+        Register("till-config", "till_configs", TillConfig, ("store",)),
     )
 }
 
@@ -219,6 +244,16 @@ def changed_after(
     params.append(limit)
     sql = f"SELECT {columns} FROM {register.table} WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} LIMIT ?"
     return conn.execute(sql, params).fetchall()
+
+
+def barcodes_known(conn: sqlite3.Connection, codes: Iterable[str]) -> set[str]:
+    wanted = sorted(set(codes))
+    known: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = conn.execute(f"SELECT code FROM barcodes WHERE code IN ({', '.join('?' * len(part))})", part)
+        known.update(code for (code,) in rows)
+    return known
 
 
 def vat_rates(conn: sqlite3.Connection) -> dict[str, int]:

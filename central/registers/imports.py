@@ -28,6 +28,10 @@ Registers and columns (* required; the key columns come first)
   barcodes   code*, item*
   prices     item*, store (empty: the chain price), start, end (both: a campaign valid from start
              up to, not including, end; neither: a standing price), price*
+  tills      store*, till*, name*, lane* (1-999)
+  till-config  store (empty: the chain's default), receipt_header, receipt_footer (one receipt line
+             per line, at most 42 characters each), quick_keys ("label=barcode" per line, in key
+             order; labels at most 16 characters, barcodes known to central)
 Import them in that order: each refers only to registers above it.
 
 Rules; each breach is one error, and every error is reported
@@ -80,6 +84,7 @@ import msgspec
 
 from central.registers import catalog
 from central.schema import MIGRATIONS
+from protocol import quickkeys
 from protocol.gs1 import Gs1Config
 from protocol.money import MoneyError, format_money, parse_money
 from runtime.database import DatabaseError, migrate, open_connection
@@ -325,6 +330,35 @@ def _check_prices(conn: sqlite3.Connection, records: list[Record], problems: Pro
             problems.at(record, "store", f"{store} is not a known store")
 
 
+def _check_tills(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
+    stores = catalog.store_ids(conn)
+    for record in records:
+        store = record.good.get("store")
+        if store is not None and store not in stores:
+            problems.at(record, "store", f"{store} is not a known store")
+
+
+def _check_till_config(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
+    stores = catalog.store_ids(conn)
+    keys = {id(r): quickkeys.parse(r.good.get("quick_keys", "")) for r in records}
+    known = catalog.barcodes_known(conn, (code for pairs in keys.values() for _, code in pairs))
+    for record in records:
+        store = record.good.get("store")
+        if store and store not in stores:
+            problems.at(record, "store", f"{store} is not a known store")
+        for column in ("receipt_header", "receipt_footer"):
+            for n, line in enumerate(record.good.get(column, "").splitlines(), 1):
+                if len(line) > catalog.RECEIPT_WIDTH:
+                    problems.at(record, column, f"line {n} has {len(line)} characters; a receipt line has 42")
+        for n, (label, code) in enumerate(keys[id(record)], 1):
+            if not label or not code:
+                problems.at(record, "quick_keys", f"key {n} should read label=barcode")
+            elif len(label) > catalog.QUICK_LABEL:
+                problems.at(record, "quick_keys", f"key {n}'s label {label!r} is longer than 16 characters")
+            elif code not in known:
+                problems.at(record, "quick_keys", f"key {n}: {code} is not a known barcode")
+
+
 FORMATS_BY_KIND: dict[str, Format] = {
     "vat-rates": Format(catalog.REGISTERS["vat-rates"], catalog.VatRate, _check_vat_rates),
     "groups": Format(catalog.REGISTERS["groups"], catalog.Group, _check_groups),
@@ -332,6 +366,8 @@ FORMATS_BY_KIND: dict[str, Format] = {
     "items": Format(catalog.REGISTERS["items"], catalog.Item, _check_items),
     "barcodes": Format(catalog.REGISTERS["barcodes"], catalog.Barcode, _check_barcodes),
     "prices": Format(catalog.REGISTERS["prices"], PriceRow, _check_prices, _price_to_stored, _price_to_file),
+    "tills": Format(catalog.REGISTERS["tills"], catalog.Till, _check_tills),
+    "till-config": Format(catalog.REGISTERS["till-config"], catalog.TillConfig, _check_till_config),
 }
 KINDS = tuple(FORMATS_BY_KIND)
 

@@ -32,6 +32,7 @@ from protocol.frames import (
     InvoiceTender,
     Login,
     Logout,
+    QuickKey,
     Receipt,
     RecordTender,
     ResolvePayment,
@@ -222,12 +223,14 @@ class Lane:
             case Attach(conn):
                 if conn not in self.subscribers:
                     self.subscribers.append(conn)
+                look = await self.ctx.db.read(lambda c: replica.till_look(c, self.ctx.config.store))
                 conn.push(
                     Welcome(
                         store=self.ctx.config.store,
                         lane=self.number,
                         till=conn.till,
                         state=self._frame(),
+                        quick_keys=[QuickKey(label=a, code=c) for a, c in look.quick_keys] if look else [],
                     )
                 )
             case Detach(conn):
@@ -430,7 +433,7 @@ class Lane:
         now = self.ctx.clock.now_ms()
         after = basket.cleared(state)
 
-        def job(c: sqlite3.Connection) -> tuple[SaleRecord, int]:
+        def job(c: sqlite3.Connection) -> tuple[SaleRecord, int, replica.TillLook | None]:
             record, _ = chain.append(
                 c,
                 self.number,
@@ -450,15 +453,21 @@ class Lane:
             for movement in movements:
                 stock.record(c, movement)
             save_state(c, after)
-            return record, 1 + len(movements) + (also(c) if also is not None else 0)
+            queued = 1 + len(movements) + (also(c) if also is not None else 0)
+            return record, queued, replica.till_look(c, config.store)
 
-        record, queued = await self.ctx.db.write(job, durable=True)
+        record, queued, look = await self.ctx.db.write(job, durable=True)
         self.state = after
         self.ctx.signal.notify(queued)
+        if look is not None:  # central's till configuration, as the replica holds it now
+            self.layout = msgspec.structs.replace(self.layout, header=look.header, footer=look.footer)
         text = receipt_text(self.layout, record)
         devices = self.devices
         if devices.printer is not None:
-            devices.printer.print_receipt(record)
+            paper = devices.printer.layout
+            if look is not None:
+                paper = msgspec.structs.replace(paper, header=look.header, footer=look.footer)
+            devices.printer.print_receipt(record, layout=paper)
         cash_taken = any(t.kind == "cash" for t in record.tenders)
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once

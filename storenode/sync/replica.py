@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocol import pricing
+from protocol import pricing, quickkeys
 from protocol.frames import CatalogChunk, Found, ItemInfo
 from protocol.pricing import PriceRule
 from storenode.lanes.basket import Item
@@ -113,9 +113,11 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "items": ("item", "name", "receipt_text", "item_group", "vat_rate", "unit", "info", "warranty", "popup", "active"),
     "barcodes": ("code", "item"),
     "prices": ("item", "store", "starts", "ends", "price", "currency"),
+    "tills": ("store", "till", "name", "lane"),
+    "till_configs": ("store", "receipt_header", "receipt_footer", "quick_keys"),
 }
 _KEYS = {"vat_rates": ("code",), "item_groups": ("item_group",), "items": ("item",), "barcodes": ("code",)}
-_KEYS["prices"] = ("item", "store", "starts", "ends")
+_KEYS.update(prices=("item", "store", "starts", "ends"), tills=("store", "till"), till_configs=("store",))
 
 
 def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
@@ -125,6 +127,8 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
         "items": chunk.items,
         "barcodes": chunk.barcodes,
         "prices": chunk.prices,
+        "tills": chunk.tills,
+        "till_configs": chunk.till_configs,
     }
 
 
@@ -276,6 +280,28 @@ def search(conn: sqlite3.Connection, text: str, limit: int, store: str, currency
         price = -1 if applied is None else applied.price
         found.append(Found(item=item, name=name, code=code or "", price=price, unit=unit))
     return found
+
+
+@dataclass(frozen=True)
+class TillLook:
+    """What central's till configuration says about this store's receipts and keys."""
+
+    header: list[str]
+    footer: list[str]
+    quick_keys: list[tuple[str, str]]  # (label, barcode) in key order
+
+
+def till_look(conn: sqlite3.Connection, store: str) -> TillLook | None:
+    """The store's own till configuration, else the chain's, else None (store.toml's texts stand)."""
+    row = conn.execute(
+        "SELECT receipt_header, receipt_footer, quick_keys FROM till_configs WHERE store IN ('', ?) "
+        "ORDER BY store DESC LIMIT 1",
+        (store,),
+    ).fetchone()
+    if row is None:
+        return None
+    header, footer, keys = row
+    return TillLook(header.splitlines(), footer.splitlines(), quickkeys.parse(keys))
 
 
 def operator(conn: sqlite3.Connection, number: str) -> tuple[str, bytes, bytes] | None:

@@ -64,7 +64,23 @@ PRICES = (
     "1001,S001,1793487600000,1793746800000,9.90\n"
     "1005,,,,24.95\n"
 )
-TABLES = ("vat_rates", "item_groups", "stores", "items", "barcodes", "prices", "catalog_version")
+TILLS = "store,till,name,lane\nS001,T1,Front till,1\nS001,T2,Back till,2\nS002,T1,Only till,1\n"
+TILL_CONFIG = (
+    "store,receipt_header,receipt_footer,quick_keys\n"
+    ',"Corner Shops Ltd\nOrg no 556000-0000",Thank you!,"Milk=7310000000010\nBananas=2300005"\n'
+    "S002,Mall branch,,\n"
+)
+TABLES = (
+    "vat_rates",
+    "item_groups",
+    "stores",
+    "items",
+    "barcodes",
+    "prices",
+    "tills",
+    "till_configs",
+    "catalog_version",
+)
 
 
 def ms(text: str) -> int:
@@ -102,16 +118,20 @@ def version(db: Path) -> int:
         conn.close()
 
 
-def load_all(capsys: pytest.CaptureFixture[str], folder: Path, db: Path) -> None:
-    """The whole sample catalogue, register by register in dependency order."""
-    for kind, text in (
+def load_all(capsys: pytest.CaptureFixture[str], folder: Path, db: Path, *, tills: bool = False) -> None:
+    """The whole sample catalogue, register by register in dependency order (with `tills`, the tills
+    and till configuration too: two more versions)."""
+    files = [
         ("vat-rates", VAT),
         ("groups", GROUPS),
         ("stores", STORES),
         ("items", ITEMS),
         ("barcodes", BARCODES),
         ("prices", PRICES),
-    ):
+    ]
+    if tills:
+        files += [("tills", TILLS), ("till-config", TILL_CONFIG)]
+    for kind, text in files:
         code, _, err = run_import(capsys, db, kind, write(folder, f"{kind}.csv", text))
         assert (code, err) == (0, ""), err
 
@@ -124,9 +144,14 @@ def test_csv_files_fill_each_register_and_each_file_is_one_version(
     code, out, _ = run_import(capsys, db, "vat-rates", write(tmp_path, "vat.csv", VAT))
     assert code == 0
     assert out == "vat.csv: vat-rates 4 added, 0 changed, 0 unchanged; catalogue version 1\n"
-    load_all(capsys, tmp_path, db)  # vat-rates again: unchanged, so still version 1; then five more
-    assert version(db) == 6
+    load_all(capsys, tmp_path, db, tills=True)  # vat-rates again: unchanged, so still version 1; then 7 more
+    assert version(db) == 8
     tables = snapshot(db)
+    assert tables["till_configs"] == [
+        ("", "Corner Shops Ltd\nOrg no 556000-0000", "Thank you!", "Milk=7310000000010\nBananas=2300005", 8),
+        ("S002", "Mall branch", "", "", 8),
+    ]
+    assert ("S002", "T1", "Only till", 1, 7) in tables["tills"]
     assert [row[:-1] for row in tables["items"]] == [
         ("1001", "Milk 1.5% 1 l", "MILK 1.5%", "dairy", 1200, "piece", "", "", "", 1),
         ("1005", "Bananas", "", "fruit", 1200, "kg", "Ecuador", "", "", 1),
@@ -339,12 +364,42 @@ def test_prices_need_known_items_and_stores_sane_windows_and_the_chain_currency(
     assert snapshot(db) == before
 
 
+@bounded(30)
+def test_tills_and_till_configuration_refer_to_known_stores_and_barcodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "central.db"
+    load_all(capsys, tmp_path, db)
+    before = snapshot(db)
+    code, _, err = run_import(capsys, db, "tills", write(tmp_path, "tills.csv", "store,till,name,lane\nS009,T1,X,0\n"))
+    assert code == 1
+    assert err.splitlines()[:-1] == [
+        "tills.csv line 2, column store: S009 is not a known store",
+        "tills.csv line 2, column lane: 0 is below the least allowed, 1",
+    ]
+    bad = (
+        "store,receipt_header,receipt_footer,quick_keys\n"
+        f'S009,"ok\n{"x" * 43}",,"Milk=7310000000010\nno equals sign\nA label far too long=7310000000010"\n'
+        ',,,"Ghost=4006381333931"\n'
+    )
+    code, _, err = run_import(capsys, db, "till-config", write(tmp_path, "config.csv", bad))
+    assert code == 1
+    assert err.splitlines()[:-1] == [
+        "config.csv line 2, column store: S009 is not a known store",
+        "config.csv line 2, column receipt_header: line 2 has 43 characters; a receipt line has 42",
+        "config.csv line 2, column quick_keys: key 2 should read label=barcode",
+        "config.csv line 2, column quick_keys: key 3's label 'A label far too long' is longer than 16 characters",
+        "config.csv line 6, column quick_keys: key 1: 4006381333931 is not a known barcode",
+    ]
+    assert snapshot(db) == before
+
+
 @bounded(60)
 def test_export_then_import_is_byte_identical_and_bumps_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "central.db"
-    load_all(capsys, tmp_path, db)
+    load_all(capsys, tmp_path, db, tills=True)
     before = snapshot(db)
     fresh = tmp_path / "fresh.db"
     for suffix in (".csv", ".json"):
@@ -352,10 +407,10 @@ def test_export_then_import_is_byte_identical_and_bumps_nothing(
             first = tmp_path / f"out-{kind}{suffix}"
             assert commands.central_export(db, kind, first, "SEK") == 0
             count = len(before[catalog.REGISTERS[kind].table])
-            assert capsys.readouterr().out == f"{first.name}: {count} {kind} at catalogue version 6\n"
+            assert capsys.readouterr().out == f"{first.name}: {count} {kind} at catalogue version 8\n"
             code, out, err = run_import(capsys, db, kind, first)
             assert (code, err) == (0, "")
-            assert out.endswith("; nothing changed; catalogue version stays 6\n")
+            assert out.endswith("; nothing changed; catalogue version stays 8\n")
             again = tmp_path / f"again-{kind}{suffix}"
             assert commands.central_export(db, kind, again, "SEK") == 0
             assert again.read_bytes() == first.read_bytes()

@@ -15,13 +15,16 @@ import trio
 
 from central.app import CentralNode
 from central.registers import catalog, imports
-from central.registers.catalog import REGISTERS, Barcode, Item, Price, VatRate
+from central.registers.catalog import REGISTERS, Barcode, Item, Price, Till, TillConfig, VatRate
+from central.registers.catalog import Store as CentralStore
 from protocol.frames import (
+    CashTender,
     Error,
     ItemInfo,
     ItemSearch,
     Login,
     PriceCheck,
+    Receipt,
     SaleState,
     Scan,
     SearchResult,
@@ -214,3 +217,45 @@ async def test_tills_search_check_prices_and_see_pop_ups(
             assert isinstance(state, SaleState) and state.popup == "Check age: 18+"
             state = await till.request(Scan(code="0000001"))
             assert isinstance(state, SaleState) and state.popup == "" and len(state.lines) == 2
+
+
+async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        store = store_node(tmp_path, central, "S001")
+        await nursery.start(store.run)
+        await seed(central, 3)
+        await commit(
+            central, "stores", [CentralStore(store="S001", name="Corner"), CentralStore(store="S002", name="Mall")]
+        )
+        await commit(
+            central,
+            "tills",
+            [Till(store="S001", till="T1", name="Front", lane=1), Till(store="S002", till="T1", name="Other", lane=1)],
+        )
+        await commit(central, "till-config", [TillConfig(receipt_header="Chain header", quick_keys="Beer=0000000")])
+        version = await commit(
+            central,
+            "till-config",
+            [
+                TillConfig(
+                    store="S001",
+                    receipt_header="Corner Shop\nMain St 1",
+                    receipt_footer="Welcome back",
+                    quick_keys="Two=0000002\nOne=0000001",
+                )
+            ],
+        )
+        await until(lambda: store.catalog_follower.view.version == version)
+        tills = await store.db.read(lambda c: c.execute("SELECT store, till FROM tills").fetchall())
+        assert tills == [("S001", "T1")]  # another store's tills stay at central
+        async with connect(store.url, lane=1, till="T1") as till:
+            assert till.welcome is not None
+            assert [(k.label, k.code) for k in till.welcome.quick_keys] == [("Two", "0000002"), ("One", "0000001")]
+            await till.request(Login(operator="1", pin="1234"))
+            await till.request(Scan(code="0000001"))
+            receipt = await till.request(CashTender(amount=5000))
+            assert isinstance(receipt, Receipt)
+            assert "Corner Shop" in receipt.text and "Main St 1" in receipt.text and "Welcome back" in receipt.text
+            assert "Chain header" not in receipt.text  # the store's own configuration wins
