@@ -1,14 +1,16 @@
-"""The chain's master registers at central: VAT rates, item groups, stores, items, barcodes, prices.
+"""The chain's master registers at central: VAT rates, item groups, stores, items, barcodes, prices,
+tills and till configuration.
 
-Central owns these; stores will sell from copies of them (distribution comes later). Two rules
-shape the storage:
+Central owns these; every store sells from a copy (central/distribute.py sends it). Two rules shape
+the storage:
 - every committed change bumps one catalogue version and stamps each row it changed with it, so a
-  store can later be sent exactly what changed after the version it holds;
+  store is sent exactly what changed after the version it holds;
 - writing a row identical to the stored one is not a change, so re-sending the same data (importing
   an export) changes nothing and bumps nothing: a version always means new data.
 
-Nothing is deleted in this slice: an item is retired with `active = false`. Removing barcodes and
-prices needs tombstones that distribution can send, and comes with it.
+Nothing is deleted yet: an item is retired with `active = false`, a campaign ends by its own end
+time, and a barcode moves to another item by being imported for it. Removing rows outright needs
+tombstones that distribution can send.
 
 SQL stays in this module and portable (ON CONFLICT upserts, LIKE, CASE; no SQLite-only functions),
 for a central that may later run on PostgreSQL. Sorting for export happens in Python, so the order
