@@ -171,4 +171,13 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 7: refunds of a receipt: each journal row names the receipt it refunds (SaleRecord.refund_of), so
+    # what went back already is found by index, from the journal itself, however many partial refunds.
+    Migration(
+        7,
+        """
+        ALTER TABLE journal ADD COLUMN refund_of TEXT NOT NULL DEFAULT '';
+        CREATE INDEX journal_refund_of ON journal (refund_of) WHERE refund_of != '';
+        """,
+    ),
 ]
