@@ -1,6 +1,11 @@
 """Tenders beyond one cash payment: card through the lane's terminal, gift cards and vouchers held at
-central, invoices, foreign cash, any split of them on one sale, refunds to card and gift card, and a
-cancel that reverses what was already taken.
+central, invoices, foreign cash, any split of them on one sale, refunds, and a cancel that reverses what
+was already taken.
+
+Refunds: in a refund of a receipt (storenode.lanes.refunds) money goes back only to the tenders the receipt
+was paid with, never more than each took: card through the terminal (06 31), a gift card credited, an
+invoice credited, cash. A return without its receipt goes back only in cash or to a gift card (store
+credit): a refund to a bank card needs the receipt that shows the card paid.
 
 A payment is money, so every money call follows one rule: the attempt is saved in the lane state
 (`pending`, durably) *before* it is sent. A process that stops at any instant then finds the attempt on

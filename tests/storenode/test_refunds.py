@@ -98,6 +98,7 @@ async def test_partial_refunds_go_back_to_card_and_cash_never_beyond_the_receipt
             assert till.state is not None and till.state.due == -5175
             paid_back = await till.request(CashTender(amount=0))
             assert isinstance(paid_back, Receipt) and paid_back.change == 5200  # cash-rounded like the sale
+            assert f"Refund of receipt {receipt}" in paid_back.text
 
             # Nothing is left to return.
             await until(till, lambda s: s.status == "ready")
