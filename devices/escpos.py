@@ -223,6 +223,8 @@ def _lay_out(
         s.style(align="center", bold=True)
         s.line("*** SALE CANCELLED - NOT A RECEIPT ***")
         s.style()
+    if record.refund_of:
+        s.line(f"Refund of receipt {record.refund_of}")
     s.rule()
     by_line: dict[int | None, list[Discount]] = {}
     for discount in discounts:

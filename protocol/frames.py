@@ -83,7 +83,9 @@ class StatusRequest(Command, tag="status?"):
 
 
 class ReturnItem(Command, tag="return"):
-    """A customer brings an item back: a negative line in the current sale, refunded in cash."""
+    """A customer brings an item back: a negative line in the current sale. In a refund of a receipt
+    (`RefundOf`) the line comes from that receipt, at the price paid then; without one it is priced as
+    today and goes back only in cash or to a gift card."""
 
     code: str
     qty: int = 1
@@ -120,6 +122,27 @@ class PriceCheck(Command, tag="price?"):
     """What an item costs here now, without selling it (the customer asks at the till)."""
 
     code: str
+
+
+class RefundOf(Command, tag="refundof"):
+    """Open a refund of a receipt (the id printed under its code, "S001-1-42"): the returns that follow
+    are checked against it and paid back to the tenders it was paid with, never more than each took."""
+
+    receipt: str
+
+
+class SetAside(Command, tag="setaside"):
+    """A supervisor gives up on a card payment the terminal cannot settle (broken, replaced): the attempt
+    is journaled as set aside with its outcome unknown, for a person to check on the terminal's own
+    journal, and the sale stays open for another tender. Never recorded as paid."""
+
+    operator: str
+    pin: str
+    reason: str
+
+
+class EndOfDay(Command, tag="endofday"):
+    """The lane's card terminal closes its day (ZVT 06 50): it submits its batch and reports the totals."""
 
 
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -172,6 +195,7 @@ class SaleState(TillFrame, tag="state"):
     due: int = 0  # what is still to pay (negative: to refund), before cash rounding
     tenders: list[TenderLine] = []
     payment: str = ""  # a card payment in progress or in doubt, in words
+    refund_of: str = ""  # the receipt this sale refunds (RefundOf)
 
 
 class QuickKey(msgspec.Struct, kw_only=True):
@@ -300,6 +324,29 @@ class GiftCardQuery(Command, tag="giftcard?"):
     card: str
 
 
+class TerminalTotal(msgspec.Struct, kw_only=True):
+    card: str  # the card group (Visa, girocard, ...)
+    count: int
+    amount: int
+
+
+class TerminalReport(TillFrame, tag="endofday"):
+    """The answer to EndOfDay: what the terminal submitted to the acquirer, and its printed lines."""
+
+    lane: int
+    terminal: str
+    ok: bool
+    currency: str
+    total: int
+    count: int
+    totals: list[TerminalTotal] = []
+    terminal_id: str = ""
+    trace: str = ""
+    message: str = ""
+    text: str = ""
+    ref: int = 0
+
+
 class GiftCardInfo(TillFrame, tag="giftcard"):
     card: str
     kind: str  # giftcard | voucher
@@ -330,8 +377,13 @@ TillToStore = (
     | InvoiceTender
     | ResolvePayment
     | GiftCardQuery
+    | RefundOf
+    | SetAside
+    | EndOfDay
 )
-StoreToTill = Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult | GiftCardInfo
+StoreToTill = (
+    Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult | GiftCardInfo | TerminalReport
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +528,7 @@ class RecordLine(msgspec.Struct, array_like=True):
     vat_rate: int
     voided: bool
     weight_g: int = 0  # a weighed line: qty is 1, unit_price is per kg
+    origin: int = 0  # a returned line of a refund (SaleRecord.refund_of): its line number on that receipt
 
 
 class RecordVat(msgspec.Struct, array_like=True):
@@ -531,6 +584,7 @@ class SaleRecord(msgspec.Struct, array_like=True):
     tenders: list[RecordTender]
     change: int
     payments: list[RecordPayment] = []
+    refund_of: str = ""  # a refund: the receipt id (store-lane-receipt_no) of the sale it pays back
 
 
 class StockLine(msgspec.Struct, array_like=True):

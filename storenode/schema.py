@@ -203,4 +203,13 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 8: refunds of a receipt: each journal row names the receipt it refunds (SaleRecord.refund_of), so
+    # what went back already is found by index, from the journal itself, however many partial refunds.
+    Migration(
+        8,
+        """
+        ALTER TABLE journal ADD COLUMN refund_of TEXT NOT NULL DEFAULT '';
+        CREATE INDEX journal_refund_of ON journal (refund_of) WHERE refund_of != '';
+        """,
+    ),
 ]

@@ -8,6 +8,9 @@ Lines (from --script first, then standard input):
   giftcard <card> [amount]   redeem (or credit) a gift card or voucher     balance <card>
   invoice <customer>     put what is due on a registered customer's invoice
   return <barcode> [qty] a returned item     stock <barcode>  stock here and in other stores
+  refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
+  setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
+  endofday               the card terminal's end of day: its totals
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
 
@@ -29,6 +32,7 @@ from protocol.frames import (
     CardTender,
     CashTender,
     Command,
+    EndOfDay,
     Error,
     GiftCardInfo,
     GiftCardQuery,
@@ -37,10 +41,12 @@ from protocol.frames import (
     Login,
     Logout,
     Receipt,
+    RefundOf,
     ResolvePayment,
     ReturnItem,
     SaleState,
     Scan,
+    SetAside,
     StartSale,
     Status,
     StatusRequest,
@@ -48,6 +54,7 @@ from protocol.frames import (
     StockInfo,
     StockMove,
     StockQuery,
+    TerminalReport,
     TillFrame,
     Total,
     VoidLine,
@@ -127,6 +134,12 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
                 return StockMove(code=code, qty=int(qty), reason=reason, note=" ".join(note))
             case "count", [code, counted]:
                 return StockCount(code=code, counted=int(counted))
+            case "refund", [receipt]:
+                return RefundOf(receipt=receipt)
+            case "setaside", [supervisor, pin, *reason] if reason:
+                return SetAside(operator=supervisor, pin=pin, reason=" ".join(reason))
+            case "endofday", []:
+                return EndOfDay()
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -188,6 +201,11 @@ def show(frame: TillFrame) -> str:
             return f"stock of {frame.name} ({frame.item}): here {frame.here}; {where}"
         case GiftCardInfo():
             return f"{frame.kind} {frame.card}: balance {frame.currency} {format_money(frame.balance, frame.currency)}"
+        case TerminalReport():
+            head = f"end of day at {frame.terminal}: {'done' if frame.ok else 'FAILED ' + frame.message}"
+            head += f", {frame.count} payments, {frame.currency} {format_money(frame.total, frame.currency)}"
+            groups = [f"  {t.card}: {t.count}, {format_money(t.amount, frame.currency)}" for t in frame.totals]
+            return "\n".join([head, *groups, frame.text]).rstrip()
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"
@@ -269,8 +287,8 @@ async def _session(
             return True
         assert isinstance(parsed, Command)
         out(f"> {line.strip()}")
-        with trio.fail_after(ANSWER_TIMEOUT):
-            answer = await client.request(parsed)
+        with trio.fail_after(PAYMENT_TIMEOUT if isinstance(parsed, EndOfDay) else ANSWER_TIMEOUT):
+            answer = await client.request(parsed)  # an end of day answers when the acquirer has its batch
         out(show(answer))
         if isinstance(answer, SaleState) and answer.status == "paying":
             out(show(await _payment_outcome(client)))

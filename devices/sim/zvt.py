@@ -239,6 +239,7 @@ class ZvtSimulator:
         self.hold: trio.Event | None = None  # while set and not yet fired, a payment waits before deciding
         self.intermediate: tuple[int, ...] = (0x0A, 0x01, 0x04)  # insert card, watch PIN pad, host
         self.print_receipts = True
+        self.repeats_receipts = True  # False: Repeat Receipt is refused (a replaced terminal, a lost journal)
         self.text_blocks = False  # receipts as one Print Text-Block (06 D3) instead of Print Lines
         self.extra_bitmaps = b""  # appended to every Status-Information (decoder tests)
         self.nak_frames = 0
@@ -442,7 +443,7 @@ class ZvtSimulator:
         if isinstance(command, RepeatReceipt):
             await channel.send(Ack().encode())
             last = self.last
-            if last is None:
+            if last is None or not self.repeats_receipts:
                 await self._tell(channel, Abort(FUNCTION_NOT_POSSIBLE).encode())
                 return None
             await self._tell(channel, self._status_apdu(last))

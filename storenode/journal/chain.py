@@ -32,8 +32,9 @@ def append(
     body = encode_record(record)
     seq = enqueue(record, body) if enqueue is not None else 0
     conn.execute(
-        "INSERT INTO journal (lane, receipt_no, kind, sale_id, body, prev_hash, hash, seq) VALUES (?,?,?,?,?,?,?,?)",
-        (lane, receipt_no, record.kind, record.sale_id, body, prev, chain_hash(prev, body), seq),
+        "INSERT INTO journal (lane, receipt_no, kind, sale_id, body, prev_hash, hash, seq, refund_of)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (lane, receipt_no, record.kind, record.sale_id, body, prev, chain_hash(prev, body), seq, record.refund_of),
     )
     return record, body
 
@@ -65,10 +66,11 @@ def verify(conn: sqlite3.Connection) -> tuple[int, list[str]]:
     for lane in lanes:
         expected_no, prev = 1, GENESIS
         rows = conn.execute(
-            "SELECT receipt_no, kind, sale_id, body, prev_hash, hash FROM journal WHERE lane = ? ORDER BY receipt_no",
+            "SELECT receipt_no, kind, sale_id, body, prev_hash, hash, refund_of FROM journal WHERE lane = ?"
+            " ORDER BY receipt_no",
             (lane,),
         )
-        for receipt_no, kind, sale_id, body, prev_hash, stored_hash in rows:
+        for receipt_no, kind, sale_id, body, prev_hash, stored_hash, refund_of in rows:
             checked += 1
             where = f"lane {lane} receipt {receipt_no}"
             if receipt_no != expected_no:
@@ -82,7 +84,19 @@ def verify(conn: sqlite3.Connection) -> tuple[int, list[str]]:
             except FrameError as exc:
                 problems.append(f"{where}: {exc}")
             else:
-                if (record.lane, record.receipt_no, record.kind, record.sale_id) != (lane, receipt_no, kind, sale_id):
+                indexed = (record.lane, record.receipt_no, record.kind, record.sale_id, record.refund_of)
+                if indexed != (lane, receipt_no, kind, sale_id, refund_of):
                     problems.append(f"{where}: indexed columns differ from the record")
             expected_no, prev = receipt_no + 1, stored_hash
     return checked, problems
+
+
+def find(conn: sqlite3.Connection, lane: int, receipt_no: int) -> SaleRecord | None:
+    row = conn.execute("SELECT body FROM journal WHERE lane = ? AND receipt_no = ?", (lane, receipt_no)).fetchone()
+    return decode_record(row[0]) if row else None
+
+
+def refunds_of(conn: sqlite3.Connection, receipt: str) -> list[SaleRecord]:
+    """Every journaled sale that refunds `receipt` (cancelled refunds too: the caller looks at `kind`)."""
+    rows = conn.execute("SELECT body FROM journal WHERE refund_of = ? AND refund_of != ''", (receipt,))
+    return [decode_record(body) for (body,) in rows]

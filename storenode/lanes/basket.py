@@ -58,6 +58,7 @@ class LaneState(msgspec.Struct):
     pending: RecordPayment | None = None  # a money call that may have started: saved before it is sent
     status_before: str = ""  # what `status` was when the pending call began (tender, usually)
     cancelling: bool = False  # a cancel is undoing the sale's card payments one reversal at a time
+    refund_of: str = ""  # a refund of this receipt id: only its lines come back, to the tenders it was paid with
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -150,6 +151,17 @@ def add_line(
         weight_g=weight_g,
     )
     return msgspec.structs.replace(state, status=OPEN, lines=[*state.lines, line])
+
+
+def add_returned(state: LaneState, lines: list[RecordLine]) -> LaneState:
+    """Lines of a refund, built from the receipt it refunds (storenode.lanes.refunds): numbered here."""
+    if state.status not in (OPEN, TENDER):
+        raise Rejected("no_sale", "no sale is open")
+    require_unpaid(state)
+    if len(state.lines) + len(lines) > MAX_LINES:
+        raise Rejected("basket_full", f"a sale holds at most {MAX_LINES} lines; total and start a new one")
+    numbered = [msgspec.structs.replace(line, no=len(state.lines) + i + 1) for i, line in enumerate(lines)]
+    return msgspec.structs.replace(state, status=OPEN, lines=[*state.lines, *numbered])
 
 
 def void_line(state: LaneState, no: int) -> LaneState:
@@ -248,6 +260,7 @@ def record(
         tenders=tenders,
         change=change,
         payments=list(state.payments),
+        refund_of=state.refund_of,
     )
 
 
@@ -285,4 +298,5 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=tender_value(t), reference=t.reference)
             for t in state.tenders
         ],
+        refund_of=state.refund_of,
     )

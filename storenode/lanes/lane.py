@@ -27,6 +27,7 @@ from protocol.frames import (
     CardTender,
     CashTender,
     Command,
+    EndOfDay,
     Error,
     GiftCardTender,
     InvoiceTender,
@@ -35,11 +36,13 @@ from protocol.frames import (
     QuickKey,
     Receipt,
     RecordTender,
+    RefundOf,
     ResolvePayment,
     ReturnItem,
     SaleRecord,
     SaleState,
     Scan,
+    SetAside,
     StartSale,
     StockCount,
     StockInfo,
@@ -59,9 +62,10 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
 from storenode.journal import chain
-from storenode.lanes import basket, payments
+from storenode.lanes import basket, payments, refunds, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.payments import MoneyDone
+from storenode.lanes.terminal_admin import TerminalDone
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import outbox, replica
 from storenode.sync.outbox import OutboxSignal
@@ -104,7 +108,7 @@ class Republish:
     """Something outside the sale changed (the central link): show the tills the lane again."""
 
 
-LaneRequest = Attach | Detach | Do | Republish | MoneyDone
+LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
 Ask = Callable[[str, bytes], Awaitable[bytes]]
 
 
@@ -240,6 +244,8 @@ class Lane:
                 self._publish()
             case MoneyDone(result):
                 await payments.settle(self, result)
+            case TerminalDone():
+                terminal_admin.report(self, request)
             case Do(command, None):
                 try:
                     await self._command(command, None)
@@ -253,7 +259,7 @@ class Lane:
 
     async def _command(self, command: Command, conn: Subscriber | None) -> None:
         state, ref = self.state, command.ref
-        if state.status == PAYING and not isinstance(command, ResolvePayment | Login):
+        if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         match command:
             case Login(operator=number, pin=pin):
@@ -297,6 +303,12 @@ class Lane:
                 await payments.invoice(self, command)
             case ResolvePayment():
                 await payments.resolve(self, ref)
+            case SetAside():
+                await terminal_admin.set_aside(self, command)
+            case EndOfDay():
+                await terminal_admin.end_of_day(self, ref, conn)
+            case RefundOf(receipt=receipt):
+                await self._refund_of(receipt, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
@@ -309,7 +321,9 @@ class Lane:
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
-    async def _login(self, number: str, pin: str, ref: int) -> None:
+    async def check_pin(self, number: str, pin: str) -> str:
+        """The operator's name if the PIN is theirs; wrong PINs count towards the lane's lockout, whether
+        typed to log in or to approve a supervisor's action."""
         now = trio.current_time()
         if now < self._locked_until:
             raise Rejected("locked", f"too many wrong PINs; try again in {self._locked_until - now:.0f} s")
@@ -318,19 +332,23 @@ class Lane:
         if found is not None:
             _, salt, expected = found
             ok = hmac.compare_digest(await trio.to_thread.run_sync(replica.hash_pin, pin, salt), expected)
-        if not ok:
+        if not ok or found is None:
             self._pin_failures += 1
             if self._pin_failures >= MAX_PIN_FAILURES:
                 self._pin_failures = 0
                 self._locked_until = now + PIN_LOCKOUT
             raise Rejected("wrong_pin", "wrong operator number or PIN")
         self._pin_failures = 0
+        return found[0]
+
+    async def _login(self, number: str, pin: str, ref: int) -> None:
+        name = await self.check_pin(number, pin)
         state = self.state
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
         status = state.status if state.status in (OPEN, TENDER, PAYING) else READY
         new = msgspec.structs.replace(state, operator=number, status=status)
-        await self._save(new, ref=ref, message=f"operator {number} ({found[0] if found else ''}) logged in")
+        await self._save(new, ref=ref, message=f"operator {number} ({name}) logged in")
 
     async def _stock(self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int) -> None:
         basket.require_operator(self.state)
@@ -356,11 +374,59 @@ class Lane:
         else:
             self._broadcast(info)
 
+    async def _refund_of(self, receipt: str, ref: int) -> None:
+        """Open a refund of a receipt: a sale of its own, holding only lines of that receipt."""
+        state = self.state
+        basket.require_operator(state)
+        if state.status in (OPEN, TENDER) and (state.lines or state.tenders):
+            raise Rejected("sale_open", f"a refund is a sale of its own: finish or cancel sale {state.sale_id} first")
+        config = self.ctx.config
+        fresh = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms()) if state.status == READY else state
+
+        def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
+            found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
+            if not any(qty > 0 for qty in found.lines.values()):
+                raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
+            new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt)
+            save_state(c, new)
+            return new, found
+
+        new, found = await self.ctx.db.write(job)
+        self.state = new
+        paid = ", ".join(f"{k} {self._money(v)}" for (k, _), v in found.money.items() if v > 0)
+        message = f"refund of receipt {found.receipt} (left to pay back: {paid}): scan the returns"
+        self._publish(ref=ref, message=message)
+
+    async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
+        state = self.state
+        if not 1 <= qty <= basket.MAX_QTY:
+            raise Rejected("bad_quantity", f"quantity must be 1 to {basket.MAX_QTY}, not {qty}")
+        config = self.ctx.config
+
+        def job(c: sqlite3.Connection) -> LaneState:
+            item = self._lookup(c, code)
+            lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
+            new = basket.add_returned(state, lines)
+            save_state(c, new)
+            return new
+
+        new = await self.ctx.db.write(job)
+        self.state = new
+        back = sum(line.amount for line in new.lines[len(state.lines) :])
+        name = new.lines[-1].name
+        self._publish(ref=ref, message=f"returned: {qty} x {name} {self._money(back)} (receipt {state.refund_of})")
+        self._show(lambda: display.item_lines(f"returned: {qty} x {name}", self._money(back)))
+
     async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
         state = self.state
         basket.require_operator(state)
         if not code:
             raise Rejected("bad_barcode", "empty barcode")
+        if state.refund_of and state.status in (OPEN, TENDER):
+            if not returned:
+                raise Rejected("refund_sale", f"this sale refunds receipt {state.refund_of}: sell in a new sale")
+            await self._return_of_receipt(code, qty, ref)
+            return
         sale_id = uuid.uuid4().hex if state.status == READY else ""
         now = self.ctx.clock.now_ms()
 
@@ -433,20 +499,26 @@ class Lane:
         now = self.ctx.clock.now_ms()
         after = basket.cleared(state)
 
+        def build(c: sqlite3.Connection, no: int) -> SaleRecord:
+            record = basket.record(
+                state,
+                store=config.store,
+                receipt_no=no,
+                kind=kind,
+                currency=config.currency,
+                closed_at=now,
+                tendered=tendered,
+                cash=cash,
+            )
+            if kind == "sale":  # the cash part of a refund is known only now
+                refunds.check(c, record, config.store, config.currency, self.number)
+            return record
+
         def job(c: sqlite3.Connection) -> tuple[SaleRecord, int, replica.TillLook | None]:
             record, _ = chain.append(
                 c,
                 self.number,
-                lambda no: basket.record(
-                    state,
-                    store=config.store,
-                    receipt_no=no,
-                    kind=kind,
-                    currency=config.currency,
-                    closed_at=now,
-                    tendered=tendered,
-                    cash=cash,
-                ),
+                lambda no: build(c, no),
                 lambda _record, body: outbox.enqueue(c, JOURNAL_STREAM, kind, body),
             )
             movements = stock.sale_movements(config.store, state.sale_id, now, state.lines) if kind == "sale" else []

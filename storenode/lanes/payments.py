@@ -1,6 +1,11 @@
 """Tenders beyond one cash payment: card through the lane's terminal, gift cards and vouchers held at
-central, invoices, foreign cash, any split of them on one sale, refunds to card and gift card, and a
-cancel that reverses what was already taken.
+central, invoices, foreign cash, any split of them on one sale, refunds, and a cancel that reverses what
+was already taken.
+
+Refunds: in a refund of a receipt (storenode.lanes.refunds) money goes back only to the tenders the receipt
+was paid with, never more than each took: card through the terminal (06 31), a gift card credited, an
+invoice credited, cash. A return without its receipt goes back only in cash or to a gift card (store
+credit): a refund to a bank card needs the receipt that shows the card paid.
 
 A payment is money, so every money call follows one rule: the attempt is saved in the lane state
 (`pending`, durably) *before* it is sent. A process that stops at any instant then finds the attempt on
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,7 +45,7 @@ from protocol.frames import (
 from protocol.money import foreign_value, format_money
 from runtime.mailbox import Rejected
 from storenode import rates
-from storenode.lanes import basket
+from storenode.lanes import basket, refunds
 from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
 from storenode.sync import outbox
 from storenode.sync.link import LinkDown, Offline
@@ -158,6 +164,32 @@ def _amount(requested: int, remaining: int, currency: str) -> int:
     return amount
 
 
+async def _refund_amount(lane: Lane, requested: int, remaining: int, key: refunds.Key) -> int:
+    """`_amount` for a refund of a receipt: by default as much as may go back by this tender, and never
+    more than the receipt took by it and has not given back yet (rechecked when the refund is saved)."""
+    state = lane.state
+    amount = _amount(requested, remaining, lane.currency)
+    config = lane.ctx.config
+    room = await lane.ctx.db.read(lambda c: refunds.room(c, state, key, config.store, config.currency))
+    where = refunds.describe(key)
+    if room <= 0:
+        raise Rejected("not_paid_by", f"nothing of receipt {state.refund_of} can go back {where}")
+    if requested and amount > room:
+        raise Rejected("over_refund", f"at most {lane._money(room)} of receipt {state.refund_of} can go back {where}")
+    return min(amount, room)
+
+
+def _save_checked(lane: Lane, state: LaneState) -> Callable[[sqlite3.Connection], None]:
+    """A job saving the lane before a money call: a refund of a receipt is checked in the same job."""
+    config = lane.ctx.config
+
+    def job(c: sqlite3.Connection) -> None:
+        refunds.check(c, state, config.store, config.currency, lane.number)
+        lane_save(c, state)
+
+    return job
+
+
 def _terminal(lane: Lane) -> PaymentTerminal:
     terminal = lane.devices.terminal
     if terminal is None:
@@ -222,7 +254,16 @@ async def card(lane: Lane, command: CardTender) -> None:
     state = lane.state
     terminal = _terminal(lane)
     remaining = _payable(state)
-    amount = _amount(command.amount, remaining, lane.currency)
+    if remaining < 0 and not state.refund_of:
+        raise Rejected(
+            "needs_receipt",
+            "money goes back to a card only in a refund of a receipt paid by card (refund <receipt id>); "
+            "without the receipt, pay back in cash or to a gift card",
+        )
+    if remaining < 0:
+        amount = await _refund_amount(lane, command.amount, remaining, refunds.CARD)
+    else:
+        amount = _amount(command.amount, remaining, lane.currency)
     if terminal.unresolved is not None:
         raise Rejected("payment_unknown", "a card payment is in doubt: resolve it first")
     prior = terminal.baseline
@@ -251,7 +292,7 @@ async def _start_card(
     lane: Lane, terminal: PaymentTerminal, state: LaneState, pending: RecordPayment, ref: int
 ) -> None:
     new = msgspec.structs.replace(state, status=PAYING, pending=pending, status_before=state.status)
-    await lane.ctx.db.write(lambda c: lane_save(c, new), durable=True)  # before a byte goes to the terminal
+    await lane.ctx.db.write(_save_checked(lane, new), durable=True)  # before a byte goes to the terminal
     lane.state = new
     what = {"payment": "card payment", "refund": "refund to card", "reversal": "reversal of card payment"}
     lane._publish(ref=ref, message=f"{what[pending.kind]} {lane._money(pending.amount)}: follow the terminal")
@@ -398,7 +439,10 @@ async def giftcard(lane: Lane, command: GiftCardTender) -> None:
     card_no = command.card.strip()
     if not card_no or len(card_no) > 64:
         raise Rejected("bad_card", "a gift card number is 1 to 64 characters")
-    amount = _amount(command.amount, remaining, lane.currency)
+    if remaining < 0 and state.refund_of:  # back to the gift card the receipt was paid with
+        amount = await _refund_amount(lane, command.amount, remaining, ("giftcard", card_no))
+    else:
+        amount = _amount(command.amount, remaining, lane.currency)
     move = GiftCardMove(
         move=uuid.uuid4().hex,
         kind="credit" if remaining < 0 else "redeem",
@@ -414,7 +458,7 @@ async def giftcard(lane: Lane, command: GiftCardTender) -> None:
         reference=move.move, card=card_no,
     )  # fmt: skip
     saved = msgspec.structs.replace(state, status=PAYING, pending=pending, status_before=state.status)
-    await lane.ctx.db.write(lambda c: lane_save(c, saved), durable=True)  # before central is asked
+    await lane.ctx.db.write(_save_checked(lane, saved), durable=True)  # before central is asked
     lane.state = saved
     try:
         with trio.fail_after(CENTRAL_TIMEOUT):
@@ -529,9 +573,10 @@ async def invoice(lane: Lane, command: InvoiceTender) -> None:
     """All that is due goes on a registered customer's invoice; central must confirm the customer."""
     state = lane.state
     remaining = _payable(state)
-    if remaining < 0:
-        raise Rejected("bad_tender", "a refund is not paid to an invoice; use the original tender")
     customer = command.customer.strip()
+    if remaining < 0:
+        await _invoice_credit(lane, customer, command.ref)
+        return
     try:
         with trio.fail_after(CENTRAL_TIMEOUT):
             name = msgspec.msgpack.decode(await lane.ctx.ask("customer?", msgspec.msgpack.encode(customer)), type=str)
@@ -542,6 +587,23 @@ async def invoice(lane: Lane, command: InvoiceTender) -> None:
     tender = RecordTender(kind="invoice", currency=lane.currency, amount=remaining, reference=customer)
     log.info("lane %d: %s invoiced to %s (%s)", lane.number, remaining, customer, name)
     await lane._close(basket.add_tender(state, tender), "sale", command.ref, None)
+
+
+async def _invoice_credit(lane: Lane, customer: str, ref: int) -> None:
+    """A refund of a receipt paid by invoice is a credit on that customer's invoice: a negative invoice
+    tender, journaled with the customer. The receipt named the customer, so central need not be asked."""
+    state = lane.state
+    if not state.refund_of:
+        raise Rejected("bad_tender", "money goes back to an invoice only in a refund of a receipt paid by invoice")
+    amount = await _refund_amount(lane, 0, basket.due(state), ("invoice", customer))
+    tender = RecordTender(kind="invoice", currency=lane.currency, amount=-amount, reference=customer)
+    after = basket.add_tender(state, tender)
+    if basket.due(after) == 0:
+        await lane._close(after, "sale", ref, None)
+        return
+    await lane.ctx.db.write(_save_checked(lane, after))
+    lane.state = after
+    lane._publish(ref=ref, message=f"{lane._money(amount)} credited to the invoice of {customer}")
 
 
 # -- cancel ---------------------------------------------------------------------------------------------

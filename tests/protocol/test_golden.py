@@ -24,6 +24,7 @@ from protocol.frames import (
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    EndOfDay,
     Error,
     Event,
     EventBatch,
@@ -52,12 +53,14 @@ from protocol.frames import (
     RecordPayment,
     RecordTender,
     RecordVat,
+    RefundOf,
     ResolvePayment,
     ReturnItem,
     SaleRecord,
     SaleState,
     Scan,
     SearchResult,
+    SetAside,
     StartSale,
     Status,
     StatusRequest,
@@ -69,6 +72,8 @@ from protocol.frames import (
     StockMove,
     StockMovement,
     StockQuery,
+    TerminalReport,
+    TerminalTotal,
     Total,
     VatAmount,
     VoidLine,
@@ -237,6 +242,19 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         CashTender(ref=25, amount=1000, currency="EUR", part=True),
         "85a174a463617368a6616d6f756e74cd03e8a863757272656e6379a3455552a470617274c3a372656619",
     ),
+    # Refunds of a receipt, setting a card payment aside, the terminal's end of day.
+    (
+        "RefundOf",
+        RefundOf(ref=26, receipt="S001-1-42"),
+        "83a174a8726566756e646f66a772656365697074a9533030312d312d3432a37265661a",
+    ),
+    (
+        "SetAside",
+        SetAside(ref=27, operator="2", pin="4321", reason="terminal replaced"),
+        "85a174a87365746173696465a86f70657261746f72a132a370696ea434333231a6726561736f6eb17465726d696e616c2072"
+        "65706c61636564a37265661b",
+    ),
+    ("EndOfDay", EndOfDay(ref=28, lane=1), "83a174a8656e646f66646179a37265661ca46c616e6501"),
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
@@ -357,6 +375,45 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "86a174a86769667463617264a463617264a447432d31a46b696e64a7766f7563686572a762616c616e6365cd09c4a863757272"
         "656e6379a353454ba372656618",
     ),
+    (
+        "TerminalReport",
+        TerminalReport(
+            lane=1,
+            terminal="terminal-1",
+            ok=True,
+            currency="SEK",
+            total=8585,
+            count=2,
+            totals=[TerminalTotal(card="Visa", count=2, amount=8585)],
+            terminal_id="52500001",
+            trace="000004",
+            message="approved",
+            text="Kassenschnitt",
+            ref=28,
+        ),
+        "8da174a8656e646f66646179a46c616e6501a87465726d696e616caa7465726d696e616c2d31a26f6bc3a863757272656e6379a3"
+        "53454ba5746f74616ccd2189a5636f756e7402a6746f74616c739183a463617264a456697361a5636f756e7402a6616d6f756e74"
+        "cd2189ab7465726d696e616c5f6964a83532353030303031a57472616365a6303030303034a76d657373616765a8617070726f76"
+        "6564a474657874ad4b617373656e7363686e697474a37265661c",
+    ),
+    (
+        "SaleState",  # a refund of a receipt (refund_of appended)
+        SaleState(
+            lane=1,
+            status="open",
+            currency="SEK",
+            operator="1",
+            sale_id="s2",
+            total=-1590,
+            due=-1590,
+            cash_due=-1600,
+            refund_of="S001-1-42",
+            ref=29,
+        ),
+        "de000ba174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba86f70657261746f72a1"
+        "31a773616c655f6964a27332a5746f74616cd1f9caa8636173685f647565d1f9c0a37265661da3647565d1f9caa9726566756e64"
+        "5f6f66a9533030312d312d3432",
+    ),
 ]
 
 LINK_FRAMES: list[tuple[str, Any, str]] = [
@@ -475,9 +532,17 @@ SALE_RECORD = SaleRecord(
     change=1800,
 )
 
-# RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
-# defaults): records are 16-element arrays and tenders 6-element arrays since then.
+# RecordLine gained `origin` and SaleRecord `refund_of` (refunds of a receipt, appended with defaults):
+# records are 17-element arrays and lines 11-element arrays since then.
 SALE_RECORD_HEX = (
+    "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
+    "4bcd138800a000cd070890a0"
+)
+# RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
+# defaults): records were 16-element arrays and tenders 6-element arrays from then (v3).
+SALE_RECORD_HEX_V3 = (
     "dc0010a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad373331303030"
     "30303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559196a463617368a353454bcd1388"
@@ -518,6 +583,16 @@ SALE_RECORD_PAID = msgspec.structs.replace(
     ],
 )  # fmt: skip
 SALE_RECORD_PAID_HEX = (
+    "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
+    "4bcd0bb800aa35323530303030313a370096a463617368a3455552cd03e8cd2c88a0ce00aeb690cd0708929fa77061796d656e74a463"
+    "617264a8617070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30"
+    "313139a6313233343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da8676966"
+    "7463617264a86465636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
+    "a0"
+)
+SALE_RECORD_PAID_HEX_V3 = (
     "dc0010a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929a"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c2009a02a442555452ad373331303030"
     "30303030303237a642757474657201cd176bcd176bcd04b0c300cd0c6c149193cd04b0cd0c6ccd01559296a463617264a353454bcd0bb8"
@@ -525,6 +600,26 @@ SALE_RECORD_PAID_HEX = (
     "7070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30313139a63132"
     "33343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da86769667463617264a864"
     "65636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
+)
+
+
+# A refund of receipt S001-3-7: its line 1 comes back (at the price paid then) to the card it was paid with.
+SALE_RECORD_REFUND = msgspec.structs.replace(
+    SALE_RECORD,
+    receipt_no=8,
+    sale_id="S001-3-0008",
+    lines=[msgspec.structs.replace(SALE_RECORD.lines[0], qty=-1, amount=-1590, origin=1)],
+    total=-1590,
+    rounding=-10,
+    vat=[RecordVat(rate=1200, gross=-1590, vat=-170)],
+    tenders=[RecordTender(kind="card", currency="SEK", amount=-1590, reference="52500001:9")],
+    change=0,
+    refund_of="S001-3-7",
+)
+SALE_RECORD_REFUND_HEX = (
+    "dc0011a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
+    "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d37"
 )
 
 
@@ -607,6 +702,7 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V3)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V2)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V1)) == SALE_RECORD
 
@@ -622,6 +718,13 @@ def test_sale_state_before_payments_still_decodes() -> None:
 def test_paid_sale_record_golden() -> None:
     assert encode_record(SALE_RECORD_PAID).hex() == SALE_RECORD_PAID_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX)) == SALE_RECORD_PAID
+    assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V3)) == SALE_RECORD_PAID
+
+
+def test_refund_sale_record_golden() -> None:
+    assert encode_record(SALE_RECORD_REFUND).hex() == SALE_RECORD_REFUND_HEX
+    decoded = decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX))
+    assert decoded == SALE_RECORD_REFUND and decoded.refund_of == "S001-3-7" and decoded.lines[0].origin == 1
     assert b"4761739001010119" not in bytes.fromhex(SALE_RECORD_PAID_HEX)
 
 

@@ -142,19 +142,21 @@ async def test_a_drop_before_the_terminal_booked_leaves_the_sale_to_pay_again(
     assert [p.outcome for p in record.payments] == ["aborted", "approved"]
 
 
-async def test_partial_refund_of_a_return_to_card_and_cash(tmp_path: Path, nursery: trio.Nursery) -> None:
+async def test_a_return_without_its_receipt_goes_back_in_cash_not_to_a_card(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
     sim = sim_terminal()
     store: StoreNode = await store_with_terminal(tmp_path, nursery, sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
-            state = await till.request(ReturnItem(code=COFFEE))  # -69.95
+            state = await till.request(ReturnItem(code=COFFEE))  # -69.95, priced as today
             assert isinstance(state, SaleState) and state.due == -6995
-            state = await pay_by_card(till, CardTender(amount=5000))  # 50.00 back to the card
-            assert (state.paid, state.due) == (-5000, -1995)
-            receipt = await till.request(CashTender(amount=0))  # the rest in cash: 19.95 rounds to 20
-            assert isinstance(receipt, Receipt) and receipt.change == 2000
-    assert sim.charged == -5000 and sim.journal[-1].kind == "refund"
+            refused = await till.request(CardTender())
+            assert isinstance(refused, Error) and refused.code == "needs_receipt"
+            assert till.state is not None and till.state.status == "open" and till.state.due == -6995
+            receipt = await till.request(CashTender(amount=0))  # 69.95 rounds to 70 in cash
+            assert isinstance(receipt, Receipt) and receipt.change == 7000
+    assert sim.charged == 0 and "Refund" not in sim.commands
     (record,) = journal(store)
-    assert [(t.kind, t.amount) for t in record.tenders] == [("card", -5000), ("cash", 0)]
-    assert record.payments[0].kind == "refund" and record.payments[0].outcome == "approved"
+    assert [(t.kind, t.amount) for t in record.tenders] == [("cash", 0)] and record.refund_of == ""

@@ -11,20 +11,25 @@ from protocol.frames import (
     CancelSale,
     CardTender,
     CashTender,
+    EndOfDay,
     GiftCardQuery,
     GiftCardTender,
     InvoiceTender,
     Login,
     Logout,
+    RefundOf,
     ResolvePayment,
     Scan,
+    SetAside,
     StartSale,
     StatusRequest,
+    TerminalReport,
+    TerminalTotal,
     Total,
     VoidLine,
 )
 from storenode.app import StoreNode
-from till.terminal import InputError, parse, run_till
+from till.terminal import InputError, parse, run_till, show
 
 
 @pytest.mark.parametrize(
@@ -94,13 +99,26 @@ async def test_unreachable_store_gives_up_with_a_message(tmp_path: Path) -> None
         ("balance GC-1", GiftCardQuery(card="GC-1")),
         ("invoice C-77", InvoiceTender(customer="C-77")),
         ("resolve", ResolvePayment()),
+        ("refund S001-1-42", RefundOf(receipt="S001-1-42")),
+        ("setaside 2 4321 terminal replaced", SetAside(operator="2", pin="4321", reason="terminal replaced")),
+        ("endofday", EndOfDay()),
     ],
 )
 def test_payment_commands(line: str, expected: object) -> None:
     assert parse(line, "SEK", 19100) == expected
 
 
-@pytest.mark.parametrize("line", ["cash 10 EUR USD", "cash 10 part part", "card x", "giftcard"])
+@pytest.mark.parametrize(
+    "line", ["cash 10 EUR USD", "cash 10 part part", "card x", "giftcard", "refund", "setaside 2 4321", "endofday 1"]
+)
 def test_bad_payment_commands(line: str) -> None:
     with pytest.raises(InputError):
         parse(line, "SEK", 0)
+
+
+def test_end_of_day_is_shown_with_its_card_groups() -> None:
+    report = TerminalReport(
+        lane=1, terminal="terminal-1", ok=True, currency="SEK", total=8585, count=2,
+        totals=[TerminalTotal(card="Visa", count=2, amount=8585)], text="Kassenschnitt",
+    )  # fmt: skip
+    assert show(report) == "end of day at terminal-1: done, 2 payments, SEK 85.85\n  Visa: 2, 85.85\nKassenschnitt"

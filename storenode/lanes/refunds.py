@@ -1,0 +1,205 @@
+"""Refunds of a receipt: the returned lines come from the receipt, at the prices paid then, and the money
+goes back to the tenders it was paid with (card to card, a gift card to that card, an invoice to that
+customer's invoice, cash as cash), never more than each tender took, over any number of partial refunds.
+
+What went back already is derived, never kept in a table of its own that could drift: the journal's
+refunds of the receipt (found by index on journal.refund_of) plus the refunds still open on the other
+lanes (their saved states, a money call in flight counted as done). `check` runs inside the database job
+that saves a change (a returned line, a refund attempt before it is sent, the refund's journal record
+before it is appended), and the database actor runs one job at a time, so two lanes refunding one receipt
+at once cannot both give back its last item or its last krona.
+
+Cash is what the other tenders left of a sale's total, before cash rounding: rounding is the drawer's
+business, and counting it would make the last of several partial cash refunds fall over a few öre.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+
+import msgspec
+
+from devices.escpos import receipt_id
+from protocol.frames import RecordLine, RecordTender, SaleRecord
+from protocol.money import format_money
+from runtime.mailbox import Rejected
+from storenode.journal import chain
+from storenode.lanes.basket import LaneState, tender_value
+
+Key = tuple[str, str]  # (tender kind, the gift card or customer it names; "" for card and cash)
+CARD: Key = ("card", "")
+CASH: Key = ("cash", "")
+
+_state_decoder = msgspec.msgpack.Decoder(LaneState)
+
+
+def tender_key(tender: RecordTender) -> Key:
+    return (tender.kind, tender.reference) if tender.kind in ("giftcard", "invoice") else (tender.kind, "")
+
+
+def describe(key: Key) -> str:
+    kind, reference = key
+    if kind == "cash":
+        return "in cash"
+    if kind == "card":
+        return "to card"
+    what = {"giftcard": "gift card", "invoice": "the invoice of customer"}.get(kind, kind)
+    return f"to {what} {reference}".rstrip()
+
+
+def parse_receipt(text: str, store: str) -> tuple[int, int]:
+    """(lane, receipt number) from a receipt id as printed under its code: store-lane-number."""
+    parts = text.strip().rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise Rejected("bad_receipt", f"{text.strip()!r} is not a receipt id (store-lane-number, as {store}-1-42)")
+    if parts[0] != store:
+        raise Rejected("other_store", f"receipt {text.strip()} is from store {parts[0]}, not this store ({store})")
+    return int(parts[1]), int(parts[2])
+
+
+def original(conn: sqlite3.Connection, receipt: str, store: str, currency: str) -> SaleRecord:
+    """The sale a receipt id names, refused when it cannot be refunded."""
+    lane, receipt_no = parse_receipt(receipt, store)
+    record = chain.find(conn, lane, receipt_no)
+    if record is None:
+        raise Rejected("unknown_receipt", f"receipt {receipt.strip()} is not in this store's journal")
+    if record.kind != "sale":
+        raise Rejected("not_refundable", f"receipt {receipt.strip()} is a cancelled sale: nothing was paid")
+    if record.refund_of:
+        raise Rejected("not_refundable", f"receipt {receipt.strip()} is itself a refund (of {record.refund_of})")
+    if record.currency != currency:
+        raise Rejected("not_refundable", f"receipt {receipt.strip()} was paid in {record.currency}")
+    return record
+
+
+def _money_of_record(record: SaleRecord) -> dict[Key, int]:
+    """What a journaled sale took by each tender (negative: gave back), in the sale's currency."""
+    out: dict[Key, int] = defaultdict(int)
+    for tender in record.tenders:
+        if tender.kind != "cash":
+            out[tender_key(tender)] += tender_value(tender)
+    out[CASH] += record.total - sum(out.values())
+    return out
+
+
+def _money_of_state(state: LaneState) -> dict[Key, int]:
+    """What an open sale took or gave back so far; a money call whose outcome is not in yet counts as done."""
+    out: dict[Key, int] = defaultdict(int)
+    for tender in state.tenders:
+        out[tender_key(tender)] += tender_value(tender)
+    pending = state.pending
+    if pending is not None and pending.kind == "refund" and pending.method == "card":
+        out[CARD] -= pending.amount
+    elif pending is not None and pending.kind == "credit" and pending.method == "giftcard":
+        out[("giftcard", pending.card)] -= pending.amount
+    return out
+
+
+def _returned(lines: list[RecordLine]) -> dict[int, int]:
+    out: dict[int, int] = defaultdict(int)
+    for line in lines:
+        if line.origin and not line.voided:
+            out[line.origin] += line.qty  # negative
+    return out
+
+
+@dataclass
+class Balance:
+    """What a receipt still has to give back: per line of it, a quantity; per tender, an amount."""
+
+    original: SaleRecord
+    receipt: str
+    lines: dict[int, int]
+    money: dict[Key, int]
+
+    def add(self, lines: list[RecordLine], money: dict[Key, int]) -> None:
+        for no, qty in _returned(lines).items():
+            self.lines[no] = self.lines.get(no, 0) + qty
+        for key, amount in money.items():
+            self.money[key] = self.money.get(key, 0) + amount
+
+
+def balance(
+    conn: sqlite3.Connection, receipt: str, store: str, currency: str, lane: int, own: LaneState | SaleRecord | None
+) -> Balance:
+    """The receipt's balance after its journaled refunds, the other lanes' open ones and `own` (this lane's
+    refund as it stands, or its record about to be journaled)."""
+    sale = original(conn, receipt, store, currency)
+    rid = receipt_id(sale)
+    found = Balance(
+        original=sale,
+        receipt=rid,
+        lines={line.no: line.qty for line in sale.lines if not line.voided and line.qty > 0},
+        money=dict(_money_of_record(sale)),
+    )
+    for record in chain.refunds_of(conn, rid):
+        if record.kind == "sale":
+            found.add(record.lines, _money_of_record(record))
+    for (body,) in conn.execute("SELECT state FROM lanes WHERE lane != ?", (lane,)):
+        state = _state_decoder.decode(body)
+        if state.refund_of == rid and state.sale_id:
+            found.add(state.lines, _money_of_state(state))
+    if isinstance(own, SaleRecord):
+        found.add(own.lines, _money_of_record(own))
+    elif own is not None:
+        found.add(own.lines, _money_of_state(own))
+    return found
+
+
+def check(conn: sqlite3.Connection, own: LaneState | SaleRecord, store: str, currency: str, lane: int) -> None:
+    """Refuse a refund that would give back more of its receipt than the receipt holds, by line or by tender."""
+    if not own.refund_of:
+        return
+    after = balance(conn, own.refund_of, store, currency, lane, own)
+    for no, qty in after.lines.items():
+        if no not in {line.no for line in after.original.lines if not line.voided and line.qty > 0}:
+            raise Rejected("not_on_receipt", f"line {no} of receipt {after.receipt} cannot be returned")
+        if qty < 0:
+            raise Rejected("over_return", f"line {no} of receipt {after.receipt} was returned already")
+    for key, left in after.money.items():
+        if left < 0:
+            raise Rejected(
+                "over_refund",
+                f"{format_money(-left, currency)} more would go back {describe(key)} than receipt {after.receipt} "
+                f"was paid with that way; pay it back to the receipt's other tenders",
+            )
+
+
+def room(conn: sqlite3.Connection, state: LaneState, key: Key, store: str, currency: str) -> int:
+    """What may still go back by one tender on this lane's refund, as it stands."""
+    return balance(conn, state.refund_of, store, currency, state.lane, state).money.get(key, 0)
+
+
+def return_lines(
+    conn: sqlite3.Connection, state: LaneState, code: str, qty: int, item: str, store: str, currency: str
+) -> list[RecordLine]:
+    """Returned lines for `qty` of the item scanned (`code`, or any barcode of `item`) taken from the
+    receipt's lines that still have some to give back, each at the price paid for it then."""
+    found = balance(conn, state.refund_of, store, currency, state.lane, state)
+    matching = [
+        line
+        for line in found.original.lines
+        if not line.voided and line.qty > 0 and (line.code == code or (item and line.item == item))
+    ]
+    if not matching:
+        raise Rejected("not_on_receipt", f"{code} is not on receipt {found.receipt}")
+    left, out = qty, []
+    for line in matching:
+        take = min(found.lines.get(line.no, 0), left)
+        if take <= 0:
+            continue
+        amount = line.amount * take // line.qty  # a weighed line is one line of qty 1: all of it
+        out.append(
+            msgspec.structs.replace(line, no=0, qty=-take, amount=-amount, voided=False, origin=line.no),
+        )
+        left -= take
+        if not left:
+            return out
+    sold = sum(line.qty for line in matching)
+    can = qty - left
+    raise Rejected(
+        "over_return",
+        f"receipt {found.receipt} has {sold} of {matching[0].name}; only {can} more can be returned",
+    )
