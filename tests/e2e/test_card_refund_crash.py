@@ -1,0 +1,67 @@
+"""A store node killed (-9) while the terminal is booking a card refund: on restart the lane settles the
+refund from the terminal's last transaction and journals it exactly once, so the customer is paid back
+once and the receipt counts as refunded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from devices.sim.zvt import ZvtSimulator
+from protocol.frames import CardTender, Login, RefundOf, ReturnItem, SaleState, Scan
+from tests.e2e.test_card_crash import COFFEE, _journal
+from tests.processes import STORE_TOML, Processes, storepos
+from till.client import TillClient, connect
+
+
+async def _settled(till: TillClient) -> None:
+    while till.state is None or till.state.status != "ready" or not till.receipts:
+        await till.pushed.wait()
+
+
+async def test_kill_9_during_a_card_refund_pays_back_once(tmp_path: Path, procs: Processes) -> None:
+    sim = ZvtSimulator(currency="SEK")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.run)
+        config = tmp_path / "store.toml"
+        config.write_text(
+            STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
+            + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
+        )
+        store, url = await procs.start("store", "store", "run", "--config", str(config))
+        with trio.fail_after(40):
+            async with connect(url, lane=1, till="T1") as till:
+                await till.request(Login(operator="1", pin="1234"))
+                await till.request(Scan(code=COFFEE))
+                await till.request(CardTender())
+                await _settled(till)
+                receipt = f"E2E-1-{till.receipts[-1].receipt_no}"
+                opened = await till.request(RefundOf(receipt=receipt))
+                assert isinstance(opened, SaleState) and opened.refund_of == receipt, opened
+                returned = await till.request(ReturnItem(code=COFFEE))
+                assert isinstance(returned, SaleState) and returned.due == -6995, returned
+                sim.hold = trio.Event()  # the customer is still at the terminal when the store dies
+                answer = await till.request(CardTender())
+                assert isinstance(answer, SaleState) and answer.status == "paying"
+                await sim.wait_until(lambda: sim.holding)
+            procs.kill9(store)
+            await store.wait()
+            sim.hold.set()  # the terminal books the refund; nobody is there to hear it
+            await sim.wait_until(lambda: any(t.kind == "refund" for t in sim.journal))
+
+            store, url = await procs.start("store2", "store", "run", "--config", str(config))
+            db = tmp_path / "store-data" / "store.db"
+            while len(rows := await trio.to_thread.run_sync(_journal, db)) < 2:  # noqa: ASYNC110 - another process
+                await trio.sleep(0.1)
+            async with connect(url, lane=1, till="T1") as till:
+                assert till.state is not None and till.state.status == "ready" and not till.state.lines
+                await till.request(Login(operator="1", pin="1234"))
+                refused = await till.request(RefundOf(receipt=receipt))
+                assert not isinstance(refused, SaleState), "the receipt is refunded in full already"
+        nursery.cancel_scope.cancel()
+    _, refund = rows
+    assert refund.refund_of == receipt and [(t.kind, t.amount) for t in refund.tenders] == [("card", -6995)]
+    assert [t.amount for t in sim.journal if t.kind == "refund"] == [6995] and sim.charged == 0
+    verify = await storepos("store", "verify-journal", "--config", str(config))
+    assert verify.returncode == 0, verify.stdout.decode()
