@@ -28,6 +28,7 @@ class Faults:
     reorder: float = 0.0  # per message: hold it back and deliver it after the next one
     delay: float = 0.0  # per message: wait up to this many seconds first
     silent: bool = False  # forward nothing, close nothing
+    deaf: bool = False  # forward nothing from upstream (central's answers are lost), close nothing
 
 
 @dataclass
@@ -72,7 +73,7 @@ class ChaosProxy:
                 async with trio.open_nursery() as nursery:
                     self._links.add(nursery.cancel_scope)
                     nursery.start_soon(self._pump, downstream, upstream, nursery.cancel_scope)
-                    nursery.start_soon(self._pump, upstream, downstream, nursery.cancel_scope)
+                    nursery.start_soon(self._pump, upstream, downstream, nursery.cancel_scope, True)
                 self._links.discard(nursery.cancel_scope)
         except (ConnectionClosed, HandshakeError, OSError):
             pass
@@ -80,14 +81,16 @@ class ChaosProxy:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await downstream.aclose()
 
-    async def _pump(self, src: WebSocketConnection, dst: WebSocketConnection, link: trio.CancelScope) -> None:
+    async def _pump(
+        self, src: WebSocketConnection, dst: WebSocketConnection, link: trio.CancelScope, answers: bool = False
+    ) -> None:
         held: bytes | str | None = None
         f, rng = self.faults, self.rng
         try:
             while True:
                 message = await src.get_message()
                 self.stats.messages += 1
-                if f.silent:
+                if f.silent or (answers and f.deaf):
                     continue
                 if f.cut and rng.random() < f.cut:
                     self.stats.cuts += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from protocol.money import parse_rate
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
+from storenode.lanes.lane import load_state
+from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0, make_store_config
 from tests.storenode.payment_kit import COFFEE, MILK, journal, until
 from till.client import TillClient, connect
@@ -192,3 +195,42 @@ async def test_invoice_and_foreign_cash_at_centrals_rate_even_offline(
     (cash,) = euros.tenders
     assert (cash.currency, cash.amount, cash.value, cash.rate) == ("EUR", 1000, 11400, 11_450_000)
     assert offline_euros.tenders[0].value == 2200
+
+
+async def test_a_store_that_dies_waiting_for_a_gift_card_answer_voids_the_move_on_restart(
+    tmp_path: Path, nursery: trio.Nursery, central: CentralNode
+) -> None:
+    """Central redeems and its answer is lost; the store stops before hearing it (a crash: nothing runs
+    on the way down). On restart the lane finds the attempt it saved before asking and voids the move
+    through the outbox, so the card gets its money back and the sale stays unpaid, never paid twice."""
+    await central.db.write(lambda c: giftcards.issue(c, "GC-9", "giftcard", 5000, "SEK", at=0))
+    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1))
+    await nursery.start(proxy.run)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as first_life:
+            store = await start_store(tmp_path, first_life, proxy.url)
+            await online(store)
+            async with connect(store.url, lane=1, till="T1") as till:
+                await selling(till, COFFEE)
+                proxy.faults.deaf = True  # the request reaches central; the answer never comes back
+                first_life.start_soon(till.request, GiftCardTender(card="GC-9"))
+                while await balance_of(central, "GC-9") == 5000:  # noqa: ASYNC110 - central's database
+                    await trio.sleep(0.01)
+                saved = await store.db.read(lambda c: load_state(c, 1))
+                assert saved.status == "paying" and saved.pending is not None and saved.pending.card == "GC-9"
+                first_life.cancel_scope.cancel()  # the store is gone mid-answer
+        assert await balance_of(central, "GC-9") == 0  # central did redeem
+
+        store = await start_store(tmp_path, nursery, central.url)  # restarted, central reachable again
+        while await balance_of(central, "GC-9") != 5000:  # noqa: ASYNC110 - the void travels in the outbox
+            await trio.sleep(0.05)
+        async with connect(store.url, lane=1, till="T1") as till:
+            assert till.state is not None and till.state.status in ("open", "tender")
+            assert till.state.paid == 0 and till.state.due == 6995  # nothing counted as paid
+            await till.request(Login(operator="1", pin="1234"))
+            receipt = await till.request(CashTender(amount=7000))
+            assert isinstance(receipt, Receipt)
+    (sale,) = journal(store)
+    assert [(t.kind, t.amount) for t in sale.tenders] == [("cash", 7000)]
+    assert [(p.method, p.outcome) for p in sale.payments] == [("giftcard", "unknown")]
+    assert await balance_of(central, "GC-9") == 5000
