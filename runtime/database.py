@@ -146,10 +146,17 @@ class Database:
         A caller that gives up early (its deadline passes) learns nothing about the outcome: a job
         already queued commits anyway. Such a caller must look the outcome up.
         """
-        async with self._slots:
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller queues nothing (yields only then)
+        try:  # a free slot is taken without yielding: `async with` would reschedule this task once more
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self._slots.acquire()
+        try:
             pending = _Pending(_Work(job, durable))
             self._queue.put(pending)
             await pending.event.wait()
+        finally:
+            self._slots.release()
         ok, value = pending.outcome
         if ok:
             return value  # type: ignore[no-any-return]

@@ -88,7 +88,12 @@ class Mailbox(Generic[M]):
         outcome the asker will look up), which also saves looking the deadline up on a hot path."""
         reply = _Reply()
         deadline = trio.current_effective_deadline() if expires else math.inf
-        await self._send.send(Envelope(message, deadline, reply))
+        envelope = Envelope(message, deadline, reply)
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller queues nothing (yields only then)
+        try:  # room in the mailbox: queue without yielding, the wait for the reply is this call's checkpoint
+            self._send.send_nowait(envelope)
+        except trio.WouldBlock:
+            await self._send.send(envelope)
         await reply.event.wait()
         if reply.error is not None:
             raise reply.error

@@ -8,6 +8,7 @@ Welcome. Bad frames are answered and the connection lives on.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,29 +30,51 @@ Query = Callable[[Any], Awaitable[TillFrame]]
 
 
 class TillConnection:
-    """One attached till: frames are queued for its writer task; a till that falls too far behind is
-    disconnected rather than allowed to grow memory or stall its lane."""
+    """One attached till: frames are queued for it and sent in order; a till that falls too far behind
+    is disconnected rather than allowed to grow memory or stall its lane.
+
+    Who sends: while the till's own frame is being handled (`answering`), what the lane pushes (the
+    answer, mostly) waits for that handling to end and is then sent by the reading task itself; anything
+    pushed at other times wakes the writer task. A scan's answer so costs no extra task switch, and a
+    frame pushed during a long request (a weighing) goes out with the answer, in order. Both senders take
+    frames off the one queue and hand them to `send_message` without yielding in between, and
+    trio-websocket's FIFO send lock keeps that order on the wire.
+    """
 
     def __init__(self, ws: WebSocketConnection, codec: TillCodec) -> None:
         self.ws = ws
         self.codec = codec
         self.till = ""
-        self._send, self._receive = trio.open_memory_channel[TillFrame](OUTGOING_CAPACITY)
+        self.answering = False
         self.overflowed = False
+        self._frames: deque[TillFrame] = deque()
+        self._closed = False
+        self._writer_waits = trio.lowlevel.ParkingLot()
 
     def push(self, frame: TillFrame) -> None:
-        try:
-            self._send.send_nowait(frame)
-        except trio.WouldBlock:
-            self.overflowed = True
-            self._send.close()
-        except trio.ClosedResourceError:
-            pass
+        if self._closed:
+            return
+        if len(self._frames) >= OUTGOING_CAPACITY:
+            self.overflowed = self._closed = True
+            self._frames.clear()
+            self._writer_waits.unpark_all()
+            return
+        self._frames.append(frame)
+        if not self.answering:
+            self._writer_waits.unpark_all()
+
+    async def send_queued(self) -> None:
+        frames = self._frames
+        while frames:
+            await self.ws.send_message(self.codec.encode(frames.popleft()))
 
     async def writer(self) -> None:
         try:
-            async for frame in self._receive:
-                await self.ws.send_message(self.codec.encode(frame))
+            while not self._closed:
+                if not self._frames or self.answering:
+                    await self._writer_waits.park()
+                    continue
+                await self.send_queued()
             if self.overflowed:
                 log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
                 await self.ws.aclose(code=1013, reason="too far behind; reconnect")
@@ -90,7 +113,13 @@ class Gateway:
                 nursery.start_soon(conn.writer)
                 try:
                     while True:
-                        lane = await self._frame(conn, lane, await ws.get_message())
+                        data = await ws.get_message()
+                        conn.answering = True
+                        try:
+                            lane = await self._frame(conn, lane, data)
+                        finally:
+                            conn.answering = False
+                        await conn.send_queued()
                 except ConnectionClosed:
                     nursery.cancel_scope.cancel()
         except Exception:

@@ -197,3 +197,36 @@ async def test_a_job_that_breaks_the_connection_fails_its_batch_and_the_run(tmp_
             with pytest.raises(DatabaseError, match=r"the database thread for .* stopped"):
                 await db.run()
     assert len(broken) == 1  # the caller was answered, not left waiting
+
+
+async def test_writers_beyond_capacity_wait_for_a_slot_and_a_cancelled_one_queues_nothing(tmp_path: Path) -> None:
+    db = Database(tmp_path / "c.db", SCHEMA, capacity=1)
+    release = threading.Event()
+
+    def blocking(c: sqlite3.Connection) -> int:
+        release.wait(10)
+        return c.execute("INSERT INTO t (id, v) VALUES (1, 'first')").rowcount
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.run)
+            first: list[int] = []
+
+            async def holder() -> None:
+                first.append(await db.write(blocking))
+
+            nursery.start_soon(holder)
+            await trio.sleep(0.05)  # the holder has the only slot; its job blocks the thread
+            with trio.move_on_after(0.2) as waited:
+                await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (2, 'never')"))
+            assert waited.cancelled_caught  # no slot: it waited and gave up before queueing
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (3, 'never')"))
+            assert scope.cancelled_caught
+            release.set()
+            while not first:  # noqa: ASYNC110 - the holder reports by appending; nothing to wait on
+                await trio.sleep(0.01)
+            assert await db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM t ORDER BY id")]) == [1]
+            nursery.cancel_scope.cancel()
+    assert first == [1]

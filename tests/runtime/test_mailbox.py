@@ -78,3 +78,26 @@ async def test_a_full_mailbox_makes_senders_wait(autojump_clock: trio.abc.Clock)
     assert waited.cancelled_caught
     assert box.receive_nowait().message == "a"
     assert box.tell_nowait("c") is True
+
+
+async def test_an_ask_waits_for_room_in_a_full_mailbox(autojump_clock: trio.abc.Clock) -> None:
+    box: Mailbox[str] = Mailbox(1)
+    await box.tell("a")
+    with trio.move_on_after(1) as waited:
+        await box.ask("b")
+    assert waited.cancelled_caught
+    assert box.pending() == 1  # the ask that found no room queued nothing
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, box, handler)
+            assert await box.ask("c") == "C"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_cancelled_asker_queues_nothing(autojump_clock: trio.abc.Clock) -> None:
+    box: Mailbox[str] = Mailbox(4)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await box.ask("never")
+    assert scope.cancelled_caught
+    assert box.pending() == 0
