@@ -220,16 +220,24 @@ def _price(conn: sqlite3.Connection, item: str, store: str, currency: str, at_ms
     return pricing.applicable((PriceRule(*r) for r in rules), store, at_ms)
 
 
-_ITEM = "SELECT i.item, i.name, i.vat_rate, i.unit, i.popup, i.active"
+# One statement for the item and all its price rules here: every statement is a hand-over of the GIL
+# between the lanes' thread and the database's, which costs more per scan than the SQL itself.
+_LOOKUP = (
+    "SELECT i.item, i.name, i.vat_rate, i.unit, i.popup, i.active, p.store, p.starts, p.ends, p.price "
+    "FROM barcodes b JOIN items i ON i.item = b.item "
+    "LEFT JOIN prices p ON p.item = i.item AND p.store IN ('', ?) AND p.currency = ? "
+    "WHERE b.code = ?"
+)
 
 
 def lookup(conn: sqlite3.Connection, code: str, store: str, currency: str, at_ms: int) -> Item | None:
     """The item a barcode sells, priced for this store at this moment (price -1: none applies)."""
-    row = conn.execute(f"{_ITEM} FROM barcodes b JOIN items i ON i.item = b.item WHERE b.code = ?", (code,)).fetchone()
-    if row is None:
+    rows = conn.execute(_LOOKUP, (store, currency, code)).fetchall()
+    if not rows:
         return None
-    item, name, vat_rate, unit, popup, active = row
-    applied = _price(conn, item, store, currency, at_ms)
+    item, name, vat_rate, unit, popup, active = rows[0][:6]
+    rules = (PriceRule(*r[6:]) for r in rows if r[6] is not None)
+    applied = pricing.applicable(rules, store, at_ms)
     return Item(item, name, -1 if applied is None else applied.price, vat_rate, unit, popup, bool(active))
 
 
