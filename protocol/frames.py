@@ -180,6 +180,7 @@ class Welcome(TillFrame, tag="welcome"):
     till: str
     state: SaleState
     version: int = PROTOCOL_VERSION
+    timezone: str = ""  # the store's IANA zone, so a till shows times (a campaign's end) as the store's clock reads
 
 
 class Receipt(TillFrame, tag="receipt"):

@@ -228,6 +228,7 @@ class Lane:
                         lane=self.number,
                         till=conn.till,
                         state=self._frame(),
+                        timezone=self.ctx.config.timezone,
                     )
                 )
             case Detach(conn):
