@@ -18,13 +18,23 @@ log = logging.getLogger(__name__)
 
 
 class CentralNode:
-    def __init__(self, db_path: Path, *, host: str = "127.0.0.1", port: int = 8700, node: str = "central") -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8700,
+        node: str = "central",
+        chunk_rows: int | None = None,
+    ) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
         self.health = HealthBoard()
         self.db = Database(db_path, MIGRATIONS)
         self.ingest = Ingest(node, self.db)
+        if chunk_rows is not None:  # small chunks make a transfer long enough to cut (crash tests)
+            self.ingest.chunk_rows = chunk_rows
         self.bound_port = 0
         self.listening = trio.Event()  # set once stores can connect: the node is ready only then
 

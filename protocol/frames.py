@@ -210,6 +210,7 @@ class Welcome(TillFrame, tag="welcome"):
     state: SaleState
     version: int = PROTOCOL_VERSION
     quick_keys: list[QuickKey] = []  # the till configuration's keys, in order
+    timezone: str = ""  # the store's IANA zone, so a till shows times (a campaign's end) as the store's clock reads
 
 
 class Receipt(TillFrame, tag="receipt"):

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8700)
     run.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
+    # Rows per catalogue chunk sent to stores; small values make transfers long enough for crash tests.
+    run.add_argument("--chunk-rows", type=int, help=argparse.SUPPRESS)
     listing = central.add_parser("sales", help="list the sales that arrived, per store")
     listing.add_argument("--db", type=Path, default=Path("central.db"))
     listing.add_argument("--store", help="list this store's receipts one by one")
@@ -167,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return run_demo(args.dir, interactive=not args.no_interactive)
         case "central", "run":
-            return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file))
+            return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file, args.chunk_rows))
         case "central", "reconcile":
             return trio.run(commands.central_reconcile, args.url, args.store)
         case "central", "sales":

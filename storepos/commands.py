@@ -30,8 +30,8 @@ def _fail(message: str) -> None:
     print(f"storepos: {message}", file=sys.stderr)
 
 
-async def central_run(db: Path, host: str, port: int, ready_file: Path | None) -> None:
-    node = CentralNode(db, host=host, port=port)
+async def central_run(db: Path, host: str, port: int, ready_file: Path | None, chunk_rows: int | None = None) -> None:
+    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         if ready_file is not None:

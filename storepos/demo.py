@@ -1,7 +1,9 @@
 """`storepos demo`: central and one store as real processes, then a scripted till, then yours.
 
 The nodes run exactly as in production (`storepos central run`, `storepos store run`), on ports the
-OS picks, with their logs in the demo folder so the till's screen stays readable.
+OS picks, with their logs in the demo folder so the till's screen stays readable. The store's
+packaged catalogue is imported at central first, as an operator would, so the lane sells from what
+central distributed rather than from the file it would fall back on alone.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import trio
 
-from central.registers import sales
+from central.registers import catalog, imports, sales
 from devices.sim.kit import LaneKit
+from protocol.frames import Status
+from protocol.gs1 import Gs1Config
 from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
-from till.client import TillClient
+from storenode.config import load_config
+from storenode.sync import replica
+from till.client import TillClient, connect
 from till.terminal import Hook, run_till, show_state
 
 STORE_TOML = """\
@@ -107,6 +114,58 @@ async def _await_sale(db: Path) -> str:
     return seen
 
 
+def catalogue_files(folder: Path, currency: str) -> list[tuple[str, Path]]:
+    """The packaged demo catalogue as the files an operator imports at central, in import order."""
+    demo = replica.read_catalog(replica.demo_catalog_path())
+    registers: dict[str, list[msgspec.Struct]] = {
+        "vat-rates": [catalog.VatRate(code=f"VAT{r // 100}", rate=r) for r in sorted({i.vat_rate for i in demo.items})],
+        "items": [
+            catalog.Item(
+                item=i.item, name=i.name, vat_rate=i.vat_rate, unit="kg" if i.unit == "kg" else "piece", popup=i.popup
+            )
+            for i in demo.items
+        ],
+        "barcodes": [catalog.Barcode(code=code, item=i.item) for i in demo.items for code in i.barcodes],
+        "prices": [imports.PriceRow(item=i.item, price=format_money(i.price, currency)) for i in demo.items],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for kind, rows in registers.items():
+        path = folder / f"{kind}.json"
+        path.write_bytes(msgspec.json.format(msgspec.json.encode(rows), indent=2) + b"\n")
+        files.append((kind, path))
+    return files
+
+
+def import_catalogue(db: Path, folder: Path, currency: str, gs1: Gs1Config) -> int:
+    """Import the demo catalogue as `storepos central import` does, checked against the store's GS1
+    layout (its weight keys); returns central's catalogue version."""
+    conn = imports.open_catalog(db, create=True)
+    try:
+        version = 0
+        for kind, path in catalogue_files(folder, currency):
+            try:
+                version = imports.import_file(conn, kind, path, currency=currency, gs1=gs1).version
+            except imports.Rejected as exc:
+                raise SystemExit(f"storepos demo: central refused {path}:\n" + "\n".join(exc.errors)) from None
+        return version
+    finally:
+        conn.close()
+
+
+async def _await_replica(store_url: str, version: int) -> bool:
+    """The store pulls central's catalogue on its own; the script should sell from it, so wait."""
+    with trio.move_on_after(30):
+        while True:
+            with trio.move_on_after(5):
+                async with connect(store_url, lane=0, attach=False) as client:
+                    status = await client.status()
+                    if isinstance(status, Status) and status.replica >= version:
+                        return True
+            await trio.sleep(0.1)
+    return False
+
+
 def device_hook(kit: LaneKit, out: Callable[[str], None] = print) -> Hook:
     """Lines starting with @ drive lane 1's simulated devices: `@scan CODE` scans at the lane's
     scanner, `@weigh GRAMS` puts goods on its scale, `@display` reads its customer display."""
@@ -167,9 +226,16 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
     try:
         config = folder / "store.toml"
         config.write_text(STORE_TOML.format(central=central_url) + kit.devices_toml())
+        settings = load_config(config)
+        files = folder / "catalogue"
+        version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
             print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
+            if await _await_replica(store_url, version):
+                print(f"store DEMO01 sells from catalogue version {version} from central (imported from {files})")
+            else:
+                print(f"! store DEMO01 has not received central's catalogue version {version}; see store.log")
             print(
                 f"lane 1 has a simulated receipt printer (port {kit.printer.port}), scanner, display, scale "
                 f"and card terminal (ZVT, port {kit.terminal.port})\n"
@@ -188,6 +254,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
             print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
+            print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")
             print(f"     storepos till --store {store_url} --lane 2")

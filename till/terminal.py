@@ -11,6 +11,7 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
@@ -38,14 +41,18 @@ from protocol.frames import (
     GiftCardQuery,
     GiftCardTender,
     InvoiceTender,
+    ItemInfo,
+    ItemSearch,
     Login,
     Logout,
+    PriceCheck,
     Receipt,
     RefundOf,
     ResolvePayment,
     ReturnItem,
     SaleState,
     Scan,
+    SearchResult,
     SetAside,
     StartSale,
     Status,
@@ -129,6 +136,12 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
                 return ReturnItem(code=code, qty=int(qty))
             case "stock", [code]:
                 return StockQuery(code=code)
+            case "find", [_, *_]:
+                return ItemSearch(text=" ".join(rest))
+            case "find", []:
+                raise ValueError("find what? e.g. find ban")
+            case "price", [code]:
+                return PriceCheck(code=code)
             case (("receive" | "transfer" | "adjust"), [code, qty, *note]):
                 reason = "receipt" if word == "receive" else word
                 return StockMove(code=code, qty=int(qty), reason=reason, note=" ".join(note))
@@ -179,6 +192,8 @@ def show_state(state: SaleState) -> str:
             f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
             f"   (VAT {vat})"
         )
+    if state.popup:  # the cashier must act on it (check the customer's age) before going on
+        out.append(f"!! {state.popup}")
     return "\n".join(out)
 
 
@@ -186,7 +201,48 @@ def _cur(currency: str, home: str) -> str:
     return "" if currency == home else f" {currency}"
 
 
-def show(frame: TillFrame) -> str:
+def _price(amount: int, currency: str, unit: str) -> str:
+    if amount < 0:
+        return "no price"
+    return f"{format_money(amount, currency)}{'/kg' if unit == 'kg' else ''}"
+
+
+def show_instant(ms: int, timezone: str = "") -> str:
+    """A time as the store's clock reads it when the till knows the store's zone, else in UTC."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        local = moment.astimezone(ZoneInfo(timezone)) if timezone else None
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this machine does not know: UTC is still right
+        local = None
+    if local is None:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def show_item(info: ItemInfo, timezone: str = "") -> str:
+    price = _price(info.price, info.currency, info.unit)
+    if info.price >= 0:
+        price = f"{info.currency} {price} (VAT {format_rate(info.vat_rate)})"
+    out = [f"{info.name} ({info.item}, {info.code}): {price}"]
+    if info.campaign_ends:
+        out.append(f"  campaign price until {show_instant(info.campaign_ends, timezone)}")
+    if info.popup:
+        out.append(f"  !! {info.popup}")
+    out.extend(f"  {label}: {text}" for label, text in (("info", info.info), ("warranty", info.warranty)) if text)
+    return "\n".join(out)
+
+
+def show_found(result: SearchResult, currency: str) -> str:
+    if not result.items:
+        return f"nothing found for {result.text!r}"
+    out = [f"found {len(result.items)} for {result.text!r}:"]
+    for f in result.items:
+        out.append(f"  {f.name[:30]:<30} {f.code:<14} {_price(f.price, currency, f.unit):>12}")
+    return "\n".join(out)
+
+
+def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
+    """`currency` and `timezone` are the store's, for answers that do not carry them."""
     match frame:
         case SaleState():
             return show_state(frame)
@@ -199,6 +255,10 @@ def show(frame: TillFrame) -> str:
         case StockInfo():
             where = frame.note or ", ".join(f"{s.location} {s.qty}" for s in frame.elsewhere) or "none elsewhere"
             return f"stock of {frame.name} ({frame.item}): here {frame.here}; {where}"
+        case ItemInfo():
+            return show_item(frame, timezone)
+        case SearchResult():
+            return show_found(frame, currency)
         case GiftCardInfo():
             return f"{frame.kind} {frame.card}: balance {frame.currency} {format_money(frame.balance, frame.currency)}"
         case TerminalReport():
@@ -289,7 +349,8 @@ async def _session(
         out(f"> {line.strip()}")
         with trio.fail_after(PAYMENT_TIMEOUT if isinstance(parsed, EndOfDay) else ANSWER_TIMEOUT):
             answer = await client.request(parsed)  # an end of day answers when the acquirer has its batch
-        out(show(answer))
+        zone = client.welcome.timezone if client.welcome else ""
+        out(show(answer, currency=state.currency if state else "SEK", timezone=zone))
         if isinstance(answer, SaleState) and answer.status == "paying":
             out(show(await _payment_outcome(client)))
     return True

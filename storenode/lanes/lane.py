@@ -235,6 +235,7 @@ class Lane:
                         till=conn.till,
                         state=self._frame(),
                         quick_keys=[QuickKey(label=a, code=c) for a, c in look.quick_keys] if look else [],
+                        timezone=self.ctx.config.timezone,
                     )
                 )
             case Detach(conn):

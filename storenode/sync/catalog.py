@@ -110,6 +110,7 @@ class CatalogFollower:
         if now.transfer_base is not None and now.transfer_base in (now.version, 0):
             base, cursor = now.transfer_base, now.cursor  # resume where a cut left it
             self.resumed += 1
+            log.info("catalogue transfer on version %d resumed where it was cut", base)
         else:
             if now.transfer_base is not None:  # staged on a version the replica no longer holds
                 await self.db.write(replica.forget_transfer)

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 
+from central.app import CentralNode
+from central.registers.catalog import Barcode, Item, Price, VatRate
 from protocol.frames import (
     CancelSale,
     CardTender,
     CashTender,
     EndOfDay,
+    Found,
     GiftCardQuery,
     GiftCardTender,
     InvoiceTender,
+    ItemInfo,
+    ItemSearch,
     Login,
     Logout,
+    PriceCheck,
     RefundOf,
     ResolvePayment,
+    SaleState,
     Scan,
+    SearchResult,
     SetAside,
     StartSale,
     StatusRequest,
@@ -28,8 +37,11 @@ from protocol.frames import (
     Total,
     VoidLine,
 )
+from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from till.terminal import InputError, parse, run_till, show
+from tests.conftest import T0, make_store_config
+from tests.storenode.test_distribution import HOUR, commit, until
+from till.terminal import InputError, parse, run_till, show, show_state
 
 
 @pytest.mark.parametrize(
@@ -49,6 +61,9 @@ from till.terminal import InputError, parse, run_till, show
         ("cash 12,50", CashTender(amount=1250)),
         ("cancel", CancelSale()),
         ("status", StatusRequest()),
+        ("find ban", ItemSearch(text="ban")),
+        ("FIND  Ban   Fre ", ItemSearch(text="Ban Fre")),  # the words as typed, however spaced
+        ("price 7310000000218", PriceCheck(code="7310000000218")),
         ("help", "help"),
         ("quit", "quit"),
         ("# a comment", None),
@@ -59,7 +74,9 @@ def test_parse(line: str, expected: object) -> None:
     assert parse(line, "SEK", 19100) == expected
 
 
-@pytest.mark.parametrize("line", ["bogus", "void x", "cash 1.234", "login 1", "3*", "scan", "cash 1e2"])
+@pytest.mark.parametrize(
+    "line", ["bogus", "void x", "cash 1.234", "login 1", "3*", "scan", "cash 1e2", "find", "price", "price 1 2"]
+)
 def test_parse_refuses_with_a_reason(line: str) -> None:
     with pytest.raises(InputError, match=r"cannot read|unknown command"):
         parse(line, "SEK", 0)
@@ -122,3 +139,94 @@ def test_end_of_day_is_shown_with_its_card_groups() -> None:
         totals=[TerminalTotal(card="Visa", count=2, amount=8585)], text="Kassenschnitt",
     )  # fmt: skip
     assert show(report) == "end of day at terminal-1: done, 2 payments, SEK 85.85\n  Visa: 2, 85.85\nKassenschnitt"
+
+
+LAGER = "7310000000218"  # the demo catalogue's item with a pop-up text
+
+
+def test_a_pop_up_is_the_last_line_of_the_lane() -> None:
+    state = SaleState(lane=1, status="open", currency="SEK", message="Lager 16.95", popup="Check age: 18+")
+    assert show_state(state).splitlines()[-1] == "!! Check age: 18+"
+    assert "!!" not in show_state(msgspec.structs.replace(state, popup=""))
+
+
+def test_found_items_with_and_without_a_price() -> None:
+    found = SearchResult(
+        text="ban",
+        items=[
+            Found(item="1005", name="Bananas", code="2300005", price=2495, unit="kg"),
+            Found(item="1099", name="Banana bread", code="7310000000300"),
+        ],
+    )
+    lines = show(found, currency="SEK").splitlines()
+    assert lines[0] == "found 2 for 'ban':"
+    assert "Bananas" in lines[1] and "2300005" in lines[1] and lines[1].endswith("24.95/kg")
+    assert "Banana bread" in lines[2] and lines[2].endswith("no price")
+    assert show(SearchResult(text="xyz"), currency="SEK") == "nothing found for 'xyz'"
+
+
+def test_a_campaign_end_reads_in_the_store_zone_when_the_till_knows_it() -> None:
+    info = ItemInfo(
+        item="1021",
+        name="Lager",
+        code=LAGER,
+        price=1295,
+        currency="SEK",
+        vat_rate=1200,
+        campaign_ends=T0,  # 2026-11-18T11:06:40Z
+        popup="Check age: 18+",
+        warranty="none",
+    )
+    text = show(info, timezone="Europe/Stockholm")
+    assert text.splitlines() == [
+        f"Lager (1021, {LAGER}): SEK 12.95 (VAT 12%)",
+        "  campaign price until 2026-11-18 12:06 CET",
+        "  !! Check age: 18+",
+        "  warranty: none",
+    ]
+    assert "campaign price until 2026-11-18T11:06:40Z" in show(info)
+    assert "campaign price until 2026-11-18T11:06:40Z" in show(info, timezone="Mars/Olympus_Mons")
+    unpriced = show(msgspec.structs.replace(info, price=-1, campaign_ends=0))
+    assert unpriced.splitlines()[0] == f"Lager (1021, {LAGER}): no price"
+
+
+async def test_find_price_check_and_pop_up_in_a_session(store: StoreNode, tmp_path: Path) -> None:
+    script = tmp_path / "s.txt"
+    script.write_text(f"find lag\nprice {LAGER}\nprice 999\nlogin 1 1234\n{LAGER}\n7310000000010\nquit\n")
+    out: list[str] = []
+    with trio.fail_after(20):
+        rc = await run_till(store.url, 1, "T1", script, read_stdin=False, out=out.append)
+    text = "\n".join(out)
+    assert rc == 0
+    assert f"found 1 for 'lag':\n  Lager 3.5% 50 cl               {LAGER}         16.95" in text
+    assert f"Lager 3.5% 50 cl (1021, {LAGER}): SEK 16.95 (VAT 12%)\n  !! Check age: 18+" in text
+    assert "! unknown_barcode: no item has barcode 999" in text
+    scanned = text.split(f"> {LAGER}\n")[1].split("> 7310000000010")[0]
+    assert scanned.rstrip().endswith("!! Check age: 18+")  # shown with the scan that brought it
+    assert text.count("!! Check age") == 2  # the price check's and the scan's; not the next scan's
+
+
+async def test_a_campaign_from_central_ends_in_the_store_zone(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    config = msgspec.structs.replace(make_store_config(tmp_path, central_url=central.url), timezone="Asia/Tokyo")
+    store = StoreNode(config, clock=FixedClock(T0))
+    with trio.fail_after(30):
+        await nursery.start(store.run)
+        await commit(central, "vat-rates", [VatRate(code="A", rate=1200)])
+        await commit(central, "items", [Item(item="1021", name="Lager", vat_rate=1200)])
+        await commit(central, "barcodes", [Barcode(code=LAGER, item="1021")])
+        version = await commit(
+            central,
+            "prices",
+            [
+                Price(item="1021", price=1695, currency="SEK"),
+                Price(item="1021", starts=T0 - HOUR, ends=T0 + HOUR, price=1295, currency="SEK"),
+            ],
+        )
+        await until(lambda: store.catalog_follower.view.version == version)
+        script = tmp_path / "s.txt"
+        script.write_text(f"price {LAGER}\n")
+        out: list[str] = []
+        await run_till(store.url, 1, "T1", script, read_stdin=False, out=out.append)
+    assert "SEK 12.95 (VAT 12%)\n  campaign price until 2026-11-18 21:06 JST" in "\n".join(out)
