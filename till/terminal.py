@@ -12,6 +12,7 @@ Lines (from --script first, then standard input):
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
+  keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
 
@@ -21,7 +22,7 @@ When the store drops the connection the till reattaches to its lane and shows th
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +47,7 @@ from protocol.frames import (
     Login,
     Logout,
     PriceCheck,
+    QuickKey,
     Receipt,
     RefundOf,
     ResolvePayment,
@@ -80,8 +82,9 @@ class InputError(ValueError):
     pass
 
 
-def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
-    """A command for the store, a local word ("help", "quit"), or None for nothing to do."""
+def parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKey] = ()) -> Command | str | None:
+    """A command for the store, a local word ("help", "quit", "keys"), or None for nothing to do.
+    `quick_keys` are the ones the store's welcome gave, in key order (key 1 is the first)."""
     line = line.strip()
     if not line or line.startswith("#"):
         return None
@@ -89,8 +92,15 @@ def parse(line: str, currency: str, cash_due: int) -> Command | str | None:
     word = word.lower()
     try:
         match word, rest:
-            case (("help" | "quit" | "exit"), []):
+            case (("help" | "quit" | "exit" | "keys"), []):
                 return word
+            case "key", [number]:
+                n = int(number)
+                if not 1 <= n <= len(quick_keys):
+                    raise ValueError(
+                        f"this till has quick keys 1 to {len(quick_keys)}" if quick_keys else "no quick keys"
+                    )
+                return Scan(code=quick_keys[n - 1].code)
             case "login", [number, pin]:
                 return Login(operator=number, pin=pin)
             case "logout", []:
@@ -333,8 +343,9 @@ async def _session(
         if hook is not None and await hook(line, client):
             continue
         state = client.state
+        keys = client.welcome.quick_keys if client.welcome else []
         try:
-            parsed = parse(line, state.currency if state else "SEK", state.cash_due if state else 0)
+            parsed = parse(line, state.currency if state else "SEK", state.cash_due if state else 0, keys)
         except InputError as exc:
             out(f"! {exc}")
             continue
@@ -342,6 +353,9 @@ async def _session(
             continue
         if parsed == "help":
             out(HELP)
+            continue
+        if parsed == "keys":
+            out("\n".join(f"  {n}: {k.label} ({k.code})" for n, k in enumerate(keys, 1)) or "no quick keys")
             continue
         if parsed in ("quit", "exit"):
             return True

@@ -24,6 +24,7 @@ from protocol.frames import (
     Login,
     Logout,
     PriceCheck,
+    QuickKey,
     RefundOf,
     ResolvePayment,
     SaleState,
@@ -230,3 +231,13 @@ async def test_a_campaign_from_central_ends_in_the_store_zone(
         out: list[str] = []
         await run_till(store.url, 1, "T1", script, read_stdin=False, out=out.append)
     assert "SEK 12.95 (VAT 12%)\n  campaign price until 2026-11-18 21:06 JST" in "\n".join(out)
+
+
+def test_quick_keys_scan_their_item_by_number() -> None:
+    keys = [QuickKey(label="Milk", code="7310000000010"), QuickKey(label="Bananas", code="2300005")]
+    assert parse("key 2", "SEK", 0, keys) == Scan(code="2300005")
+    assert parse("keys", "SEK", 0, keys) == "keys"
+    with pytest.raises(InputError, match="quick keys 1 to 2"):
+        parse("key 3", "SEK", 0, keys)
+    with pytest.raises(InputError, match="no quick keys"):
+        parse("key 1", "SEK", 0)
