@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: see bench/processes.py
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -309,9 +310,17 @@ async def bench(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-                _, small_store, small_url, _ = await start_pair(fleet, folder / "small", "small", small_db)
+                small_central, small_store, small_url, _ = await start_pair(fleet, folder / "small", "small", small_db)
                 await until_version(small_url, central_version(small_db), small_store.pid, [], poll=0.05)
-                scan_window = Window({"store": big_store.pid})
+                scan_window = Window(  # every process of this run, so "other load" means someone else's
+                    {
+                        "store": big_store.pid,
+                        "small-store": small_store.pid,
+                        "central": big_central.pid,
+                        "small-central": small_central.pid,
+                        "client": os.getpid(),
+                    }
+                )
                 scan_window.begin()
                 result["scans"] = await scans(
                     big_url, small_url, barcodes_of(args.items), barcodes_of(args.small), args.scans

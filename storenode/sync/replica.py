@@ -277,7 +277,9 @@ def search(conn: sqlite3.Connection, text: str, limit: int, store: str, currency
     if not match:
         return []
     rows = conn.execute(
-        "SELECT i.item, i.name, i.unit, (SELECT min(code) FROM barcodes b WHERE b.item = i.item) "
+        # A full barcode before a 7-digit variable-measure key: what a cashier can type or scan as is.
+        "SELECT i.item, i.name, i.unit, "
+        "(SELECT code FROM barcodes b WHERE b.item = i.item ORDER BY length(code) = 7, code LIMIT 1) "
         "FROM items_fts f JOIN items i ON i.rowid = f.rowid WHERE items_fts MATCH ? AND i.active "
         "ORDER BY f.rank, i.name LIMIT ?",
         (match, limit),

@@ -160,7 +160,11 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
             Item(item="5", name='Weird "quote" name*', vat_rate=2500),
         ],
     )
-    write(central, "barcodes", [Barcode(code="2300005", item="1"), Barcode(code="12345670", item="2")])
+    write(
+        central,
+        "barcodes",
+        [Barcode(code="2300005", item="1"), Barcode(code="7310000000058", item="1"), Barcode(code="12345670", item="2")],
+    )
     write(central, "prices", [Price(item="1", price=2490, currency="SEK")])
     pull_all(central, store)
 
@@ -172,5 +176,6 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
     assert names("kott") == ["Kött bullar"] and names("meatb") == ["Kött bullar"]
     assert names('"quote') == ['Weird "quote" name*'] and names("*") == [] and names("") == []
     found = {f.item: f for f in replica.search(store, "ban", 10, "S001", "SEK", T0)}
-    assert (found["1"].code, found["1"].price, found["1"].unit) == ("2300005", 2490, "kg")
+    # the item's full barcode, not its lower-sorting variable-measure key
+    assert (found["1"].code, found["1"].price, found["1"].unit) == ("7310000000058", 2490, "kg")
     assert (found["2"].code, found["2"].price) == ("12345670", -1)  # no price here: shown, not sellable
