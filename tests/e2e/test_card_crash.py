@@ -17,16 +17,22 @@ from till.client import connect
 COFFEE = "7310000000034"
 
 
+def terminal_store(folder: Path, port: int) -> Path:
+    """A store.toml (no central, SEK) whose lane 1 has the ZVT simulator on `port` as its terminal."""
+    config = folder / "store.toml"
+    config.write_text(
+        STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
+        + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
+    )
+    return config
+
+
 async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_path: Path, procs: Processes) -> None:
     sim = ZvtSimulator(currency="SEK")
     sim.hold = trio.Event()  # the customer is still at the terminal when the store dies
     async with trio.open_nursery() as nursery:
         port = await nursery.start(sim.run)
-        config = tmp_path / "store.toml"
-        config.write_text(
-            STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
-            + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
-        )
+        config = terminal_store(tmp_path, port)
         store, url = await procs.start("store", "store", "run", "--config", str(config))
         with trio.fail_after(40):
             async with connect(url, lane=1, till="T1") as till:

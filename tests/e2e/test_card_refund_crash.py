@@ -10,8 +10,8 @@ import trio
 
 from devices.sim.zvt import ZvtSimulator
 from protocol.frames import CardTender, Login, RefundOf, ReturnItem, SaleState, Scan
-from tests.e2e.test_card_crash import COFFEE, _journal
-from tests.processes import STORE_TOML, Processes, storepos
+from tests.e2e.test_card_crash import COFFEE, _journal, terminal_store
+from tests.processes import Processes, storepos
 from till.client import TillClient, connect
 
 
@@ -24,11 +24,7 @@ async def test_kill_9_during_a_card_refund_pays_back_once(tmp_path: Path, procs:
     sim = ZvtSimulator(currency="SEK")
     async with trio.open_nursery() as nursery:
         port = await nursery.start(sim.run)
-        config = tmp_path / "store.toml"
-        config.write_text(
-            STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
-            + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
-        )
+        config = terminal_store(tmp_path, port)
         store, url = await procs.start("store", "store", "run", "--config", str(config))
         with trio.fail_after(40):
             async with connect(url, lane=1, till="T1") as till:

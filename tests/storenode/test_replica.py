@@ -163,7 +163,11 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
     write(
         central,
         "barcodes",
-        [Barcode(code="2300005", item="1"), Barcode(code="7310000000058", item="1"), Barcode(code="12345670", item="2")],
+        [
+            Barcode(code="2300005", item="1"),
+            Barcode(code="7310000000058", item="1"),
+            Barcode(code="12345670", item="2"),
+        ],
     )
     write(central, "prices", [Price(item="1", price=2490, currency="SEK")])
     pull_all(central, store)
