@@ -84,7 +84,7 @@ def read_chunk(
     base, cursors = pull.base, _cursors(pull)
     if base > current:  # the store knows a version central does not (central restored): start over
         base, cursors = 0, {}
-    chunk = CatalogChunk(base=base, cursor=b"", done=True, version=current)
+    chunk = CatalogChunk(base=base, cursor=b"", done=True, version=current, id=pull.id)
     budget_rows, budget_bytes = rows, size
     # Every call reads every register from its position on, so rows of an earlier register changed
     # since it was finished are picked up before the transfer may end.

@@ -473,6 +473,7 @@ class CatalogPull(LinkFrame, tag=8):
 
     base: int
     cursor: bytes = b""
+    id: int = 0  # echoed on the chunk: a chunk answering any other pull (duplicated, late) is dropped
 
 
 class CatalogChunk(LinkFrame, tag=9):
@@ -491,6 +492,7 @@ class CatalogChunk(LinkFrame, tag=9):
     prices: list[PriceRow] = []
     tills: list[TillRow] = []
     till_configs: list[TillConfigRow] = []
+    id: int = 0  # the pull this answers
 
 
 class CatalogNotice(LinkFrame, tag=10):

@@ -9,6 +9,7 @@ of this: they sell from the live tables, which change only when a transfer compl
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,8 @@ class CatalogFollower:
         self._newer = trio.Event()
         self._chunks: trio.MemorySendChannel[CatalogChunk | TransferRefused] | None = None
         self._encoder = msgspec.msgpack.Encoder()
+        self._pulls = itertools.count(1)
+        self._asked = 0  # the id of the pull waiting for its chunk; 0: none
 
     async def start(self) -> None:
         """Read the replica's version before the lanes sell from it, so status is right from the start."""
@@ -76,16 +79,20 @@ class CatalogFollower:
             self._newer.set()
 
     def received(self, chunk: CatalogChunk) -> None:
-        if self._chunks is None:
-            log.warning("a catalogue chunk nobody asked for; ignored")
+        if self._chunks is None or chunk.id != self._asked:
+            # A duplicate or a late answer to an earlier pull: taken as the answer to this one, its
+            # position (or, from an old snapshot, its "replace everything") would corrupt the transfer.
+            log.warning("a catalogue chunk for pull %d, not the one waiting (%d); ignored", chunk.id, self._asked)
             return
+        self._asked = 0
         try:
             self._chunks.send_nowait(chunk)
         except trio.WouldBlock:
             log.warning("a catalogue chunk nobody asked for; ignored")
 
     def refused(self, message: str) -> None:
-        if self._chunks is not None:
+        if self._chunks is not None and self._asked:
+            self._asked = 0
             self._chunks.send_nowait(TransferRefused(message))
 
     async def follow(self, send: Callable[[bytes], Awaitable[None]]) -> None:
@@ -116,7 +123,8 @@ class CatalogFollower:
                 await self.db.write(replica.forget_transfer)
             base, cursor = now.version, b""
         while True:
-            await send(self._encoder.encode(CatalogPull(base=base, cursor=cursor)))
+            self._asked = next(self._pulls)
+            await send(self._encoder.encode(CatalogPull(base=base, cursor=cursor, id=self._asked)))
             with trio.fail_after(self.chunk_timeout):
                 chunk = await chunks.receive()
             if isinstance(chunk, TransferRefused):

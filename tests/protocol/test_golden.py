@@ -461,8 +461,8 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     ),
     (
         "CatalogPull",
-        CatalogPull(base=12, cursor=b"\x81\x01"),
-        "93080cc4028101",
+        CatalogPull(base=12, cursor=b"\x81\x01", id=3),
+        "94080cc402810103",
     ),
     (
         "CatalogChunk",
@@ -478,11 +478,12 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             prices=[("2001", "", 0, 0, 2490, "SEK"), ("2001", "S001", 1000, 2000, 1990, "SEK")],
             tills=[("S001", "T1", "Front", 1)],
             till_configs=[("", "Corner Shops", "Thanks", "Bananas=2300005")],
+            id=3,
         ),
-        "9c090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
+        "9d090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
         "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
         "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
-        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d32333030303035",
+        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503",
     ),
     (
         "CatalogNotice",

@@ -4,6 +4,7 @@ leaves selling on the last good version and resumes where it stopped."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
+from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0, make_store_config
 from till.client import connect
 
@@ -259,3 +261,33 @@ async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
             assert isinstance(receipt, Receipt)
             assert "Corner Shop" in receipt.text and "Main St 1" in receipt.text and "Welcome back" in receipt.text
             assert "Chain header" not in receipt.text  # the store's own configuration wins
+
+
+async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catalogue(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    """A chunk answering an earlier pull (a duplicate, a late one) must never be taken for the answer to
+    the current one: its position, or an old snapshot's "replace everything", would corrupt the copy."""
+    central.ingest.chunk_rows = 7
+    proxy = ChaosProxy(central.url, Faults(duplicate=0.3), rng=random.Random(5))
+    await nursery.start(proxy.run)
+    with trio.fail_after(60):
+        version = await seed(central, 120)
+        config = msgspec.structs.replace(make_store_config(tmp_path, central_url=proxy.url), store="S001")
+        store = StoreNode(config, clock=FixedClock(T0))
+        await nursery.start(store.run)
+        await until(lambda: store.catalog_follower.view.version == version)
+        changed = await commit(
+            central, "prices", [Price(item=f"{n:04}", price=7, currency="SEK") for n in range(0, 120, 3)]
+        )
+        await until(lambda: store.catalog_follower.view.version == changed)
+    assert proxy.stats.duplicates > 0
+
+    def rows(c: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
+        return [
+            c.execute("SELECT item, name FROM items ORDER BY item").fetchall(),
+            c.execute("SELECT code, item FROM barcodes ORDER BY code").fetchall(),
+            c.execute("SELECT item, store, starts, ends, price FROM prices ORDER BY item").fetchall(),
+        ]
+
+    assert await store.db.read(rows) == await central.db.read(rows)
