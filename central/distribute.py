@@ -61,13 +61,18 @@ def _size(row: Sequence[Any]) -> int:
     return sum(len(v) if isinstance(v, str) else 8 for v in row)
 
 
-def _cursors(pull: CatalogPull) -> dict[str, list[str | int]]:
+EPOCH_KEY = "@epoch"  # in a cursor: the catalogue its positions belong to
+
+
+def _cursors(pull: CatalogPull, epoch: str) -> dict[str, list[str | int]]:
     if not pull.cursor:
         return {}
     try:
         cursors = _cursor_decoder.decode(pull.cursor)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BadPull(f"transfer position is not one central wrote: {exc}") from None
+    if cursors.pop(EPOCH_KEY, [epoch]) != [epoch]:
+        raise BadPull("transfer position is from another catalogue (central was rebuilt); start over")
     for kind, position in cursors.items():
         register = REGISTERS.get(kind)
         if register not in DISTRIBUTED or len(position) != 1 + len(register.key):
@@ -80,11 +85,11 @@ def read_chunk(
 ) -> CatalogChunk:
     """The next chunk of the transfer `pull` asks for. Run inside one transaction (the database
     actor's jobs are), so `done` and `version` describe one consistent state."""
-    current = catalog.version(conn)
-    base, cursors = pull.base, _cursors(pull)
+    current, epoch = catalog.version(conn), catalog.epoch(conn)
+    base, cursors = pull.base, _cursors(pull, epoch)
     if base > current:  # the store knows a version central does not (central restored): start over
         base, cursors = 0, {}
-    chunk = CatalogChunk(base=base, cursor=b"", done=True, version=current, id=pull.id)
+    chunk = CatalogChunk(base=base, cursor=b"", done=True, version=current, id=pull.id, epoch=epoch)
     budget_rows, budget_bytes = rows, size
     # Every call reads every register from its position on, so rows of an earlier register changed
     # since it was finished are picked up before the transfer may end.
@@ -108,7 +113,7 @@ def read_chunk(
         if len(taken) < len(found) or len(found) == limit or budget_bytes < 0:
             chunk.done = False  # there may be more of this register
             break
-    chunk.cursor = _cursor_encoder.encode(cursors)
+    chunk.cursor = _cursor_encoder.encode({**cursors, EPOCH_KEY: [epoch]})
     return chunk
 
 
@@ -121,9 +126,10 @@ class Distributor:
         self.db = db
         self.stores = stores  # store id -> send a frame on its link
         self.version = 0
+        self.epoch = ""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.version = await self.db.read(catalog.version)
+        self.version, self.epoch = await self.db.read(lambda c: (catalog.version(c), catalog.epoch(c)))
         task_status.started()
         encoder = msgspec.msgpack.Encoder()
         while True:

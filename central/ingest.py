@@ -102,7 +102,12 @@ class Ingest:
             store = hello.node
             self.links[store] = link
             acked = await self.db.read(lambda c: cursors.cursors(c, store))
-            welcome = LinkWelcome(node=self.node, acked=acked, catalog=self.distributor.version)
+            welcome = LinkWelcome(
+                node=self.node,
+                acked=acked,
+                catalog=self.distributor.version,
+                catalog_epoch=self.distributor.epoch,
+            )
             await ws.send_message(self.codec.encode(welcome))
             await self._session(link, store)
         except (ConnectionClosed, trio.TooSlowError):

@@ -192,4 +192,14 @@ MIGRATIONS = [
         CREATE INDEX till_configs_version ON till_configs (version, store);
         """,
     ),
+    Migration(
+        7,
+        # The catalogue's epoch: a random name given once, when the database is made, so a store can
+        # tell "version 12 of this catalogue" from version 12 of another central (a restore from some
+        # other lineage, a store moved to another chain) and take a fresh snapshot instead.
+        """
+        ALTER TABLE catalog_version ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+        UPDATE catalog_version SET epoch = lower(hex(randomblob(8)));
+        """,
+    ),
 ]

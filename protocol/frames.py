@@ -409,6 +409,7 @@ class LinkWelcome(LinkFrame, tag=2):
     acked: dict[str, int]  # stream -> highest contiguous seq central has applied for this store
     version: int = PROTOCOL_VERSION
     catalog: int = 0  # central's catalogue version: a store behind it pulls the difference
+    catalog_epoch: str = ""  # which catalogue those versions count in (set when central's database was made)
 
 
 class Event(msgspec.Struct, array_like=True):
@@ -493,6 +494,7 @@ class CatalogChunk(LinkFrame, tag=9):
     tills: list[TillRow] = []
     till_configs: list[TillConfigRow] = []
     id: int = 0  # the pull this answers
+    epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
 
 
 class CatalogNotice(LinkFrame, tag=10):

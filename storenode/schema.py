@@ -212,4 +212,11 @@ MIGRATIONS = [
         CREATE INDEX journal_refund_of ON journal (refund_of) WHERE refund_of != '';
         """,
     ),
+    Migration(
+        9,
+        # The epoch of central's catalogue the replica's version counts in ('' : not known yet).
+        """
+        ALTER TABLE replica ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]

@@ -158,6 +158,11 @@ def version(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT version FROM catalog_version WHERE id = 1").fetchone()[0]
 
 
+def epoch(conn: sqlite3.Connection) -> str:
+    """The catalogue's name for the series its versions count in (see central migration 7)."""
+    return conn.execute("SELECT epoch FROM catalog_version WHERE id = 1").fetchone()[0]
+
+
 def key_of(register: Register, row: msgspec.Struct) -> tuple[Any, ...]:
     return tuple(getattr(row, column) for column in register.key)
 

@@ -55,6 +55,7 @@ class CatalogFollower:
         self._encoder = msgspec.msgpack.Encoder()
         self._pulls = itertools.count(1)
         self._asked = 0  # the id of the pull waiting for its chunk; 0: none
+        self._epoch = ""  # central's catalogue epoch, from its welcome
 
     async def start(self) -> None:
         """Read the replica's version before the lanes sell from it, so status is right from the start."""
@@ -72,7 +73,8 @@ class CatalogFollower:
 
     # Called by the sync link's receiver for frames that belong to the catalogue.
 
-    def announced(self, version: int) -> None:
+    def announced(self, version: int, epoch: str = "") -> None:
+        self._epoch = epoch or self._epoch
         if version > self.view.central or version < self.view.version:  # newer, or central started over
             self.view.central = version
             self._report()
@@ -108,20 +110,37 @@ class CatalogFollower:
         finally:
             self._chunks = None
 
+    async def _origin(self) -> tuple[int, bytes]:
+        """Where a transfer starts: resumed where a cut left it, else after the replica's version, or
+        from nothing when the replica's versions count in another catalogue than central's (central
+        rebuilt from another lineage, or the store moved): those compare with nothing here. The live
+        copy sells on meanwhile; a staged transfer of the wrong lineage is refused by central by its
+        position, and then forgotten."""
+        now = await self.db.read(replica.state)
+        other = bool(now.epoch and self._epoch and now.epoch != self._epoch)
+        if (
+            now.transfer_base is not None
+            and now.transfer_base in (now.version, 0)
+            and not (other and now.transfer_base)
+        ):
+            self.resumed += 1
+            log.info("catalogue transfer on version %d resumed where it was cut", now.transfer_base)
+            return now.transfer_base, now.cursor
+        if now.transfer_base is not None:  # staged on a version this transfer does not build on
+            await self.db.write(replica.forget_transfer)
+        if other:
+            log.warning(
+                "central's catalogue is %s, this store's copy is of %s: taking a snapshot", self._epoch, now.epoch
+            )
+            return 0, b""
+        return now.version, b""
+
     async def _transfer(
         self,
         send: Callable[[bytes], Awaitable[None]],
         chunks: trio.MemoryReceiveChannel[CatalogChunk | TransferRefused],
     ) -> None:
-        now = await self.db.read(replica.state)
-        if now.transfer_base is not None and now.transfer_base in (now.version, 0):
-            base, cursor = now.transfer_base, now.cursor  # resume where a cut left it
-            self.resumed += 1
-            log.info("catalogue transfer on version %d resumed where it was cut", base)
-        else:
-            if now.transfer_base is not None:  # staged on a version the replica no longer holds
-                await self.db.write(replica.forget_transfer)
-            base, cursor = now.version, b""
+        base, cursor = await self._origin()
         while True:
             self._asked = next(self._pulls)
             await send(self._encoder.encode(CatalogPull(base=base, cursor=cursor, id=self._asked)))
@@ -130,14 +149,14 @@ class CatalogFollower:
             if isinstance(chunk, TransferRefused):
                 log.warning("central refused to continue the catalogue transfer (%s); starting it over", chunk)
                 await self.db.write(replica.forget_transfer)
-                base, cursor = self.view.version, b""
+                base, cursor = await self._origin()
                 continue
             try:
                 applied = await self.db.write(lambda c, chunk=chunk, asked=base: replica.stage(c, chunk, asked))
             except replica.ReplicaGap as exc:
                 log.error("catalogue: %s; asking for what this store missed", exc)
                 self._report(error=str(exc))
-                base, cursor = self.view.version, b""
+                base, cursor = await self._origin()
                 continue
             self.view.central = max(self.view.central, chunk.version)
             if applied is not None:

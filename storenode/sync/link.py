@@ -172,7 +172,7 @@ class SyncLink:
                 await self.db.write(lambda c, s=name, q=stream.acked: outbox.acknowledge(c, s, q))
             self.signal.backlog = await self.db.read(outbox.backlog)
             if self.catalog is not None:
-                self.catalog.announced(welcome.catalog)
+                self.catalog.announced(welcome.catalog, welcome.catalog_epoch)
             self._ws = ws
             self._set_online(True)
             log.info("link to central %s up", url)

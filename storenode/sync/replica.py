@@ -99,11 +99,12 @@ class ReplicaState:
     version: int  # the version the live tables hold exactly (0: only a catalogue file, or nothing)
     transfer_base: int | None  # a transfer in progress builds on this version; None: none in progress
     cursor: bytes  # where it stands, as central wrote it
+    epoch: str = ""  # the central catalogue `version` counts in; "": not known (a file's seed, an old copy)
 
 
 def state(conn: sqlite3.Connection) -> ReplicaState:
-    version, base, cursor = conn.execute("SELECT version, transfer_base, cursor FROM replica WHERE id = 1").fetchone()
-    return ReplicaState(version, base, cursor)
+    row = conn.execute("SELECT version, transfer_base, cursor, epoch FROM replica WHERE id = 1").fetchone()
+    return ReplicaState(*row)
 
 
 # Register tables in the order a transfer fills them, with the columns of central's registers.
@@ -175,7 +176,10 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
             f"ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET {updates}"
         )
     _clear_stage(conn)
-    conn.execute("UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'' WHERE id = 1", (chunk.version,))
+    conn.execute(
+        "UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'', epoch = ? WHERE id = 1",
+        (chunk.version, chunk.epoch),
+    )
     return chunk.version
 
 

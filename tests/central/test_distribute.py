@@ -166,3 +166,16 @@ def test_chunks_stay_under_the_byte_budget_and_a_huge_row_still_moves(conn: sqli
     chunks, staged = transfer(conn, 0, size=100)  # every item is bigger than the budget: one per chunk
     assert all(len(c.items) <= 1 for c in chunks)
     assert staged == registers(conn)
+
+
+def test_a_position_from_another_catalogue_is_refused(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    seed(conn, 20)
+    first = read(conn, CatalogPull(base=0), rows=5)
+    other = open_connection(tmp_path / "other.db")
+    try:
+        migrate(other, MIGRATIONS)
+        seed(other, 20)
+        with pytest.raises(distribute.BadPull, match="another catalogue"):
+            read(other, CatalogPull(base=0, cursor=first.cursor))
+    finally:
+        other.close()

@@ -424,9 +424,9 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     ),
     (
         "LinkWelcome",
-        LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2, catalog=12),
+        LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2, catalog=12, catalog_epoch="9f3a"),
         # `catalog` was appended with distribution; the welcome of an older central still decodes (below).
-        "9502a763656e7472616c82a66c616e652d3129a66c616e652d3207020c",
+        "9602a763656e7472616c82a66c616e652d3129a66c616e652d3207020ca439663361",
     ),
     (
         "EventBatch",
@@ -479,11 +479,12 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             tills=[("S001", "T1", "Front", 1)],
             till_configs=[("", "Corner Shops", "Thanks", "Bananas=2300005")],
             id=3,
+            epoch="9f3a",
         ),
-        "9d090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
+        "9e090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
         "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
         "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
-        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503",
+        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a439663361",
     ),
     (
         "CatalogNotice",

@@ -291,3 +291,29 @@ async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catal
         ]
 
     assert await store.db.read(rows) == await central.db.read(rows)
+
+
+async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_same_version(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    """Version 4 of one central's catalogue is not version 4 of another's: the epoch tells them apart."""
+    with trio.fail_after(30):
+        version = await seed(central, 5)
+        config = msgspec.structs.replace(make_store_config(tmp_path, central_url=central.url), store="S001")
+        async with trio.open_nursery() as first:
+            store = StoreNode(config, clock=FixedClock(T0))
+            await first.start(store.run)
+            await until(lambda: store.catalog_follower.view.version == version)
+            first.cancel_scope.cancel()
+        other = CentralNode(tmp_path / "other" / "central.db", port=0)
+        await nursery.start(other.run)
+        assert await seed(other, 8) == version  # the same version number, another catalogue
+        moved = StoreNode(
+            msgspec.structs.replace(config, central=msgspec.structs.replace(config.central, url=other.url))
+        )
+        await nursery.start(moved.run)
+        epoch = other.ingest.distributor.epoch
+        while (await moved.db.read(replica.state)).epoch != epoch:  # noqa: ASYNC110 - the replica has no event
+            await trio.sleep(0.02)
+        count = await moved.db.read(lambda c: c.execute("SELECT count(*) FROM items").fetchone()[0])
+        assert count == 8 and epoch != central.ingest.distributor.epoch
