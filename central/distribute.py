@@ -27,7 +27,7 @@ import msgspec
 import trio
 
 from central.registers import catalog
-from central.registers.catalog import REGISTERS, Register
+from central.registers.catalog import PRICE_TOMBSTONES, REGISTERS, Register
 from protocol.frames import CatalogChunk, CatalogNotice, CatalogPull
 from runtime.database import Database
 
@@ -42,8 +42,10 @@ FIELDS = {
     "prices": "prices",
     "tills": "tills",
     "till-config": "till_configs",
+    "price-deletes": "deleted_prices",
 }
-DISTRIBUTED: tuple[Register, ...] = tuple(REGISTERS[k] for k in FIELDS)
+_BY_KIND = {**REGISTERS, PRICE_TOMBSTONES.kind: PRICE_TOMBSTONES}
+DISTRIBUTED: tuple[Register, ...] = tuple(_BY_KIND[k] for k in FIELDS)
 CHUNK_ROWS = 5000
 CHUNK_BYTES = 256 * 1024  # well under trio-websocket's 1 MiB message limit, whatever the texts hold
 WATCH_INTERVAL = 0.25
@@ -74,7 +76,7 @@ def _cursors(pull: CatalogPull, epoch: str) -> dict[str, list[str | int]]:
     if cursors.pop(EPOCH_KEY, [epoch]) != [epoch]:
         raise BadPull("transfer position is from another catalogue (central was rebuilt); start over")
     for kind, position in cursors.items():
-        register = REGISTERS.get(kind)
+        register = _BY_KIND.get(kind)
         if register not in DISTRIBUTED or len(position) != 1 + len(register.key):
             raise BadPull(f"transfer position names {kind!r} with {len(position)} values; central did not write it")
     return cursors

@@ -202,4 +202,21 @@ MIGRATIONS = [
         UPDATE catalog_version SET epoch = lower(hex(randomblob(8)));
         """,
     ),
+    Migration(
+        8,
+        # Deleted prices leave a tombstone with the version that deleted them, so distribution can tell
+        # a store to drop a price it holds (a campaign entered by mistake). Re-adding the price removes
+        # its tombstone.
+        """
+        CREATE TABLE price_tombstones (
+            item TEXT NOT NULL,
+            store TEXT NOT NULL,
+            starts INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (item, store, starts, ends)
+        ) WITHOUT ROWID;
+        CREATE INDEX price_tombstones_version ON price_tombstones (version, item, store, starts, ends);
+        """,
+    ),
 ]

@@ -464,6 +464,7 @@ ItemRow = tuple[str, str, str, str | None, int, str, str, str, str, int]
 BarcodeRow = tuple[str, str]  # code, item
 PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), starts, ends, price, currency
 TillRow = tuple[str, str, str, int]  # store, till, name, lane
+PriceKeyRow = tuple[str, str, int, int]  # a deleted price: item, store, starts, ends
 TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header, receipt_footer, quick_keys
 
 
@@ -495,6 +496,7 @@ class CatalogChunk(LinkFrame, tag=9):
     till_configs: list[TillConfigRow] = []
     id: int = 0  # the pull this answers
     epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
+    deleted_prices: list[PriceKeyRow] = []  # prices central deleted: the store drops them
 
 
 class CatalogNotice(LinkFrame, tag=10):

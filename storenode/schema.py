@@ -219,4 +219,17 @@ MIGRATIONS = [
         ALTER TABLE replica ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
         """,
     ),
+    Migration(
+        10,
+        # Prices central deleted, staged with a transfer like the rows it sends.
+        """
+        CREATE TABLE stage_price_deletes (
+            item TEXT NOT NULL,
+            store TEXT NOT NULL,
+            starts INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            PRIMARY KEY (item, store, starts, ends)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

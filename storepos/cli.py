@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         transfer.add_argument("--db", type=Path, default=Path("central.db"))
         transfer.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
 
+    delete = central.add_parser("delete", help="delete the prices a CSV or JSON file names (all or none)")
+    delete.add_argument("register", choices=["prices"])
+    delete.add_argument("file", type=Path)
+    delete.add_argument("--db", type=Path, default=Path("central.db"))
+    delete.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
+
     _payment_parsers(central)
 
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
@@ -176,6 +182,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return commands.central_sales(args.db, args.store)
         case "central", "import":
             return commands.central_import(args.db, args.register, args.file, args.currency)
+        case "central", "delete":
+            return commands.central_delete(args.db, args.register, args.file, args.currency)
         case "central", "export":
             return commands.central_export(args.db, args.register, args.file, args.currency)
         case "central", ("giftcard" | "rate" | "customer"):

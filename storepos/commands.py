@@ -98,6 +98,26 @@ def central_import(db: Path, register: str, file: Path, currency: str) -> int:
     return 0
 
 
+def central_delete(db: Path, register: str, file: Path, currency: str) -> int:
+    """Exit codes as for an import: 0 deleted, 1 rejected (nothing deleted), 2 could not be tried."""
+    try:
+        conn = imports.open_catalog(db, create=False)
+        try:
+            count, version = imports.delete_file(conn, register, file, currency=currency)
+        finally:
+            conn.close()
+    except imports.Rejected as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was deleted")
+        return 1
+    except (imports.Unusable, sqlite3.Error) as exc:
+        _fail(str(exc))
+        return 2
+    print(f"{file.name}: {count} {register} deleted; catalogue version {version}")
+    return 0
+
+
 def central_export(db: Path, register: str, file: Path, currency: str) -> int:
     """Exit 0 when the file was written, 2 when it could not be."""
     try:

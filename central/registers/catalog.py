@@ -8,9 +8,9 @@ the storage:
 - writing a row identical to the stored one is not a change, so re-sending the same data (importing
   an export) changes nothing and bumps nothing: a version always means new data.
 
-Nothing is deleted yet: an item is retired with `active = false`, a campaign ends by its own end
-time, and a barcode moves to another item by being imported for it. Removing rows outright needs
-tombstones that distribution can send.
+Prices can be deleted (`delete_prices`): each leaves a tombstone with the deleting version, which
+distribution sends like a row. Nothing else is deleted yet: an item is retired with `active = false`
+and a barcode moves to another item by being imported for it.
 
 SQL stays in this module and portable (ON CONFLICT upserts, LIKE, CASE; no SQLite-only functions),
 for a central that may later run on PostgreSQL. Sorting for export happens in Python, so the order
@@ -110,6 +110,15 @@ class TillConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     quick_keys: Text = ""
 
 
+class PriceKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A deleted price: its key, as its tombstone keeps it for distribution."""
+
+    item: Key
+    store: str = ""
+    starts: Millis = 0
+    ends: Millis = 0
+
+
 @dataclass(frozen=True)
 class Register:
     """One register's table: its row type names the columns, `key` the ones that identify a row."""
@@ -138,6 +147,8 @@ REGISTERS: dict[str, Register] = {
         Register("till-config", "till_configs", TillConfig, ("store",)),
     )
 }
+# Not a register operators import: the keys of deleted prices, sent to stores like register rows.
+PRICE_TOMBSTONES = Register("price-deletes", "price_tombstones", PriceKey, ("item", "store", "starts", "ends"))
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,11 @@ def upsert(conn: sqlite3.Connection, register: Register, rows: Sequence[msgspec.
         f"ON CONFLICT ({', '.join(register.key)}) DO UPDATE SET {updates}",
         [(*values, new_version) for values in changes],
     )
+    if register.kind == "prices":  # a price deleted earlier and imported again is no longer deleted
+        conn.executemany(
+            "DELETE FROM price_tombstones WHERE item = ? AND store = ? AND starts = ? AND ends = ?",
+            [tuple(values[i] for i in key_at) for values in changes],
+        )
     return Applied(inserted, len(changes) - inserted, len(rows) - len(changes), new_version)
 
 
@@ -213,6 +229,30 @@ def rows(conn: sqlite3.Connection, register: Register) -> list[msgspec.Struct]:
     ]
     out.sort(key=lambda row: key_of(register, row))
     return out
+
+
+def delete_prices(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, int, int]]) -> int:
+    """Delete prices by key under one new version, leaving tombstones for distribution; returns the
+    version. The caller owns the transaction and has checked that every key exists."""
+    new_version = version(conn) + 1
+    conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
+    conn.executemany("DELETE FROM prices WHERE item = ? AND store = ? AND starts = ? AND ends = ?", keys)
+    conn.executemany(
+        "INSERT OR REPLACE INTO price_tombstones (item, store, starts, ends, version) VALUES (?, ?, ?, ?, ?)",
+        [(*key, new_version) for key in keys],
+    )
+    return new_version
+
+
+def existing_prices(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, int, int]]) -> set[tuple[Any, ...]]:
+    found = set()
+    for key in keys:
+        row = conn.execute(
+            "SELECT item, store, starts, ends FROM prices WHERE item = ? AND store = ? AND starts = ? AND ends = ?", key
+        ).fetchone()
+        if row is not None:
+            found.add(tuple(row))
+    return found
 
 
 def row_versions(conn: sqlite3.Connection, register: Register) -> dict[tuple[Any, ...], int]:

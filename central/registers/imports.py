@@ -34,6 +34,11 @@ Registers and columns (* required; the key columns come first)
              order; labels at most 16 characters, barcodes known to central)
 Import them in that order: each refers only to registers above it.
 
+`storepos central delete prices FILE` deletes the prices a file names by item, store, start and end
+(a price column may be there and is ignored), all or none: a row naming a price central does not
+have rejects the file. Stores drop them with the next catalogue version; importing a price again
+brings it back.
+
 Rules; each breach is one error, and every error is reported
 - no unknown columns (CSV: on line 1; JSON: per record) and no missing required ones;
 - no key twice in one file (the later row is reported, naming the earlier one); price keys compare
@@ -48,8 +53,8 @@ Rules; each breach is one error, and every error is reported
 - a weight key's item is sold by kg: refused both as a barcode for a piece item and as an item
   changed to piece while a weight key points at it;
 - a VAT code's rate may change only if no item is left at a rate no code has;
-- a price is not negative; a campaign's start is before its end. Campaigns may overlap (a new one
-  cannot replace an old one before deletes exist); catalog.price_at says which price applies;
+- a price is not negative; a campaign's start is before its end. Campaigns may overlap (delete one
+  entered by mistake with `storepos central delete prices`); catalog.price_at says which applies;
 - all prices are in one chain currency: a `--currency` other than that of the stored prices is a
   usage error (exit 2), not a row error;
 - content that cannot be read at all (not UTF-8, not JSON, broken CSV quoting, JSON that is not a
@@ -162,6 +167,17 @@ class PriceRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     price: str
 
 
+class PriceKeyRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A price to delete, as a file names it: the price's key columns. A price column may be there
+    (a cut-down export works as is); it is checked as money and otherwise ignored."""
+
+    item: catalog.Key
+    store: catalog.Key | None = None
+    start: int | str | None = None
+    end: int | str | None = None
+    price: str | None = None
+
+
 Check = Callable[[sqlite3.Connection, list[Record], Problems, Gs1Config], None]
 
 
@@ -210,7 +226,7 @@ def _price_to_stored(record: Record, currency: str, problems: Problems) -> None:
     stored: dict[str, Any] = {"store": good.get("store") or "", "currency": currency}
     if "item" in good:
         stored["item"] = good["item"]
-    if "price" in good:
+    if good.get("price") is not None:  # absent: a file naming prices to delete
         try:
             amount = parse_money(good["price"], currency)
         except MoneyError as exc:
@@ -372,6 +388,27 @@ FORMATS_BY_KIND: dict[str, Format] = {
 KINDS = tuple(FORMATS_BY_KIND)
 
 
+def _check_prices_exist(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
+    keyed = [(r, _price_key(r)) for r in records]
+    found = catalog.existing_prices(conn, [key for _, key in keyed if key is not None])
+    for record, key in keyed:
+        if key is not None and key not in found:
+            problems.at(record, "item", f"{key[0]} has no such price (store, start and end as given) to delete")
+
+
+def _price_key(record: Record) -> tuple[str, str, int, int] | None:
+    good = record.good
+    if any(column not in good for column in ("item", "store", "starts", "ends")):
+        return None
+    return (good["item"], good["store"], good["starts"], good["ends"])
+
+
+# What `storepos central delete KIND FILE` can delete (only prices have tombstones so far).
+DELETE_FORMATS: dict[str, Format] = {
+    "prices": Format(catalog.REGISTERS["prices"], PriceKeyRow, _check_prices_exist, _price_to_stored),
+}
+
+
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
@@ -512,10 +549,10 @@ class Prepared:
     problems: Problems
 
 
-def read_file(path: Path, kind: str, currency: str) -> Prepared:
+def read_file(path: Path, kind: str, currency: str, formats: dict[str, Format] = FORMATS_BY_KIND) -> Prepared:
     """Each row checked field by field, and duplicate keys. Raises Unusable when the file cannot be
     read at all, Rejected when it is not CSV or JSON in the first place."""
-    fmt = FORMATS_BY_KIND[kind]
+    fmt = formats[kind]
     suffix = _suffix(path)
     problems = Problems(fmt.row.__struct_fields__)
     try:
@@ -571,6 +608,25 @@ def import_file(
             conn.execute("ROLLBACK")
         raise
     return applied
+
+
+def delete_file(conn: sqlite3.Connection, kind: str, path: Path, *, currency: str = "SEK") -> tuple[int, int]:
+    """Delete the rows a file names, all or none, like an import; returns (rows deleted, version)."""
+    prepared = read_file(path, kind, currency, DELETE_FORMATS)
+    fmt, problems = prepared.format, prepared.problems
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fmt.check(conn, prepared.records, problems, Gs1Config())
+        if problems.found:
+            raise Rejected(problems.texts())
+        keys = [key for record in prepared.records if (key := _price_key(record)) is not None]
+        version = catalog.delete_prices(conn, keys) if keys else catalog.version(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return len(keys), version
 
 
 def export_bytes(conn: sqlite3.Connection, kind: str, suffix: str, *, currency: str = "SEK") -> tuple[bytes, int, int]:

@@ -136,6 +136,10 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
 def _clear_stage(conn: sqlite3.Connection) -> None:
     for table in _TABLES:
         conn.execute(f"DELETE FROM stage_{table}")
+    conn.execute("DELETE FROM stage_price_deletes")
+
+
+_PRICE_KEY = "item = ? AND store = ? AND starts = ? AND ends = ?"
 
 
 def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | None:
@@ -158,6 +162,13 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
                 f"INSERT OR REPLACE INTO stage_{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 rows,
             )
+    # Of a price and its deletion, the one later in a transfer is the newer (central sends each again
+    # when it changes): a price staged after its deletion cancels it; a deletion staged after its price
+    # wins at apply, where deletes go last.
+    if chunk.prices:
+        conn.executemany(f"DELETE FROM stage_price_deletes WHERE {_PRICE_KEY}", [p[:4] for p in chunk.prices])
+    if chunk.deleted_prices:
+        conn.executemany("INSERT OR REPLACE INTO stage_price_deletes VALUES (?, ?, ?, ?)", chunk.deleted_prices)
     if not chunk.done:
         conn.execute("UPDATE replica SET transfer_base = ?, cursor = ? WHERE id = 1", (chunk.base, chunk.cursor))
         return None
@@ -175,6 +186,10 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
             f"INSERT INTO {table} ({names}) SELECT {names} FROM stage_{table} WHERE true "
             f"ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET {updates}"
         )
+    conn.execute(
+        "DELETE FROM prices WHERE (item, store, starts, ends) IN "
+        "(SELECT item, store, starts, ends FROM stage_price_deletes)"
+    )
     _clear_stage(conn)
     conn.execute(
         "UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'', epoch = ? WHERE id = 1",

@@ -616,3 +616,32 @@ def test_times_export_as_text_that_imports_as_the_same_instant(at: int) -> None:
     assert text.endswith("Z")
     assert imports.parse_instant(text) == at
     assert imports.parse_instant(str(at)) == at
+
+
+@bounded(30)
+def test_deleting_prices_is_all_or_nothing_and_an_import_brings_them_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "central.db"
+    load_all(capsys, tmp_path, db)
+    before = snapshot(db)
+    bad = (
+        "item,store,start,end\n1001,S001,1793487600000,1793746800000\n1001,,2026-11-01T00:00:00Z,2026-11-09T00:00:00Z\n"
+    )
+    assert commands.central_delete(db, "prices", write(tmp_path, "bad.csv", bad), "SEK") == 1
+    err = capsys.readouterr().err
+    assert "bad.csv line 3, column item: 1001 has no such price (store, start and end as given) to delete" in err
+    assert snapshot(db) == before  # the good first row was not deleted either
+    campaign = "item,store,start,end,price\n1001,S001,1793487600000,1793746800000,9.90\n"  # an export's row
+    assert commands.central_delete(db, "prices", write(tmp_path, "gone.csv", campaign), "SEK") == 0
+    assert capsys.readouterr().out == "gone.csv: 1 prices deleted; catalogue version 7\n"
+    after = snapshot(db)
+    assert len(after["prices"]) == len(before["prices"]) - 1
+    assert catalog.price_at(open_connection(db), "1001", "S001", 1793487600000) == 1200  # the chain campaign now
+    code, out, _ = run_import(capsys, db, "prices", write(tmp_path, "again.csv", campaign))
+    assert code == 0 and "1 added" in out
+    conn = open_connection(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM price_tombstones").fetchone() == (0,)
+    finally:
+        conn.close()

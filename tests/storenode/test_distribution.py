@@ -317,3 +317,31 @@ async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_sam
             await trio.sleep(0.02)
         count = await moved.db.read(lambda c: c.execute("SELECT count(*) FROM items").fetchone()[0])
         assert count == 8 and epoch != central.ingest.distributor.epoch
+
+
+async def test_a_campaign_deleted_at_central_is_dropped_by_the_store(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        store = store_node(tmp_path, central, "S001")
+        await nursery.start(store.run)
+        await seed(central, 2)
+        version = await commit(
+            central, "prices", [Price(item="0001", starts=T0 - HOUR, ends=T0 + HOUR, price=5, currency="SEK")]
+        )
+        await until(lambda: store.catalog_follower.view.version == version)
+        assert await scan_price(store, "0000001") == 5
+        mistake = tmp_path / "mistake.csv"
+        mistake.write_text(f"item,start,end\n0001,{T0 - HOUR},{T0 + HOUR}\n")
+
+        def delete() -> tuple[int, int]:
+            conn = imports.open_catalog(central.db.path, create=False)
+            try:
+                return imports.delete_file(conn, "prices", mistake)
+            finally:
+                conn.close()
+
+        count, deleted = await trio.to_thread.run_sync(delete)
+        assert count == 1
+        await until(lambda: store.catalog_follower.view.version == deleted)
+        assert await scan_price(store, "0000001") == 1001  # the chain price again

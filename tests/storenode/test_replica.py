@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from central.registers import catalog
 from central.registers.catalog import Barcode, Item, Price
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.frames import CatalogChunk, CatalogPull
@@ -183,3 +184,53 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
     # the item's full barcode, not its lower-sorting variable-measure key
     assert (found["1"].code, found["1"].price, found["1"].unit) == ("7310000000058", 2490, "kg")
     assert (found["2"].code, found["2"].price) == ("12345670", -1)  # no price here: shown, not sellable
+
+
+def test_deleted_prices_leave_the_store_and_the_newer_of_delete_and_re_add_wins(
+    central: sqlite3.Connection,
+    store: sqlite3.Connection,
+) -> None:
+    seed(central, 3)
+    write(central, "prices", [Price(item="0001", starts=T0, ends=T0 + HOUR, price=5, currency="SEK")])
+    pull_all(central, store)
+    assert price(store, "0000001") == 5
+    campaign = [("0001", "", T0, T0 + HOUR)]
+
+    def delete(keys: list[tuple[str, str, int, int]]) -> None:
+        central.execute("BEGIN IMMEDIATE")
+        catalog.delete_prices(central, keys)
+        central.execute("COMMIT")
+
+    delete(campaign)
+    pull_all(central, store)
+    assert price(store, "0000001") == 101  # the campaign is gone; the chain price again
+    # Within one transfer: a price deleted and imported again, another imported and then deleted.
+    write(central, "prices", [Price(item="0000", price=99, currency="SEK")])  # something to start on
+    base = replica.state(store).version
+    first = read(central, CatalogPull(base=base), rows=1)
+    assert stage(store, first, base) is None
+    cursor = first.cursor
+
+    def step() -> None:
+        nonlocal cursor
+        chunk = read(central, CatalogPull(base=base, cursor=cursor), rows=1)
+        assert stage(store, chunk, base) is None
+        cursor = chunk.cursor
+
+    again = [Price(item="0001", starts=T0, ends=T0 + HOUR, price=6, currency="SEK")]
+    write(central, "prices", [Price(item="0002", starts=T0, ends=T0 + HOUR, price=7, currency="SEK")])
+    step()  # 0002's new campaign is staged, then deleted at central
+    delete([("0002", "", T0, T0 + HOUR)])
+    write(central, "prices", again)  # 0001's campaign is back, staged, deleted, staged deleted, back again
+    step()
+    delete(campaign)
+    step()  # the deletion of 0002's campaign
+    step()  # the deletion of 0001's
+    write(central, "prices", again)
+    while True:
+        chunk = read(central, CatalogPull(base=base, cursor=cursor), rows=1)
+        if (applied := stage(store, chunk, base)) is not None:
+            break
+        cursor = chunk.cursor
+    assert applied == catalog.version(central)
+    assert (price(store, "0000001"), price(store, "0000002")) == (6, 102)
