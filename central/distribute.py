@@ -12,6 +12,10 @@ as the version it names, which found nothing more to send: at that point the sto
 exactly central's catalogue at that version, however long the transfer took. This is what makes
 "the store sells from some published version" hold without ever locking central's writers out.
 
+Deleted prices travel as their tombstones' keys, read like one more register. Versions count within
+one catalogue, named by its epoch (given when central's database was made): positions carry it, and
+a store holding another catalogue's versions is told by the welcome and takes a snapshot.
+
 Imports are committed by `storepos central import` in its own process, so central learns of them by
 watching the version (a one-row read every quarter second), not by being told.
 """
