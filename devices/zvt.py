@@ -96,7 +96,7 @@ raw APDUs, which do contain what the terminal sent, are transient: never logged,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import msgspec
@@ -844,42 +844,37 @@ class StatusInformation(msgspec.Struct, frozen=True, kw_only=True):
     def decode(cls, data: bytes) -> StatusInformation:
         fields: dict[str, object] = {}
         for bmp, value in iter_bitmaps(data):
-            if bmp == 0x27:
-                fields["result_code"] = value[0]
-            elif bmp == 0x04:
-                fields["amount"] = bcd_decode(value)
-            elif bmp == 0x49:
-                fields["currency"] = currency_alpha(value)
-            elif bmp == 0x0B:
-                fields["trace"] = bcd_digits(value)
-            elif bmp == 0x87:
-                fields["receipt_no"] = bcd_decode(value)
-            elif bmp == 0x88:
-                fields["turnover_no"] = bcd_decode(value)
-            elif bmp == 0x0C:
-                fields["time"] = bcd_digits(value)
-            elif bmp == 0x0D:
-                fields["date"] = bcd_digits(value)
-            elif bmp == 0x22:
-                fields["masked_pan"] = decode_pan(value)
-            elif bmp == 0x3B:
-                fields["auth_code"] = _text(value)
-            elif bmp == 0x8A:
-                fields["card_type"] = value[0]
-            elif bmp == 0x8B:
-                fields["card_name"] = _text(value)
-            elif bmp == 0x19:
-                fields["payment_type"] = value[0]
-            elif bmp == 0x29:
-                fields["terminal_id"] = bcd_digits(value)
-            elif bmp == 0x2A:
-                fields["vu_number"] = _text(value)
-            elif bmp == 0x3C:
-                fields["additional_text"] = _text(value)
-            elif bmp == 0x60:
-                fields["totals"] = decode_totals(value)[2]
-            # everything else (track data, expiry date, TLV ...) is skipped unread
+            known = _STATUS_FIELDS.get(bmp)
+            if known is not None:  # everything else (track data, expiry date, TLV ...) is skipped unread
+                name, read = known
+                fields[name] = read(value)
         return cls(**fields)  # type: ignore[arg-type]
+
+
+def _first_byte(value: bytes) -> int:
+    return value[0]
+
+
+# The Status-Information bitmaps we read: bitmap -> (field, how its value reads).
+_STATUS_FIELDS: dict[int, tuple[str, Callable[[bytes], object]]] = {
+    0x27: ("result_code", _first_byte),
+    0x04: ("amount", bcd_decode),
+    0x49: ("currency", currency_alpha),
+    0x0B: ("trace", bcd_digits),
+    0x87: ("receipt_no", bcd_decode),
+    0x88: ("turnover_no", bcd_decode),
+    0x0C: ("time", bcd_digits),
+    0x0D: ("date", bcd_digits),
+    0x22: ("masked_pan", decode_pan),
+    0x3B: ("auth_code", _text),
+    0x8A: ("card_type", _first_byte),
+    0x8B: ("card_name", _text),
+    0x19: ("payment_type", _first_byte),
+    0x29: ("terminal_id", bcd_digits),
+    0x2A: ("vu_number", _text),
+    0x3C: ("additional_text", _text),
+    0x60: ("totals", lambda value: decode_totals(value)[2]),
+}
 
 
 class IntermediateStatus(msgspec.Struct, frozen=True):
