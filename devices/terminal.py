@@ -752,41 +752,33 @@ class ZvtTerminal:
         time for the card and the PIN): a deadline that fires after the command left leaves the
         payment "unknown" (see `unresolved`)."""
         self._check(amount, currency)
-        self._refuse_while_unknown()
-        key = ("payment", reference)
-        done = self._remembered(key)
-        if done is not None:
-            return done
         command = Authorization(amount, currency).encode()
-        return await self._money("payment", key, command, amount, currency, reference)
+        return await self._money("payment", ("payment", reference), command, amount, currency, reference)
 
     async def refund(self, amount: int, currency: str, *, reference: str) -> PaymentResult:
         """Pay `amount` back to a card (ZVT Refund, 06 31). Same rules as authorize."""
         self._check(amount, currency)
-        self._refuse_while_unknown()
-        key = ("refund", reference)
-        done = self._remembered(key)
-        if done is not None:
-            return done
         command = Refund(amount, currency, self.password).encode()
-        return await self._money("refund", key, command, amount, currency, reference)
+        return await self._money("refund", ("refund", reference), command, amount, currency, reference)
 
     async def reverse(self, result: PaymentResult) -> PaymentResult:
         """Cancel an approved payment of this terminal (ZVT Reversal, 06 30, by its receipt number);
         approved means the money went back."""
         if result.kind != "payment" or result.outcome != "approved" or result.receipt_no is None:
             raise Rejected("not_reversible", "only an approved payment with a receipt number can be reversed")
-        self._refuse_while_unknown()
         key = ("reversal", f"{result.terminal_id}:{result.receipt_no}")
-        done = self._remembered(key)
-        if done is not None:
-            return done
         command = Reversal(result.receipt_no, self.password).encode()
         return await self._money("reversal", key, command, result.amount, result.currency, result.reference)
 
     async def _money(
         self, kind: Kind, key: tuple[str, str], command: bytes, amount: int, currency: str, reference: str
     ) -> PaymentResult:
+        """Every money command's one path: refused while a payment is in doubt, answered from memory
+        when `key` was approved already (a retry never charges twice), else sent and concluded."""
+        self._refuse_while_unknown()
+        done = self._remembered(key)
+        if done is not None:
+            return done
         async with self._operation(f"{kind} {reference}".strip()):
             base = PaymentResult(outcome="aborted", kind=kind, amount=amount, currency=currency, reference=reference)
             link = await self._wait_link()
