@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -70,19 +71,20 @@ def central_sales(db: Path, store: str | None) -> int:
     return 0
 
 
-def central_import(db: Path, register: str, file: Path, currency: str) -> int:
-    """Exit 0 when the file was applied (or changed nothing), 1 when it was rejected (every error on
-    stderr, nothing applied), 2 when it could not be tried (file, database or options)."""
+def _on_catalog(db: Path, file: Path, work: Callable[[sqlite3.Connection], str], *, create: bool, undone: str) -> int:
+    """Run one operator command on central's catalogue and print its line: exit 0 when it ran, 1 when
+    the file was rejected (every error on stderr, nothing `undone`), 2 when it could not be tried
+    (file, database or options)."""
     try:
-        conn = imports.open_catalog(db, create=True)
+        conn = imports.open_catalog(db, create=create)
         try:
-            applied = imports.import_file(conn, register, file, currency=currency)
+            line = work(conn)
         finally:
             conn.close()
     except imports.Rejected as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was applied")
+        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was {undone}")
         return 1
     except imports.Unusable as exc:
         _fail(str(exc))
@@ -90,50 +92,36 @@ def central_import(db: Path, register: str, file: Path, currency: str) -> int:
     except sqlite3.Error as exc:
         _fail(f"{db}: {exc}")
         return 2
-    outcome = "catalogue version" if applied.changed else "nothing changed; catalogue version stays"
-    print(
-        f"{file.name}: {register} {applied.inserted} added, {applied.updated} changed, "
-        f"{applied.unchanged} unchanged; {outcome} {applied.version}"
-    )
+    print(line)
     return 0
+
+
+def central_import(db: Path, register: str, file: Path, currency: str) -> int:
+    def work(conn: sqlite3.Connection) -> str:
+        applied = imports.import_file(conn, register, file, currency=currency)
+        outcome = "catalogue version" if applied.changed else "nothing changed; catalogue version stays"
+        return (
+            f"{file.name}: {register} {applied.inserted} added, {applied.updated} changed, "
+            f"{applied.unchanged} unchanged; {outcome} {applied.version}"
+        )
+
+    return _on_catalog(db, file, work, create=True, undone="applied")
 
 
 def central_delete(db: Path, register: str, file: Path, currency: str) -> int:
-    """Exit codes as for an import: 0 deleted, 1 rejected (nothing deleted), 2 could not be tried."""
-    try:
-        conn = imports.open_catalog(db, create=False)
-        try:
-            count, version = imports.delete_file(conn, register, file, currency=currency)
-        finally:
-            conn.close()
-    except imports.Rejected as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was deleted")
-        return 1
-    except (imports.Unusable, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return 2
-    print(f"{file.name}: {count} {register} deleted; catalogue version {version}")
-    return 0
+    def work(conn: sqlite3.Connection) -> str:
+        count, version = imports.delete_file(conn, register, file, currency=currency)
+        return f"{file.name}: {count} {register} deleted; catalogue version {version}"
+
+    return _on_catalog(db, file, work, create=False, undone="deleted")
 
 
 def central_export(db: Path, register: str, file: Path, currency: str) -> int:
-    """Exit 0 when the file was written, 2 when it could not be."""
-    try:
-        conn = imports.open_catalog(db, create=False)
-        try:
-            count, version = imports.export_file(conn, register, file, currency=currency)
-        finally:
-            conn.close()
-    except imports.Unusable as exc:
-        _fail(str(exc))
-        return 2
-    except sqlite3.Error as exc:
-        _fail(f"{db}: {exc}")
-        return 2
-    print(f"{file.name}: {count} {register} at catalogue version {version}")
-    return 0
+    def work(conn: sqlite3.Connection) -> str:
+        count, version = imports.export_file(conn, register, file, currency=currency)
+        return f"{file.name}: {count} {register} at catalogue version {version}"
+
+    return _on_catalog(db, file, work, create=False, undone="written")
 
 
 async def central_reconcile(url: str, store: str) -> int:
