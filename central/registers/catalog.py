@@ -169,6 +169,13 @@ def version(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT version FROM catalog_version WHERE id = 1").fetchone()[0]
 
 
+def _next_version(conn: sqlite3.Connection) -> int:
+    """Take the next catalogue version for the change the caller's transaction is making."""
+    new_version = version(conn) + 1
+    conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
+    return new_version
+
+
 def epoch(conn: sqlite3.Connection) -> str:
     """The catalogue's name for the series its versions count in (see central migration 7)."""
     return conn.execute("SELECT epoch FROM catalog_version WHERE id = 1").fetchone()[0]
@@ -204,8 +211,7 @@ def upsert(conn: sqlite3.Connection, register: Register, rows: Sequence[msgspec.
         changes.append(values)
     if not changes:
         return Applied(0, 0, len(rows), version(conn))
-    new_version = version(conn) + 1
-    conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
+    new_version = _next_version(conn)
     updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns, "version") if c not in register.key)
     conn.executemany(
         f"INSERT INTO {register.table} ({', '.join(columns)}, version) VALUES ({', '.join('?' * (len(columns) + 1))}) "
@@ -234,8 +240,7 @@ def rows(conn: sqlite3.Connection, register: Register) -> list[msgspec.Struct]:
 def delete_prices(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, int, int]]) -> int:
     """Delete prices by key under one new version, leaving tombstones for distribution; returns the
     version. The caller owns the transaction and has checked that every key exists."""
-    new_version = version(conn) + 1
-    conn.execute("UPDATE catalog_version SET version = ? WHERE id = 1", (new_version,))
+    new_version = _next_version(conn)
     conn.executemany("DELETE FROM prices WHERE item = ? AND store = ? AND starts = ? AND ends = ?", keys)
     conn.executemany(
         "INSERT OR REPLACE INTO price_tombstones (item, store, starts, ends, version) VALUES (?, ?, ?, ?, ?)",
