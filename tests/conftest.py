@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
 from central.app import CentralNode
+from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from runtime.clock import FixedClock
+from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
 from storenode.config import GatewayConfig, LinkConfig, StoreConfig
 
@@ -31,6 +35,16 @@ async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
     node = CentralNode(tmp_path / "central" / "central.db", port=0)
     await nursery.start(node.run)
     return node
+
+
+@pytest.fixture
+def catalog_db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """Central's database, migrated and empty, on a plain connection: for the catalogue as operator
+    commands and distribution read and write it, without a running node."""
+    conn = open_connection(tmp_path / "central.db")
+    migrate(conn, CENTRAL_MIGRATIONS)
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

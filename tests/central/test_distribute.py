@@ -4,7 +4,6 @@ changing, and only this store's prices."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +20,37 @@ from runtime.database import migrate, open_connection
 FIELDS = ("vat_rates", "groups", "items", "barcodes", "prices")
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_connection(tmp_path / "central.db")
-    migrate(c, MIGRATIONS)
-    yield c
-    c.close()
-
-
-def write(conn: sqlite3.Connection, kind: str, rows: list[Any]) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    applied = catalog.upsert(conn, REGISTERS[kind], rows)
-    conn.execute("COMMIT")
+def write(catalog_db: sqlite3.Connection, kind: str, rows: list[Any]) -> int:
+    catalog_db.execute("BEGIN IMMEDIATE")
+    applied = catalog.upsert(catalog_db, REGISTERS[kind], rows)
+    catalog_db.execute("COMMIT")
     return applied.version
 
 
-def seed(conn: sqlite3.Connection, count: int, *, info: str = "") -> int:
-    write(conn, "vat-rates", [VatRate(code="A", rate=2500)])
-    write(conn, "items", [Item(item=f"{n:04}", name=f"Item {n}", vat_rate=2500, info=info) for n in range(count)])
-    write(conn, "barcodes", [Barcode(code=f"{n:07}", item=f"{n:04}") for n in range(count)])
-    return write(conn, "prices", [Price(item=f"{n:04}", price=100 + n, currency="SEK") for n in range(count)])
+def seed(catalog_db: sqlite3.Connection, count: int, *, info: str = "") -> int:
+    write(catalog_db, "vat-rates", [VatRate(code="A", rate=2500)])
+    write(catalog_db, "items", [Item(item=f"{n:04}", name=f"Item {n}", vat_rate=2500, info=info) for n in range(count)])
+    write(catalog_db, "barcodes", [Barcode(code=f"{n:07}", item=f"{n:04}") for n in range(count)])
+    return write(catalog_db, "prices", [Price(item=f"{n:04}", price=100 + n, currency="SEK") for n in range(count)])
 
 
-def read(conn: sqlite3.Connection, pull: CatalogPull, **limits: int) -> CatalogChunk:
-    conn.execute("BEGIN")  # the database actor runs every job in a transaction; so do we
+def read(catalog_db: sqlite3.Connection, pull: CatalogPull, **limits: int) -> CatalogChunk:
+    catalog_db.execute("BEGIN")  # the database actor runs every job in a transaction; so do we
     try:
-        return distribute.read_chunk(conn, "S001", pull, **limits)
+        return distribute.read_chunk(catalog_db, "S001", pull, **limits)
     finally:
-        conn.execute("COMMIT")
+        catalog_db.execute("COMMIT")
 
 
 def transfer(
-    conn: sqlite3.Connection, base: int, **limits: int
+    catalog_db: sqlite3.Connection, base: int, **limits: int
 ) -> tuple[list[CatalogChunk], dict[str, dict[Any, tuple[Any, ...]]]]:
     """Pull a whole transfer; returns the chunks and the rows a store would have staged (last wins)."""
     chunks: list[CatalogChunk] = []
     staged: dict[str, dict[Any, tuple[Any, ...]]] = {name: {} for name in FIELDS}
     cursor = b""
     while True:
-        chunk = read(conn, CatalogPull(base=base, cursor=cursor), **limits)
+        chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), **limits)
         chunks.append(chunk)
         for name in FIELDS:
             for row in getattr(chunk, name):
@@ -70,11 +61,11 @@ def transfer(
         assert len(chunks) < 1000, "a transfer that does not end"
 
 
-def registers(conn: sqlite3.Connection, store: str = "S001") -> dict[str, dict[Any, tuple[Any, ...]]]:
+def registers(catalog_db: sqlite3.Connection, store: str = "S001") -> dict[str, dict[Any, tuple[Any, ...]]]:
     """What a store's copy should hold: every register row (this store's and chain prices only)."""
     out: dict[str, dict[Any, tuple[Any, ...]]] = {}
     for name, kind in zip(FIELDS, ("vat-rates", "groups", "items", "barcodes", "prices"), strict=True):
-        rows = [tuple(msgspec.structs.astuple(r)) for r in catalog.rows(conn, REGISTERS[kind])]
+        rows = [tuple(msgspec.structs.astuple(r)) for r in catalog.rows(catalog_db, REGISTERS[kind])]
         rows = [tuple(int(v) if isinstance(v, bool) else v for v in r) for r in rows]
         if name == "prices":
             out[name] = {r[:4]: r for r in rows if r[1] in ("", store)}
@@ -83,39 +74,39 @@ def registers(conn: sqlite3.Connection, store: str = "S001") -> dict[str, dict[A
     return out
 
 
-def test_a_snapshot_comes_in_chunks_and_holds_every_row(conn: sqlite3.Connection) -> None:
-    version = seed(conn, 40)
-    chunks, staged = transfer(conn, 0, rows=7)
+def test_a_snapshot_comes_in_chunks_and_holds_every_row(catalog_db: sqlite3.Connection) -> None:
+    version = seed(catalog_db, 40)
+    chunks, staged = transfer(catalog_db, 0, rows=7)
     assert len(chunks) > 10
     assert all(sum(len(getattr(c, f)) for f in FIELDS) <= 7 for c in chunks)
     assert [c.done for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert chunks[-1].version == version
-    assert staged == registers(conn)
+    assert staged == registers(catalog_db)
 
 
-def test_a_delta_holds_only_what_changed_after_the_base(conn: sqlite3.Connection) -> None:
-    before = seed(conn, 20)
-    after = write(conn, "prices", [Price(item="0003", price=999, currency="SEK")])
-    chunks, staged = transfer(conn, before)
+def test_a_delta_holds_only_what_changed_after_the_base(catalog_db: sqlite3.Connection) -> None:
+    before = seed(catalog_db, 20)
+    after = write(catalog_db, "prices", [Price(item="0003", price=999, currency="SEK")])
+    chunks, staged = transfer(catalog_db, before)
     assert len(chunks) == 1 and chunks[0].base == before and chunks[0].version == after
     assert staged["prices"] == {("0003", "", 0, 0): ("0003", "", 0, 0, 999, "SEK")}
     assert not any(staged[f] for f in FIELDS if f != "prices")
     # Up to date: an empty, finished transfer naming the same version.
-    chunks, staged = transfer(conn, after)
+    chunks, staged = transfer(catalog_db, after)
     assert chunks[0].done and chunks[0].version == after and not any(staged.values())
 
 
-def test_rows_changed_while_a_transfer_runs_come_again_before_it_ends(conn: sqlite3.Connection) -> None:
-    seed(conn, 30)
-    first = read(conn, CatalogPull(base=0), rows=10)
+def test_rows_changed_while_a_transfer_runs_come_again_before_it_ends(catalog_db: sqlite3.Connection) -> None:
+    seed(catalog_db, 30)
+    first = read(catalog_db, CatalogPull(base=0), rows=10)
     assert not first.done and first.vat_rates and first.items  # item 0000 has been sent
     # Central changes a row the store already has, and one of a register the transfer finished.
-    write(conn, "items", [Item(item="0000", name="Renamed", vat_rate=2500)])
-    newest = write(conn, "vat-rates", [VatRate(code="A", rate=2400)])
+    write(catalog_db, "items", [Item(item="0000", name="Renamed", vat_rate=2500)])
+    newest = write(catalog_db, "vat-rates", [VatRate(code="A", rate=2400)])
     chunks = [first]
     cursor = first.cursor
     while True:
-        chunk = read(conn, CatalogPull(base=0, cursor=cursor), rows=10)
+        chunk = read(catalog_db, CatalogPull(base=0, cursor=cursor), rows=10)
         chunks.append(chunk)
         if chunk.done:
             break
@@ -126,23 +117,23 @@ def test_rows_changed_while_a_transfer_runs_come_again_before_it_ends(conn: sqli
     assert chunks[-1].version == newest
 
 
-def test_a_store_gets_chain_prices_and_its_own_never_another_stores(conn: sqlite3.Connection) -> None:
-    seed(conn, 2)
+def test_a_store_gets_chain_prices_and_its_own_never_another_stores(catalog_db: sqlite3.Connection) -> None:
+    seed(catalog_db, 2)
     write(
-        conn,
+        catalog_db,
         "prices",
         [
             Price(item="0001", store="S001", price=50, currency="SEK"),
             Price(item="0001", store="S002", price=60, currency="SEK"),
         ],
     )
-    _, staged = transfer(conn, 0)
+    _, staged = transfer(catalog_db, 0)
     assert {key[1] for key in staged["prices"]} == {"", "S001"}
 
 
-def test_a_version_central_does_not_know_starts_a_snapshot(conn: sqlite3.Connection) -> None:
-    version = seed(conn, 3)
-    chunk = read(conn, CatalogPull(base=version + 5, cursor=b"\x80"))
+def test_a_version_central_does_not_know_starts_a_snapshot(catalog_db: sqlite3.Connection) -> None:
+    version = seed(catalog_db, 3)
+    chunk = read(catalog_db, CatalogPull(base=version + 5, cursor=b"\x80"))
     assert chunk.base == 0 and chunk.done and len(chunk.items) == 3
 
 
@@ -150,27 +141,27 @@ def test_a_version_central_does_not_know_starts_a_snapshot(conn: sqlite3.Connect
     "cursor",
     [b"\xc1", msgspec.msgpack.encode({"items": [1]}), msgspec.msgpack.encode({"stores": [1, "S1"]}), b"\x01"],
 )
-def test_a_position_central_did_not_write_is_refused_by_name(conn: sqlite3.Connection, cursor: bytes) -> None:
-    seed(conn, 3)
+def test_a_position_central_did_not_write_is_refused_by_name(catalog_db: sqlite3.Connection, cursor: bytes) -> None:
+    seed(catalog_db, 3)
     with pytest.raises(distribute.BadPull, match="position"):
-        read(conn, CatalogPull(base=0, cursor=cursor))
+        read(catalog_db, CatalogPull(base=0, cursor=cursor))
 
 
-def test_chunks_stay_under_the_byte_budget_and_a_huge_row_still_moves(conn: sqlite3.Connection) -> None:
-    seed(conn, 10, info="x" * 1500)
-    chunks, staged = transfer(conn, 0, size=4000)
+def test_chunks_stay_under_the_byte_budget_and_a_huge_row_still_moves(catalog_db: sqlite3.Connection) -> None:
+    seed(catalog_db, 10, info="x" * 1500)
+    chunks, staged = transfer(catalog_db, 0, size=4000)
     for chunk in chunks:
         sizes = [distribute._size(row) for f in FIELDS for row in getattr(chunk, f)]
         assert sum(sizes) <= 4000 or len(sizes) == 1
-    assert staged == registers(conn)
-    chunks, staged = transfer(conn, 0, size=100)  # every item is bigger than the budget: one per chunk
+    assert staged == registers(catalog_db)
+    chunks, staged = transfer(catalog_db, 0, size=100)  # every item is bigger than the budget: one per chunk
     assert all(len(c.items) <= 1 for c in chunks)
-    assert staged == registers(conn)
+    assert staged == registers(catalog_db)
 
 
-def test_a_position_from_another_catalogue_is_refused(conn: sqlite3.Connection, tmp_path: Path) -> None:
-    seed(conn, 20)
-    first = read(conn, CatalogPull(base=0), rows=5)
+def test_a_position_from_another_catalogue_is_refused(catalog_db: sqlite3.Connection, tmp_path: Path) -> None:
+    seed(catalog_db, 20)
+    first = read(catalog_db, CatalogPull(base=0), rows=5)
     other = open_connection(tmp_path / "other.db")
     try:
         migrate(other, MIGRATIONS)

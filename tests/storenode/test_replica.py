@@ -11,7 +11,6 @@ import pytest
 
 from central.registers import catalog
 from central.registers.catalog import Barcode, Item, Price
-from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.frames import CatalogChunk, CatalogPull
 from runtime.database import migrate, open_connection
 from storenode.schema import MIGRATIONS
@@ -20,14 +19,6 @@ from tests.central.test_distribute import read, seed, write
 
 T0 = 1_795_000_000_000
 HOUR = 3_600_000
-
-
-@pytest.fixture
-def central(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_connection(tmp_path / "central.db")
-    migrate(c, CENTRAL_MIGRATIONS)
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -51,11 +42,11 @@ def stage(store: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | N
     return applied
 
 
-def pull_all(central: sqlite3.Connection, store: sqlite3.Connection, *, rows: int = 5000) -> int:
+def pull_all(catalog_db: sqlite3.Connection, store: sqlite3.Connection, *, rows: int = 5000) -> int:
     base = replica.state(store).version
     cursor = b""
     while True:
-        chunk = read(central, CatalogPull(base=base, cursor=cursor), rows=rows)
+        chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), rows=rows)
         applied = stage(store, chunk, base)
         if applied is not None:
             return applied
@@ -73,62 +64,62 @@ def snapshot(store: sqlite3.Connection) -> list[list[tuple[object, ...]]]:
 
 
 def test_a_transfer_goes_live_only_when_complete_and_replaces_the_seed(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
     assert price(store, "7310000000010") == 1590  # the demo file's milk
-    version = seed(central, 30)
+    version = seed(catalog_db, 30)
     before = snapshot(store)
-    chunk = read(central, CatalogPull(base=0), rows=10)
+    chunk = read(catalog_db, CatalogPull(base=0), rows=10)
     assert stage(store, chunk, 0) is None
     assert snapshot(store)[:-1] == before[:-1]  # staged only: the live tables are untouched
     assert replica.state(store).transfer_base == 0
     assert price(store, "0000003") is None
-    assert pull_all(central, store, rows=10) == version  # resumed from the staged cursor
+    assert pull_all(catalog_db, store, rows=10) == version  # resumed from the staged cursor
     assert price(store, "0000003") == 103
     assert price(store, "7310000000010") is None  # a snapshot: what central does not hold is gone
     assert store.execute("SELECT count(*) FROM stage_items").fetchone() == (0,)
 
 
 def test_a_delta_with_a_gap_is_refused_and_changes_nothing(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
-    v1 = seed(central, 5)
-    pull_all(central, store)
-    v2 = write(central, "prices", [Price(item="0001", price=5, currency="SEK")])
-    v3 = write(central, "prices", [Price(item="0002", price=6, currency="SEK")])
+    v1 = seed(catalog_db, 5)
+    pull_all(catalog_db, store)
+    v2 = write(catalog_db, "prices", [Price(item="0001", price=5, currency="SEK")])
+    v3 = write(catalog_db, "prices", [Price(item="0002", price=6, currency="SEK")])
     assert (v1, v2, v3) == (v1, v1 + 1, v1 + 2)
     before = snapshot(store)
-    skipped = read(central, CatalogPull(base=v2))  # built on v2, which this store never had
+    skipped = read(catalog_db, CatalogPull(base=v2))  # built on v2, which this store never had
     with pytest.raises(replica.ReplicaGap, match=f"after version {v2}; this store holds version {v1}"):
         stage(store, skipped, v1)
     with pytest.raises(replica.ReplicaGap):
         stage(store, skipped, v2)  # even when asked for: the store does not hold v2
     assert snapshot(store) == before
     assert price(store, "0000001") == 101
-    assert pull_all(central, store) == v3  # asking for what it missed
+    assert pull_all(catalog_db, store) == v3  # asking for what it missed
     assert (price(store, "0000001"), price(store, "0000002")) == (5, 6)
 
 
 def test_a_central_that_starts_over_sends_a_snapshot_that_replaces_everything(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
-    seed(central, 3)
-    pull_all(central, store)
+    seed(catalog_db, 3)
+    pull_all(catalog_db, store)
     store.execute("UPDATE replica SET version = 999")  # as if central had been restored from an older backup
-    assert pull_all(central, store) < 999
+    assert pull_all(catalog_db, store) < 999
     assert price(store, "0000002") == 102
 
 
 def test_store_price_beats_chain_and_campaigns_run_from_start_to_end(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
-    seed(central, 1)
+    seed(catalog_db, 1)
     write(
-        central,
+        catalog_db,
         "prices",
         [
             Price(item="0000", store="S001", price=90, currency="SEK"),
@@ -136,7 +127,7 @@ def test_store_price_beats_chain_and_campaigns_run_from_start_to_end(
             Price(item="0000", store="S001", starts=T0 + 3 * HOUR, ends=T0 + 4 * HOUR, price=70, currency="SEK"),
         ],
     )
-    pull_all(central, store)
+    pull_all(catalog_db, store)
     assert price(store, "0000000", shop="S002") == 100  # another store: the chain price
     expected = {T0: 90, T0 + HOUR: 80, T0 + 2 * HOUR - 1: 80, T0 + 2 * HOUR: 90, T0 + 3 * HOUR: 70, T0 + 4 * HOUR: 90}
     assert {at: price(store, "0000000", at) for at in expected} == expected
@@ -145,13 +136,13 @@ def test_store_price_beats_chain_and_campaigns_run_from_start_to_end(
 
 
 def test_search_finds_word_prefixes_and_skips_retired_items(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
-    write(central, "vat-rates", [])
-    seed(central, 0)
+    write(catalog_db, "vat-rates", [])
+    seed(catalog_db, 0)
     write(
-        central,
+        catalog_db,
         "items",
         [
             Item(item="1", name="Bananas Fresh", vat_rate=1200, unit="kg"),
@@ -162,7 +153,7 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
         ],
     )
     write(
-        central,
+        catalog_db,
         "barcodes",
         [
             Barcode(code="2300005", item="1"),
@@ -170,8 +161,8 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
             Barcode(code="12345670", item="2"),
         ],
     )
-    write(central, "prices", [Price(item="1", price=2490, currency="SEK")])
-    pull_all(central, store)
+    write(catalog_db, "prices", [Price(item="1", price=2490, currency="SEK")])
+    pull_all(catalog_db, store)
 
     def names(text: str) -> list[str]:
         return [f.name for f in replica.search(store, text, 10, "S001", "SEK", T0)]
@@ -187,50 +178,50 @@ def test_search_finds_word_prefixes_and_skips_retired_items(
 
 
 def test_deleted_prices_leave_the_store_and_the_newer_of_delete_and_re_add_wins(
-    central: sqlite3.Connection,
+    catalog_db: sqlite3.Connection,
     store: sqlite3.Connection,
 ) -> None:
-    seed(central, 3)
-    write(central, "prices", [Price(item="0001", starts=T0, ends=T0 + HOUR, price=5, currency="SEK")])
-    pull_all(central, store)
+    seed(catalog_db, 3)
+    write(catalog_db, "prices", [Price(item="0001", starts=T0, ends=T0 + HOUR, price=5, currency="SEK")])
+    pull_all(catalog_db, store)
     assert price(store, "0000001") == 5
     campaign = [("0001", "", T0, T0 + HOUR)]
 
     def delete(keys: list[tuple[str, str, int, int]]) -> None:
-        central.execute("BEGIN IMMEDIATE")
-        catalog.delete_prices(central, keys)
-        central.execute("COMMIT")
+        catalog_db.execute("BEGIN IMMEDIATE")
+        catalog.delete_prices(catalog_db, keys)
+        catalog_db.execute("COMMIT")
 
     delete(campaign)
-    pull_all(central, store)
+    pull_all(catalog_db, store)
     assert price(store, "0000001") == 101  # the campaign is gone; the chain price again
     # Within one transfer: a price deleted and imported again, another imported and then deleted.
-    write(central, "prices", [Price(item="0000", price=99, currency="SEK")])  # something to start on
+    write(catalog_db, "prices", [Price(item="0000", price=99, currency="SEK")])  # something to start on
     base = replica.state(store).version
-    first = read(central, CatalogPull(base=base), rows=1)
+    first = read(catalog_db, CatalogPull(base=base), rows=1)
     assert stage(store, first, base) is None
     cursor = first.cursor
 
     def step() -> None:
         nonlocal cursor
-        chunk = read(central, CatalogPull(base=base, cursor=cursor), rows=1)
+        chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), rows=1)
         assert stage(store, chunk, base) is None
         cursor = chunk.cursor
 
     again = [Price(item="0001", starts=T0, ends=T0 + HOUR, price=6, currency="SEK")]
-    write(central, "prices", [Price(item="0002", starts=T0, ends=T0 + HOUR, price=7, currency="SEK")])
+    write(catalog_db, "prices", [Price(item="0002", starts=T0, ends=T0 + HOUR, price=7, currency="SEK")])
     step()  # 0002's new campaign is staged, then deleted at central
     delete([("0002", "", T0, T0 + HOUR)])
-    write(central, "prices", again)  # 0001's campaign is back, staged, deleted, staged deleted, back again
+    write(catalog_db, "prices", again)  # 0001's campaign is back, staged, deleted, staged deleted, back again
     step()
     delete(campaign)
     step()  # the deletion of 0002's campaign
     step()  # the deletion of 0001's
-    write(central, "prices", again)
+    write(catalog_db, "prices", again)
     while True:
-        chunk = read(central, CatalogPull(base=base, cursor=cursor), rows=1)
+        chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), rows=1)
         if (applied := stage(store, chunk, base)) is not None:
             break
         cursor = chunk.cursor
-    assert applied == catalog.version(central)
+    assert applied == catalog.version(catalog_db)
     assert (price(store, "0000001"), price(store, "0000002")) == (6, 102)
