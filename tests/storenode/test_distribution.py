@@ -80,8 +80,11 @@ async def until(check: Callable[[], bool]) -> None:
         await trio.sleep(0.01)
 
 
-def store_node(tmp_path: Path, central: CentralNode, store: str, clock: FixedClock | None = None) -> StoreNode:
-    config = make_store_config(tmp_path / store, central_url=central.url)
+def store_node(
+    tmp_path: Path, central: CentralNode, store: str, clock: FixedClock | None = None, *, url: str = ""
+) -> StoreNode:
+    """Store `store` linked to `central` (or to `url`, a proxy in front of it), its data in its own folder."""
+    config = make_store_config(tmp_path / store, central_url=url or central.url)
     return StoreNode(msgspec.structs.replace(config, store=store), clock=clock or FixedClock(T0))
 
 
@@ -273,8 +276,7 @@ async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catal
     await nursery.start(proxy.run)
     with trio.fail_after(60):
         version = await seed(central, 120)
-        config = msgspec.structs.replace(make_store_config(tmp_path, central_url=proxy.url), store="S001")
-        store = StoreNode(config, clock=FixedClock(T0))
+        store = store_node(tmp_path, central, "S001", url=proxy.url)
         await nursery.start(store.run)
         await until(lambda: store.catalog_follower.view.version == version)
         changed = await commit(
@@ -299,18 +301,15 @@ async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_sam
     """Version 4 of one central's catalogue is not version 4 of another's: the epoch tells them apart."""
     with trio.fail_after(30):
         version = await seed(central, 5)
-        config = msgspec.structs.replace(make_store_config(tmp_path, central_url=central.url), store="S001")
         async with trio.open_nursery() as first:
-            store = StoreNode(config, clock=FixedClock(T0))
+            store = store_node(tmp_path, central, "S001")
             await first.start(store.run)
             await until(lambda: store.catalog_follower.view.version == version)
             first.cancel_scope.cancel()
         other = CentralNode(tmp_path / "other" / "central.db", port=0)
         await nursery.start(other.run)
         assert await seed(other, 8) == version  # the same version number, another catalogue
-        moved = StoreNode(
-            msgspec.structs.replace(config, central=msgspec.structs.replace(config.central, url=other.url))
-        )
+        moved = store_node(tmp_path, other, "S001")  # the same data folder, linked to the other central
         await nursery.start(moved.run)
         epoch = other.ingest.distributor.epoch
         while (await moved.db.read(replica.state)).epoch != epoch:  # noqa: ASYNC110 - the replica has no event
