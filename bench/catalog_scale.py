@@ -165,7 +165,7 @@ def copy_floor(central_db: Path, target: Path, batch: int = 5000) -> float:
     try:
         migrate(dst, STORE_MIGRATIONS)
         dst.execute("BEGIN IMMEDIATE")
-        for table, columns in replica._TABLES.items():
+        for table, columns in replica.TABLES.items():
             names = ", ".join(columns)
             cursor = src.execute(f"SELECT {names} FROM {table}")
             while rows := cursor.fetchmany(batch):

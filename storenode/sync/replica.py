@@ -107,8 +107,9 @@ def state(conn: sqlite3.Connection) -> ReplicaState:
     return ReplicaState(*row)
 
 
-# Register tables in the order a transfer fills them, with the columns of central's registers.
-_TABLES: dict[str, tuple[str, ...]] = {
+# Register tables in the order a transfer fills them, with the columns of central's registers (what a
+# store holds of central's catalogue; the benchmark's floor copies exactly these).
+TABLES: dict[str, tuple[str, ...]] = {
     "vat_rates": ("code", "rate"),
     "item_groups": ("item_group", "name", "parent"),
     "items": ("item", "name", "receipt_text", "item_group", "vat_rate", "unit", "info", "warranty", "popup", "active"),
@@ -117,8 +118,15 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "tills": ("store", "till", "name", "lane"),
     "till_configs": ("store", "receipt_header", "receipt_footer", "quick_keys"),
 }
-_KEYS = {"vat_rates": ("code",), "item_groups": ("item_group",), "items": ("item",), "barcodes": ("code",)}
-_KEYS.update(prices=("item", "store", "starts", "ends"), tills=("store", "till"), till_configs=("store",))
+_KEYS: dict[str, tuple[str, ...]] = {
+    "vat_rates": ("code",),
+    "item_groups": ("item_group",),
+    "items": ("item",),
+    "barcodes": ("code",),
+    "prices": ("item", "store", "starts", "ends"),
+    "tills": ("store", "till"),
+    "till_configs": ("store",),
+}
 
 
 def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
@@ -134,7 +142,7 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
 
 
 def _clear_stage(conn: sqlite3.Connection) -> None:
-    for table in _TABLES:
+    for table in TABLES:
         conn.execute(f"DELETE FROM stage_{table}")
     conn.execute("DELETE FROM stage_price_deletes")
 
@@ -157,7 +165,7 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
         _clear_stage(conn)
     for table, rows in _rows_of(chunk).items():
         if rows:
-            columns = _TABLES[table]
+            columns = TABLES[table]
             conn.executemany(
                 f"INSERT OR REPLACE INTO stage_{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 rows,
@@ -176,9 +184,9 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
         forget_transfer(conn)
         return 0
     if chunk.base == 0:  # a snapshot: what it does not hold is gone (a catalogue file's seed, say)
-        for table in _TABLES:
+        for table in TABLES:
             conn.execute(f"DELETE FROM {table}")
-    for table, columns in _TABLES.items():
+    for table, columns in TABLES.items():
         names = ", ".join(columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEYS[table])
         # An upsert, not INSERT OR REPLACE: a replaced row would not fire the search index's triggers.
