@@ -29,6 +29,10 @@ twice: closed loop (scans/s and round-trip p99 back to back) and paced (2,000 sc
 scan answered without error, p99 from the scheduled instant). Written: everything, percentiles and CPU
 times included, to a JSON file.
 
+The store node runs with store.toml's `cpu` set, all its threads kept on one core (see
+runtime/affinity.py for why), and the echo server is kept on that same core, so the floor is measured
+like for like; `--cpu none` runs both unpinned.
+
 CPU seconds of the client, the store node, central and the echo server over each measured window
 show who the bottleneck was; on 2 cores one client process can itself be the limit at 100 tills,
 `--client-procs K` spreads the tills (and echo connections) over K client processes.
@@ -96,6 +100,7 @@ from bench.processes import (
 )
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
+from runtime.affinity import available_cpus, pin_process
 from till.client import TillClient, TillDisconnected, connect
 
 SCRIPT = Path(__file__).resolve()
@@ -687,15 +692,19 @@ async def bench(args: argparse.Namespace) -> int:
             "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), folder
         )
         lanes = range(1, max(LANES, *args.tills, *args.paced) + 1)
-        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, central=central_url)
+        pin = "" if args.cpu is None else f"cpu = {args.cpu}"
+        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url)
         (folder / "store.toml").write_text(toml)
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
-        echo, echo_url = await fleet.start("echo", [sys.executable, str(SCRIPT), "--echo-server"], folder)
+        echo_argv = [sys.executable, str(SCRIPT), "--echo-server", "--cpu", str(args.cpu)]
+        echo, echo_url = await fleet.start("echo", echo_argv, folder)
         nodes = {"store": store, "central": central, "echo": echo}
+        pinned = "unpinned" if args.cpu is None else f"on CPU {args.cpu}"
         print(
             f"storepos scan latency: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"tills {args.tills}, {args.seconds:g} s per scan run, {args.echo_seconds:g} s per echo run, "
-            f"{args.client_procs} client process(es)\nwork folder {folder}; store {store_url} (pid {store.pid}), "
+            f"{args.client_procs} client process(es), store node and echo server "
+            f"{pinned}\nwork folder {folder}; store {store_url} (pid {store.pid}), "
             f"central pid {central.pid}, echo {echo_url} (pid {echo.pid})",
             flush=True,
         )
@@ -788,6 +797,7 @@ async def bench(args: argparse.Namespace) -> int:
                 "seconds": args.seconds,
                 "echo_seconds": args.echo_seconds,
                 "client_procs": args.client_procs,
+                "cpu": args.cpu,
                 "sale_size": SALE_SIZE,
                 "store_lanes": max(LANES, *args.tills, *args.paced),
                 "paced_tills": args.paced,
@@ -829,6 +839,22 @@ def _verdict_detail(t: dict[str, Any]) -> str:
     return ""
 
 
+def default_cpu() -> int | None:
+    """The store node and the echo server on one CPU, the last: both servers are measured the way a
+    store node is best run (runtime/affinity.py), and the clients keep the other core(s)."""
+    cpus = available_cpus()
+    return max(cpus) if len(cpus) >= 2 else None
+
+
+def parse_cpu(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a CPU number or none, not {text!r}") from None
+
+
 def parse_tills(text: str) -> list[int]:
     if text.strip().lower() == "none":
         return []
@@ -851,6 +877,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--echo-seconds", type=float, help="measured seconds per echo run (default: --seconds)")
     add_out_option(p, "scan_latency")
     p.add_argument("--client-procs", type=int, default=1, help="spread the clients over K processes (default 1)")
+    p.add_argument(
+        "--cpu",
+        type=parse_cpu,
+        default=default_cpu(),
+        help="the CPU the store node (store.toml `cpu`) and the echo server are kept on, or none "
+        "(default: the highest CPU when there are two or more)",
+    )
     p.add_argument("--py-spy", action="store_true", help="profile the store node during the largest scan run")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
     p.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
@@ -862,6 +895,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ready_file is None:
             p.error("--echo-server needs --ready-file")
         try:
+            if args.cpu is not None:  # the same as the store node's `cpu`: like for like
+                pin_process(args.cpu)
             trio.run(echo_server, args.ready_file)
         except KeyboardInterrupt:
             pass
@@ -871,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.seconds <= 0 or args.client_procs < 1:
         p.error("--seconds must be positive and --client-procs at least 1")
+    if args.cpu is not None and args.cpu not in available_cpus():
+        p.error(f"--cpu {args.cpu}: not one of this machine's CPUs {sorted(available_cpus())} (or none)")
     if not args.tills and not args.paced:
         p.error("nothing to measure: --tills and --paced are both empty")
     if args.pace_ms <= 0 or not 0 <= args.jitter_ms < args.pace_ms / 2:

@@ -76,6 +76,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     devices: list[DeviceConfig] = []
     gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
     payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
+    cpu: int | None = None  # keep every thread of the node on this CPU core (Linux): see runtime/affinity.py
 
     @property
     def data_path(self) -> Path:
@@ -99,6 +100,8 @@ def load_config(path: str | Path) -> StoreConfig:
     problems = device_problems(config)
     if config.payments.giftcard_offline not in ("reject", "allow"):
         problems.append("payments.giftcard_offline must be reject or allow")
+    if config.cpu is not None and config.cpu < 0:
+        problems.append(f"cpu must be a CPU number (0 or more), not {config.cpu}")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

@@ -134,12 +134,18 @@ def _serve(run: Callable[[], Awaitable[None]]) -> int:
                     return
 
     stopped: list[BaseException] = []
+    exits: list[SystemExit] = []
     try:
         trio.run(main)
     except* KeyboardInterrupt:
         pass
+    except* SystemExit as group:  # the node refused to start and said why (a bad catalogue, CPU)
+        exits.extend(e for e in group.exceptions if isinstance(e, SystemExit))
     except* Escalation as group:  # the node gave up after its supervisors' restarts: say why, plainly
         stopped.extend(group.exceptions)
+    if exits:
+        code = exits[0].code
+        return code if isinstance(code, int) else 1
     for exc in stopped:
         print(f"storepos: node stopped: {_root_cause(exc)}", file=sys.stderr)
     return 1 if stopped else 0

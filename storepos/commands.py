@@ -16,6 +16,7 @@ from central.registers import imports, sales
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
+from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
@@ -161,6 +162,12 @@ def store_config(path: Path) -> StoreConfig | None:
 
 
 async def store_run(config: StoreConfig, ready_file: Path | None) -> None:
+    if config.cpu is not None:  # first, so every thread the node starts inherits it
+        try:
+            pin_process(config.cpu)
+        except AffinityError as exc:
+            _fail(f"{exc}")
+            raise SystemExit(2) from None
     try:
         node = StoreNode(config)
     except CatalogError as exc:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
 
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
+from runtime.affinity import available_cpus
 from tests.processes import STORE_TOML, Processes, storepos
 from till.client import connect
 
@@ -107,3 +109,48 @@ async def test_a_taken_port_is_reported_plainly_and_no_ready_file_appears(tmp_pa
         result.stderr.decode()
     )
     assert not ready.exists()  # nothing was ever ready to tell a parent process about
+
+
+def _allowed_cpus(pid: int) -> dict[int, str]:
+    """Each thread of a process with the CPUs Linux lets it run on, as /proc lists them ("0-1", "1")."""
+    found: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                found[int(task.name)] = line.split(":", 1)[1].strip()
+    return found
+
+
+@pytest.mark.skipif(len(available_cpus()) < 2 or not Path("/proc/self/task").exists(), reason="needs Linux, 2 CPUs")
+async def test_a_store_kept_on_one_cpu_runs_every_thread_there_and_sells(tmp_path: Path, procs: Processes) -> None:
+    cpu = max(available_cpus())
+    config = tmp_path / "store.toml"
+    toml = STORE_TOML.format(central="").replace('data_dir = "store-data"', f'data_dir = "store-data"\ncpu = {cpu}')
+    config.write_text(toml)
+    store, url = await procs.start("store", "store", "run", "--config", str(config))
+    with trio.fail_after(30):
+        async with connect(url, lane=1, till="T1") as till:  # the database thread runs: it answers scans
+            await till.request(Login(operator="1", pin="1234"))
+            assert isinstance(await till.request(Scan(code=MILK)), SaleState)
+            assert isinstance(await till.request(CashTender(amount=2000)), Receipt)
+    threads = _allowed_cpus(store.pid)
+    assert len(threads) >= 2, threads  # the event loop and the database thread at least
+    assert set(threads.values()) == {str(cpu)}, threads
+
+
+async def test_a_store_refused_its_cpu_or_catalogue_says_so_and_exits_2(tmp_path: Path) -> None:
+    allowed = ", ".join(map(str, sorted(available_cpus())))
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('{"items": 5}')
+    cases = [
+        ("cpu = 4095", f"storepos: cpu 4095 is not available to this process (available: {allowed})"),
+        ("cpu = -1", "cpu must be a CPU number (0 or more), not -1"),
+        (f'catalog = "{catalog}"', "storepos: catalogue refused: "),
+    ]
+    for setting, said in cases:
+        config = tmp_path / "store.toml"
+        config.write_text(f'store = "X"\nlanes = [1]\ndata_dir = "store-data"\n{setting}\n[gateway]\nport = 0\n')
+        result = await storepos("store", "run", "--config", str(config))
+        assert (result.returncode, result.stdout) == (2, b""), (setting, result)
+        assert said in result.stderr.decode() and "Traceback" not in result.stderr.decode(), (setting, result)
+        assert not (tmp_path / "store-data" / "store.db").exists()  # refused before anything was written
