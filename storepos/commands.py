@@ -166,7 +166,7 @@ async def store_run(config: StoreConfig, ready_file: Path | None) -> None:
         try:
             pin_process(config.cpu)
         except AffinityError as exc:
-            _fail(f"{exc}")
+            _fail(str(exc))
             raise SystemExit(2) from None
     try:
         node = StoreNode(config)
