@@ -6,7 +6,7 @@ the database thread has to wake the other core: on a VM that is an inter-process
 virtual CPU leaving its idle halt, about 35 us each way on the benchmark machine, a third of a scan's
 time in the store. On one core the same hand-off is a plain context switch. Measured with
 `bench/scan_latency.py` on 2 cores: one lane's scan p50 0.74 -> 0.56 ms, 100 lanes at 2,000 scans/s
-p99 17-26 -> 11-14 ms, 100 lanes back to back 3,374 -> 3,632 scans/s. The other core is left to the
+p99 17-26 -> 11-16 ms, 100 lanes back to back 3,374 -> 3,632 scans/s. The other core is left to the
 operating system and to other processes.
 """
 
