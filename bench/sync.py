@@ -107,7 +107,8 @@ from storenode import stock
 from storenode.journal import chain
 from storenode.lanes import basket
 from storenode.lanes.basket import READY, Item, LaneState
-from storenode.lanes.lane import JOURNAL_STREAM, save_state
+from storenode.lanes.lane import JOURNAL_STREAM
+from storenode.lanes.saved import save_state
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
 from storenode.sync import outbox, replica
 from storenode.sync.link import STREAMS

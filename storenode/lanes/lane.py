@@ -65,6 +65,7 @@ from storenode.journal import chain
 from storenode.lanes import basket, payments, refunds, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.payments import MoneyDone
+from storenode.lanes.saved import load_state, save_state
 from storenode.lanes.terminal_admin import TerminalDone
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import outbox, replica
@@ -130,22 +131,6 @@ class StoreContext:
     devices: dict[int, LaneDevices] = field(default_factory=dict)
     link_state: Callable[[], str] = lambda: ""
     ask: Ask = _no_central  # a question to central over the sync link (gift cards, rates, customers)
-
-
-_state_encoder = msgspec.msgpack.Encoder()
-_state_decoder = msgspec.msgpack.Decoder(LaneState)
-
-
-def save_state(conn: sqlite3.Connection, state: LaneState) -> None:
-    conn.execute(
-        "INSERT INTO lanes (lane, state) VALUES (?, ?) ON CONFLICT (lane) DO UPDATE SET state = excluded.state",
-        (state.lane, _state_encoder.encode(state)),
-    )
-
-
-def load_state(conn: sqlite3.Connection, lane: int) -> LaneState:
-    row = conn.execute("SELECT state FROM lanes WHERE lane = ?", (lane,)).fetchone()
-    return _state_decoder.decode(row[0]) if row else LaneState(lane=lane)
 
 
 class Lane:

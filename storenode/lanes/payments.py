@@ -47,6 +47,7 @@ from runtime.mailbox import Rejected
 from storenode import rates
 from storenode.lanes import basket, refunds
 from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
+from storenode.lanes.saved import save_state
 from storenode.sync import outbox
 from storenode.sync.link import LinkDown, Offline
 
@@ -185,7 +186,7 @@ def _save_checked(lane: Lane, state: LaneState) -> Callable[[sqlite3.Connection]
 
     def job(c: sqlite3.Connection) -> None:
         refunds.check(c, state, config.store, config.currency, lane.number)
-        lane_save(c, state)
+        save_state(c, state)
 
     return job
 
@@ -297,12 +298,6 @@ async def _start_card(
     what = {"payment": "card payment", "refund": "refund to card", "reversal": "reversal of card payment"}
     lane._publish(ref=ref, message=f"{what[pending.kind]} {lane._money(pending.amount)}: follow the terminal")
     lane.start_money(_card_call, terminal, pending)
-
-
-def lane_save(conn: sqlite3.Connection, state: LaneState) -> None:
-    from storenode.lanes.lane import save_state
-
-    save_state(conn, state)
 
 
 async def _card_call(lane: Lane, terminal: PaymentTerminal, pending: RecordPayment) -> None:
@@ -504,7 +499,7 @@ async def _giftcard_done(
         return
 
     def job(c: sqlite3.Connection) -> None:
-        lane_save(c, after)
+        save_state(c, after)
         queue_moves(c, queued)
 
     await lane.ctx.db.write(job, durable=True)
@@ -558,7 +553,7 @@ async def _giftcard_unknown(lane: Lane, pending: RecordPayment, message: str) ->
     )
 
     def job(c: sqlite3.Connection) -> None:
-        lane_save(c, after)
+        save_state(c, after)
         queue_moves(c, [void])
 
     await lane.ctx.db.write(job, durable=True)

@@ -27,12 +27,11 @@ from protocol.money import format_money
 from runtime.mailbox import Rejected
 from storenode.journal import chain
 from storenode.lanes.basket import LaneState, tender_value
+from storenode.lanes.saved import other_lanes
 
 Key = tuple[str, str]  # (tender kind, the gift card or customer it names; "" for card and cash)
 CARD: Key = ("card", "")
 CASH: Key = ("cash", "")
-
-_state_decoder = msgspec.msgpack.Decoder(LaneState)
 
 
 def tender_key(tender: RecordTender) -> Key:
@@ -137,8 +136,7 @@ def balance(
     for record in chain.refunds_of(conn, rid):
         if record.kind == "sale":
             found.add(record.lines, _money_of_record(record))
-    for (body,) in conn.execute("SELECT state FROM lanes WHERE lane != ?", (lane,)):
-        state = _state_decoder.decode(body)
+    for state in other_lanes(conn, lane):
         if state.refund_of == rid and state.sale_id:
             found.add(state.lines, _money_of_state(state))
     if isinstance(own, SaleRecord):

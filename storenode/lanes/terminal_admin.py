@@ -26,6 +26,7 @@ from protocol.frames import Error, SetAside, TerminalReport, TerminalTotal
 from runtime.mailbox import Rejected
 from storenode.lanes import payments
 from storenode.lanes.basket import READY, TENDER
+from storenode.lanes.saved import save_state
 
 if TYPE_CHECKING:
     from storenode.lanes.lane import Lane, Subscriber
@@ -71,7 +72,7 @@ async def set_aside(lane: Lane, command: SetAside) -> None:
     after = msgspec.structs.replace(
         state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER, cancelling=False
     )
-    await lane.ctx.db.write(lambda c: payments.lane_save(c, after), durable=True)
+    await lane.ctx.db.write(lambda c: save_state(c, after), durable=True)
     lane.state = after
     log.error("lane %d: card %s %s %s: %s", lane.number, pending.kind, pending.reference, SET_ASIDE, decision)
     lane._publish(

@@ -29,7 +29,7 @@ from protocol.money import parse_rate
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
-from storenode.lanes.lane import load_state
+from storenode.lanes.saved import load_state
 from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0, make_store_config
 from tests.storenode.payment_kit import COFFEE, MILK, journal, until
