@@ -214,6 +214,15 @@ def add_tender(state: LaneState, tender: RecordTender) -> LaneState:
     return msgspec.structs.replace(state, status=TENDER, tenders=[*state.tenders, tender])
 
 
+def end_payment(state: LaneState, entry: RecordPayment, *, cancelling: bool | None = None) -> LaneState:
+    """The money call in progress is over: its outcome joins the sale's payments and the lane goes back
+    to where it was before the call (`cancelling` set as well, when the call's end also ends a cancel)."""
+    after = msgspec.structs.replace(
+        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
+    )
+    return after if cancelling is None else msgspec.structs.replace(after, cancelling=cancelling)
+
+
 def cleared(state: LaneState) -> LaneState:
     return LaneState(lane=state.lane, status=READY if state.operator else CLOSED, operator=state.operator)
 

@@ -191,11 +191,22 @@ def _save_checked(lane: Lane, state: LaneState) -> Callable[[sqlite3.Connection]
     return job
 
 
-def _terminal(lane: Lane) -> PaymentTerminal:
+def lane_terminal(lane: Lane) -> PaymentTerminal:
     terminal = lane.devices.terminal
     if terminal is None:
         raise Rejected("no_terminal", f"lane {lane.number} has no payment terminal")
     return terminal
+
+
+def card_in_doubt(lane: Lane) -> RecordPayment:
+    """The card attempt whose outcome is unknown, for the cashier to resolve or a supervisor to set aside;
+    refused while the terminal is still being asked about it."""
+    pending = lane.state.pending
+    if pending is None or pending.method != "card":
+        raise Rejected("nothing_unresolved", "no card payment is in doubt")
+    if lane.money_running:
+        raise Rejected("payment_in_progress", "the terminal is still being asked about the payment; wait for it")
+    return pending
 
 
 # -- cash -----------------------------------------------------------------------------------------------
@@ -234,14 +245,20 @@ async def _rate(lane: Lane, currency: str) -> ExchangeRate:
     if currency not in lane.ctx.config.payments.foreign_cash:
         raise Rejected("bad_currency", f"this store does not take cash in {currency}")
     base = lane.currency
+    published: list[ExchangeRate] = []
     try:
         with trio.fail_after(CENTRAL_TIMEOUT):
             body = await lane.ctx.ask("rates?", msgspec.msgpack.encode(base))
         published = msgspec.msgpack.decode(body, type=list[ExchangeRate])
-        await lane.ctx.db.write(lambda c: rates.save(c, published))
     except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.info("lane %d: exchange rates from central unavailable (%s); using the last known", lane.number, exc)
-    rate = await lane.ctx.db.read(lambda c: rates.get(c, base, currency))
+
+    def job(c: sqlite3.Connection) -> ExchangeRate | None:
+        if published:  # kept for when central cannot be asked
+            rates.save(c, published)
+        return rates.get(c, base, currency)
+
+    rate = await lane.ctx.db.write(job)
     if rate is None:
         raise Rejected("no_rate", f"no exchange rate for {currency} is known yet; central publishes them")
     return rate
@@ -253,7 +270,7 @@ async def _rate(lane: Lane, currency: str) -> ExchangeRate:
 async def card(lane: Lane, command: CardTender) -> None:
     """Start a card payment (or a refund to card, when the sale is due negative) for what is due."""
     state = lane.state
-    terminal = _terminal(lane)
+    terminal = lane_terminal(lane)
     remaining = _payable(state)
     if remaining < 0 and not state.refund_of:
         raise Rejected(
@@ -357,12 +374,8 @@ async def _resolve_task(lane: Lane, terminal: PaymentTerminal) -> None:
 
 async def resolve(lane: Lane, ref: int) -> None:
     """The cashier asks the terminal about the payment in doubt (it was offline when the lane tried)."""
-    pending = lane.state.pending
-    if pending is None or pending.method != "card":
-        raise Rejected("nothing_unresolved", "no card payment is in doubt")
-    if lane.money_running:
-        raise Rejected("payment_in_progress", "the terminal is still busy with the payment")
-    terminal = _terminal(lane)
+    pending = card_in_doubt(lane)
+    terminal = lane_terminal(lane)
     terminal.adopt_unknown(result_of(pending))
     unresolved = terminal.unresolved
     if unresolved is None:
@@ -388,9 +401,7 @@ async def settle(lane: Lane, result: PaymentResult, *, ref: int = 0) -> None:
         new = msgspec.structs.replace(state, pending=entry)
         await lane._save(new, ref=ref, message=f"card {pending.kind} outcome unknown: {result.message}; resolve it")
         return
-    after = msgspec.structs.replace(
-        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
-    )
+    after = basket.end_payment(state, entry)
     approved = result.outcome == "approved"
     if approved and pending.kind == "payment":
         after = basket.add_tender(after, _card_tender(entry, entry.amount))
@@ -486,26 +497,17 @@ async def _giftcard_done(
     """Record the move's outcome (and a tender for what it took or gave), closing a sale it pays in full."""
     state = lane.state
     entry = msgspec.structs.replace(pending, outcome=outcome, amount=amount or pending.amount, message=message)
-    after = msgspec.structs.replace(
-        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
-    )
+    after = basket.end_payment(state, entry)
     if outcome == "approved":
         signed = amount if move.kind == "redeem" else -amount
-        tender = RecordTender(kind="giftcard", currency=move.currency, amount=signed, reference=move.card)
-        after = basket.add_tender(after, msgspec.structs.replace(tender, value=0))
+        after = basket.add_tender(
+            after, RecordTender(kind="giftcard", currency=move.currency, amount=signed, reference=move.card)
+        )
     queued = [queue] if queue is not None else []
     if outcome == "approved" and basket.due(after) == 0:
         await lane._close(after, "sale", ref, None, also=lambda c: queue_moves(c, queued))
         return
-
-    def job(c: sqlite3.Connection) -> None:
-        save_state(c, after)
-        queue_moves(c, queued)
-
-    await lane.ctx.db.write(job, durable=True)
-    if queued:
-        lane.ctx.signal.notify(len(queued))
-    lane.state = after
+    await _save_with_moves(lane, after, queued)
     what = "gift card" if move.kind == "redeem" else "credit to gift card"
     # A refusal answers the till with an error frame (raised by the caller); the new state is only shown.
     shown = ref if outcome == "approved" else 0
@@ -542,22 +544,28 @@ async def _giftcard_offline(
 
 
 async def _giftcard_unknown(lane: Lane, pending: RecordPayment, message: str) -> None:
-    state = lane.state
-    void = GiftCardMove(
-        move=pending.reference, kind="void", card=pending.card, amount=pending.amount,
-        currency=pending.currency, store=lane.ctx.config.store, sale_id=state.sale_id, at=lane.ctx.clock.now_ms(),
+    after = basket.end_payment(lane.state, msgspec.structs.replace(pending, message=message))
+    await _save_with_moves(lane, after, [_void(lane, pending)])
+
+
+def _void(lane: Lane, payment: RecordPayment) -> GiftCardMove:
+    """The move that undoes a gift card payment at central: the same move id, so central voids that one."""
+    return GiftCardMove(
+        move=payment.reference, kind="void", card=payment.card, amount=payment.amount, currency=payment.currency,
+        store=lane.ctx.config.store, sale_id=lane.state.sale_id, at=lane.ctx.clock.now_ms(),
     )  # fmt: skip
-    entry = msgspec.structs.replace(pending, message=message)
-    after = msgspec.structs.replace(
-        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER
-    )
+
+
+async def _save_with_moves(lane: Lane, after: LaneState, moves: list[GiftCardMove]) -> None:
+    """The lane's new state and the gift card moves it sends central, in one durable commit."""
 
     def job(c: sqlite3.Connection) -> None:
         save_state(c, after)
-        queue_moves(c, [void])
+        queue_moves(c, moves)
 
     await lane.ctx.db.write(job, durable=True)
-    lane.ctx.signal.notify(1)
+    if moves:
+        lane.ctx.signal.notify(len(moves))
     lane.state = after
 
 
@@ -617,7 +625,7 @@ async def cancel(lane: Lane, ref: int, conn: Subscriber | None) -> None:
             if p.method == "card" and p.kind == "payment" and p.outcome == "approved"
             and _tender_ref(p) == card_tender.reference
         )  # fmt: skip
-        terminal = _terminal(lane)
+        terminal = lane_terminal(lane)
         if terminal.unresolved is not None:
             raise Rejected("payment_unknown", "a card payment is in doubt: resolve it first")
         pending = msgspec.structs.replace(
@@ -626,13 +634,6 @@ async def cancel(lane: Lane, ref: int, conn: Subscriber | None) -> None:
         cancelling = msgspec.structs.replace(state, cancelling=True)
         await _start_card(lane, terminal, cancelling, pending, ref)
         return
-    voids = [
-        GiftCardMove(
-            move=p.reference, kind="void", card=p.card, amount=p.amount,
-            currency=p.currency, store=lane.ctx.config.store, sale_id=state.sale_id, at=lane.ctx.clock.now_ms(),
-        )
-        for p in state.payments
-        if p.method == "giftcard" and p.outcome == "approved"
-    ]  # fmt: skip
+    voids = [_void(lane, p) for p in state.payments if p.method == "giftcard" and p.outcome == "approved"]
     cleared = msgspec.structs.replace(state, tenders=[], cancelling=False)
     await lane._close(cleared, "cancel", ref, conn, also=lambda c: queue_moves(c, voids))

@@ -24,8 +24,8 @@ import trio
 from devices.terminal import PaymentResult, PaymentTerminal, Report
 from protocol.frames import Error, SetAside, TerminalReport, TerminalTotal
 from runtime.mailbox import Rejected
-from storenode.lanes import payments
-from storenode.lanes.basket import READY, TENDER
+from storenode.lanes import basket, payments
+from storenode.lanes.basket import READY
 from storenode.lanes.saved import save_state
 
 if TYPE_CHECKING:
@@ -51,11 +51,7 @@ class TerminalDone:
 
 async def set_aside(lane: Lane, command: SetAside) -> None:
     state = lane.state
-    pending = state.pending
-    if pending is None or pending.method != "card":
-        raise Rejected("nothing_unresolved", "no card payment is in doubt")
-    if lane.money_running:
-        raise Rejected("payment_in_progress", "the terminal is still being asked about the payment; wait for it")
+    pending = payments.card_in_doubt(lane)
     reason = command.reason.strip()
     if not reason:
         raise Rejected("bad_request", "say why the payment in doubt is set aside")
@@ -69,9 +65,7 @@ async def set_aside(lane: Lane, command: SetAside) -> None:
     if terminal is not None and terminal.unresolved is not None:
         terminal.abandon_unknown(decision)
     entry = msgspec.structs.replace(pending, outcome="unknown", message=f"{SET_ASIDE}; {decision}")
-    after = msgspec.structs.replace(
-        state, pending=None, payments=[*state.payments, entry], status=state.status_before or TENDER, cancelling=False
-    )
+    after = basket.end_payment(state, entry, cancelling=False)
     await lane.ctx.db.write(lambda c: save_state(c, after), durable=True)
     lane.state = after
     log.error("lane %d: card %s %s %s: %s", lane.number, pending.kind, pending.reference, SET_ASIDE, decision)
@@ -101,13 +95,10 @@ async def _ask_once_more(lane: Lane, terminal: PaymentTerminal | None, reference
 
 async def end_of_day(lane: Lane, ref: int, conn: Subscriber | None) -> None:
     state = lane.state
-    if not state.operator:
-        raise Rejected("not_logged_in", f"no operator is logged in on lane {lane.number}")
+    basket.require_operator(state)
     if state.status != READY:
         raise Rejected("sale_open", "finish the sale before the terminal's end of day")
-    terminal = lane.devices.terminal
-    if terminal is None:
-        raise Rejected("no_terminal", f"lane {lane.number} has no payment terminal")
+    terminal = payments.lane_terminal(lane)
     if lane.money_running:
         raise Rejected("terminal_busy", f"terminal {terminal.name} is busy")
     lane.start_money(_run_end_of_day, terminal, ref, conn)
