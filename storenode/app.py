@@ -53,12 +53,10 @@ from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica
 from storenode.sync.catalog import CatalogFollower
-from storenode.sync.link import LinkDown, Offline, SyncLink
+from storenode.sync.link import NO_ANSWER, LinkDown, SyncLink, question
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
-
-CENTRAL_QUESTION_TIMEOUT = 3.0
 
 
 class StoreNode:
@@ -188,25 +186,21 @@ class StoreNode:
         item, here = await self.db.read(local)
         info = StockInfo(item=item.item, name=item.name, here=here)
         try:
-            with trio.fail_after(CENTRAL_QUESTION_TIMEOUT):
-                answer = await self.link.ask("stock?", msgspec.msgpack.encode(item.item))
-            levels = msgspec.msgpack.decode(answer, type=list[StockLevel])
+            levels = await question(self.link.ask, "stock?", msgspec.msgpack.encode(item.item), list[StockLevel])
             info.elsewhere = [
                 StockAt(location=x.location, qty=x.qty) for x in levels if x.location != self.config.store
             ]
-        except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (LinkDown, *NO_ANSWER) as exc:
             info.note = f"other stores unknown: central is unreachable ({exc})"
         return info
 
     async def giftcard_query(self, query: GiftCardQuery) -> GiftCardInfo:
         """A gift card's balance, as central holds it (balances live only there)."""
         try:
-            with trio.fail_after(CENTRAL_QUESTION_TIMEOUT):
-                answer = await self.link.ask("giftcard?", msgspec.msgpack.encode(query.card.strip()))
-            card = msgspec.msgpack.decode(answer, type=GiftCardState)
+            card = await question(self.link.ask, "giftcard?", msgspec.msgpack.encode(query.card.strip()), GiftCardState)
         except LinkDown as exc:
             raise Rejected("unknown_card", str(exc)) from None
-        except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError):
+        except NO_ANSWER:
             raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
         return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 

@@ -49,7 +49,7 @@ from storenode.lanes import basket, refunds
 from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
 from storenode.lanes.saved import save_state
 from storenode.sync import outbox
-from storenode.sync.link import LinkDown, Offline
+from storenode.sync.link import NO_ANSWER, LinkDown, question
 
 if TYPE_CHECKING:
     from storenode.lanes.lane import Lane, Subscriber
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GIFTCARD_STREAM = "giftcard"
-CENTRAL_TIMEOUT = 3.0  # a gift card, customer or rate question to central; then the offline rules apply
 TERMINAL_QUESTION = 6.0  # the terminal's last transaction, asked inline (a till waits at most 10 s)
 
 _move_encoder = msgspec.msgpack.Encoder()
@@ -247,10 +246,8 @@ async def _rate(lane: Lane, currency: str) -> ExchangeRate:
     base = lane.currency
     published: list[ExchangeRate] = []
     try:
-        with trio.fail_after(CENTRAL_TIMEOUT):
-            body = await lane.ctx.ask("rates?", msgspec.msgpack.encode(base))
-        published = msgspec.msgpack.decode(body, type=list[ExchangeRate])
-    except (Offline, LinkDown, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        published = await question(lane.ctx.ask, "rates?", msgspec.msgpack.encode(base), list[ExchangeRate])
+    except (LinkDown, *NO_ANSWER) as exc:
         log.info("lane %d: exchange rates from central unavailable (%s); using the last known", lane.number, exc)
 
     def job(c: sqlite3.Connection) -> ExchangeRate | None:
@@ -467,13 +464,11 @@ async def giftcard(lane: Lane, command: GiftCardTender) -> None:
     await lane.ctx.db.write(_save_checked(lane, saved), durable=True)  # before central is asked
     lane.state = saved
     try:
-        with trio.fail_after(CENTRAL_TIMEOUT):
-            body = await lane.ctx.ask("giftcard.move", encode_move(move))
-        answer = msgspec.msgpack.decode(body, type=GiftCardState)
+        answer = await question(lane.ctx.ask, "giftcard.move", encode_move(move), GiftCardState)
     except LinkDown as exc:  # central answered, and did nothing
         await _giftcard_done(lane, move, pending, "declined", 0, str(exc), command.ref)
         raise Rejected("giftcard_refused", str(exc)) from None
-    except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except NO_ANSWER as exc:
         await _giftcard_offline(lane, move, pending, command, f"{type(exc).__name__}: {exc}")
         return
     if not answer.ok or answer.amount <= 0:
@@ -581,11 +576,10 @@ async def invoice(lane: Lane, command: InvoiceTender) -> None:
         await _invoice_credit(lane, customer, command.ref)
         return
     try:
-        with trio.fail_after(CENTRAL_TIMEOUT):
-            name = msgspec.msgpack.decode(await lane.ctx.ask("customer?", msgspec.msgpack.encode(customer)), type=str)
+        name = await question(lane.ctx.ask, "customer?", msgspec.msgpack.encode(customer), str)
     except LinkDown:
         raise Rejected("unknown_customer", f"no customer {customer} is registered for invoices") from None
-    except (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError):
+    except NO_ANSWER:
         raise Rejected("central_offline", "an invoice needs central to confirm the customer; try again") from None
     tender = RecordTender(kind="invoice", currency=lane.currency, amount=remaining, reference=customer)
     log.info("lane %d: %s invoiced to %s (%s)", lane.number, remaining, customer, name)

@@ -18,6 +18,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import trio
@@ -59,6 +60,19 @@ class LinkDown(Exception):
 
 class Offline(Exception):
     """Asked something only central knows while central is unreachable."""
+
+
+QUESTION_TIMEOUT = 3.0  # a stock, gift card, customer or rate question to central; then the offline rules apply
+NO_ANSWER = (Offline, trio.TooSlowError, msgspec.DecodeError, msgspec.ValidationError)  # central said nothing usable
+T = TypeVar("T")
+
+
+async def question(ask: Callable[[str, bytes], Awaitable[bytes]], kind: str, body: bytes, answer: type[T]) -> T:
+    """Central's answer to one question, decoded. Raises LinkDown when central answered that it cannot
+    (an unknown card or customer), one of NO_ANSWER when it did not answer in time or usably."""
+    with trio.fail_after(QUESTION_TIMEOUT):
+        reply = await ask(kind, body)
+    return msgspec.msgpack.decode(reply, type=answer)
 
 
 class _Stream:
