@@ -70,21 +70,21 @@ class StoreNode:
         self.signal = OutboxSignal()
         self.lane_devices, self.device_specs = peripherals.build(config, self.health, self._scanned)
         self.clock = clock or SystemClock()
+        self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
+        self.link = SyncLink(config, self.db, self.signal, self.health, catalog=self.catalog_follower)
         self.ctx = StoreContext(
             config=config,
             db=self.db,
             health=self.health,
             clock=self.clock,
             signal=self.signal,
+            link_state=lambda: ("online" if self.link.online else "offline") if config.central.url else "",
+            ask=self.link.ask,
             devices=self.lane_devices,
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
         owners = {name: n for n, mine in self.lane_devices.items() for name in mine.names}
         self.health.listeners.append(lambda h: self._republish(owners.get(h.name)))
-        self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
-        self.link = SyncLink(config, self.db, self.signal, self.health, catalog=self.catalog_follower)
-        self.ctx.link_state = lambda: ("online" if self.link.online else "offline") if config.central.url else ""
-        self.ctx.ask = self.link.ask
         self.link.on_change.append(self._link_changed)
         self.gateway = Gateway(
             config.gateway.host,

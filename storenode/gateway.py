@@ -48,14 +48,13 @@ class TillConnection:
         self.answering = False
         self.overflowed = False
         self._frames: deque[TillFrame] = deque()
-        self._closed = False
         self._writer_waits = trio.lowlevel.ParkingLot()
 
     def push(self, frame: TillFrame) -> None:
-        if self._closed:
+        if self.overflowed:
             return
         if len(self._frames) >= OUTGOING_CAPACITY:
-            self.overflowed = self._closed = True
+            self.overflowed = True
             self._frames.clear()
             self._writer_waits.unpark_all()
             return
@@ -70,14 +69,13 @@ class TillConnection:
 
     async def writer(self) -> None:
         try:
-            while not self._closed:
+            while not self.overflowed:
                 if not self._frames or self.answering:
                     await self._writer_waits.park()
                     continue
                 await self.send_queued()
-            if self.overflowed:
-                log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
-                await self.ws.aclose(code=1013, reason="too far behind; reconnect")
+            log.warning("till %s fell %d frames behind; disconnecting it", self.till, OUTGOING_CAPACITY)
+            await self.ws.aclose(code=1013, reason="too far behind; reconnect")
         except ConnectionClosed:
             pass
 

@@ -274,7 +274,7 @@ def record(
 
 
 def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = "") -> SaleState:
-    amount = total(state)
+    amount, taken = total(state), paid(state)
     return SaleState(
         lane=state.lane,
         status=state.status,
@@ -298,11 +298,11 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         ],
         total=amount,
         vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state)],
-        cash_due=cash_due(state, currency),
+        cash_due=cash_round(amount - taken, currency),
         ref=ref,
         message=message,
-        paid=paid(state),
-        due=amount - paid(state),
+        paid=taken,
+        due=amount - taken,
         tenders=[
             TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=tender_value(t), reference=t.reference)
             for t in state.tenders

@@ -113,12 +113,6 @@ LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
 Ask = Callable[[str, bytes], Awaitable[bytes]]
 
 
-async def _no_central(kind: str, body: bytes) -> bytes:
-    from storenode.sync.link import Offline
-
-    raise Offline("this store runs without central")
-
-
 @dataclass
 class StoreContext:
     """What every lane of a store shares; all of it outlives lane restarts."""
@@ -128,9 +122,9 @@ class StoreContext:
     health: HealthBoard
     clock: Clock
     signal: OutboxSignal
+    link_state: Callable[[], str]  # "online" / "offline", or "" for a store without central
+    ask: Ask  # a question to central over the sync link (gift cards, rates, customers); Offline without one
     devices: dict[int, LaneDevices] = field(default_factory=dict)
-    link_state: Callable[[], str] = lambda: ""
-    ask: Ask = _no_central  # a question to central over the sync link (gift cards, rates, customers)
 
 
 class Lane:
@@ -251,7 +245,7 @@ class Lane:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref)
             case Logout():
-                if state.status in (OPEN, TENDER, PAYING):
+                if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
                 await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
             case StartSale():

@@ -151,8 +151,9 @@ def check(conn: sqlite3.Connection, own: LaneState | SaleRecord, store: str, cur
     if not own.refund_of:
         return
     after = balance(conn, own.refund_of, store, currency, lane, own)
+    returnable = {line.no for line in after.original.lines if not line.voided and line.qty > 0}
     for no, qty in after.lines.items():
-        if no not in {line.no for line in after.original.lines if not line.voided and line.qty > 0}:
+        if no not in returnable:
             raise Rejected("not_on_receipt", f"line {no} of receipt {after.receipt} cannot be returned")
         if qty < 0:
             raise Rejected("over_return", f"line {no} of receipt {after.receipt} was returned already")

@@ -87,10 +87,7 @@ class CatalogFollower:
             log.warning("a catalogue chunk for pull %d, not the one waiting (%d); ignored", chunk.id, self._asked)
             return
         self._asked = 0
-        try:
-            self._chunks.send_nowait(chunk)
-        except trio.WouldBlock:
-            log.warning("a catalogue chunk nobody asked for; ignored")
+        self._chunks.send_nowait(chunk)  # the channel is unbounded: this never blocks
 
     def refused(self, message: str) -> None:
         if self._chunks is not None and self._asked:
