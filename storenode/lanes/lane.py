@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from devices import display
-from devices.escpos import receipt_text
+from devices.escpos import ReceiptLayout, receipt_text
 from protocol import gs1
 from protocol.frames import (
     CancelSale,
@@ -511,15 +511,10 @@ class Lane:
         record, queued, look = await self.ctx.db.write(job, durable=True)
         self.state = after
         self.ctx.signal.notify(queued)
-        if look is not None:  # central's till configuration, as the replica holds it now
-            self.layout = msgspec.structs.replace(self.layout, header=look.header, footer=look.footer)
-        text = receipt_text(self.layout, record)
+        text = receipt_text(_dressed(self.layout, look), record)
         devices = self.devices
         if devices.printer is not None:
-            paper = devices.printer.layout
-            if look is not None:
-                paper = msgspec.structs.replace(paper, header=look.header, footer=look.footer)
-            devices.printer.print_receipt(record, layout=paper)
+            devices.printer.print_receipt(record, layout=_dressed(devices.printer.layout, look))
         cash_taken = any(t.kind == "cash" for t in record.tenders)
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
@@ -544,3 +539,8 @@ class Lane:
             self._broadcast(answer)
         message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)
+
+
+def _dressed(layout: ReceiptLayout, look: replica.TillLook | None) -> ReceiptLayout:
+    """A receipt layout with central's till configuration (as the replica holds it now) over store.toml's texts."""
+    return layout if look is None else msgspec.structs.replace(layout, header=look.header, footer=look.footer)
