@@ -37,6 +37,7 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import trio
@@ -53,7 +54,7 @@ from bench.measurements import (
     write_report,
 )
 from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
-from central.registers import imports
+from central.registers import catalog, imports
 from protocol.frames import CancelSale, Login, SaleState, Scan, Status
 from protocol.gs1 import check_digit
 from runtime.database import migrate, open_connection
@@ -72,9 +73,14 @@ def code(prefix: str, n: int) -> str:
     return body + check_digit(body)
 
 
+def barcode_rows(items: int) -> Iterator[tuple[str, int]]:
+    """(barcode, item number): every item's own barcode, and a second one for every 5th item (1.2 per item)."""
+    yield from ((code("73", n), n) for n in range(items))
+    yield from ((code("74", n), n) for n in range(0, items, 5))
+
+
 def barcodes_of(items: int) -> list[str]:
-    """Every item's own barcode, and a second one for every 5th item (1.2 per item)."""
-    return [code("73", n) for n in range(items)] + [code("74", n) for n in range(0, items, 5)]
+    return [barcode for barcode, _ in barcode_rows(items)]
 
 
 def write_files(folder: Path, items: int) -> dict[str, Path]:
@@ -88,8 +94,7 @@ def write_files(folder: Path, items: int) -> dict[str, Path]:
             )
     with paths["barcodes"].open("w") as f:
         f.write("code,item\n")
-        f.writelines(f"{code('73', n)},I{n:07}\n" for n in range(items))
-        f.writelines(f"{code('74', n)},I{n:07}\n" for n in range(0, items, 5))
+        f.writelines(f"{barcode},I{n:07}\n" for barcode, n in barcode_rows(items))
     with paths["prices"].open("w") as f:
         f.write("item,store,start,end,price\n")
         f.writelines(f"I{n:07},,,,{10 + n % 500}.{n % 100:02}\n" for n in range(items))
@@ -121,14 +126,6 @@ async def import_all(db: Path, paths: dict[str, Path], folder: Path) -> dict[str
     return seconds
 
 
-async def status(url: str) -> Status:
-    async with connect(url, lane=0, attach=False) as client:
-        answer = await client.status()
-    if not isinstance(answer, Status):
-        raise BenchError(f"store status: {answer}")
-    return answer
-
-
 async def until_version(url: str, version: int, pid: int, rss: list[float], poll: float = 0.02) -> float:
     """The instant (time.perf_counter) the store at `url` first reports `version`, sampling its RSS."""
     async with connect(url, lane=0, attach=False) as client:
@@ -143,7 +140,7 @@ async def until_version(url: str, version: int, pid: int, rss: list[float], poll
 def central_version(db: Path) -> int:
     conn = open_connection(db, readonly=True)
     try:
-        return int(conn.execute("SELECT version FROM catalog_version").fetchone()[0])
+        return catalog.version(conn)
     finally:
         conn.close()
 
@@ -228,7 +225,7 @@ async def scans(
 async def bench(args: argparse.Namespace) -> int:
     fleet = Fleet()
     rng = random.Random(42)
-    result: dict[str, Any] = {"items": args.items, "barcodes": len(barcodes_of(args.items))}
+    result: dict[str, Any] = {"items": args.items, "barcodes": args.items + len(range(0, args.items, 5))}
     with tempfile.TemporaryDirectory(prefix="storepos-bench-catalog-") as work:
         folder = Path(work)
         try:
