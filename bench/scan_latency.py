@@ -143,7 +143,6 @@ class PhaseResult(msgspec.Struct):
     answer_bytes: list[int]  # encoded size of the SaleState answers seen while warming up
     elapsed_s: float  # from go until the last client finished its last request
     cpu_s: float  # client process CPU time over the same window (summed over client processes)
-    offered: int = 0  # paced only: scans the schedule called for (all of them are sent and timed)
     from_schedule_ns: list[int] = []  # paced only: per scan, from its scheduled instant to its answer
 
 
@@ -162,7 +161,6 @@ def merge(parts: list[PhaseResult]) -> PhaseResult:
         answer_bytes=[x for p in parts for x in p.answer_bytes],
         elapsed_s=max(p.elapsed_s for p in parts),
         cpu_s=sum(p.cpu_s for p in parts),
-        offered=sum(p.offered for p in parts),
         from_schedule_ns=[x for p in parts for x in p.from_schedule_ns],
     )
 
@@ -236,7 +234,6 @@ class Tally:
         self.requests = 0
         self.errors: Counter[str] = Counter()
         self.answer_bytes: list[int] = []
-        self.offered = 0
         self.from_schedule_ns: list[int] = []
 
     def wrong(self, answer: TillFrame | bytes | str, what: str) -> None:
@@ -281,8 +278,9 @@ async def scan_till(spec: PhaseSpec, lane: int, gate: Gate, tally: Tally) -> Non
 
         round_trips, closes, from_schedule = tally.round_trips_ns, tally.closes_ns, tally.from_schedule_ns
         schedule = paced_schedule(spec, lane) if spec.period_s > 0 else None
-        # the schedule's instants as perf_counter_ns: trio's clock and perf_counter run at the same rate
-        perf_offset_ns = int(gate.started_at * 1e9) - int(gate.go_at * 1e9)
+        # perf_counter at go, where the schedule's instants count from (trio's clock, which the sleeps use,
+        # runs at the same rate)
+        start_ns = int(gate.started_at * 1e9)
         k = lines = 0
         sizes = random.Random(-lane)  # paced: how many lines each sale gets (see sale_size)
         size = sale_size(spec, sizes)
@@ -296,8 +294,7 @@ async def scan_till(spec: PhaseSpec, lane: int, gate: Gate, tally: Tally) -> Non
                     if k == len(schedule):
                         break
                     due = gate.go_at + schedule[k]
-                    due_ns = int(due * 1e9) + perf_offset_ns
-                    tally.offered += 1
+                    due_ns = start_ns + int(schedule[k] * 1e9)
                     await trio.sleep_until(due)  # returns at once if this till is already late
                 scan = Scan(code=barcodes[k % len(barcodes)])
                 k += 1
@@ -405,7 +402,6 @@ async def run_phase(spec: PhaseSpec, on_go: Callable[[], Awaitable[None]]) -> Ph
         answer_bytes=tally.answer_bytes,
         elapsed_s=gate.finished_at - gate.started_at,
         cpu_s=gate.cpu_end - gate.cpu_start,
-        offered=tally.offered,
         from_schedule_ns=tally.from_schedule_ns,
     )
 
@@ -490,8 +486,9 @@ def phase_record(result: PhaseResult, window: Window, spec: PhaseSpec) -> dict[s
         record["answer_bytes_mean"] = sum(result.answer_bytes) / max(1, len(result.answer_bytes))
     if spec.period_s > 0:
         record["paced"] = {"period_s": spec.period_s, "jitter_s": spec.jitter_s}
-        record["offered"] = result.offered
-        record["offered_per_s"] = result.offered / spec.seconds
+        offered = sum(len(paced_schedule(spec, lane)) for lane in spec.ids)  # the schedule, not what was sent
+        record["offered"] = offered
+        record["offered_per_s"] = offered / spec.seconds
         record["answered_per_s"] = len(result.round_trips_ns) / elapsed if elapsed > 0 else 0.0
         record["from_schedule"] = latency_stats(result.from_schedule_ns, percentiles=PERCENTILES)
     return record
@@ -511,27 +508,35 @@ async def profile_store(pid: int, seconds: float, out: Path, report: dict[str, A
     report.update(hot_spots(out))
 
 
+CPU_HEAD = f"{'client%':>7} {'store%':>6} {'central%':>8} {'steal%':>6} {'other%':>6} {'errors':>6}"
+
+
+def cpu_cells(scan: dict[str, Any]) -> str:
+    """The columns under CPU_HEAD: who used the CPU during a scan run, and its errors (both tables end so)."""
+    cpu, machine = scan["node_cpu_pct"], scan["machine_cpu"] or {}
+    return (
+        f"{scan['client_cpu_pct']:>7.0f} {fmt(cpu.get('store'), '.0f'):>6} {fmt(cpu.get('central'), '.0f'):>8} "
+        f"{fmt(machine.get('steal_pct'), '.0f'):>6} {fmt(scan.get('other_load_pct'), '.0f'):>6} "
+        f"{scan['error_count']:>6}"
+    )
+
+
 def print_table(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     floor_p50 = floor["round_trip"]["p50_ms"]
     head = (
         f"{'N':>4} {'scans':>7} {'scans/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'sales/s':>8} {'close p50':>9} "
-        f"{'echo/s':>8} {'echo p50':>8} {'echo p99':>8} {'p50/echo':>8} {'p50/floor':>9} "
-        f"{'client%':>7} {'store%':>6} {'central%':>8} {'steal%':>6} {'other%':>6} {'errors':>6}"
+        f"{'echo/s':>8} {'echo p50':>8} {'echo p99':>8} {'p50/echo':>8} {'p50/floor':>9} {CPU_HEAD}"
     )
     print(head)
     print("-" * len(head))
     for run in runs:
         scan, echo = run["scan"], run["echo"]
         rt, ert = scan["round_trip"], echo["round_trip"]
-        cpu, machine = scan["node_cpu_pct"], scan["machine_cpu"] or {}
         print(
             f"{run['n']:>4} {rt['count']:>7} {rt['per_s']:>8.0f} {rt.get('p50_ms', 0):>7.2f} "
             f"{rt.get('p99_ms', 0):>7.2f} {scan['sales_per_s']:>8.1f} {scan['close'].get('p50_ms', 0):>9.2f} "
             f"{ert['per_s']:>8.0f} {ert.get('p50_ms', 0):>8.3f} {ert.get('p99_ms', 0):>8.3f} "
-            f"{fmt(run['ratio_to_echo_same_n'], '.1f'):>8} {fmt(run['ratio_to_floor'], '.1f'):>9} "
-            f"{scan['client_cpu_pct']:>7.0f} {fmt(cpu.get('store'), '.0f'):>6} {fmt(cpu.get('central'), '.0f'):>8} "
-            f"{fmt(machine.get('steal_pct'), '.0f'):>6} {fmt(scan.get('other_load_pct'), '.0f'):>6} "
-            f"{scan['error_count']:>6}"
+            f"{fmt(run['ratio_to_echo_same_n'], '.1f'):>8} {fmt(run['ratio_to_floor'], '.1f'):>9} {cpu_cells(scan)}"
         )
     f = floor["round_trip"]
     print(
@@ -552,8 +557,7 @@ def print_table(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
 def print_paced_table(paced: list[dict[str, Any]], args: argparse.Namespace) -> None:
     head = (
         f"{'N':>4} {'offered/s':>9} {'answered/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'max ms':>7} "
-        f"{'rt p50':>7} {'rt p99':>7} {'sales/s':>8} {'close p50':>9} "
-        f"{'client%':>7} {'store%':>6} {'central%':>8} {'steal%':>6} {'other%':>6} {'errors':>6}"
+        f"{'rt p50':>7} {'rt p99':>7} {'sales/s':>8} {'close p50':>9} {CPU_HEAD}"
     )
     print(
         f"paced (open loop): each till scans once every {args.pace_ms:g} ms "
@@ -566,15 +570,11 @@ def print_paced_table(paced: list[dict[str, Any]], args: argparse.Namespace) -> 
     for run in paced:
         scan = run["scan"]
         late, rt = scan["from_schedule"], scan["round_trip"]
-        cpu, machine = scan["node_cpu_pct"], scan["machine_cpu"] or {}
         print(
             f"{run['n']:>4} {scan['offered_per_s']:>9.0f} {scan['answered_per_s']:>10.0f} "
             f"{late.get('p50_ms', 0):>7.2f} {late.get('p99_ms', 0):>7.2f} {late.get('p99_9_ms', 0):>8.2f} "
             f"{late.get('max_ms', 0):>7.2f} {rt.get('p50_ms', 0):>7.2f} {rt.get('p99_ms', 0):>7.2f} "
-            f"{scan['sales_per_s']:>8.1f} {scan['close'].get('p50_ms', 0):>9.2f} "
-            f"{scan['client_cpu_pct']:>7.0f} {fmt(cpu.get('store'), '.0f'):>6} {fmt(cpu.get('central'), '.0f'):>8} "
-            f"{fmt(machine.get('steal_pct'), '.0f'):>6} {fmt(scan.get('other_load_pct'), '.0f'):>6} "
-            f"{scan['error_count']:>6}"
+            f"{scan['sales_per_s']:>8.1f} {scan['close'].get('p50_ms', 0):>9.2f} {cpu_cells(scan)}"
         )
 
 
