@@ -28,7 +28,7 @@ from storenode.sync.replica import CatalogError
 from till.client import connect
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> None:
     print(f"storepos: {message}", file=sys.stderr)
 
 
@@ -42,7 +42,7 @@ async def central_run(db: Path, host: str, port: int, ready_file: Path | None, c
 
 def central_sales(db: Path, store: str | None) -> int:
     if not db.exists():
-        _fail(f"{db}: no central database here (start it with `storepos central run --db {db}`)")
+        fail(f"{db}: no central database here (start it with `storepos central run --db {db}`)")
         return 2
     conn = open_connection(db, readonly=True)
     try:
@@ -58,7 +58,7 @@ def central_sales(db: Path, store: str | None) -> int:
             return 0
         summaries = sales.summaries(conn)
     except sqlite3.OperationalError as exc:
-        _fail(f"{db}: {exc}")
+        fail(f"{db}: {exc}")
         return 2
     finally:
         conn.close()
@@ -85,13 +85,13 @@ def _on_catalog(db: Path, file: Path, work: Callable[[sqlite3.Connection], str],
     except imports.Rejected as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        _fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was {undone}")
+        fail(f"{file.name} rejected with {len(exc.errors)} errors; nothing was {undone}")
         return 1
     except imports.Unusable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return 2
     except sqlite3.Error as exc:
-        _fail(f"{db}: {exc}")
+        fail(f"{db}: {exc}")
         return 2
     print(line)
     return 0
@@ -137,10 +137,10 @@ async def central_reconcile(url: str, store: str) -> int:
                 )
                 reply = codec.decode(await ws.get_message())
     except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
-        _fail(f"cannot reach central at {url}: {type(exc).__name__}: {exc}")
+        fail(f"cannot reach central at {url}: {type(exc).__name__}: {exc}")
         return 2
     if not isinstance(reply, LinkReply) or not reply.ok:
-        _fail(f"reconcile failed: {getattr(reply, 'error', '') or getattr(reply, 'message', reply)}")
+        fail(f"reconcile failed: {getattr(reply, 'error', '') or getattr(reply, 'message', reply)}")
         return 2
     report = msgspec.msgpack.decode(reply.body, type=ReconcileReport)
     for line in report.differences:
@@ -157,7 +157,7 @@ def store_config(path: Path) -> StoreConfig | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return None
 
 
@@ -166,12 +166,12 @@ async def store_run(config: StoreConfig, ready_file: Path | None) -> None:
         try:
             pin_process(config.cpu)
         except AffinityError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             raise SystemExit(2) from None
     try:
         node = StoreNode(config)
     except CatalogError as exc:
-        _fail(f"catalogue refused: {exc}")
+        fail(f"catalogue refused: {exc}")
         raise SystemExit(2) from None
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
@@ -209,7 +209,7 @@ async def store_status(config_path: Path, url: str | None) -> int:
                 conn.close()
         return 1
     if isinstance(status, Error):
-        _fail(f"{status.code}: {status.message}")
+        fail(f"{status.code}: {status.message}")
         return 1
     print(f"store {status.store}: central link {status.link}, outbox {status.outbox} events not yet at central")
     print(f"  catalogue: {replica_line(status.replica, status.central_catalog, status.behind_since)}")
@@ -227,7 +227,7 @@ def verify_journal(config_path: Path) -> int:
     if config is None:
         return 2
     if not config.db_path.exists():
-        _fail(f"{config.db_path}: no store database")
+        fail(f"{config.db_path}: no store database")
         return 2
     conn = open_connection(config.db_path, readonly=True)
     try:

@@ -4,8 +4,6 @@ on its database file (as import and export do). Exit 0 when done, 1 when refused
 from __future__ import annotations
 
 import sqlite3
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -14,33 +12,36 @@ from central.registers import customers, giftcards, imports, rates
 from central.registers.customers import CustomerError
 from central.registers.giftcards import GiftCardError
 from protocol.frames import ExchangeRate, GiftCardState
-from protocol.money import MoneyError, format_money, parse_money, parse_rate
+from protocol.money import RATE_SCALE, MoneyError, format_money, parse_money, parse_rate
+from runtime.clock import SystemClock
+from runtime.database import immediate
+from storepos.commands import fail
 
 T = TypeVar("T")
-
-
-def _fail(message: str) -> None:
-    print(f"storepos: {message}", file=sys.stderr)
+_now = SystemClock().now_ms
 
 
 def _run(db: Path, job: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
     """One transaction on central's database: a move and its record commit together or not at all."""
     conn = imports.open_catalog(db, create=create)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = job(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        with immediate(conn):
+            return job(conn)
     finally:
         conn.close()
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
+def _exit(command: Callable[[], int], refused: tuple[type[Exception], ...] = ()) -> int:
+    """Run one command: its own code when it ran, 1 when the register refused it (why on stderr), 2
+    when it could not be tried (the database)."""
+    try:
+        return command()
+    except refused as exc:
+        fail(str(exc))
+        return 1
+    except (imports.Unusable, sqlite3.Error) as exc:
+        fail(str(exc))
+        return 2
 
 
 def _show(card: GiftCardState) -> str:
@@ -49,7 +50,7 @@ def _show(card: GiftCardState) -> str:
 
 
 def giftcard(db: Path, action: str, card: str, amount: str | None, kind: str, currency: str) -> int:
-    try:
+    def command() -> int:
         match action:
             case "issue":
                 minor = parse_money(amount or "", currency)
@@ -60,37 +61,32 @@ def giftcard(db: Path, action: str, card: str, amount: str | None, kind: str, cu
             case _:
                 found = _run(db, lambda c: giftcards.balance(c, card))
                 if found is None:
-                    _fail(f"no gift card {card}")
+                    fail(f"no gift card {card}")
                     return 1
                 done = found
-    except (GiftCardError, MoneyError) as exc:
-        _fail(str(exc))
-        return 1
-    except (imports.Unusable, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return 2
-    print(_show(done))
-    return 0
+        print(_show(done))
+        return 0
+
+    return _exit(command, (GiftCardError, MoneyError))
 
 
 def overdrafts(db: Path) -> int:
-    try:
+    def command() -> int:
         found = _run(db, giftcards.overdrafts)
-    except (imports.Unusable, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return 2
-    if not found:
-        print("no gift card overdrafts")
-    for o in found:
-        print(
-            f"card {o.card}: store {o.store} took {format_money(o.taken, 'SEK')} offline in sale {o.sale_id}, "
-            f"{format_money(o.overdraft, 'SEK')} more than the card held (move {o.move})"
-        )
-    return 0
+        if not found:
+            print("no gift card overdrafts")
+        for o in found:
+            print(
+                f"card {o.card}: store {o.store} took {format_money(o.taken, 'SEK')} offline in sale {o.sale_id}, "
+                f"{format_money(o.overdraft, 'SEK')} more than the card held (move {o.move})"
+            )
+        return 0
+
+    return _exit(command)
 
 
 def rate(db: Path, action: str, currency: str | None, value: str | None, base: str) -> int:
-    try:
+    def command() -> int:
         if action == "set":
             assert currency is not None and value is not None
             cur = currency.upper()
@@ -98,20 +94,15 @@ def rate(db: Path, action: str, currency: str | None, value: str | None, base: s
             _run(db, lambda c: rates.publish(c, published), create=True)
             print(f"published: 1 {cur} = {value} {base}; stores take it the next time they ask")
             return 0
-        listed = _run(db, lambda c: rates.published(c, None))
-    except MoneyError as exc:
-        _fail(str(exc))
-        return 1
-    except (imports.Unusable, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return 2
-    for r in listed:
-        print(f"{r.currency} in {r.base}: {r.rate / 1_000_000:g} {r.base} minor units per {r.currency} minor unit")
-    return 0
+        for r in _run(db, lambda c: rates.published(c, None)):
+            print(f"{r.currency} in {r.base}: {r.rate / RATE_SCALE:g} {r.base} minor units per {r.currency} minor unit")
+        return 0
+
+    return _exit(command, (MoneyError,))
 
 
 def customer(db: Path, action: str, number: str | None, name: str | None) -> int:
-    try:
+    def command() -> int:
         if action == "add":
             assert number is not None
             _run(db, lambda c: customers.register(c, number, name or ""), create=True)
@@ -119,10 +110,6 @@ def customer(db: Path, action: str, number: str | None, name: str | None) -> int
             return 0
         for found, found_name in _run(db, customers.listing):
             print(f"{found}  {found_name}")
-    except CustomerError as exc:
-        _fail(str(exc))
-        return 1
-    except (imports.Unusable, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return 2
-    return 0
+        return 0
+
+    return _exit(command, (CustomerError,))

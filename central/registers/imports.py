@@ -92,7 +92,7 @@ from central.schema import MIGRATIONS
 from protocol import quickkeys
 from protocol.gs1 import Gs1Config
 from protocol.money import MoneyError, format_money, parse_money
-from runtime.database import DatabaseError, migrate, open_connection
+from runtime.database import DatabaseError, immediate, migrate, open_connection
 
 # Central's own writes hold the lock for a group commit at a time; an operator can wait that long.
 BUSY_TIMEOUT_MS = 30_000
@@ -593,40 +593,26 @@ def import_file(
     when the rows are written."""
     prepared = read_file(path, kind, currency)
     fmt, problems = prepared.format, prepared.problems
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         if fmt.register.kind == "prices":
             _check_currency(conn, currency)
         fmt.check(conn, prepared.records, problems, gs1 or Gs1Config())
         if problems.found:
             raise Rejected(problems.texts())
         rows = [msgspec.convert(record.good, fmt.register.row) for record in prepared.records]
-        applied = catalog.upsert(conn, fmt.register, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return applied
+        return catalog.upsert(conn, fmt.register, rows)
 
 
 def delete_file(conn: sqlite3.Connection, kind: str, path: Path, *, currency: str = "SEK") -> tuple[int, int]:
     """Delete the rows a file names, all or none, like an import; returns (rows deleted, version)."""
     prepared = read_file(path, kind, currency, DELETE_FORMATS)
     fmt, problems = prepared.format, prepared.problems
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         fmt.check(conn, prepared.records, problems, Gs1Config())
         if problems.found:
             raise Rejected(problems.texts())
         keys = [key for record in prepared.records if (key := _price_key(record)) is not None]
-        version = catalog.delete_prices(conn, keys) if keys else catalog.version(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return len(keys), version
+        return len(keys), catalog.delete_prices(conn, keys) if keys else catalog.version(conn)
 
 
 def export_bytes(conn: sqlite3.Connection, kind: str, suffix: str, *, currency: str = "SEK") -> tuple[bytes, int, int]:
