@@ -454,6 +454,12 @@ def _details(status: StatusInformation) -> dict[str, object]:
 # -- the driver -------------------------------------------------------------------------------------
 
 
+def _approval_key(unresolved: PaymentResult) -> tuple[str, str]:
+    """Where an attempt in doubt is remembered once it settles approved, so a retry of it (same kind and
+    reference) gets that approval back; a reversal is never retried that way, so it has no key."""
+    return ("", "") if unresolved.kind == "reversal" else (unresolved.kind, unresolved.reference)
+
+
 class ZvtTerminal:
     """A ZVT payment terminal (the ECR side). See the module docstring for the rules it keeps.
 
@@ -500,9 +506,7 @@ class ZvtTerminal:
         self._remember_max = remember
         self._approved: OrderedDict[tuple[str, str], PaymentResult] = OrderedDict()
         self._unresolved = unresolved if unresolved is not None and unresolved.outcome == "unknown" else None
-        self._unresolved_key: tuple[str, str] = ("", "")
-        if self._unresolved is not None and self._unresolved.kind != "reversal":
-            self._unresolved_key = (self._unresolved.kind, self._unresolved.reference)
+        self._unresolved_key = ("", "") if self._unresolved is None else _approval_key(self._unresolved)
         self._baseline: str | None = None  # the terminal's last trace, when known for sure
         self._link: _Link | None = None
         self._link_lot = trio.lowlevel.ParkingLot()
@@ -527,7 +531,7 @@ class ZvtTerminal:
         money calls are refused until `last_transaction()` settles it. Ignored while one is already held."""
         if self._unresolved is None and result.outcome == "unknown":
             self._unresolved = result
-            self._unresolved_key = (result.kind, result.reference) if result.kind != "reversal" else ("", "")
+            self._unresolved_key = _approval_key(result)
             self._publish()
 
     @property

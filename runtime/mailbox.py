@@ -81,14 +81,11 @@ class Mailbox(Generic[M]):
             return False
         return True
 
-    async def ask(self, message: M, *, expires: bool = True) -> Any:
+    async def ask(self, message: M) -> Any:
         """Send and wait for the answer. Bound it with `trio.fail_after`: the deadline travels with
-        the message, so an actor that gets to it too late drops it instead of doing it for nobody.
-        `expires=False` for work that must run even if the asker gave up (a database write whose
-        outcome the asker will look up), which also saves looking the deadline up on a hot path."""
+        the message, so an actor that gets to it too late drops it instead of doing it for nobody."""
         reply = _Reply()
-        deadline = trio.current_effective_deadline() if expires else math.inf
-        envelope = Envelope(message, deadline, reply)
+        envelope = Envelope(message, trio.current_effective_deadline(), reply)
         await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller queues nothing (yields only then)
         try:  # room in the mailbox: queue without yielding, the wait for the reply is this call's checkpoint
             self._send.send_nowait(envelope)
