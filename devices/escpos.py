@@ -246,7 +246,7 @@ def _lay_out(
         for tender in record.tenders:
             if tender.currency != record.currency:  # foreign cash: what was handed over, and its value here
                 foreign = format_money(tender.amount, tender.currency)
-                s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign}", money(tender.value or tender.amount))
+                s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign}", money(tender.sale_value))
             else:
                 s.row(tender.kind.capitalize(), money(tender.amount))
         for paid in record.payments:  # the card slip's essentials; the number is masked by the driver

@@ -552,6 +552,12 @@ class RecordTender(msgspec.Struct, array_like=True):
     reference: str = ""  # card: terminal trace; giftcard: the card; invoice: the customer
     rate: int = 0  # foreign cash: sale-currency minor units per foreign minor unit, in millionths
 
+    @property
+    def sale_value(self) -> int:
+        """What the tender is worth in the sale's currency: records from before foreign cash carry no
+        separate value (0), and then the amount is it."""
+        return self.value or self.amount
+
 
 class RecordPayment(msgspec.Struct, array_like=True):
     """One money call and its outcome (card through the terminal, gift card at central): every attempt

@@ -69,13 +69,8 @@ def total(state: LaneState) -> int:
     return sum(line.amount for line in state.lines if not line.voided)
 
 
-def tender_value(tender: RecordTender) -> int:
-    """A tender in the sale's currency; records from before foreign cash have no separate value."""
-    return tender.value or tender.amount
-
-
 def paid(state: LaneState) -> int:
-    return sum(tender_value(t) for t in state.tenders)
+    return sum(t.sale_value for t in state.tenders)
 
 
 def due(state: LaneState) -> int:
@@ -250,7 +245,7 @@ def record(
             closing = cash or RecordTender(kind="cash", currency=currency, amount=tendered)
             cash_due_now = cash_round(remaining, currency)
             rounding = cash_due_now - remaining
-            change = tender_value(closing) - cash_due_now
+            change = closing.sale_value - cash_due_now
             tenders.append(closing)
     return SaleRecord(
         store=store,
@@ -304,7 +299,7 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         paid=taken,
         due=amount - taken,
         tenders=[
-            TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=tender_value(t), reference=t.reference)
+            TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=t.sale_value, reference=t.reference)
             for t in state.tenders
         ],
         refund_of=state.refund_of,

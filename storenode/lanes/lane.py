@@ -518,7 +518,7 @@ class Lane:
         cash_taken = any(t.kind == "cash" for t in record.tenders)
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
-        tendered = sum(basket.tender_value(t) for t in record.tenders)
+        tendered = sum(t.sale_value for t in record.tenders)
         if kind == "sale":
             self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(

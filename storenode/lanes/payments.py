@@ -226,7 +226,7 @@ async def cash(lane: Lane, command: CashTender, conn: Subscriber | None) -> None
         if value <= 0:
             raise Rejected("bad_amount", f"{format_money(command.amount, currency)} {currency} is worth nothing here")
         tender = RecordTender(kind="cash", currency=currency, amount=command.amount, value=value, rate=rate.rate)
-    value = basket.tender_value(tender)
+    value = tender.sale_value
     if command.part and value < basket.cash_due(state, lane.currency):
         remaining = _payable(state)
         if value <= 0 or remaining < 0:

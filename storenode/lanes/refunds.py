@@ -26,7 +26,7 @@ from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
 from runtime.mailbox import Rejected
 from storenode.journal import chain
-from storenode.lanes.basket import LaneState, tender_value
+from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import other_lanes
 
 Key = tuple[str, str]  # (tender kind, the gift card or customer it names; "" for card and cash)
@@ -78,7 +78,7 @@ def _money_of_record(record: SaleRecord) -> dict[Key, int]:
     out: dict[Key, int] = defaultdict(int)
     for tender in record.tenders:
         if tender.kind != "cash":
-            out[tender_key(tender)] += tender_value(tender)
+            out[tender_key(tender)] += tender.sale_value
     out[CASH] += record.total - sum(out.values())
     return out
 
@@ -87,7 +87,7 @@ def _money_of_state(state: LaneState) -> dict[Key, int]:
     """What an open sale took or gave back so far; a money call whose outcome is not in yet counts as done."""
     out: dict[Key, int] = defaultdict(int)
     for tender in state.tenders:
-        out[tender_key(tender)] += tender_value(tender)
+        out[tender_key(tender)] += tender.sale_value
     pending = state.pending
     if pending is not None and pending.kind == "refund" and pending.method == "card":
         out[CARD] -= pending.amount
