@@ -15,7 +15,7 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from central import distribute, payments
+from central import distribute, questions
 from central.distribute import Distributor
 from central.reconcile import reconcile
 from central.registers import cursors, giftcards, sales, stock
@@ -178,10 +178,8 @@ class Ingest:
             await self._send_error(ws, "bad_frame", str(exc))
             return
         if isinstance(frame, LinkRequest):
-            if frame.kind in payments.QUESTIONS:
-                await ws.send_message(self.codec.encode(await payments.answer(self.db, store, frame)))
-                return
-            await ws.send_message(self.codec.encode(await self._answer(frame)))
+            answer = LinkReply(id=frame.id, ok=True) if frame.kind == "ping?" else None
+            await ws.send_message(self.codec.encode(answer or await questions.answer(self.db, store, frame)))
             return
         if isinstance(frame, LinkReply):
             waiter = link.waiting.pop(frame.id, None)
@@ -234,18 +232,6 @@ class Ingest:
         except trio.TooSlowError:
             return LinkReply(id=request.id, ok=False, error=f"store did not answer within {ADMIN_TIMEOUT:g} s")
         return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(report))
-
-    async def _answer(self, request: LinkRequest) -> LinkReply:
-        if request.kind == "ping?":
-            return LinkReply(id=request.id, ok=True)
-        if request.kind == "stock?":
-            try:
-                item = msgspec.msgpack.decode(request.body, type=str)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return LinkReply(id=request.id, ok=False, error=f"bad stock question: {exc}")
-            found = await self.db.read(lambda c: stock.levels(c, item))
-            return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(found))
-        return LinkReply(id=request.id, ok=False, error=f"unknown question {request.kind!r}")
 
 
 def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> tuple[int, bool] | Exception:
