@@ -39,8 +39,8 @@ async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
 
 @pytest.fixture
 def catalog_db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    """Central's database, migrated and empty, on a plain connection: for the catalogue as operator
-    commands and distribution read and write it, without a running node."""
+    """Central's database, migrated and empty, on a plain connection: the registers as operator commands
+    and distribution read and write them, without a running node."""
     conn = open_connection(tmp_path / "central.db")
     migrate(conn, CENTRAL_MIGRATIONS)
     yield conn

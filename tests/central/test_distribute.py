@@ -43,12 +43,12 @@ def read(catalog_db: sqlite3.Connection, pull: CatalogPull, **limits: int) -> Ca
 
 
 def transfer(
-    catalog_db: sqlite3.Connection, base: int, **limits: int
+    catalog_db: sqlite3.Connection, base: int, *, cursor: bytes = b"", **limits: int
 ) -> tuple[list[CatalogChunk], dict[str, dict[Any, tuple[Any, ...]]]]:
-    """Pull a whole transfer; returns the chunks and the rows a store would have staged (last wins)."""
+    """Pull a whole transfer (the rest of one, from `cursor`); returns the chunks and the rows a store
+    would have staged (last wins)."""
     chunks: list[CatalogChunk] = []
     staged: dict[str, dict[Any, tuple[Any, ...]]] = {name: {} for name in FIELDS}
-    cursor = b""
     while True:
         chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), **limits)
         chunks.append(chunk)
@@ -103,14 +103,8 @@ def test_rows_changed_while_a_transfer_runs_come_again_before_it_ends(catalog_db
     # Central changes a row the store already has, and one of a register the transfer finished.
     write(catalog_db, "items", [Item(item="0000", name="Renamed", vat_rate=2500)])
     newest = write(catalog_db, "vat-rates", [VatRate(code="A", rate=2400)])
-    chunks = [first]
-    cursor = first.cursor
-    while True:
-        chunk = read(catalog_db, CatalogPull(base=0, cursor=cursor), rows=10)
-        chunks.append(chunk)
-        if chunk.done:
-            break
-        cursor = chunk.cursor
+    rest, _ = transfer(catalog_db, 0, cursor=first.cursor, rows=10)
+    chunks = [first, *rest]
     names = {row[0]: row[1] for chunk in chunks for row in chunk.items}
     rates = [row for chunk in chunks[1:] for row in chunk.vat_rates]
     assert names["0000"] == "Renamed" and rates == [("A", 2400)]

@@ -4,26 +4,17 @@ redemptions applied with their overdraft reported, voids that undo (or forestall
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from central.registers import giftcards
 from central.registers.giftcards import GiftCardError
-from central.schema import MIGRATIONS
 from protocol.frames import GiftCardMove
-from runtime.database import migrate, open_connection
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_connection(tmp_path / "central.db")
-    migrate(c, MIGRATIONS)
-    try:
-        yield c
-    finally:
-        c.close()
+def conn(catalog_db: sqlite3.Connection) -> sqlite3.Connection:
+    return catalog_db
 
 
 def move(

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 import trio
 
 from central.app import CentralNode
@@ -96,13 +95,6 @@ async def scan_price(store: StoreNode, code: str) -> int | Error:
             return answer
         assert isinstance(answer, SaleState)
         return answer.lines[-1].unit_price
-
-
-@pytest.fixture
-async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
-    node = CentralNode(tmp_path / "central" / "central.db", port=0)
-    await nursery.start(node.run)
-    return node
 
 
 async def test_a_price_change_at_central_reaches_both_connected_stores(

@@ -42,15 +42,18 @@ def stage(store: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | N
     return applied
 
 
-def pull_all(catalog_db: sqlite3.Connection, store: sqlite3.Connection, *, rows: int = 5000) -> int:
+def pull_all(
+    catalog_db: sqlite3.Connection, store: sqlite3.Connection, *, rows: int = 5000, cursor: bytes = b""
+) -> int:
+    """Pull and stage a whole transfer (the rest of one, from `cursor`) after the store's version."""
     base = replica.state(store).version
-    cursor = b""
-    while True:
+    for _ in range(1000):
         chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), rows=rows)
         applied = stage(store, chunk, base)
         if applied is not None:
             return applied
         cursor = chunk.cursor
+    raise AssertionError("a transfer that does not end")
 
 
 def price(store: sqlite3.Connection, code: str, at: int = T0, shop: str = "S001") -> int | None:
@@ -218,10 +221,6 @@ def test_deleted_prices_leave_the_store_and_the_newer_of_delete_and_re_add_wins(
     step()  # the deletion of 0002's campaign
     step()  # the deletion of 0001's
     write(catalog_db, "prices", again)
-    while True:
-        chunk = read(catalog_db, CatalogPull(base=base, cursor=cursor), rows=1)
-        if (applied := stage(store, chunk, base)) is not None:
-            break
-        cursor = chunk.cursor
+    applied = pull_all(catalog_db, store, rows=1, cursor=cursor)
     assert applied == catalog.version(catalog_db)
     assert (price(store, "0000001"), price(store, "0000002")) == (6, 102)
