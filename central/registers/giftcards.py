@@ -50,12 +50,16 @@ def _card(conn: sqlite3.Connection, card: str) -> tuple[str, str, int, bool] | N
     return (row[0], row[1], row[2], bool(row[3])) if row else None
 
 
+def _state(card: str, found: tuple[str, str, int, bool] | None, currency: str, *, ok: bool) -> GiftCardState:
+    """The card as it stands (an unknown card: no kind, nothing on it, in the asker's currency)."""
+    if found is None:
+        return GiftCardState(card=card, kind="", balance=0, currency=currency, ok=ok)
+    return GiftCardState(card=card, kind=found[0], balance=found[2], currency=found[1], ok=ok)
+
+
 def balance(conn: sqlite3.Connection, card: str) -> GiftCardState | None:
     found = _card(conn, card)
-    if found is None:
-        return None
-    kind, currency, amount, active = found
-    return GiftCardState(card=card, kind=kind, balance=amount, currency=currency, ok=active)
+    return None if found is None else _state(card, found, "", ok=found[3])
 
 
 def issue(conn: sqlite3.Connection, card: str, kind: str, amount: int, currency: str, at: int) -> GiftCardState:
@@ -98,9 +102,7 @@ def move(conn: sqlite3.Connection, request: GiftCardMove) -> GiftCardState:
     if request.kind not in ("redeem", "credit"):
         raise EventError(f"unknown gift card move {request.kind!r}")
     found = _card(conn, request.card)
-    state = GiftCardState(card=request.card, kind="", balance=0, currency=request.currency, ok=False)
-    if found is not None:
-        state = GiftCardState(card=request.card, kind=found[0], balance=found[2], currency=found[1], ok=False)
+    state = _state(request.card, found, request.currency, ok=False)
     if done is not None:  # asked before: answer what happened then
         ok = not done[2] and done[0] == request.kind
         message = "" if ok else "this move was voided"
@@ -126,11 +128,7 @@ def move(conn: sqlite3.Connection, request: GiftCardMove) -> GiftCardState:
         if found is not None:
             conn.execute("UPDATE giftcards SET balance = ? WHERE card = ?", (left, request.card))
         if taken > held:
-            conn.execute(
-                "INSERT INTO giftcard_overdrafts (move, card, store, sale_id, taken, overdraft, at) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (request.move, request.card, request.store, request.sale_id, taken, taken - held, request.at),
-            )
+            _overdraft(conn, request, taken, taken - held)
         _record(conn, request, taken)
         return msgspec.structs.replace(state, ok=True, balance=left, amount=taken)
     taken = min(held, request.amount)
@@ -147,25 +145,28 @@ def move(conn: sqlite3.Connection, request: GiftCardMove) -> GiftCardState:
     return msgspec.structs.replace(state, ok=True, balance=left, amount=taken)
 
 
-def _record(conn: sqlite3.Connection, request: GiftCardMove, amount: int) -> None:
+def _record(conn: sqlite3.Connection, request: GiftCardMove, amount: int, *, voided: bool = False) -> None:
+    """The move as applied, by its id: a retry of it is answered from here and never applied twice."""
     conn.execute(
-        "INSERT INTO giftcard_moves (move, card, kind, amount, store, sale_id, at, offline) VALUES (?,?,?,?,?,?,?,?)",
-        (request.move, request.card, request.kind, amount, request.store, request.sale_id, request.at, request.offline),
+        "INSERT INTO giftcard_moves (move, card, kind, amount, store, sale_id, at, offline, voided) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        (request.move, request.card, request.kind, amount, request.store, request.sale_id, request.at,
+         request.offline and not voided, voided),
+    )  # fmt: skip
+
+
+def _overdraft(conn: sqlite3.Connection, request: GiftCardMove, taken: int, over: int) -> None:
+    conn.execute(
+        "INSERT INTO giftcard_overdrafts (move, card, store, sale_id, taken, overdraft, at) VALUES (?,?,?,?,?,?,?)",
+        (request.move, request.card, request.store, request.sale_id, taken, over, request.at),
     )
 
 
 def _void(conn: sqlite3.Connection, request: GiftCardMove, done: tuple[str, int, int] | None) -> GiftCardState:
     found = _card(conn, request.card)
-    state = GiftCardState(
-        card=request.card, kind=found[0] if found else "", balance=found[2] if found else 0,
-        currency=found[1] if found else request.currency,
-    )  # fmt: skip
+    state = _state(request.card, found, request.currency, ok=True)
     if done is None:  # the move never arrived: a tombstone, so it never can
-        conn.execute(
-            "INSERT INTO giftcard_moves (move, card, kind, amount, store, sale_id, at, offline, voided) "
-            "VALUES (?,?,?,?,?,?,?,?,1)",
-            (request.move, request.card, "void", 0, request.store, request.sale_id, request.at, False),
-        )
+        _record(conn, request, 0, voided=True)
         return state
     kind, amount, voided = done
     if voided or kind == "void":
@@ -182,10 +183,7 @@ def _void(conn: sqlite3.Connection, request: GiftCardMove, done: tuple[str, int,
     back = min(state.balance, amount)  # a credit undone: what was already spent of it is an overdraft
     conn.execute("UPDATE giftcards SET balance = balance - ? WHERE card = ?", (back, request.card))
     if back < amount:
-        conn.execute(
-            "INSERT INTO giftcard_overdrafts (move, card, store, sale_id, taken, overdraft, at) VALUES (?,?,?,?,?,?,?)",
-            (request.move, request.card, request.store, request.sale_id, amount, amount - back, request.at),
-        )
+        _overdraft(conn, request, amount, amount - back)
     return msgspec.structs.replace(state, balance=state.balance - back, amount=-back)
 
 
