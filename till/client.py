@@ -35,6 +35,11 @@ class TillClient:
         self.notices: list[Error] = []  # errors nobody asked for (a refused scan from the lane's scanner)
         self.receipts: list[Receipt] = []  # receipts nobody waited for (a sale a card payment closed later)
 
+    def _wake(self) -> None:
+        """Everyone waiting on `pushed` looks again; later waiters wait for the next frame."""
+        self.pushed.set()
+        self.pushed = trio.Event()
+
     async def _reader(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         try:
@@ -45,20 +50,17 @@ class TillClient:
                     self.state = frame.state
                 elif isinstance(frame, SaleState):
                     self.state = frame
-                    self.pushed.set()
-                    self.pushed = trio.Event()
+                    self._wake()
                 ref = getattr(frame, "ref", 0)
                 waiter = self._waiting.pop(ref, None) if ref or isinstance(frame, Welcome | Error) else None
                 if waiter is not None:
                     waiter.send_nowait(frame)
                 elif isinstance(frame, Error):  # nobody asked: a device's scan refused, shown to the cashier
                     self.notices.append(frame)
-                    self.pushed.set()
-                    self.pushed = trio.Event()
+                    self._wake()
                 elif isinstance(frame, Receipt):
                     self.receipts.append(frame)
-                    self.pushed.set()
-                    self.pushed = trio.Event()
+                    self._wake()
         except ConnectionClosed:
             for waiter in self._waiting.values():
                 waiter.close()
