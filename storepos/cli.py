@@ -100,14 +100,14 @@ def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser
 def _payments(args: argparse.Namespace) -> int:
     from storepos import payment_commands as pay
 
-    usage = {
-        ("giftcard", "issue"): args.action != "giftcard" or (args.card and args.amount),
-        ("giftcard", "reload"): args.action != "giftcard" or (args.card and args.amount),
-        ("giftcard", "balance"): args.action != "giftcard" or args.card,
-        ("rate", "set"): args.action != "rate" or (args.currency and args.value),
-        ("customer", "add"): args.action != "customer" or (args.number and args.name),
+    needs = {
+        ("giftcard", "issue"): ("card", "amount"),
+        ("giftcard", "reload"): ("card", "amount"),
+        ("giftcard", "balance"): ("card",),
+        ("rate", "set"): ("currency", "value"),
+        ("customer", "add"): ("number", "name"),
     }
-    if not usage.get((args.action, args.verb), True):
+    if not all(getattr(args, name) for name in needs.get((args.action, args.verb), ())):
         print(f"storepos: central {args.action} {args.verb} needs more arguments (see --help)", file=sys.stderr)
         return 2
     match args.action, args.verb:
