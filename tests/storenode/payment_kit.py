@@ -8,9 +8,11 @@ from pathlib import Path
 import msgspec
 import trio
 
+from central.app import CentralNode
+from central.registers import giftcards
 from devices.sim.zvt import ZvtSimulator
 from protocol.codec import decode_record
-from protocol.frames import SaleRecord, SaleState
+from protocol.frames import Login, SaleRecord, SaleState, Scan
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import DeviceConfig, PaymentsConfig
@@ -27,21 +29,24 @@ def sim_terminal() -> ZvtSimulator:
     return sim
 
 
-async def store_with_terminal(
-    tmp_path: Path,
+async def start_store(
+    folder: Path,
     nursery: trio.Nursery,
-    sim: ZvtSimulator,
-    *,
     central_url: str = "",
-    payments: PaymentsConfig | None = None,
+    *,
     store: str = "S001",
+    payments: PaymentsConfig | None = None,
+    sim: ZvtSimulator | None = None,
 ) -> StoreNode:
-    port = sim.port or await nursery.start(sim.run)
-    config = make_store_config(tmp_path, central_url=central_url)
+    """A store node on the fixed clock, with lane 1's card terminal when `sim` is given (started here)."""
+    devices = []
+    if sim is not None:
+        port = sim.port or await nursery.start(sim.run)
+        devices = [DeviceConfig(kind="terminal", lane=1, port=f"tcp://127.0.0.1:{port}", payment_timeout=30)]
     config = msgspec.structs.replace(
-        config,
+        make_store_config(folder, central_url=central_url),
         store=store,
-        devices=[DeviceConfig(kind="terminal", lane=1, port=f"tcp://127.0.0.1:{port}", payment_timeout=30)],
+        devices=devices,
         payments=payments or PaymentsConfig(),
     )
     node = StoreNode(config, clock=FixedClock(T0))
@@ -62,3 +67,22 @@ def journal(node: StoreNode) -> list[SaleRecord]:
     finally:
         conn.close()
     return [decode_record(body) for (body,) in rows]
+
+
+async def online(node: StoreNode) -> None:
+    up = trio.Event()
+    node.link.on_change.append(lambda is_online: up.set() if is_online else None)
+    if not node.link.online:
+        await up.wait()
+
+
+async def balance_of(central: CentralNode, card: str) -> int:
+    found = await central.db.read(lambda c: giftcards.balance(c, card))
+    assert found is not None
+    return found.balance
+
+
+async def selling(till: TillClient, *codes: str) -> None:
+    await till.request(Login(operator="1", pin="1234"))
+    for code in codes:
+        await till.request(Scan(code=code))

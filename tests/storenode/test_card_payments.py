@@ -19,7 +19,7 @@ from tests.storenode.payment_kit import (
     MILK,
     journal,
     sim_terminal,
-    store_with_terminal,
+    start_store,
     until,
 )
 from till.client import TillClient, connect
@@ -33,7 +33,7 @@ async def pay_by_card(till: TillClient, command: CardTender | None = None) -> Sa
 
 async def test_card_payment_is_journaled_masked_and_closes_the_sale(tmp_path: Path, nursery: trio.Nursery) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -58,7 +58,7 @@ async def test_card_payment_is_journaled_masked_and_closes_the_sale(tmp_path: Pa
 
 async def test_a_decline_leaves_the_basket_open_and_is_journaled(tmp_path: Path, nursery: trio.Nursery) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -79,7 +79,7 @@ async def test_a_decline_leaves_the_basket_open_and_is_journaled(tmp_path: Path,
 
 async def test_split_cash_and_card_then_cancel_reverses_the_card(tmp_path: Path, nursery: trio.Nursery) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -107,7 +107,7 @@ async def test_a_dropped_approval_is_settled_from_the_terminal_and_paid_once(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -126,7 +126,7 @@ async def test_a_drop_before_the_terminal_booked_leaves_the_sale_to_pay_again(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -146,7 +146,7 @@ async def test_a_return_without_its_receipt_goes_back_in_cash_not_to_a_card(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store: StoreNode = await store_with_terminal(tmp_path, nursery, sim)
+    store: StoreNode = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))

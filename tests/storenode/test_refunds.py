@@ -25,8 +25,17 @@ from protocol.frames import (
     Scan,
 )
 from storenode.journal import chain
-from tests.storenode.payment_kit import BUTTER, COFFEE, MILK, journal, sim_terminal, store_with_terminal, until
-from tests.storenode.test_tenders import balance_of, online, start_store
+from tests.storenode.payment_kit import (
+    BUTTER,
+    COFFEE,
+    MILK,
+    balance_of,
+    journal,
+    online,
+    sim_terminal,
+    start_store,
+    until,
+)
 from till.client import TillClient, connect
 
 
@@ -58,7 +67,7 @@ async def test_partial_refunds_go_back_to_card_and_cash_never_beyond_the_receipt
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -121,7 +130,7 @@ async def test_a_card_receipt_goes_back_only_to_a_card_once_even_across_lanes(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till, connect(store.url, lane=2, till="T2") as other:
             await till.request(Login(operator="1", pin="1234"))

@@ -6,7 +6,6 @@ import random
 import socket
 from pathlib import Path
 
-import msgspec
 import trio
 
 from central.app import CentralNode
@@ -26,52 +25,21 @@ from protocol.frames import (
     Scan,
 )
 from protocol.money import parse_rate
-from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
 from storenode.lanes.saved import load_state
 from tests.chaos.proxy import ChaosProxy, Faults
-from tests.conftest import T0, make_store_config
-from tests.storenode.payment_kit import COFFEE, MILK, journal, until
-from till.client import TillClient, connect
-
-
-async def start_store(
-    folder: Path, nursery: trio.Nursery, central_url: str, store: str = "S001", payments: PaymentsConfig | None = None
-) -> StoreNode:
-    config = msgspec.structs.replace(
-        make_store_config(folder, central_url=central_url), store=store, payments=payments or PaymentsConfig()
-    )
-    node = StoreNode(config, clock=FixedClock(T0))
-    await nursery.start(node.run)
-    return node
-
-
-async def online(node: StoreNode) -> None:
-    up = trio.Event()
-    node.link.on_change.append(lambda is_online: up.set() if is_online else None)
-    if not node.link.online:
-        await up.wait()
-
-
-async def balance_of(central: CentralNode, card: str) -> int:
-    found = await central.db.read(lambda c: giftcards.balance(c, card))
-    assert found is not None
-    return found.balance
-
-
-async def selling(till: TillClient, *codes: str) -> None:
-    await till.request(Login(operator="1", pin="1234"))
-    for code in codes:
-        await till.request(Scan(code=code))
+from tests.conftest import T0
+from tests.storenode.payment_kit import COFFEE, MILK, balance_of, journal, online, selling, start_store, until
+from till.client import connect
 
 
 async def test_two_stores_cannot_both_spend_the_last_of_a_card(
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 6995, "SEK", at=0))
-    a = await start_store(tmp_path / "a", nursery, central.url, "S001")
-    b = await start_store(tmp_path / "b", nursery, central.url, "S002")
+    a = await start_store(tmp_path / "a", nursery, central.url, store="S001")
+    b = await start_store(tmp_path / "b", nursery, central.url, store="S002")
     answers: dict[str, object] = {}
     with trio.fail_after(20):
         await online(a)

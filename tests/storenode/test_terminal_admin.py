@@ -20,7 +20,7 @@ from protocol.frames import (
     SetAside,
     TerminalReport,
 )
-from tests.storenode.payment_kit import COFFEE, MILK, journal, sim_terminal, store_with_terminal, until
+from tests.storenode.payment_kit import COFFEE, MILK, journal, sim_terminal, start_store, until
 from till.client import TillClient, connect
 
 
@@ -41,7 +41,7 @@ async def test_a_payment_the_terminal_cannot_settle_is_set_aside_by_a_supervisor
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -80,7 +80,7 @@ async def test_a_payment_the_terminal_cannot_settle_is_set_aside_by_a_supervisor
 
 async def test_set_aside_settles_instead_when_the_terminal_can_answer(tmp_path: Path, nursery: trio.Nursery) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
@@ -96,7 +96,7 @@ async def test_set_aside_settles_instead_when_the_terminal_can_answer(tmp_path: 
 
 async def test_end_of_day_reports_the_terminals_totals(tmp_path: Path, nursery: trio.Nursery) -> None:
     sim = sim_terminal()
-    store = await store_with_terminal(tmp_path, nursery, sim)
+    store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till, connect(store.url, lane=2, till="T2") as other:
             await till.request(Login(operator="1", pin="1234"))
