@@ -3,18 +3,15 @@ payment from the terminal's last transaction and completes the sale exactly once
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import trio
 
 from devices.sim.zvt import ZvtSimulator
-from protocol.codec import decode_record
 from protocol.frames import CardTender, Login, SaleState, Scan
 from tests.processes import STORE_TOML, Processes, storepos
+from tests.storenode.payment_kit import COFFEE, journaled
 from till.client import connect
-
-COFFEE = "7310000000034"
 
 
 def terminal_store(folder: Path, port: int) -> Path:
@@ -48,11 +45,7 @@ async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_p
 
             store, url = await procs.start("store2", "store", "run", "--config", str(config))
             db = tmp_path / "store-data" / "store.db"
-            while True:  # the lane settles by itself on restart; no till needs to be attached
-                rows = await trio.to_thread.run_sync(_journal, db)
-                if rows:
-                    break
-                await trio.sleep(0.1)
+            rows = await journaled(db, 1)  # the lane settles by itself on restart; no till needs to be attached
             async with connect(url, lane=1, till="T1") as till:
                 assert till.state is not None and till.state.status == "ready" and not till.state.lines
         nursery.cancel_scope.cancel()
@@ -62,11 +55,3 @@ async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_p
     assert sim.charged == 6995 and len(sim.payments) == 1
     verify = await storepos("store", "verify-journal", "--config", str(config))
     assert verify.returncode == 0, verify.stdout.decode()
-
-
-def _journal(db: Path) -> list:  # type: ignore[type-arg]
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [decode_record(body) for (body,) in conn.execute("SELECT body FROM journal ORDER BY receipt_no")]
-    finally:
-        conn.close()

@@ -10,9 +10,9 @@ import trio
 
 from devices.sim.zvt import ZvtSimulator
 from protocol.frames import CardTender, Error, Login, RefundOf, ReturnItem, SaleState, Scan
-from tests.e2e.test_card_crash import COFFEE, _journal, terminal_store
+from tests.e2e.test_card_crash import terminal_store
 from tests.processes import Processes, storepos
-from tests.storenode.payment_kit import until
+from tests.storenode.payment_kit import COFFEE, journaled, until
 from till.client import connect
 
 
@@ -44,8 +44,7 @@ async def test_kill_9_during_a_card_refund_pays_back_once(tmp_path: Path, procs:
 
             store, url = await procs.start("store2", "store", "run", "--config", str(config))
             db = tmp_path / "store-data" / "store.db"
-            while len(rows := await trio.to_thread.run_sync(_journal, db)) < 2:  # noqa: ASYNC110 - another process
-                await trio.sleep(0.1)
+            rows = await journaled(db, 2)
             async with connect(url, lane=1, till="T1") as till:
                 assert till.state is not None and till.state.status == "ready" and not till.state.lines
                 await till.request(Login(operator="1", pin="1234"))

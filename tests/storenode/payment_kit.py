@@ -61,12 +61,24 @@ async def until(till: TillClient, predicate: object) -> SaleState:
 
 
 def journal(node: StoreNode) -> list[SaleRecord]:
-    conn = sqlite3.connect(node.config.db_path)
+    return journal_at(node.config.db_path)
+
+
+def journal_at(db: Path) -> list[SaleRecord]:
+    """A store's journal, read as another process would (read-only, beside the running node)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT body FROM journal ORDER BY lane, receipt_no").fetchall()
     finally:
         conn.close()
     return [decode_record(body) for (body,) in rows]
+
+
+async def journaled(db: Path, count: int) -> list[SaleRecord]:
+    """The journal once it holds `count` records, polled (the node is another process); bound it."""
+    while len(rows := await trio.to_thread.run_sync(journal_at, db)) < count:  # noqa: ASYNC110
+        await trio.sleep(0.1)
+    return rows
 
 
 async def online(node: StoreNode) -> None:
