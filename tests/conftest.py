@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +57,10 @@ async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clo
     node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
     await nursery.start(node.run)
     return node
+
+
+async def poll_until(check: Callable[[], bool]) -> None:
+    """Poll something that has no event of its own (the health board, a replica's version); callers
+    bound it with fail_after."""
+    while not check():  # noqa: ASYNC110 - nothing to wait on; this is a test
+        await trio.sleep(0.01)

@@ -13,8 +13,9 @@ from devices.escpos import drawer_kick, drawer_pulse_now
 from devices.receipt_printer import ReceiptPrinter
 from devices.sim.printer import VirtualPrinter
 from runtime.health import HealthBoard
+from tests.conftest import poll_until
 from tests.devices.test_escpos import make_record
-from tests.devices.test_receipt_printer import memory_printer, until
+from tests.devices.test_receipt_printer import memory_printer
 
 DEADLINE = 600  # virtual seconds: the autojump clock makes waiting free
 
@@ -45,11 +46,11 @@ async def test_open_sends_the_kick_and_the_sensor_shows_open(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
-        await until(lambda: health.get("drawer").state == "closed")
+        await poll_until(lambda: health.get("drawer").state == "closed")
         assert drawer.is_open is False
         drawer.open()
         await sim.wait_until(lambda: sim.kicks == 1)
-        await until(lambda: health.get("drawer").state == "open")
+        await poll_until(lambda: health.get("drawer").state == "open")
     assert drawer_kick(0) in sim.printed  # ESC p through the printer's normal (buffered) path
     assert drawer.is_open is True
 
@@ -68,18 +69,18 @@ async def test_left_open_too_long_alerts_and_closing_clears_it(
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
         drawer.open()
-        await until(lambda: health.get("drawer").state == "open")
+        await poll_until(lambda: health.get("drawer").state == "open")
         opened = trio.current_time()
         await trio.sleep(25)
         assert health.get("drawer").state == "open"  # not yet
-        await until(lambda: health.get("drawer").state == "open-too-long")
+        await poll_until(lambda: health.get("drawer").state == "open-too-long")
         assert 30 <= trio.current_time() - opened <= 30 + printer.idle_poll + drawer.check_every
         assert "longer than 30 s" in health.get("drawer").detail
         assert "drawer drawer: open 30 s, longer than 30 s" in caplog.text
         await trio.sleep(60)
         assert caplog.text.count("longer than 30 s") == 1  # one warning per opening, not one per check
         sim.set_drawer(False)
-        await until(lambda: health.get("drawer").state == "closed")
+        await poll_until(lambda: health.get("drawer").state == "closed")
     assert "closed after" in caplog.text
     assert drawer.open_for == 0.0
 
@@ -97,7 +98,7 @@ async def test_the_kick_goes_ahead_of_waiting_receipts_and_works_without_paper(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await until(lambda: health.get("printer").state == "paper-out")
+        await poll_until(lambda: health.get("printer").state == "paper-out")
         drawer.open()
         await sim.wait_until(lambda: sim.kicks == 1)
         assert drawer_pulse_now(0) in sim.received  # the real-time pulse, which an offline printer executes
@@ -154,10 +155,10 @@ async def test_sensor_level_is_per_drawer(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
-        await until(lambda: health.get("drawer").state == "closed")
+        await poll_until(lambda: health.get("drawer").state == "closed")
         assert printer.status is not None and printer.status.drawer_pin3_high
         sim.set_drawer(True)
-        await until(lambda: health.get("drawer").state == "open")
+        await poll_until(lambda: health.get("drawer").state == "open")
 
 
 async def test_unknown_while_the_printer_is_away(
@@ -170,7 +171,7 @@ async def test_unknown_while_the_printer_is_away(
     drawer = CashDrawer("drawer", printer, health)
     with trio.fail_after(DEADLINE):
         await nursery.start(drawer.run)
-        await until(lambda: health.get("drawer").state == "unknown")
+        await poll_until(lambda: health.get("drawer").state == "unknown")
         assert drawer.is_open is None
         await nursery.start(printer.run)
-        await until(lambda: health.get("drawer").state == "closed")
+        await poll_until(lambda: health.get("drawer").state == "closed")

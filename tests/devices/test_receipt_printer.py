@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 
 import pytest
 import trio
@@ -15,18 +14,11 @@ from devices.receipt_printer import PrinterOffline, ReceiptPrinter, StreamTransp
 from devices.sim.printer import VirtualPrinter
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Supervisor
+from tests.conftest import poll_until
 from tests.devices.test_escpos import LAYOUT, make_record
 
 DEADLINE = 10
 FAST = {"poll_interval": 0.02, "idle_poll": 0.05, "reply_timeout": 1.0, "connect_timeout": 1.0}
-
-
-async def until(ok: Callable[[], bool]) -> None:
-    """Poll something that has no event of its own (the health board). Callers bound it with fail_after."""
-    while True:
-        if ok():
-            return
-        await trio.sleep(0.01)
 
 
 @pytest.fixture
@@ -96,7 +88,7 @@ async def test_paper_out_before_a_job_waits_and_prints_once_when_paper_is_back(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await until(lambda: "S001-1-42 waits" in health.get("printer").detail)
+        await poll_until(lambda: "S001-1-42 waits" in health.get("printer").detail)
         assert health.get("printer").state == "paper-out"
         polls = len(sim.status_queries)
         await sim.wait_until(lambda: len(sim.status_queries) >= polls + 15)  # it keeps polling...
@@ -118,7 +110,7 @@ async def test_a_fault_in_the_middle_of_a_job_is_waited_out_not_reprinted(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await until(lambda: health.get("printer").state == word)
+        await poll_until(lambda: health.get("printer").state == word)
         assert printer.queue_depth == 1  # not done while the printer cannot have printed it
         assert "Hörnbutiken" in sim.text() and "[QR" not in sim.text()
         sim.set_paper("ok")
@@ -159,7 +151,7 @@ async def test_unplugged_printer_is_offline_backs_off_and_comes_back_on_the_same
         printer.print_receipt(make_record(1))
         await printer.drained()
         sim.unplug()
-        await until(lambda: health.get("printer").restarts >= 3)  # restarting, with backoff, for ever
+        await poll_until(lambda: health.get("printer").restarts >= 3)  # restarting, with backoff, for ever
         entry = health.get("printer")
         assert entry.state in ("offline", "backoff", "starting")
         assert entry.detail.startswith("offline: ") and "PrinterOffline" in entry.last_error
@@ -168,7 +160,7 @@ async def test_unplugged_printer_is_offline_backs_off_and_comes_back_on_the_same
         assert printer.queue_depth == 1
         assert await nursery.start(sim.run) == port  # plugged back in
         await printer.drained()
-        await until(lambda: health.get("printer").state == "running")
+        await poll_until(lambda: health.get("printer").state == "running")
     text = sim.text()
     assert text.count("[QR: S001-1-1]") == 1 and text.count("[QR: S001-1-2]") == 1
 
@@ -201,7 +193,7 @@ async def test_a_stray_byte_that_looks_like_a_reply_does_not_shift_later_replies
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await until(lambda: health.get("printer").state == "paper-out")
+        await poll_until(lambda: health.get("printer").state == "paper-out")
         polls = len(sim.status_queries)
         await sim.wait_until(lambda: len(sim.status_queries) >= polls + 9)
         assert printer.status == sim.status

@@ -33,7 +33,7 @@ from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
 from tests.chaos.proxy import ChaosProxy, Faults
-from tests.conftest import T0, make_store_config
+from tests.conftest import T0, make_store_config, poll_until
 from till.client import connect
 
 HOUR = 3_600_000
@@ -74,11 +74,6 @@ async def stoppable(
         await run(task_status=task_status)
 
 
-async def until(check: Callable[[], bool]) -> None:
-    while not check():  # noqa: ASYNC110 - the follower has no event per version; this is a test
-        await trio.sleep(0.01)
-
-
 def store_node(
     tmp_path: Path, central: CentralNode, store: str, clock: FixedClock | None = None, *, url: str = ""
 ) -> StoreNode:
@@ -105,7 +100,7 @@ async def test_a_price_change_at_central_reaches_both_connected_stores(
         await nursery.start(one.run)
         await nursery.start(two.run)
         first = await seed(central, 20)
-        await until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == first)
+        await poll_until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == first)
         assert await scan_price(one, "0000005") == 1005
         assert isinstance(await scan_price(one, MILK), Error)  # the file's seed is gone: central's data rules
 
@@ -117,7 +112,7 @@ async def test_a_price_change_at_central_reaches_both_connected_stores(
                 Price(item="0005", store="S001", price=1400, currency="SEK"),
             ],
         )
-        await until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == changed)
+        await poll_until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == changed)
         assert (await scan_price(one, "0000005"), await scan_price(two, "0000005")) == (1400, 1500)
         status = await one.status()
         assert (status.replica, status.central_catalog, status.behind_since) == (changed, changed, 0)
@@ -131,14 +126,14 @@ async def test_a_store_away_during_a_change_catches_up_when_it_returns(
         away = store_node(tmp_path, central, "S002")
         async with trio.open_nursery() as running:
             await running.start(away.run)
-            await until(lambda: away.catalog_follower.view.version == first)
+            await poll_until(lambda: away.catalog_follower.view.version == first)
             running.cancel_scope.cancel()
         changed = await commit(central, "prices", [Price(item="0003", price=3333, currency="SEK")])
 
         back = store_node(tmp_path, central, "S002")  # same data directory: the replica is at `first`
         await nursery.start(back.run)
         assert back.catalog_follower.view.version in (first, changed)
-        await until(lambda: back.catalog_follower.view.version == changed)
+        await poll_until(lambda: back.catalog_follower.view.version == changed)
         assert back.catalog_follower.resumed == 0  # a delta from `first`, not a resumed snapshot
         assert await scan_price(back, "0000003") == 3333
 
@@ -156,9 +151,9 @@ async def test_a_campaign_starts_and_ends_on_the_store_clock_with_central_gone(t
             version = await commit(
                 central, "prices", [Price(item="0001", starts=T0 + HOUR, ends=T0 + 2 * HOUR, price=5, currency="SEK")]
             )
-            await until(lambda: store.catalog_follower.view.version == version)
+            await poll_until(lambda: store.catalog_follower.view.version == version)
             central_running.cancel()
-            await until(lambda: not store.link.online)
+            await poll_until(lambda: not store.link.online)
             assert await scan_price(store, "0000001") == 1001
             clock.advance(HOUR)
             assert await scan_price(store, "0000001") == 5
@@ -184,7 +179,7 @@ async def test_a_transfer_cut_mid_stream_keeps_selling_the_last_version_and_resu
         await central.ingest.links["S001"].ws.aclose()  # the line drops mid-snapshot
         assert store.catalog_follower.view.version == 0
         assert await scan_price(store, MILK) == 1590  # still selling from the last good version
-        await until(lambda: store.catalog_follower.view.version == version)
+        await poll_until(lambda: store.catalog_follower.view.version == version)
         assert store.catalog_follower.resumed >= 1
         assert await scan_price(store, "0000149") == 1149
         assert await store.db.read(staging) == (None, 0)
@@ -197,7 +192,7 @@ async def test_tills_search_check_prices_and_see_pop_ups(
         store = store_node(tmp_path, central, "S001")
         await nursery.start(store.run)
         version = await seed(central, 12)
-        await until(lambda: store.catalog_follower.view.version == version)
+        await poll_until(lambda: store.catalog_follower.view.version == version)
         async with connect(store.url, lane=1, till="T1") as till:
             found = await till.request(ItemSearch(text="ite 1", limit=5))
             assert isinstance(found, SearchResult)
@@ -244,7 +239,7 @@ async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
                 )
             ],
         )
-        await until(lambda: store.catalog_follower.view.version == version)
+        await poll_until(lambda: store.catalog_follower.view.version == version)
         tills = await store.db.read(lambda c: c.execute("SELECT store, till FROM tills").fetchall())
         assert tills == [("S001", "T1")]  # another store's tills stay at central
         async with connect(store.url, lane=1, till="T1") as till:
@@ -270,11 +265,11 @@ async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catal
         version = await seed(central, 120)
         store = store_node(tmp_path, central, "S001", url=proxy.url)
         await nursery.start(store.run)
-        await until(lambda: store.catalog_follower.view.version == version)
+        await poll_until(lambda: store.catalog_follower.view.version == version)
         changed = await commit(
             central, "prices", [Price(item=f"{n:04}", price=7, currency="SEK") for n in range(0, 120, 3)]
         )
-        await until(lambda: store.catalog_follower.view.version == changed)
+        await poll_until(lambda: store.catalog_follower.view.version == changed)
     assert proxy.stats.duplicates > 0
 
     def rows(c: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
@@ -296,7 +291,7 @@ async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_sam
         async with trio.open_nursery() as first:
             store = store_node(tmp_path, central, "S001")
             await first.start(store.run)
-            await until(lambda: store.catalog_follower.view.version == version)
+            await poll_until(lambda: store.catalog_follower.view.version == version)
             first.cancel_scope.cancel()
         other = CentralNode(tmp_path / "other" / "central.db", port=0)
         await nursery.start(other.run)
@@ -320,7 +315,7 @@ async def test_a_campaign_deleted_at_central_is_dropped_by_the_store(
         version = await commit(
             central, "prices", [Price(item="0001", starts=T0 - HOUR, ends=T0 + HOUR, price=5, currency="SEK")]
         )
-        await until(lambda: store.catalog_follower.view.version == version)
+        await poll_until(lambda: store.catalog_follower.view.version == version)
         assert await scan_price(store, "0000001") == 5
         mistake = tmp_path / "mistake.csv"
         mistake.write_text(f"item,start,end\n0001,{T0 - HOUR},{T0 + HOUR}\n")
@@ -334,5 +329,5 @@ async def test_a_campaign_deleted_at_central_is_dropped_by_the_store(
 
         count, deleted = await trio.to_thread.run_sync(delete)
         assert count == 1
-        await until(lambda: store.catalog_follower.view.version == deleted)
+        await poll_until(lambda: store.catalog_follower.view.version == deleted)
         assert await scan_price(store, "0000001") == 1001  # the chain price again

@@ -12,7 +12,8 @@ from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan, 
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import load_config
-from till.client import TillClient, connect
+from tests.storenode.payment_kit import until
+from till.client import connect
 
 MILK, BANANAS, COFFEE = "7310000000010", "7310000000058", "7310000000034"
 
@@ -26,12 +27,6 @@ timezone = "Europe/Stockholm"
 [gateway]
 port = 0
 """
-
-
-async def until(till: TillClient, predicate: object) -> SaleState:
-    while till.state is None or not predicate(till.state):  # type: ignore[operator]
-        await till.pushed.wait()
-    return till.state
 
 
 async def test_a_lane_sells_with_scanner_scale_display_printer_and_drawer(
