@@ -3,6 +3,7 @@ exports that import back unchanged, and the price a store charges at a given mom
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -637,7 +638,8 @@ def test_deleting_prices_is_all_or_nothing_and_an_import_brings_them_back(
     assert capsys.readouterr().out == "gone.csv: 1 prices deleted; catalogue version 7\n"
     after = snapshot(db)
     assert len(after["prices"]) == len(before["prices"]) - 1
-    assert catalog.price_at(open_connection(db), "1001", "S001", 1793487600000) == 1200  # the chain campaign now
+    with contextlib.closing(open_connection(db)) as conn:
+        assert catalog.price_at(conn, "1001", "S001", 1793487600000) == 1200  # the chain campaign now
     code, out, _ = run_import(capsys, db, "prices", write(tmp_path, "again.csv", campaign))
     assert code == 0 and "1 added" in out
     conn = open_connection(db)

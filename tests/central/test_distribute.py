@@ -15,16 +15,15 @@ from central.registers import catalog
 from central.registers.catalog import REGISTERS, Barcode, Item, Price, VatRate
 from central.schema import MIGRATIONS
 from protocol.frames import CatalogChunk, CatalogPull
-from runtime.database import migrate, open_connection
+from runtime.database import immediate, migrate, open_connection
 
 FIELDS = ("vat_rates", "groups", "items", "barcodes", "prices")
 
 
 def write(catalog_db: sqlite3.Connection, kind: str, rows: list[Any]) -> int:
-    catalog_db.execute("BEGIN IMMEDIATE")
-    applied = catalog.upsert(catalog_db, REGISTERS[kind], rows)
-    catalog_db.execute("COMMIT")
-    return applied.version
+    """Commit rows of one register as an import does; returns the version they made."""
+    with immediate(catalog_db):
+        return catalog.upsert(catalog_db, REGISTERS[kind], rows).version
 
 
 def seed(catalog_db: sqlite3.Connection, count: int, *, info: str = "") -> int:

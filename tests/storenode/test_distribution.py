@@ -14,8 +14,8 @@ import msgspec
 import trio
 
 from central.app import CentralNode
-from central.registers import catalog, imports
-from central.registers.catalog import REGISTERS, Barcode, Item, Price, Till, TillConfig, VatRate
+from central.registers import imports
+from central.registers.catalog import Barcode, Item, Price, Till, TillConfig, VatRate
 from central.registers.catalog import Store as CentralStore
 from protocol.frames import (
     CashTender,
@@ -32,6 +32,7 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
+from tests.central.test_distribute import write
 from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0, make_store_config, poll_until
 from till.client import connect
@@ -44,10 +45,7 @@ def central_write(central: CentralNode, kind: str, rows: list[Any]) -> int:
     """Commit rows as `storepos central import` does: another process's connection to central's file."""
     conn = imports.open_catalog(central.db.path, create=False)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        version = catalog.upsert(conn, REGISTERS[kind], rows).version
-        conn.execute("COMMIT")
-        return version
+        return write(conn, kind, rows)
     finally:
         conn.close()
 
