@@ -154,7 +154,7 @@ def catalog_items() -> dict[str, Item]:
         conn.execute("BEGIN")
         replica.load(conn, catalog, [], "SEK")
         conn.execute("COMMIT")
-        found = {code: replica.lookup(conn, code, "S001", "SEK", BASE_MS) for code in codes}
+        found = {code: replica.lookup(conn, code, STORE, "SEK", BASE_MS) for code in codes}
     finally:
         conn.close()
     return {code: item for code, item in found.items() if item is not None}
