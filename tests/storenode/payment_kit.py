@@ -12,7 +12,7 @@ from central.app import CentralNode
 from central.registers import giftcards
 from devices.sim.zvt import ZvtSimulator
 from protocol.codec import decode_record
-from protocol.frames import Login, SaleRecord, SaleState, Scan
+from protocol.frames import CardTender, Login, Receipt, SaleRecord, SaleState, Scan
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import DeviceConfig, PaymentsConfig
@@ -58,6 +58,20 @@ async def until(till: TillClient, predicate: object) -> SaleState:
     while till.state is None or not predicate(till.state):  # type: ignore[operator]
         await till.pushed.wait()
     return till.state
+
+
+async def pay_by_card(till: TillClient, command: CardTender | None = None) -> SaleState:
+    """Start a card payment and wait for its outcome: the lane as it stands once it is no longer paying."""
+    answer = await till.request(command or CardTender())
+    assert isinstance(answer, SaleState) and answer.status == "paying", answer
+    return await until(till, lambda s: s.status != "paying")
+
+
+async def next_receipt(till: TillClient, seen: int = 0) -> Receipt:
+    """The receipt after the first `seen` that nobody waited for (a sale a card payment closed later)."""
+    while len(till.receipts) <= seen:
+        await till.pushed.wait()
+    return till.receipts[seen]
 
 
 def journal(node: StoreNode) -> list[SaleRecord]:

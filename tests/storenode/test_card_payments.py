@@ -18,17 +18,13 @@ from tests.storenode.payment_kit import (
     FULL_PAN,
     MILK,
     journal,
+    next_receipt,
+    pay_by_card,
+    selling,
     sim_terminal,
     start_store,
-    until,
 )
-from till.client import TillClient, connect
-
-
-async def pay_by_card(till: TillClient, command: CardTender | None = None) -> SaleState:
-    answer = await till.request(command or CardTender())
-    assert isinstance(answer, SaleState) and answer.status == "paying", answer
-    return await until(till, lambda s: s.status != "paying")
+from till.client import connect
 
 
 async def test_card_payment_is_journaled_masked_and_closes_the_sale(tmp_path: Path, nursery: trio.Nursery) -> None:
@@ -36,11 +32,9 @@ async def test_card_payment_is_journaled_masked_and_closes_the_sale(tmp_path: Pa
     store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=COFFEE))
+            await selling(till, COFFEE)
             await pay_by_card(till)
-            while not till.receipts:
-                await till.pushed.wait()
+            await next_receipt(till)
     receipt = till.receipts[0]
     assert (receipt.total, receipt.tendered, receipt.change) == (6995, 6995, 0)  # a card is never cash-rounded
     assert [t.amount for t in sim.payments] == [6995] and sim.charged == 6995
@@ -95,8 +89,7 @@ async def test_split_cash_and_card_then_cancel_reverses_the_card(tmp_path: Path,
             assert sim.charged == 3000
             answer = await till.request(CancelSale())
             assert isinstance(answer, SaleState) and answer.status == "paying"  # the reversal runs at the terminal
-            while not till.receipts:
-                await till.pushed.wait()
+            await next_receipt(till)
     assert sim.charged == 0 and [t.kind for t in sim.journal[-2:]] == ["payment", "reversal"]
     (record,) = journal(store)
     assert record.kind == "cancel" and record.tenders == []
@@ -110,12 +103,10 @@ async def test_a_dropped_approval_is_settled_from_the_terminal_and_paid_once(
     store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=BUTTER))
+            await selling(till, BUTTER)
             sim.fail_next("drop_after_approval")  # booked at the terminal; the store never hears the result
             await till.request(CardTender())
-            while not till.receipts:
-                await till.pushed.wait()
+            await next_receipt(till)
     assert sim.charged == 5490 and len(sim.payments) == 1
     (record,) = journal(store)
     assert [(t.kind, t.amount) for t in record.tenders] == [("card", 5490)]
@@ -129,14 +120,12 @@ async def test_a_drop_before_the_terminal_booked_leaves_the_sale_to_pay_again(
     store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=MILK))
+            await selling(till, MILK)
             sim.fail_next("drop_after_ack")
             state = await pay_by_card(till)
             assert state.status == "open" and state.due == 1590 and "aborted" in state.message
             await pay_by_card(till)
-            while not till.receipts:
-                await till.pushed.wait()
+            await next_receipt(till)
     assert sim.charged == 1590
     (record,) = journal(store)
     assert [p.outcome for p in record.payments] == ["aborted", "approved"]

@@ -31,7 +31,10 @@ from tests.storenode.payment_kit import (
     MILK,
     balance_of,
     journal,
+    next_receipt,
     online,
+    pay_by_card,
+    selling,
     sim_terminal,
     start_store,
     until,
@@ -54,13 +57,10 @@ def basket(till: TillClient) -> tuple[object, ...]:
 
 
 async def card(till: TillClient, command: CardTender | None = None) -> None:
-    receipts = len(till.receipts)
-    answer = await till.request(command or CardTender())
-    assert isinstance(answer, SaleState) and answer.status == "paying", answer
-    await until(till, lambda s: s.status != "paying")
-    if till.state is not None and till.state.status == "ready":
-        while len(till.receipts) == receipts:
-            await till.pushed.wait()
+    """A card payment (or refund) to its end, and the receipt when it closed the sale."""
+    seen = len(till.receipts)
+    if (await pay_by_card(till, command)).status == "ready":
+        await next_receipt(till, seen)
 
 
 async def test_partial_refunds_go_back_to_card_and_cash_never_beyond_the_receipt(
@@ -170,8 +170,7 @@ async def test_gift_card_and_invoice_receipt_is_credited_back_to_them(
     with trio.fail_after(25):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=COFFEE))
+            await selling(till, COFFEE)
             await till.request(GiftCardTender(card="GC-3"))  # all 50.00 of it
             sold = await till.request(InvoiceTender(customer="C-77"))  # the other 19.95
             assert isinstance(sold, Receipt)

@@ -20,7 +20,16 @@ from protocol.frames import (
     SetAside,
     TerminalReport,
 )
-from tests.storenode.payment_kit import COFFEE, MILK, journal, sim_terminal, start_store, until
+from tests.storenode.payment_kit import (
+    COFFEE,
+    MILK,
+    journal,
+    next_receipt,
+    selling,
+    sim_terminal,
+    start_store,
+    until,
+)
 from till.client import TillClient, connect
 
 
@@ -44,8 +53,7 @@ async def test_a_payment_the_terminal_cannot_settle_is_set_aside_by_a_supervisor
     store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=MILK))
+            await selling(till, MILK)
             nothing = await till.request(SetAside(operator="2", pin="4321", reason="x"))
             assert isinstance(nothing, Error) and nothing.code == "nothing_unresolved"
 
@@ -67,8 +75,7 @@ async def test_a_payment_the_terminal_cannot_settle_is_set_aside_by_a_supervisor
 
             sim.repeats_receipts = True  # the replacement: card payments go on
             await till.request(CardTender())
-            while not till.receipts:
-                await till.pushed.wait()
+            await next_receipt(till)
     assert len(sim.payments) == 2  # the one set aside was charged: the journal says to check it
     (record,) = journal(store)
     assert [(t.kind, t.amount) for t in record.tenders] == [("card", 1590)]
@@ -83,8 +90,7 @@ async def test_set_aside_settles_instead_when_the_terminal_can_answer(tmp_path: 
     store = await start_store(tmp_path, nursery, sim=sim)
     with trio.fail_after(25):
         async with connect(store.url, lane=1, till="T1") as till:
-            await till.request(Login(operator="1", pin="1234"))
-            await till.request(Scan(code=MILK))
+            await selling(till, MILK)
             await lost_and_unsettled(sim, till)
             sim.repeats_receipts = True  # the terminal is back to itself before the supervisor comes
             answer = await till.request(SetAside(operator="2", pin="4321", reason="impatient"))
