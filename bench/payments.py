@@ -42,7 +42,6 @@ from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import open_websocket_url
 
 from bench.measurements import (
     Window,
@@ -71,6 +70,7 @@ from protocol.frames import (
     SaleState,
     Scan,
 )
+from protocol.websocket import dial
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 from till.client import TillClient, connect
@@ -153,7 +153,7 @@ def prepare_central(db: Path) -> None:
 async def redeeming_lane(url: str, lane: int, until: float, counts: list[int], latencies: list[int]) -> None:
     codec = LinkCodec()
     store = f"B{lane:02d}"
-    async with open_websocket_url(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+    async with dial(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
         await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
         if not isinstance(codec.decode(await ws.get_message()), LinkWelcome):
             raise BenchError(f"central did not welcome {store}")

@@ -67,7 +67,7 @@ from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketRequest
 
 from bench.measurements import (
     Window,
@@ -100,6 +100,7 @@ from bench.processes import (
 )
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
+from protocol.websocket import dial
 from runtime.affinity import available_cpus, pin_process
 from till.client import TillClient, TillDisconnected, connect
 
@@ -355,7 +356,7 @@ def paced_schedule(spec: PhaseSpec, lane: int) -> list[float]:
 
 async def echo_client(spec: PhaseSpec, number: int, gate: Gate, tally: Tally) -> None:
     payload = echo_payload()
-    async with open_websocket_url(spec.url) as ws:
+    async with dial(spec.url) as ws:
         for _ in range(ECHO_WARMUP):
             with trio.fail_after(REQUEST_TIMEOUT):
                 await ws.send_message(payload)

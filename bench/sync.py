@@ -65,7 +65,7 @@ from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest
 
 from bench.measurements import (
     Window,
@@ -102,6 +102,7 @@ from bench.processes import (
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status
+from protocol.websocket import dial
 from runtime.database import migrate, open_connection
 from storenode import stock
 from storenode.journal import chain
@@ -426,7 +427,7 @@ async def replay_floor(fleet: Fleet, work: Path, template: Path, batch: int, eve
     window = Window({"sink": sink.pid})
     largest = max(map(len, frames), default=0)
     try:
-        async with open_websocket_url(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+        async with dial(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
             slots = trio.Semaphore(WINDOW * len(STREAMS))
             with trio.fail_after(REQUEST_TIMEOUT + len(frames)):
                 window.begin()
@@ -722,7 +723,7 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
     store = ingest_store_name(index)
     readied = False
     try:
-        async with open_websocket_url(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
+        async with dial(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
             if not spec.floor:
                 await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
                 with trio.fail_after(START_TIMEOUT):

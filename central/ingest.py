@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+from functools import partial
 
 import msgspec
 import trio
@@ -153,9 +154,7 @@ class Ingest:
                         batches.append(receive.receive_nowait())
                     except trio.WouldBlock:
                         break
-                outcomes = await self.db.write(
-                    lambda c, batches=batches: [_apply_batch(c, store, b) for b in batches], durable=True
-                )
+                outcomes = await self.db.write(partial(_apply_batches, store=store, batches=batches), durable=True)
                 for batch, outcome in zip(batches, outcomes, strict=True):
                     if isinstance(outcome, Exception):
                         log.warning("refused a batch from %s: %s", store, outcome)
@@ -234,7 +233,14 @@ class Ingest:
         return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(report))
 
 
-def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> tuple[int, bool] | Exception:
+_Outcome = tuple[int, bool] | Exception  # the highest seq applied and whether any was new; or why not
+
+
+def _apply_batches(conn: sqlite3.Connection, store: str, batches: list[EventBatch]) -> list[_Outcome]:
+    return [_apply_batch(conn, store, batch) for batch in batches]
+
+
+def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> _Outcome:
     """One batch in its own savepoint: a bad batch is refused alone, its neighbours still commit."""
     conn.execute("SAVEPOINT batch")
     try:

@@ -9,6 +9,7 @@ is in transit, not lost; anything else is a difference.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import msgspec
 
@@ -25,7 +26,7 @@ async def reconcile(store: str, db: Database, ask: AskStore) -> ReconcileReport:
     ours = await db.read(lambda c: sales.lanes(c, store))
     report = ReconcileReport(store=store, compared=0, in_transit=0, differences=[])
     for lane in sorted(set(theirs) | set(ours)):
-        hashes = await db.read(lambda c, lane=lane: sales.receipt_hashes(c, store, lane))
+        hashes = await db.read(partial(sales.receipt_hashes, store=store, lane=lane))
         after = 0
         while True:
             query = JournalPageQuery(lane=lane, after=after, limit=PAGE)

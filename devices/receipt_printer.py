@@ -430,7 +430,7 @@ class ReceiptPrinter:
         for i, n in enumerate((1, 2, 4)):
             status = await self._ask(link, n, status, patient=patient and i == 0)
         if status.error:
-            status = await self._ask(link, 3, status)
+            status = await self._ask(link, 3, status, patient=False)
         self._status = status
         self._status_lot.unpark_all()
         return status

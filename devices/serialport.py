@@ -113,7 +113,7 @@ async def read_some(stream: trio.abc.ReceiveStream, port: str) -> bytes:
         raise PortLost(f"{port}: {exc.__cause__ or 'broken'}") from exc
     if not data:
         raise PortLost(f"{port}: end of file (device unplugged?)")
-    return data
+    return bytes(data)
 
 
 async def write_all(stream: trio.abc.SendStream, data: bytes, port: str) -> None:

@@ -186,6 +186,8 @@ class PaymentTerminal(Protocol):
 
     def adopt_unknown(self, result: PaymentResult) -> None: ...
 
+    def abandon_unknown(self, reason: str) -> PaymentResult: ...
+
 
 # -- transports -------------------------------------------------------------------------------------
 
@@ -821,7 +823,7 @@ class ZvtTerminal:
             pending,
             message=f"outcome unknown: {why}; ask the terminal for its last transaction before anything else",
             print_lines=tuple(ex.lines),
-            **details,  # type: ignore[arg-type]
+            **details,
         )
 
     def _conclude(self, pending: PaymentResult, ex: _Exchange) -> PaymentResult:
@@ -852,7 +854,7 @@ class ZvtTerminal:
                 prior_txn=None,
                 message=result_text(code),
                 print_lines=lines,
-                **details,  # type: ignore[arg-type]
+                **details,
             )
         assert ex.completion is not None
         if status is None or status.result_code is None:
@@ -864,7 +866,7 @@ class ZvtTerminal:
                 prior_txn=None,
                 message=result_text(status.result_code),
                 print_lines=lines,
-                **_details(status),  # type: ignore[arg-type]
+                **_details(status),
             )
         if status.amount is not None and status.amount != pending.amount:
             return self._unknown(pending, ex, f"the terminal approved {status.amount}, not {pending.amount}")
@@ -878,7 +880,7 @@ class ZvtTerminal:
             prior_txn=None,
             message="approved",
             print_lines=lines,
-            **_details(status),  # type: ignore[arg-type]
+            **_details(status),
         )
 
     def _set_unresolved(self, result: PaymentResult, key: tuple[str, str]) -> None:
@@ -922,7 +924,7 @@ class ZvtTerminal:
                 outcome=outcome,
                 message=f"resolved: {why}",
                 print_lines=pending.print_lines + lines if outcome != "aborted" else pending.print_lines,
-                **details,  # type: ignore[arg-type]
+                **details,
             )
             log.warning("terminal %s: unknown %s %s resolved: %s", self.name, result.kind, result.reference, outcome)
             self._unresolved = None

@@ -272,7 +272,7 @@ class ApduReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[Apdu]:
+    def feed(self, data: bytes | bytearray) -> list[Apdu]:
         self._buf += data
         out: list[Apdu] = []
         while (size := apdu_size(self._buf)) is not None and len(self._buf) >= size:
@@ -334,7 +334,7 @@ class SerialFramer:
         self._body = bytearray()
         self._crc_lo = 0
 
-    def feed(self, data: bytes) -> list[Frame | FrameError]:
+    def feed(self, data: bytes | bytearray) -> list[Frame | FrameError]:
         out: list[Frame | FrameError] = []
         for byte in data:
             self._step(byte, out)

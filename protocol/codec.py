@@ -43,7 +43,7 @@ class TillCodec:
             self._decoder = msgspec.json.Decoder(incoming)
 
     def encode(self, frame: TillFrame) -> bytes | str:
-        data = self._encoder.encode(frame)
+        data: bytes = self._encoder.encode(frame)
         return data if self.binary else data.decode()
 
     def decode(self, data: bytes | str) -> Any:

@@ -1,34 +1,52 @@
-"""A guard for a known trio-websocket bug, applied when `protocol` is imported.
+"""Where storepos opens websockets, served or dialled, with a guard for a known trio-websocket bug.
 
 trio-websocket 0.12 answers a ping even after it has started closing the connection; wsproto then
 raises LocalProtocolError inside the library's reader task, and that escapes to the server's
 nursery and takes the whole listener down (python-trio/trio-websocket#184, fix proposed in PR
 #198, not released). One store pinging central while central closes its link must not stop
 central, so we answer pings only while the connection is open, as that PR does.
+
+The guard patches a private method, so it is installed by `serve` and `connect` (every websocket
+storepos opens goes through one of them), not as a side effect of importing the protocol, and
+pyproject pins trio-websocket below the next minor release: a release that moves the method fails
+loudly here instead of running unguarded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import trio
 import wsproto.events
-from trio_websocket import WebSocketRequest, WebSocketServer
-from trio_websocket._impl import WebSocketConnection
+from trio_websocket import WebSocketConnection, WebSocketRequest, WebSocketServer, _impl, open_websocket_url
 from wsproto.connection import ConnectionState
 
-_answer_ping = WebSocketConnection._handle_ping_event
+
+def guard() -> None:
+    """Install the ping guard once (idempotent)."""
+    connection = _impl.WebSocketConnection
+    if getattr(connection, "_storepos_ping_guard", False):
+        return
+    answer_ping = getattr(connection, "_handle_ping_event", None)
+    if answer_ping is None:  # the private seam moved: refuse to run unguarded
+        raise RuntimeError(
+            "trio-websocket changed: WebSocketConnection._handle_ping_event is gone; revisit the ping guard"
+        )
+
+    async def _handle_ping_event(self: Any, event: wsproto.events.Ping) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            await answer_ping(self, event)
+
+    connection._handle_ping_event = _handle_ping_event  # type: ignore[method-assign]
+    connection._storepos_ping_guard = True  # type: ignore[attr-defined]
 
 
-async def _handle_ping_event(self: Any, event: wsproto.events.Ping) -> None:
-    if self._wsproto.state is ConnectionState.OPEN:
-        await _answer_ping(self, event)
-
-
-if not getattr(WebSocketConnection, "_storepos_ping_guard", False):
-    WebSocketConnection._handle_ping_event = _handle_ping_event  # type: ignore[method-assign]
-    WebSocketConnection._storepos_ping_guard = True  # type: ignore[attr-defined]
+def dial(url: str, **options: Any) -> AbstractAsyncContextManager[WebSocketConnection]:
+    """`trio_websocket.open_websocket_url` with the guard installed first."""
+    guard()
+    return open_websocket_url(url, **options)
 
 
 class ListenError(OSError):
@@ -45,6 +63,7 @@ async def serve(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve websockets on host:port; reports the bound port (useful with port 0) once listening."""
+    guard()
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:

@@ -234,8 +234,8 @@ class Database:
             conn = open_connection(self.path)
             migrate(conn, self._migrations)
         except (sqlite3.Error, OSError, DatabaseError) as exc:
-            error = exc if isinstance(exc, DatabaseError) else DatabaseError(f"cannot open {self.path}: {exc}")
-            token.run_sync_soon(started, error)
+            refusal = exc if isinstance(exc, DatabaseError) else DatabaseError(f"cannot open {self.path}: {exc}")
+            token.run_sync_soon(started, refusal)
             return
         token.run_sync_soon(started, None)
         error: BaseException | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ def write_ready_file(path: Path, **info: Any) -> None:
     tmp.replace(path)
 
 
-async def wait_ready_file(path: Path, alive: Any = None) -> dict[str, Any]:
+async def wait_ready_file(path: Path, alive: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Poll for a ready file (bound it with trio.fail_after); `alive()` returning False, because the
     process died, stops the wait early."""
     target = trio.Path(path)
@@ -24,4 +25,5 @@ async def wait_ready_file(path: Path, alive: Any = None) -> dict[str, Any]:
         if alive is not None and not alive():
             raise RuntimeError(f"process exited before writing {path}")
         await trio.sleep(0.05)
-    return json.loads(await target.read_text())
+    info: dict[str, Any] = json.loads(await target.read_text())
+    return info

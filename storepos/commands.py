@@ -9,13 +9,14 @@ from pathlib import Path
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.app import CentralNode
 from central.registers import imports, sales
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
+from protocol.websocket import dial
 from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import open_connection
@@ -131,7 +132,7 @@ async def central_reconcile(url: str, store: str) -> int:
     codec = LinkCodec()
     try:
         with trio.fail_after(300):
-            async with open_websocket_url(url, subprotocols=[ADMIN_SUBPROTOCOL]) as ws:
+            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL]) as ws:
                 await ws.send_message(
                     codec.encode(LinkRequest(id=1, kind="reconcile", body=msgspec.msgpack.encode(store)))
                 )
@@ -213,8 +214,8 @@ async def store_status(config_path: Path, url: str | None) -> int:
         return 1
     print(f"store {status.store}: central link {status.link}, outbox {status.outbox} events not yet at central")
     print(f"  catalogue: {replica_line(status.replica, status.central_catalog, status.behind_since)}")
-    for lane, no in sorted(status.journal.items()):
-        print(f"  lane {lane}: last receipt {no}")
+    for lane_name, no in sorted(status.journal.items()):
+        print(f"  lane {lane_name}: last receipt {no}")
     for actor in status.actors:
         extra = f" ({actor.detail})" if actor.detail else ""
         error = f" last error: {actor.last_error}" if actor.last_error else ""

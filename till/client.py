@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import Command, Error, Hello, Receipt, SaleState, Status, StatusRequest, TillFrame, Welcome
+from protocol.websocket import dial
 
 
 class TillDisconnected(ConnectionError):
@@ -103,7 +104,7 @@ async def connect(
     The reader task's nursery would wrap whatever the caller raises in an exception group; a lone
     exception is unwrapped so callers can catch TillDisconnected and friends plainly."""
     try:
-        async with open_websocket_url(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
+        async with dial(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
             client = TillClient(ws, TillCodec(subprotocol, "till"), lane, till)
             await nursery.start(client._reader)
             if attach:

@@ -166,7 +166,8 @@ class Applied:
 
 
 def version(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT version FROM catalog_version WHERE id = 1").fetchone()[0]
+    found: int = conn.execute("SELECT version FROM catalog_version WHERE id = 1").fetchone()[0]
+    return found
 
 
 def _next_version(conn: sqlite3.Connection) -> int:
@@ -178,7 +179,8 @@ def _next_version(conn: sqlite3.Connection) -> int:
 
 def epoch(conn: sqlite3.Connection) -> str:
     """The catalogue's name for the series its versions count in (see central migration 7)."""
-    return conn.execute("SELECT epoch FROM catalog_version WHERE id = 1").fetchone()[0]
+    found: str = conn.execute("SELECT epoch FROM catalog_version WHERE id = 1").fetchone()[0]
+    return found
 
 
 def key_of(register: Register, row: msgspec.Struct) -> tuple[Any, ...]:
@@ -286,6 +288,7 @@ def changed_after(
     # After a position, the row-value comparison alone (its version is already past `base`): SQLite
     # and PostgreSQL both seek the (version, key) index with it, where adding `version > ?` would make
     # SQLite scan from `base` on every call.
+    params: list[object]
     if after is None:
         where, params = ["version > ?"], [base]
     else:

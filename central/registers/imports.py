@@ -292,13 +292,13 @@ def _check_groups(conn: sqlite3.Connection, records: list[Record], problems: Pro
             problems.at(record, "parent", f"{parent} is not a known item group")
             continue
         group = record.good.get("item_group")
-        path = [group]
+        path: list[str | None] = [group]
         node: str | None = parent
         while node is not None and node not in path:
             path.append(node)
             node = parents.get(node)
         if node is not None and node == group:
-            problems.at(record, "parent", f"groups would loop: {' > '.join([*path, node])}")
+            problems.at(record, "parent", f"groups would loop: {' > '.join(str(g) for g in [*path, node])}")
 
 
 def _check_stores(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:

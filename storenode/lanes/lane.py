@@ -232,7 +232,7 @@ class Lane:
                 except Rejected as refusal:  # nobody asked but the device: tell the tills
                     self._broadcast(Error(code=refusal.code, message=refusal.message))
                     raise
-            case Do(command, conn):
+            case Do(command, conn) if conn is not None:
                 if conn not in self.subscribers:  # the lane restarted since this till attached
                     self.subscribers.append(conn)
                 await self._command(command, conn)

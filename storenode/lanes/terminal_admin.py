@@ -148,4 +148,4 @@ def report(lane: Lane, done: TerminalDone) -> None:
         outcome = "done" if r.ok else f"failed: {r.message}"
         lane._publish(message=f"end of day {outcome}: {r.count} card payments, {lane._money(r.total)}")
     else:
-        lane._publish(message=f"end of day failed: {frame.message}")  # type: ignore[union-attr]
+        lane._publish(message=f"end of day failed: {frame.message}")

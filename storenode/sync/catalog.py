@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import msgspec
 import trio
@@ -149,7 +150,7 @@ class CatalogFollower:
                 base, cursor = await self._origin()
                 continue
             try:
-                applied = await self.db.write(lambda c, chunk=chunk, asked=base: replica.stage(c, chunk, asked))
+                applied = await self.db.write(partial(replica.stage, chunk=chunk, asked=base))
             except replica.ReplicaGap as exc:
                 log.error("catalogue: %s; asking for what this store missed", exc)
                 self._report(error=str(exc))

@@ -18,11 +18,12 @@ import logging
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from protocol.codec import LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
@@ -39,6 +40,7 @@ from protocol.frames import (
     LinkRequest,
     LinkWelcome,
 )
+from protocol.websocket import dial
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
@@ -173,7 +175,7 @@ class SyncLink:
 
     async def _session(self, url: str) -> None:
         heartbeat = self.config.central.heartbeat
-        async with open_websocket_url(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
+        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
             await ws.send_message(self.codec.encode(LinkHello(node=self.config.store, role="store")))
             with trio.fail_after(heartbeat * 2):
                 welcome = self.codec.decode(await ws.get_message())
@@ -183,7 +185,7 @@ class SyncLink:
                 raise LinkDown(f"expected a welcome from central, got {type(welcome).__name__}")
             streams = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
             for name, stream in streams.items():
-                await self.db.write(lambda c, s=name, q=stream.acked: outbox.acknowledge(c, s, q))
+                await self.db.write(partial(outbox.acknowledge, stream=name, upto=stream.acked))
             self.signal.backlog = await self.db.read(outbox.backlog)
             if self.catalog is not None:
                 self.catalog.announced(welcome.catalog, welcome.catalog_epoch)
@@ -212,7 +214,7 @@ class SyncLink:
             for name, stream in streams.items():
                 if stream.sent - stream.acked >= self.window * batch:
                     continue  # window full: wait for acks
-                events = await self.db.read(lambda c, s=name, after=stream.sent: outbox.pending(c, s, after, batch))
+                events = await self.db.read(partial(outbox.pending, stream=name, after=stream.sent, limit=batch))
                 if not events:
                     continue
                 if stream.sent == stream.acked:
@@ -257,7 +259,7 @@ class SyncLink:
                 stream.last_progress = trio.current_time()
                 if stream.sent < stream.acked:
                     stream.sent = stream.acked
-                await self.db.write(lambda c, s=frame.stream, q=frame.seq: outbox.acknowledge(c, s, q))
+                await self.db.write(partial(outbox.acknowledge, stream=frame.stream, upto=frame.seq))
                 self._progress.set()
                 self._progress = trio.Event()
             elif isinstance(frame, LinkReply):

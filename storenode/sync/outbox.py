@@ -53,7 +53,8 @@ def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
 def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:
     """The lowest seq central has not acknowledged; every later event of the stream is in transit."""
     row = conn.execute("SELECT MIN(seq) FROM outbox WHERE stream = ?", (stream,)).fetchone()
-    return row[0]
+    oldest: int | None = row[0]
+    return oldest
 
 
 def queued(conn: sqlite3.Connection, stream: str) -> list[tuple[str, bytes]]:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -129,7 +130,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _rows_of(chunk: CatalogChunk) -> dict[str, list[tuple[object, ...]]]:
+def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
     return {
         "vat_rates": chunk.vat_rates,
         "item_groups": chunk.groups,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from trio_websocket import open_websocket_url
 
 from central.app import CentralNode
 from central.registers import sales
@@ -23,6 +22,7 @@ from protocol.frames import (
     SaleRecord,
     Scan,
 )
+from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from tests.conftest import make_store_config
@@ -58,7 +58,7 @@ def batch(*seqs: int, store: str = "S9") -> EventBatch:
 async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> None:
     codec = LinkCodec()
     with trio.fail_after(20):
-        async with open_websocket_url(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
             await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
             welcome = codec.decode(await ws.get_message())
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {}
@@ -81,7 +81,7 @@ async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> No
             assert await send(batch(6)) == Ack(store="S9", stream="journal", seq=6)  # the link survived it all
         got = await central.db.read(lambda c: sales.receipts(c, "S9"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5, 6]
-        async with open_websocket_url(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
             await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
             welcome = codec.decode(await ws.get_message())
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {"journal": 6}

@@ -16,9 +16,10 @@ from trio_websocket import (
     HandshakeError,
     WebSocketConnection,
     WebSocketRequest,
-    open_websocket_url,
     serve_websocket,
 )
+
+from protocol.websocket import dial
 
 
 @dataclass
@@ -69,7 +70,7 @@ class ChaosProxy:
         downstream = await request.accept(subprotocol=offered[0] if offered else None)
         self.stats.links += 1
         try:
-            async with open_websocket_url(self.upstream, subprotocols=list(offered)) as upstream:
+            async with dial(self.upstream, subprotocols=list(offered)) as upstream:
                 async with trio.open_nursery() as nursery:
                     self._links.add(nursery.cancel_scope)
                     nursery.start_soon(self._pump, downstream, upstream, nursery.cancel_scope)

@@ -8,10 +8,12 @@ import trio_websocket._impl as impl
 import wsproto.events
 from wsproto.connection import ConnectionState
 
-import protocol  # noqa: F401  (installs the guard)
+from protocol.websocket import guard
 
 
 async def test_no_pong_while_closing_and_pong_while_open() -> None:
+    guard()
+    guard()  # idempotent: the second call does not wrap the wrapper
     sent: list[object] = []
 
     async def send(event: object) -> None:

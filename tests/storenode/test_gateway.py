@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 import pytest
 import trio
-from trio_websocket import open_websocket_url
 
 from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import (
@@ -23,6 +22,7 @@ from protocol.frames import (
     VoidLine,
     Welcome,
 )
+from protocol.websocket import dial
 from storenode.app import StoreNode
 from storenode.lanes import basket
 from till.client import TillClient, connect
@@ -45,7 +45,7 @@ async def expect_error(till: TillClient, command: object, code: str) -> Error:
 async def test_undecodable_frames_are_answered_and_the_connection_lives(store: StoreNode) -> None:
     codec = TillCodec(SUBPROTOCOL_MSGPACK, "till")
     with trio.fail_after(10):
-        async with open_websocket_url(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+        async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
             for garbage in (b"\xc1\xff\x00", "text on a binary channel", msgspec.msgpack.encode({"t": "warp"})):
                 await ws.send_message(garbage)
                 error = codec.decode(await ws.get_message())
@@ -96,7 +96,7 @@ async def test_unknown_subprotocol_is_refused(store: StoreNode) -> None:
     from trio_websocket import ConnectionRejected
 
     with trio.fail_after(10), pytest.raises(ConnectionRejected):
-        async with open_websocket_url(store.url, subprotocols=["telnet"]):
+        async with dial(store.url, subprotocols=["telnet"]):
             pass
 
 
