@@ -23,6 +23,17 @@ scans against it, and the store's memory.
 
 Targets (issue 3): snapshot <= 60 s; price changes visible <= 2 s; scan p99 with the big catalogue
 within 10 % of the small one; store peak RSS <= 250 MB.
+
+    .venv/bin/python bench/catalog_scale.py --during-apply [--items 1000000] [--lanes 2] [--pace-ms 50]
+
+Scans while the store applies a large catalogue change (--during-apply, instead of the steps above):
+--lanes tills each scan a random barcode every --pace-ms (a sale cancelled every 20 lines) from the
+moment the store is up, through (a) the fresh --items snapshot (the store seeded from the demo
+catalogue until it is live; its barcodes, then the big ones, are scanned), (b) --quiet-s seconds of
+a quiet store (the baseline), (c) a change of every price of the catalogue, imported at central
+in this process, from its commit until the store reports the version, and (d) --after-s seconds
+after that (the store deleting what the change replaced). Scan p50/p99/max of each window, and each
+window's length. Target: scan p99 during the apply <= 50 ms.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import os
 import random
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +57,7 @@ import trio
 from bench.measurements import (
     Window,
     add_out_option,
+    cpu_seconds,
     fmt,
     latency_stats,
     machine_info,
@@ -55,7 +68,7 @@ from bench.measurements import (
 )
 from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
 from central.registers import catalog, imports
-from protocol.frames import CancelSale, Login, SaleState, Scan, Status
+from protocol.frames import CancelSale, Error, Login, SaleState, Scan, Status
 from protocol.gs1 import check_digit
 from runtime.database import migrate, open_connection
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
@@ -66,6 +79,7 @@ KINDS = ("vat-rates", "items", "barcodes", "prices")
 SCAN_BLOCK = 100
 LINES_PER_SALE = 20
 TARGETS = {"snapshot_s": 60.0, "changes_visible_s": 2.0, "scan_p99_ratio": 1.10, "store_rss_mb": 250.0}
+APPLY_TARGETS = {"scan_p99_during_apply_ms": 50.0}
 
 
 def code(prefix: str, n: int) -> str:
@@ -174,12 +188,15 @@ def copy_floor(central_db: Path, target: Path, batch: int = 5000) -> float:
     return time.perf_counter() - started
 
 
-async def start_pair(fleet: Fleet, folder: Path, name: str, db: Path) -> tuple[trio.Process, trio.Process, str, float]:
+async def start_pair(
+    fleet: Fleet, folder: Path, name: str, db: Path, lanes: int = 1
+) -> tuple[trio.Process, trio.Process, str, float]:
     """Central on `db` and a fresh store linked to it; returns both, the store's url and the instant
     (time.perf_counter) the store process was started."""
     argv = node_argv("central", "run", "--db", str(db), "--port", "0")
     central, central_url = await fleet.start(f"{name}-central", argv, folder)
-    (folder / "store.toml").write_text(store_toml(f"S-{name}", f"Store {name}", "SEK", [1], central=central_url))
+    toml = store_toml(f"S-{name}", f"Store {name}", "SEK", range(1, lanes + 1), central=central_url)
+    (folder / "store.toml").write_text(toml)
     started = time.perf_counter()
     store, url = await fleet.start(f"{name}-store", node_argv("store", "run", "--config", "store.toml"), folder)
     return central, store, url, started
@@ -347,6 +364,140 @@ async def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class PacedScans:
+    """Tills scanning at a steady pace, each scan's start (time.perf_counter) and latency kept, so any
+    window of the run can be summed up afterwards."""
+
+    def __init__(self, url: str, lanes: int, pace_s: float, codes: list[str]) -> None:
+        self.url = url
+        self.lanes = lanes
+        self.pace_s = pace_s
+        self.codes = codes  # replaced when the catalogue the store sells from changes
+        self.samples: list[tuple[float, int]] = []
+        self.unknown = 0  # scans of a barcode the store did not (or no longer) know: timed all the same
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for lane in range(1, self.lanes + 1):
+                await nursery.start(self._lane, lane)
+            task_status.started()
+
+    async def _lane(self, lane: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        rng = random.Random(lane)
+        async with connect(self.url, lane=lane, till=f"T{lane}") as till:
+            await till.request(Login(operator="1", pin="1234"))
+            task_status.started()
+            lines = 0
+            tick = time.perf_counter()
+            while True:
+                started = time.perf_counter()
+                answer = await till.request(Scan(code=rng.choice(self.codes)))
+                self.samples.append((started, int((time.perf_counter() - started) * 1e9)))
+                if isinstance(answer, Error) and answer.code == "unknown_barcode":
+                    self.unknown += 1
+                elif not isinstance(answer, SaleState):
+                    raise BenchError(f"scan refused: {answer}")
+                else:
+                    lines += 1
+                if lines >= LINES_PER_SALE:
+                    await till.request(CancelSale())
+                    lines = 0
+                tick = max(tick + self.pace_s, time.perf_counter())
+                await trio.sleep_until(trio.current_time() + (tick - time.perf_counter()))
+
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        inside = [ns for at, ns in self.samples if start <= at < end]
+        return {"s": end - start, **latency_stats(inside, window_s=end - start)}
+
+
+def all_prices_changed(folder: Path, items: int) -> Path:
+    """A price file changing every chain price of the catalogue written by write_files."""
+    path = folder / "all-prices.csv"
+    with path.open("w") as f:
+        f.write("item,store,start,end,price\n")
+        f.writelines(f"I{n:07},,,,{700 + n % 300}.{n % 100:02}\n" for n in range(items))
+    return path
+
+
+async def bench_apply(args: argparse.Namespace) -> int:
+    """Scans while a store applies a fresh snapshot and a change of every price (see the docstring)."""
+    fleet = Fleet()
+    result: dict[str, Any] = {"items": args.items, "lanes": args.lanes, "pace_ms": args.pace_ms}
+    seed = replica.read_catalog(replica.demo_catalog_path()).items
+    demo = [code for item in seed if item.unit == "piece" and not item.popup for code in item.barcodes]
+    with tempfile.TemporaryDirectory(prefix="storepos-bench-apply-") as work:
+        folder = Path(work)
+        try:
+            with trio.fail_after(args.timeout):
+                t = time.perf_counter()
+                for sub in ("files", "node"):
+                    (folder / sub).mkdir()
+                files = await trio.to_thread.run_sync(write_files, folder / "files", args.items)
+                db = folder / "node" / "central.db"
+                result["import_s"] = sum((await import_all(db, files, folder / "node")).values())
+                print(
+                    f"central: {args.items:,} items written and imported in {time.perf_counter() - t:.1f} s", flush=True
+                )
+
+                central, store, url, started = await start_pair(fleet, folder / "node", "apply", db, args.lanes)
+                central_url = tomllib.loads((folder / "node" / "store.toml").read_text())["central"]["url"]
+                scans = PacedScans(url, args.lanes, args.pace_ms / 1000, demo)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(scans.run)
+                    scanning = time.perf_counter()
+                    windows: dict[str, dict[str, Any]] = {}
+                    live = await until_version(url, central_version(db), store.pid, [], poll=0.05)
+                    scans.codes = barcodes_of(args.items)
+                    windows["snapshot"] = scans.window(scanning, live)
+                    windows["snapshot"]["store_start_to_live_s"] = live - started
+                    await trio.sleep(args.after_s)  # the store deletes what the snapshot replaced
+                    quiet = time.perf_counter()
+                    await trio.sleep(args.quiet_s)
+                    windows["quiet"] = scans.window(quiet, time.perf_counter())
+                    changes = all_prices_changed(folder, args.items)
+
+                    def commit_changes() -> tuple[float, int]:
+                        conn = imports.open_catalog(db, create=False)
+                        try:
+                            applied = imports.import_file(conn, "prices", changes, currency="SEK")
+                            return time.perf_counter(), applied.version
+                        finally:
+                            conn.close()
+
+                    # Central's node stopped meanwhile: an import of every price holds central's database
+                    # longer than its node waits for a lock (the sales the tills send it keep it writing).
+                    await fleet.stop(central)
+                    committed, version = await trio.to_thread.run_sync(commit_changes)
+                    port = central_url.rsplit(":", 1)[1]
+                    argv = node_argv("central", "run", "--db", str(db), "--port", port)
+                    central, _ = await fleet.start("apply-central-again", argv, folder / "node")
+                    back = time.perf_counter()
+                    live = await until_version(url, version, store.pid, [], poll=0.05)
+                    windows["all_prices"] = scans.window(committed, live)
+                    windows["all_prices"]["central_back_after_commit_s"] = back - committed
+                    await trio.sleep(args.after_s)
+                    windows["after_all_prices"] = scans.window(live, time.perf_counter())
+                    nursery.cancel_scope.cancel()
+                result["windows"] = windows
+                result["unknown_barcode_scans"] = scans.unknown
+                result["store_peak_rss_mb"] = memory_mb(store.pid).get("VmHWM")
+                result["central_pid_cpu_s"] = cpu_seconds(central.pid)
+        finally:
+            await fleet.stop_all()
+    for name, w in result["windows"].items():
+        print(
+            f"{name}: {w['s']:.1f} s, {w['count']} scans, p50 {fmt(w.get('p50_ms'))} p99 {fmt(w.get('p99_ms'))} "
+            f"max {fmt(w.get('max_ms'))} ms",
+            flush=True,
+        )
+    worst = max(result["windows"][w].get("p99_ms", 0.0) for w in ("snapshot", "all_prices"))
+    result["verdicts"] = {"scan_p99_during_apply": worst <= APPLY_TARGETS["scan_p99_during_apply_ms"]}
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in result["verdicts"].items()))
+    report = new_report("catalog_scale_apply", machine_info("trio", "msgspec"), targets=APPLY_TARGETS, result=result)
+    write_report(args.out, report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Central import, snapshot, price changes and scans with a chain-sized catalogue."
@@ -356,8 +507,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changes", type=int, default=10_000, help="chain prices changed in one import")
     p.add_argument("--scans", type=int, default=3_000, help="measured scans per store")
     p.add_argument("--timeout", type=float, default=1_800.0, help="bound on the whole run, seconds")
+    p.add_argument(
+        "--during-apply",
+        action="store_true",
+        help="instead: scans at a steady pace while the store applies a fresh snapshot and a change of every price",
+    )
+    p.add_argument("--lanes", type=int, default=2, help="--during-apply: tills scanning, one per lane")
+    p.add_argument("--pace-ms", type=float, default=50.0, help="--during-apply: each till scans once per this")
+    p.add_argument("--quiet-s", type=float, default=10.0, help="--during-apply: the quiet baseline, seconds")
+    p.add_argument("--after-s", type=float, default=5.0, help="--during-apply: scans kept after each apply")
     add_out_option(p, "catalog_scale")
     args = p.parse_args(argv)
+    if args.during_apply:
+        if args.out == p.get_default("out"):
+            args.out = Path(str(args.out).replace("catalog_scale.json", "catalog_scale_apply.json"))
+        return run_script("catalog_scale_apply", bench_apply, args, stop_on_signals=True)
     if args.items < args.changes or args.small < 1 or args.scans < SCAN_BLOCK:
         p.error("--items must be at least --changes, --small at least 1, --scans at least 100")
     return run_script("catalog_scale", bench, args, stop_on_signals=True)

@@ -150,8 +150,11 @@ class CatalogFollower:
         send: Callable[[bytes], Awaitable[None]],
         chunks: trio.MemoryReceiveChannel[CatalogChunk | TransferRefused],
     ) -> None:
-        if (await self.db.read(replica.state)).ready is not None:  # complete when a restart cut its build
+        ready = (await self.db.read(replica.state)).ready
+        if ready is not None:  # complete when a restart cut its build short
+            log.info("catalogue version %d is complete here: making it live", ready)
             self._live(await self.apply_ready())
+            await self.drain()
             return
         await self.drain()
         base, cursor = await self._origin()

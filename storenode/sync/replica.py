@@ -139,7 +139,7 @@ _SEARCHED = ("name", "receipt_text")  # the columns of items the search index (i
 # machine, as long as a lane may wait. A larger one is built beside the live tables a slice at a time
 # (apply_slice) and swapped in: two to three times the work in all, so only worth it when large.
 DIRECT_ROWS = 20_000
-SLICE_ROWS = 5_000  # rows per slice of such a build: about 10 ms each, lanes' jobs served in between
+SLICE_ROWS = 3_000  # rows per slice of such a build: under 10 ms each mostly (the search index's up to 25)
 
 
 def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
