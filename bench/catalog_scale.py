@@ -406,8 +406,13 @@ class PacedScans:
                 await trio.sleep_until(trio.current_time() + (tick - time.perf_counter()))
 
     def window(self, start: float, end: float) -> dict[str, Any]:
-        inside = [ns for at, ns in self.samples if start <= at < end]
-        return {"s": end - start, **latency_stats(inside, window_s=end - start)}
+        inside = [(at, ns) for at, ns in self.samples if start <= at < end]
+        slowest = sorted(inside, key=lambda s: -s[1])[:5]  # when (s before the window's end) and how slow
+        return {
+            "s": end - start,
+            **latency_stats([ns for _, ns in inside], window_s=end - start),
+            "slowest": [(round(at - end, 3), round(ns / 1e6, 1)) for at, ns in slowest],
+        }
 
 
 def all_prices_changed(folder: Path, items: int) -> Path:

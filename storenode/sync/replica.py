@@ -154,6 +154,9 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
     }
 
 
+_STAGE = (*(f"stage_{t}" for t in TABLES), "stage_price_deletes")
+
+
 def _count(conn: sqlite3.Connection, table: str, limit: int) -> int:
     """Rows in `table`, counted no further than `limit` (a full count of a million rows is slow)."""
     return int(conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (limit,)).fetchone()[0])
@@ -162,7 +165,7 @@ def _count(conn: sqlite3.Connection, table: str, limit: int) -> int:
 def _clear_stage(conn: sqlite3.Connection) -> None:
     """Empty the stage: a large stage table is swapped for an empty one (deleting its rows in one go
     would hold the database as long as staging them did) and drained later, by drain_slice."""
-    for table in (*(f"stage_{t}" for t in TABLES), "stage_price_deletes"):
+    for table in _STAGE:
         if _count(conn, table, DIRECT_ROWS + 1) > DIRECT_ROWS:
             shadow.renew(conn, table, shadow.new_tag())
         else:
@@ -309,13 +312,23 @@ def apply_slice(conn: sqlite3.Connection, rows: int = SLICE_ROWS) -> int | None:
         conn.execute(f"ALTER TABLE {shadow.SHADOW}{table} RENAME TO {table}")
     for _, sql in triggers:
         conn.execute(sql)
-    ready_epoch = conn.execute("SELECT ready_epoch FROM replica WHERE id = 1").fetchone()[0]
-    _live(conn, now.ready, ready_epoch)
+    # The stage is emptied by drain_slice, not here: swapping each full stage table for an empty one
+    # would cost the swap as much again. Until then it is kept from use by the transfer's end here.
+    conn.execute(
+        "UPDATE replica SET version = ready, epoch = ready_epoch, transfer_base = NULL, cursor = x'', "
+        "ready = NULL, ready_epoch = '' WHERE id = 1"
+    )
     return now.ready
 
 
 def drain_slice(conn: sqlite3.Connection, rows: int = SLICE_ROWS) -> bool:
-    """Delete a slice of what the last swap (or a cleared stage) retired; True when nothing is left."""
+    """Empty the stage of a transfer made live by a swap, then delete a slice of what was retired;
+    True when nothing is left."""
+    now = state(conn)
+    idle = now.transfer_base is None and now.ready is None
+    if idle and any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in _STAGE):
+        _clear_stage(conn)
+        return False
     return shadow.drain(conn, rows)
 
 
