@@ -83,6 +83,7 @@ from storenode.lanes.effects import (
     StartCard,
     StartEndOfDay,
 )
+from storenode.lanes.payments import Ask
 from storenode.lanes.saved import load_state, save_state
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import replica
@@ -141,7 +142,6 @@ class TerminalDone:
 
 
 LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
-Ask = Callable[[str, bytes], Awaitable[bytes]]
 
 
 @dataclass
@@ -602,9 +602,10 @@ class Lane:
 
     async def _card(self, command: CardTender) -> None:
         terminal = self._terminal()
+        rooms = await self._rooms()
         now = payments.TerminalNow.of(terminal)
-        pending = payments.card(self.state, command, self.currency, now, await self._rooms())
-        if now.baseline is None:
+        pending = payments.card(self.state, command, self.currency, now, rooms)
+        if now.baseline is None:  # the terminal's last trace is asked only for an attempt it may start
             pending = msgspec.structs.replace(pending, prior_txn=await payments.last_trace(terminal))
         await self._apply(payments.start_card(self.state, pending, command.ref, self.currency), None)
 

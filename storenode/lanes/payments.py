@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 GIFTCARD_STREAM = "giftcard"
 TERMINAL_QUESTION = 6.0  # the terminal's last transaction, asked inline (a till waits at most 10 s)
 
-Ask = Callable[[str, bytes], Awaitable[bytes]]
+Ask = Callable[[str, bytes], Awaitable[bytes]]  # a question to central (storenode.sync.link.question)
 Rooms = Mapping[refunds.Key, int]  # a refund of a receipt: what may still go back by each tender
 T = TypeVar("T")
 
