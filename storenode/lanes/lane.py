@@ -342,7 +342,7 @@ class Lane:
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
-    async def check_pin(self, number: str, pin: str) -> str:
+    async def _check_pin(self, number: str, pin: str) -> str:
         """The operator's name if the PIN is theirs; wrong PINs count towards the lane's lockout, whether
         typed to log in or to approve a supervisor's action."""
         now = trio.current_time()
@@ -363,7 +363,7 @@ class Lane:
         return found[0]
 
     async def _login(self, number: str, pin: str, ref: int) -> None:
-        name = await self.check_pin(number, pin)
+        name = await self._check_pin(number, pin)
         state = self.state
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
@@ -637,7 +637,7 @@ class Lane:
 
     async def _set_aside(self, command: SetAside) -> None:
         reason = terminal_admin.aside_reason(self.state, command, self._money_running)
-        await self.check_pin(command.operator, command.pin)  # before the terminal or the state is touched
+        await self._check_pin(command.operator, command.pin)  # before the terminal or the state is touched
         pending = self.state.pending
         assert pending is not None
         last = await terminal_admin.ask_once_more(self.devices.terminal, pending, self.number)
