@@ -10,8 +10,9 @@ credit): a refund to a bank card needs the receipt that shows the card paid.
 Decisions, not deeds: what a tender does to a sale is decided here by plain functions of the lane's state
 and what the lane read or heard for it (how much of a receipt may still go back by each tender, central's
 answer, the terminal's outcome), answering with the next state and the effects for the lane to carry out
-(storenode.lanes.effects). The only functions here that wait are the questions to the outside world: the
-terminal and central. They are given the terminal or the question to ask, never the lane.
+(storenode.lanes.effects). The only functions here that wait are the questions to the outside world, the
+terminal and central; they are given the terminal or the way to ask central (and, for exchange rates, the
+store database that keeps the last ones), never the lane.
 
 A payment is money, so every money call follows one rule: the attempt is saved in the lane state
 (`pending`, durably) *before* it is sent. A process that stops at any instant then finds the attempt on
