@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from central.app import CentralNode
 from central.registers import catalog, imports
 from central.schema import MIGRATIONS
+from devtools.processes import storepos
 from runtime.database import migrate, open_connection
 from storepos import cli, commands
-from tests.processes import storepos
 
 TestBody = Callable[..., None]
 

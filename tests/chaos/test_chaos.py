@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from tests.chaos.harness import ChaosPlan, check, run_chaos
-from tests.chaos.proxy import Faults
+from devtools.chaos.harness import ChaosPlan, check, run_chaos
+from devtools.chaos.proxy import Faults
 
 
 async def test_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import trio
 
 from devices.sim.zvt import ZvtSimulator
+from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CardTender, Login, SaleState, Scan
-from tests.processes import STORE_TOML, Processes, storepos
 from tests.storenode.payment_kit import COFFEE, journaled
 from till.client import connect
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import trio
 
 from devices.sim.zvt import ZvtSimulator
+from devtools.processes import Processes, storepos
 from protocol.frames import CardTender, Error, Login, RefundOf, ReturnItem, SaleState, Scan
 from tests.e2e.test_card_crash import terminal_store
-from tests.processes import Processes, storepos
 from tests.storenode.payment_kit import COFFEE, journaled, until
 from till.client import connect
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import trio
 
+from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
 from protocol.gs1 import check_digit
 from runtime.database import open_connection
 from storenode.sync import replica
-from tests.processes import STORE_TOML, Processes, storepos
 from till.client import connect
 
 ITEMS = 20_000

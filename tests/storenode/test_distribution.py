@@ -17,6 +17,7 @@ from central.app import CentralNode
 from central.registers import imports
 from central.registers.catalog import Barcode, Item, Price, Till, TillConfig, VatRate
 from central.registers.catalog import Store as CentralStore
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CashTender,
     Error,
@@ -33,7 +34,6 @@ from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
 from tests.central.test_distribute import write
-from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0, make_store_config, poll_until
 from till.client import connect
 

@@ -9,6 +9,7 @@ import trio
 
 from central.app import CentralNode
 from central.registers import stock as central_stock
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CashTender,
     Error,
@@ -24,7 +25,6 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import make_store_config
 from till.client import TillClient, connect
 

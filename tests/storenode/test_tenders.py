@@ -10,6 +10,7 @@ import trio
 
 from central.app import CentralNode
 from central.registers import customers, giftcards, rates
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CancelSale,
     CashTender,
@@ -28,7 +29,6 @@ from protocol.money import parse_rate
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
 from storenode.lanes.saved import load_state
-from tests.chaos.proxy import ChaosProxy, Faults
 from tests.conftest import T0
 from tests.storenode.payment_kit import COFFEE, MILK, balance_of, journal, online, selling, start_store, until
 from till.client import connect
