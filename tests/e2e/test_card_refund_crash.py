@@ -11,8 +11,9 @@ import trio
 from devices.sim.zvt import ZvtSimulator
 from devtools.processes import Processes, storepos
 from protocol.frames import CardTender, Error, Login, RefundOf, ReturnItem, SaleState, Scan
-from tests.e2e.test_card_crash import terminal_store
-from tests.storenode.payment_kit import COFFEE, journaled, until
+from tests.kit.nodes import terminal_store
+from tests.kit.payments import COFFEE
+from tests.kit.waits import journaled, until
 from till.client import connect
 
 

@@ -25,16 +25,11 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import make_store_config
+from tests.kit.nodes import make_store_config
+from tests.kit.waits import drained
 from till.client import TillClient, connect
 
 COFFEE = "7310000000034"  # item 1003
-
-
-async def drained(*stores: StoreNode) -> None:
-    for store in stores:
-        while (await store.status()).outbox or not store.link.online:  # noqa: ASYNC110 - no event for it
-            await trio.sleep(0.05)
 
 
 async def ask(till: TillClient, command: object) -> object:

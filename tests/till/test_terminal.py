@@ -40,8 +40,8 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import T0, make_store_config, poll_until
-from tests.storenode.test_distribution import HOUR, commit
+from tests.kit.catalog import commit
+from tests.kit.nodes import HOUR, T0, make_store_config
 from till.terminal import InputError, parse, run_till, show, show_state
 
 
@@ -225,7 +225,7 @@ async def test_a_campaign_from_central_ends_in_the_store_zone(
                 Price(item="1021", starts=T0 - HOUR, ends=T0 + HOUR, price=1295, currency="SEK"),
             ],
         )
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         script = tmp_path / "s.txt"
         script.write_text(f"price {LAGER}\n")
         out: list[str] = []
