@@ -18,7 +18,12 @@ def journal_at(db: Path) -> list[SaleRecord]:
     """A store's journal, read as another process would (read-only, beside the running node)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT body FROM journal ORDER BY lane, receipt_no").fetchall()
+        return journal_rows(conn)
     finally:
         conn.close()
+
+
+def journal_rows(conn: sqlite3.Connection) -> list[SaleRecord]:
+    """Every journal record on `conn`, lane by lane in receipt order."""
+    rows = conn.execute("SELECT body FROM journal ORDER BY lane, receipt_no").fetchall()
     return [decode_record(body) for (body,) in rows]
