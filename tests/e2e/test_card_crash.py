@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from devices.sim.zvt import ZvtSimulator
@@ -14,6 +15,8 @@ from tests.kit.nodes import terminal_store
 from tests.kit.payments import COFFEE
 from tests.kit.waits import journaled
 from till.client import connect
+
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 
 async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_path: Path, procs: Processes) -> None:

@@ -14,6 +14,8 @@ from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.affinity import available_cpus
 from till.client import connect
 
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
+
 MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"
 
 

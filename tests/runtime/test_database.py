@@ -128,6 +128,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # a real writer process killed with SIGKILL
 def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     """A write whose caller was answered is on disk, whatever instant the process dies at.
 

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from central.app import CentralNode
@@ -213,6 +214,7 @@ async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
             assert "Chain header" not in receipt.text  # the store's own configuration wins
 
 
+@pytest.mark.e2e  # a chaos run: the proxy duplicating and reordering a long transfer
 async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catalogue(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from central.app import CentralNode
@@ -98,6 +99,7 @@ async def test_offline_the_till_gets_a_clear_answer_not_a_hang(tmp_path: Path, n
             assert a.state.backlog == 2  # the sale and its stock movement wait for central
 
 
+@pytest.mark.e2e  # seconds of real heartbeats through the chaos proxy
 async def test_a_silent_link_is_declared_down_and_recovers(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:

@@ -97,6 +97,7 @@ async def test_scripted_session(store: StoreNode, tmp_path: Path) -> None:
     assert "never" not in text  # quit ended the script
 
 
+@pytest.mark.e2e  # seconds of the till's real reconnect backoff
 async def test_unreachable_store_gives_up_with_a_message(tmp_path: Path) -> None:
     out: list[str] = []
     with trio.fail_after(30):
