@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from devices.serialport import SerialSettings
 from devices.sim.pty import VirtualPort
 from devices.sim.zvt import Fault, ZvtSimulator
 from devices.terminal import (
@@ -488,7 +489,7 @@ async def zvt_serial(tmp_path: Path, **options: object) -> AsyncIterator[tuple[Z
     port.plug()
     board = HealthBoard()
     sim = ZvtSimulator()
-    terminal = ZvtTerminal(NAME, ZvtSerial(port.path), board, **options)  # type: ignore[arg-type]
+    terminal = ZvtTerminal(NAME, ZvtSerial(SerialSettings(port.path)), board, **options)  # type: ignore[arg-type]
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(sim.run_serial, port)
