@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 
 from devices.display import CustomerDisplay, change_lines, initialise, item_lines, render, total_lines
@@ -13,18 +11,11 @@ from devices.serialport import PortLost, SerialSettings
 from devices.sim.display import DisplaySim
 from devices.sim.pty import VirtualPort
 from runtime.health import HealthBoard
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.devices.supervised import devices_supervisor
 
 DEADLINE = 10
 FIRST = initialise() + render("", "")
-
-
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "display")
-    vp.plug()
-    yield vp
-    vp.close()
 
 
 async def test_item_total_and_change_reach_the_customer(port: VirtualPort) -> None:
@@ -126,14 +117,7 @@ async def test_supervised_display_comes_back_showing_the_current_lines(tmp_path:
     port.plug()
     board, sim = HealthBoard(), None
     display = CustomerDisplay("display-1", SerialSettings(port.path), board)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("display-1", display.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    devices = devices_supervisor(board, ChildSpec("display-1", display.run))
     try:
         with trio.fail_after(DEADLINE):
             async with trio.open_nursery() as nursery:

@@ -15,17 +15,10 @@ from devices.sim.pty import VirtualPort
 from devices.sim.scale import ScaleSim
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.devices.supervised import devices_supervisor
 
 DEADLINE = 10
-
-
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "scale")
-    vp.plug()
-    yield vp
-    vp.close()
 
 
 @asynccontextmanager
@@ -205,14 +198,7 @@ async def test_supervised_scale_comes_back(tmp_path: Path) -> None:
     board = HealthBoard()
     scale = Scale("scale-1", SerialSettings(port.path), board)
     sim = ScaleSim(port)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("scale-1", scale.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    devices = devices_supervisor(board, ChildSpec("scale-1", scale.run))
     try:
         with trio.fail_after(DEADLINE):
             async with trio.open_nursery() as nursery:

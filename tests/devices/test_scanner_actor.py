@@ -15,7 +15,8 @@ from devices.serialport import PortLost, PortNotFound, SerialSettings
 from devices.sim.pty import VirtualPort
 from devices.sim.scanner import ScannerSim
 from runtime.health import HealthBoard
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.devices.supervised import devices_supervisor
 
 DEADLINE = 10
 
@@ -33,14 +34,6 @@ class Inbox:
 
     async def next(self) -> ScanEvent:
         return await self.receive.receive()
-
-
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "scanner")
-    vp.plug()
-    yield vp
-    vp.close()
 
 
 @asynccontextmanager
@@ -180,14 +173,7 @@ async def test_supervised_scanner_reconnects_and_the_lane_keeps_going(tmp_path: 
             await trio.sleep(0.01)
 
     scanner = Scanner("scanner-1", SerialSettings(port.path), board, inbox.on_scan)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("lane-1", lane), ChildSpec("scanner-1", scanner.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    devices = devices_supervisor(board, ChildSpec("lane-1", lane), ChildSpec("scanner-1", scanner.run))
     sim = ScannerSim(port)
     try:
         with trio.fail_after(DEADLINE):

@@ -4,8 +4,6 @@ online again when it is back, with the devices supervisor doing the retrying."""
 from __future__ import annotations
 
 import termios
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import trio
@@ -17,7 +15,8 @@ from devices.serialport import PortLost, PortNotFound, SerialSettings, serial_se
 from devices.sim.pty import VirtualPort
 from devices.terminal import ZvtSerial
 from runtime.health import Health, HealthBoard
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.devices.supervised import devices_supervisor
 
 DEADLINE = 10
 NAME = "echo-1"
@@ -53,17 +52,6 @@ class States:
             self.seen.append(entry.state)
 
 
-def supervised(echo: Echo, board: HealthBoard) -> Supervisor:
-    return Supervisor(
-        "devices",
-        [ChildSpec(NAME, echo.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
-
-
 async def echoed(port: VirtualPort, data: bytes) -> bytes:
     await port.send(data)
     got = b""
@@ -72,15 +60,9 @@ async def echoed(port: VirtualPort, data: bytes) -> bytes:
     return got
 
 
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "ttyUSB0")
-    yield vp
-    vp.close()
-
-
 async def test_a_missing_port_is_offline_with_the_reason(port: VirtualPort) -> None:
     board = HealthBoard()
+    port.unplug()
     with trio.fail_after(DEADLINE), pytest.raises(PortNotFound):
         await Echo(SerialSettings(port.path), board).run()
     health = board.get(NAME)
@@ -93,9 +75,10 @@ async def test_a_port_that_appears_comes_online(port: VirtualPort) -> None:
     board = HealthBoard()
     states = States(board)
     echo = Echo(SerialSettings(port.path), board)
+    port.unplug()
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
-            await nursery.start(supervised(echo, board).run)
+            await nursery.start(devices_supervisor(board, ChildSpec(NAME, echo.run)).run)
             await board.wait_until(NAME, lambda h: h.restarts >= 2)  # retried with backoff, still missing
             assert "offline" in states.seen and "online" not in states.seen
             assert echo.lives == 0
@@ -110,10 +93,9 @@ async def test_a_port_that_vanishes_goes_offline_then_comes_back(port: VirtualPo
     board = HealthBoard()
     states = States(board)
     echo = Echo(SerialSettings(port.path), board)
-    port.plug()
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
-            await nursery.start(supervised(echo, board).run)
+            await nursery.start(devices_supervisor(board, ChildSpec(NAME, echo.run)).run)
             await board.wait_until(NAME, lambda h: h.state == "online")
             assert await echoed(port, b"one") == b"one"
 
@@ -132,7 +114,6 @@ async def test_a_port_that_vanishes_goes_offline_then_comes_back(port: VirtualPo
 
 async def test_loss_inside_the_session_is_reported_and_raised_as_itself(port: VirtualPort) -> None:
     board = HealthBoard()
-    port.plug()
     with trio.fail_after(DEADLINE), pytest.raises(PortLost, match="gone"):
         async with serial_session(NAME, SerialSettings(port.path), board) as session:
             session.online()
@@ -143,7 +124,6 @@ async def test_loss_inside_the_session_is_reported_and_raised_as_itself(port: Vi
 
 async def test_cancelling_a_session_leaves_the_entry_alone(port: VirtualPort) -> None:
     board = HealthBoard()
-    port.plug()
     with trio.fail_after(DEADLINE):
         with trio.move_on_after(0.05):
             async with serial_session(NAME, SerialSettings(port.path), board) as session:
@@ -177,7 +157,6 @@ def test_framing_left_open_is_the_drivers_and_configured_framing_wins() -> None:
 
 
 async def test_a_zvt_terminal_line_gets_two_stop_bits(port: VirtualPort) -> None:
-    port.plug()
     with trio.fail_after(DEADLINE):
         async with await ZvtSerial(SerialSettings(port.path)).connect() as stream:
             assert isinstance(stream, trio.lowlevel.FdStream)

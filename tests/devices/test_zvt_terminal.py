@@ -31,7 +31,8 @@ from devices.terminal import (
 from devices.zvt import StatusInformation
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec, Supervisor
+from tests.devices.supervised import devices_supervisor
 
 DEADLINE = 20
 NAME = "terminal-1"
@@ -39,14 +40,7 @@ FULL_PAN = "4761739001010119"
 
 
 def supervised(terminal: ZvtTerminal, board: HealthBoard) -> Supervisor:
-    return Supervisor(
-        "devices",
-        [ChildSpec(NAME, terminal.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=10_000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    return devices_supervisor(board, ChildSpec(NAME, terminal.run))
 
 
 @asynccontextmanager
