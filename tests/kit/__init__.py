@@ -11,5 +11,6 @@ devtools/, because the benchmarks need them too and bench/ must not import tests
     journal.py   a store's journal read back as another process would
     catalog.py   master-data writes at central (as an import commits them) and chunk reads as a store pulls
     printing.py  a sale record, a receipt layout and a printer on memory streams for device tests
+    devices.py   the devices supervisor as device actor tests run it (quick retries, never giving up)
     lanes.py     a lane actor alone: real SQLite, a fake card terminal and a fake central link
 """
