@@ -25,7 +25,7 @@ from protocol.frames import (
 from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import make_store_config
+from tests.kit.nodes import make_store_config
 from till.client import connect
 
 
@@ -108,8 +108,7 @@ async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nu
             assert status.link == "offline" and status.outbox == 10  # type: ignore[union-attr]  # 5 sales + 5 stock
         central = CentralNode(tmp_path / "central.db", port=port)
         await nursery.start(central.run)
-        while (await store.status()).outbox:  # noqa: ASYNC110 - the backlog has no event to wait on
-            await trio.sleep(0.05)
+        await store.signal.wait_empty()
         got = await central.db.read(lambda c: sales.receipts(c, "S001"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5]
         assert store.link.online

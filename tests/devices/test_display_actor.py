@@ -12,7 +12,7 @@ from devices.sim.display import DisplaySim
 from devices.sim.pty import VirtualPort
 from runtime.health import HealthBoard
 from runtime.supervision import ChildSpec
-from tests.devices.supervised import devices_supervisor
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
 FIRST = initialise() + render("", "")

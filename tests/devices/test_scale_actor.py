@@ -16,7 +16,7 @@ from devices.sim.scale import ScaleSim
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from runtime.supervision import ChildSpec
-from tests.devices.supervised import devices_supervisor
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
 

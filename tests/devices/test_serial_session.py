@@ -16,7 +16,7 @@ from devices.sim.pty import VirtualPort
 from devices.terminal import ZvtSerial
 from runtime.health import Health, HealthBoard
 from runtime.supervision import ChildSpec
-from tests.devices.supervised import devices_supervisor
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
 NAME = "echo-1"

@@ -32,7 +32,7 @@ from devices.zvt import StatusInformation
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from runtime.supervision import ChildSpec, Supervisor
-from tests.devices.supervised import devices_supervisor
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 20
 NAME = "terminal-1"
