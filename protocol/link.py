@@ -108,7 +108,7 @@ async def greet(channel: Channel, hello: LinkHello, *, peer: str) -> LinkWelcome
     if not isinstance(reply, LinkWelcome):
         raise SessionError(f"expected a welcome from {peer}, got {type(reply).__name__}")
     if not compatible(hello.version, reply.version):
-        message = mismatch("link", f"{hello.role} {hello.node}", hello.version, f"{peer} {reply.node}", reply.version)
+        message = mismatch("link", f"{hello.role} {hello.node}", hello.version, reply.node or peer, reply.version)
         await _refuse(channel, codec, INCOMPATIBLE_VERSION, message)
         raise Incompatible(f"we refused {peer}: {message}")
     return reply
