@@ -28,6 +28,7 @@ from central.registers import cursors, giftcards, sales, stock
 from central.registers.cursors import Applier, EventError
 from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
+    LINK_VERSION,
     Ack,
     CatalogPull,
     EventBatch,
@@ -72,6 +73,7 @@ class Ingest:
         self.node = node
         self.db = db
         self.codec = LinkCodec()
+        self.version = LINK_VERSION  # the link protocol central speaks (tests play another central)
         self.links: dict[str, _StoreLink] = {}  # the newest link of each connected store
         self.chunk_rows = distribute.CHUNK_ROWS  # rows per catalogue chunk (tests make transfers long)
         self.distributor = Distributor(db, lambda: {s: link.ws.send_message for s, link in self.links.items()})
@@ -102,7 +104,7 @@ class Ingest:
 
         try:
             with trio.fail_after(HELLO_TIMEOUT):
-                await accept(ws, welcome, node=self.node)
+                await accept(ws, welcome, node=self.node, version=self.version)
             assert link is not None
             await self._session(link)
         except (ConnectionClosed, trio.TooSlowError, Incompatible, Refused):

@@ -200,10 +200,10 @@ class Session:
         await self.channel.send_message(self._codec.encode(frame))
 
     async def ask(self, question: Question[A], /) -> A:
-        """The peer's answer to `question`, in its declared answer type. Waits until the caller's own
-        deadline (its trio.fail_after or move_on_after) or the session's ask_timeout, whichever comes
-        first, and then raises NoAnswer (not Cancelled); NoAnswer too when the session ends first,
-        Refused when the peer refused."""
+        """The peer's answer to `question`, in its declared answer type. Never waits unbounded: the
+        caller's own deadline (its trio.fail_after, which raises as it always does) or the session's
+        ask_timeout, whichever comes first (NoAnswer). NoAnswer too when the session ends first, at
+        once; Refused when the peer refused."""
         return await self._ask(question, self.ask_timeout)
 
     async def _ask(self, question: Question[A], bound: float) -> A:

@@ -25,6 +25,7 @@ from trio_websocket import ConnectionClosed, HandshakeError
 
 from protocol.codec import LINK_SUBPROTOCOL, FrameError
 from protocol.frames import (
+    LINK_VERSION,
     Ack,
     Answer,
     CatalogChunk,
@@ -104,6 +105,7 @@ class SyncLink:
         self.rng = rng or random.Random()
         self.window = window
         self.catalog = catalog  # keeps the master-data replica following central while the link is up
+        self.version = LINK_VERSION  # the link protocol this store speaks (tests play an older store)
         self.online = False
         self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
         self._session: Session | None = None
@@ -177,7 +179,8 @@ class SyncLink:
         heartbeat = self.config.central.heartbeat
         async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
             with trio.fail_after(heartbeat * 2):
-                welcome = await greet(ws, LinkHello(node=self.config.store, role="store"), peer="central")
+                hello = LinkHello(node=self.config.store, role="store", version=self.version)
+                welcome = await greet(ws, hello, peer="central")
             streams: dict[str, _Stream] = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
             for name, stream in streams.items():
                 await self.db.write(partial(outbox.acknowledge, stream=name, upto=stream.acked))
