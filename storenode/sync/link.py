@@ -9,6 +9,10 @@ Replay is pipelined: up to `window` batches are in flight while acks (cumulative
 contiguous seq) come back on their own task. Memory stays bounded however long the backlog is: the
 outbox is read from the database a batch at a time, never loaded whole. A link that stops making
 progress (no pong, no ack advancing while batches are in flight) is declared down and rebuilt.
+
+The hello with its version check, the heartbeat and questions by id are protocol.link's Session, the
+same code central runs. A central of another protocol version is not connection trouble: it is
+reported once, plainly (health state "incompatible"), and tried again only every INCOMPATIBLE_RETRY.
 """
 
 from __future__ import annotations
