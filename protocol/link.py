@@ -189,7 +189,7 @@ class Session:
         self.channel = channel
         self.peer = peer
         self.ask_timeout = ask_timeout  # the longest a question waits when its caller allows longer
-        self.heartbeat = heartbeat  # seconds between pings; the peer is silent after two without a pong
+        self.heartbeat = heartbeat  # seconds between pings; a ping without a pong in twice that: Silent
         self._answer = answer
         self._codec = LinkCodec()
         self._ids = itertools.count(1)
@@ -208,6 +208,7 @@ class Session:
 
     async def _ask(self, question: Question[A], bound: float) -> A:
         kind = type(question).__name__
+        expected = QUESTIONS[type(question)]  # a question missing from the registry fails here, unsent
         if self._ended:
             raise NoAnswer(f"{self.peer} cannot answer {kind}: {self._ended}")
         now = trio.current_time()
@@ -231,7 +232,6 @@ class Session:
             raise NoAnswer(f"{self.peer} did not answer {kind}: {waiter.failure}")
         if isinstance(frame, Refusal):
             raise Refused(f"{self.peer} could not answer {kind}: {frame.message}")
-        expected = QUESTIONS[type(question)]
         if not isinstance(frame, expected):
             raise NoAnswer(f"{self.peer} answered {kind} with {type(frame).__name__}, not {expected.__name__}")
         return cast(A, frame)
