@@ -21,7 +21,7 @@ import trio
 
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
-from protocol import gs1
+from protocol import gs1, link
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -49,6 +49,7 @@ from protocol.frames import (
     StockLine,
     StockMove,
     StockMovement,
+    Stream,
     TillFrame,
     Total,
     VoidLine,
@@ -73,7 +74,7 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-JOURNAL_STREAM = "journal"
+JOURNAL_STREAM = Stream.JOURNAL
 SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
@@ -110,7 +111,7 @@ class Republish:
 
 
 LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
-Ask = Callable[[str, bytes], Awaitable[bytes]]
+Ask = link.Ask
 
 
 @dataclass
