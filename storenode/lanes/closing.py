@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol.frames import RecordTender, SaleRecord, StockMovement
+from protocol.frames import RecordTender, SaleRecord, StockMovement, Stream
 from storenode import stock
 from storenode.journal import chain
 from storenode.lanes import basket, refunds
@@ -20,7 +20,7 @@ from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import save_state
 from storenode.sync import outbox
 
-JOURNAL_STREAM = "journal"
+JOURNAL_STREAM = Stream.JOURNAL
 
 
 @dataclass(frozen=True)

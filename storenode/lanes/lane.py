@@ -30,7 +30,7 @@ import trio
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
-from protocol import gs1
+from protocol import gs1, link
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -83,7 +83,6 @@ from storenode.lanes.effects import (
     StartCard,
     StartEndOfDay,
 )
-from storenode.lanes.payments import Ask
 from storenode.lanes.saved import load_state, save_state
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import replica
@@ -142,6 +141,7 @@ class TerminalDone:
 
 
 LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
+Ask = link.Ask
 
 
 @dataclass

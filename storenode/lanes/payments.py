@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -40,14 +40,19 @@ from devices.terminal import PaymentResult, PaymentTerminal
 from protocol.frames import (
     CardTender,
     CashTender,
+    CustomerQuestion,
     ExchangeRate,
     GiftCardMove,
+    GiftCardMoveQuestion,
     GiftCardState,
     GiftCardTender,
     InvoiceTender,
+    RatesQuestion,
     RecordPayment,
     RecordTender,
+    Stream,
 )
+from protocol.link import Ask
 from protocol.money import foreign_value, format_money
 from runtime.database import Database
 from runtime.mailbox import Rejected
@@ -57,14 +62,13 @@ from storenode.lanes import basket, refunds
 from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
 from storenode.lanes.effects import Close, ContinueCancel, Effect, Refuse, Save, StartCard
 from storenode.sync import outbox
-from storenode.sync.link import NO_ANSWER, LinkDown, question
+from storenode.sync.link import NO_ANSWER, LinkDown
 
 log = logging.getLogger(__name__)
 
-GIFTCARD_STREAM = "giftcard"
+GIFTCARD_STREAM = Stream.GIFTCARD
 TERMINAL_QUESTION = 6.0  # the terminal's last transaction, asked inline (a till waits at most 10 s)
 
-Ask = Callable[[str, bytes], Awaitable[bytes]]  # a question to central (storenode.sync.link.question)
 Rooms = Mapping[refunds.Key, int]  # a refund of a receipt: what may still go back by each tender
 T = TypeVar("T")
 
@@ -263,7 +267,7 @@ async def rate(ask: Ask, db: Database, base: str, currency: str, lane: int) -> E
     """Central's current rate when it answers (kept for offline), else the last one it published."""
     published: list[ExchangeRate] = []
     try:
-        published = await question(ask, "rates?", msgspec.msgpack.encode(base), list[ExchangeRate])
+        published = (await ask(RatesQuestion(base=base))).rates
     except (LinkDown, *NO_ANSWER) as exc:
         log.info("lane %d: exchange rates from central unavailable (%s); using the last known", lane, exc)
 
@@ -460,7 +464,7 @@ def giftcard(
 async def ask_central(ask: Ask, move: GiftCardMove) -> Heard:
     """Central's answer to a gift card move, or why there is none."""
     try:
-        return Heard(answer=await question(ask, "giftcard.move", encode_move(move), GiftCardState))
+        return Heard(answer=(await ask(GiftCardMoveQuestion(move=move))).card)
     except LinkDown as exc:  # central answered, and did nothing
         return Heard(refused=str(exc))
     except NO_ANSWER as exc:
@@ -578,7 +582,7 @@ async def customer_name(ask: Ask, customer: str) -> str:
     """Central's name for a customer registered for invoices; refused when central does not know one or
     cannot be asked."""
     try:
-        return await question(ask, "customer?", msgspec.msgpack.encode(customer), str)
+        return (await ask(CustomerQuestion(customer=customer))).name
     except LinkDown:
         raise Rejected("unknown_customer", f"no customer {customer} is registered for invoices") from None
     except NO_ANSWER:
