@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,18 +31,27 @@ from trio.testing import MockClock
 
 from devices.terminal import PaymentResult, Report
 from protocol.frames import (
+    Answer,
     Command,
+    CustomerAnswer,
+    CustomerQuestion,
     Error,
     ExchangeRate,
+    GiftCardAnswer,
     GiftCardMove,
+    GiftCardMoveQuestion,
     GiftCardState,
     Login,
+    Question,
+    RatesAnswer,
+    RatesQuestion,
     Receipt,
     SaleRecord,
     SaleState,
     SetAside,
     TillFrame,
 )
+from protocol.link import Ask, NoAnswer
 from runtime.clock import FixedClock
 from runtime.database import Database, Job
 from runtime.health import HealthBoard
@@ -53,12 +62,13 @@ from storenode.lanes.lane import Attach, Do, Lane, StoreContext
 from storenode.peripherals import LaneDevices
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica
-from storenode.sync.link import LinkDown, Offline
+from storenode.sync.link import QUESTION_TIMEOUT, LinkDown, Offline
 from storenode.sync.outbox import OutboxSignal
 from tests.kit.journal import journal_rows
 from tests.kit.nodes import T0
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Answer)
 
 PIN_COMMANDS = (Login, SetAside)  # commands whose PIN check hashes in a worker thread
 
@@ -249,23 +259,24 @@ class FakeCentral:
         return [r for r in self.rates if r.base == base]
 
 
-def central_link(central: FakeCentral) -> Callable[[str, bytes], Awaitable[bytes]]:
-    """The fake central as StoreContext.ask: the one adapter between the link's question shape (a kind
-    and msgpack bytes) and FakeCentral's typed answers."""
-    questions: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
-        "giftcard.move": (GiftCardMove, central.giftcard_move),
-        "customer?": (str, central.customer),
-        "rates?": (str, central.rates_for),
+def central_link(central: FakeCentral) -> Ask:
+    """The fake central as StoreContext.ask: the one adapter between the link's typed questions and
+    FakeCentral's answers."""
+    answers: dict[type[Question[Any]], Callable[[Any], Answer]] = {
+        GiftCardMoveQuestion: lambda q: GiftCardAnswer(card=central.giftcard_move(q.move)),
+        CustomerQuestion: lambda q: CustomerAnswer(name=central.customer(q.customer)),
+        RatesQuestion: lambda q: RatesAnswer(rates=central.rates_for(q.base)),
     }
 
-    async def ask(kind: str, body: bytes) -> bytes:
+    async def ask(question: Question[A], /) -> A:
         await trio.lowlevel.checkpoint()
         if not central.online:
             raise Offline("central is unreachable")
-        if central.silent:
-            await trio.sleep_forever()
-        question, answer = questions[kind]
-        return msgspec.msgpack.encode(answer(msgspec.msgpack.decode(body, type=question)))
+        if central.silent:  # as the link's session does: no answer within its bound is NoAnswer
+            await trio.sleep(QUESTION_TIMEOUT)
+            raise NoAnswer(f"central did not answer {type(question).__name__} within {QUESTION_TIMEOUT:g} s")
+        answer = answers[type(question)](question)
+        return answer  # type: ignore[return-value]
 
     return ask
 
