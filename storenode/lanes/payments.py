@@ -252,7 +252,10 @@ def cash(state: LaneState, command: CashTender, home: str, rate: ExchangeRate | 
             raise Rejected("bad_amount", f"{amount} {rate.currency} is worth nothing here")
         tender = RecordTender(kind="cash", currency=rate.currency, amount=command.amount, value=value, rate=rate.rate)
     value = tender.sale_value
-    if command.part and value < basket.cash_due(state, home):
+    # A part payment leaves something to pay in cash: below the exact due AND the rounded cash due.
+    # Cash between the two (26.99 when 27.00 is due in whole kronor) would leave the sale paid but
+    # open; it goes to check_cash, which refuses it as short.
+    if command.part and value < min(basket.due(state), basket.cash_due(state, home)):
         remaining = payable(state)
         if value <= 0 or remaining < 0:
             raise Rejected("bad_amount", "part payments are for sales with something to pay")

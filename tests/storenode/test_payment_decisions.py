@@ -106,6 +106,14 @@ def test_part_cash_is_a_tender_the_sale_stays_open_for_the_rest() -> None:
     assert state.tenders == []  # the state handed in is not changed
 
 
+def test_part_cash_that_would_leave_nothing_due_but_the_rounding_is_short() -> None:
+    state = at_tender(COFFEE, MILK)  # 85.85: 86.00 in cash
+    with rejected("tender_short"):  # before: taken as a part, leaving the sale paid but open
+        payments.cash(state, CashTender(amount=8585, part=True), SEK)
+    [close] = payments.cash(state, CashTender(amount=8600, part=True), SEK)
+    assert isinstance(close, Close)
+
+
 def test_part_cash_that_covers_the_rest_closes_the_sale() -> None:
     state = at_tender()
     assert payments.cash(state, CashTender(amount=7000, part=True), SEK) == [Close(state, "sale", 0, tendered=7000)]
@@ -124,7 +132,12 @@ def test_part_cash_adds_up_and_never_takes_more_than_is_due(parts: list[int]) ->
     state = at_tender(COFFEE, MILK)  # 85.85
     total = basket.total(state)
     for amount in parts:
-        [effect] = payments.cash(state, CashTender(amount=amount, part=True), SEK)
+        try:
+            [effect] = payments.cash(state, CashTender(amount=amount, part=True), SEK)
+        except Rejected as refusal:  # covers the exact due but not the rounded cash due
+            assert refusal.code == "tender_short"
+            assert basket.due(state) <= amount < basket.cash_due(state, SEK)
+            return
         if isinstance(effect, Close):  # the rest is covered: the sale closes with it, as cash
             assert amount >= basket.cash_due(state, SEK)
             return
