@@ -10,10 +10,10 @@ process serving every store of the chain at once. Both are measured with the rea
 floor measured in the same run on the same (shared, noisy, 2-core) machine, because an absolute
 number alone cannot say whether the code or the machine was slow.
 
-Replay. A store.db holding `--sales` completed sales still in the outbox is produced with the code a
-lane runs when it closes a sale (Lane._close's job: chain.append of basket.record, outbox.enqueue of
-the journal body, stock.record of stock.sale_movements, save_state), 1,000 sales per transaction,
-spread over 4 lanes, items looked up in the demo catalogue through the replica. That preparation is
+Replay. A store.db holding `--sales` completed sales still in the outbox is produced with the job a
+lane runs when it closes a sale (storenode.lanes.closing.close_sale: chain.append of basket.record,
+outbox.enqueue of the journal body, stock.record of stock.sale_movements, save_state), 1,000 sales per
+transaction, spread over 4 lanes, items looked up in the demo catalogue through the replica. That preparation is
 timed but is not the figure. Then a real central and a real store node start; the figure is the time
 from starting the store until its status (polled every 0.2 s over the till gateway) says outbox 0 and
 link online. Afterwards: central holds exactly N sales of the store with N distinct (lane, receipt),
@@ -101,17 +101,13 @@ from bench.processes import (
 )
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
-from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status
+from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
 from protocol.websocket import dial
 from runtime.database import migrate, open_connection
-from storenode import stock
-from storenode.journal import chain
-from storenode.lanes import basket
+from storenode.lanes import basket, closing
 from storenode.lanes.basket import READY, Item, LaneState
-from storenode.lanes.lane import JOURNAL_STREAM
-from storenode.lanes.saved import save_state
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
-from storenode.sync import outbox, replica
+from storenode.sync import replica
 from storenode.sync.link import STREAMS
 from till.client import TillDisconnected, connect
 
@@ -200,8 +196,8 @@ class Prep(msgspec.Struct):
 
 
 def prepare_store(db: Path, sales: int, seed: int) -> Prep:
-    """A store.db with `sales` closed sales, all still in the outbox, written exactly as Lane._close's
-    database job writes them, in transactions of PREP_TX sales."""
+    """A store.db with `sales` closed sales, all still in the outbox, written by the lane's own sale-close
+    job (closing.close_sale), in transactions of PREP_TX sales."""
     started = time.perf_counter()
     catalog, codes = catalog_codes()
     conn = open_connection(db)
@@ -221,24 +217,10 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                 state, tendered = ring_up(
                     rng, lane, now, codes, lambda code, at=now: replica.lookup(conn, code, STORE, "SEK", at)
                 )
-                chain.append(
-                    conn,
-                    lane,
-                    lambda no, state=state, now=now, tendered=tendered: basket.record(
-                        state,
-                        store=STORE,
-                        receipt_no=no,
-                        kind="sale",
-                        currency=CURRENCY,
-                        closed_at=now,
-                        tendered=tendered,
-                    ),
-                    lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, "sale", body),
+                closed = closing.close_sale(
+                    conn, state, store=STORE, currency=CURRENCY, kind="sale", closed_at=now, tendered=tendered
                 )
-                for movement in stock.sale_movements(STORE, state.sale_id, now, state.lines):
-                    stock.record(conn, movement)
-                    lines += len(movement.lines)
-                save_state(conn, basket.cleared(state))
+                lines += sum(len(movement.lines) for movement in closed.movements)
             conn.execute("COMMIT")
         counts = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
         sizes = dict(conn.execute("SELECT stream, SUM(LENGTH(body)) FROM outbox GROUP BY stream").fetchall())
@@ -249,11 +231,11 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
     return Prep(
         sales=sales,
         lanes=LANES,
-        journal_events=counts.get("journal", 0),
-        stock_events=counts.get("stock", 0),
+        journal_events=counts.get(Stream.JOURNAL, 0),
+        stock_events=counts.get(Stream.STOCK, 0),
         stock_lines=lines,
-        journal_body_bytes=sizes.get("journal", 0),
-        stock_body_bytes=sizes.get("stock", 0),
+        journal_body_bytes=sizes.get(Stream.JOURNAL, 0),
+        stock_body_bytes=sizes.get(Stream.STOCK, 0),
         seconds=seconds,
         sales_per_s=sales / seconds if seconds > 0 else 0.0,
         db_bytes=db.stat().st_size,
@@ -316,7 +298,7 @@ def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int
     codec = LinkCodec()
     store = ingest_store_name(index)
     return [
-        (chunk[-1].seq, codec.encode(EventBatch(store=store, stream="journal", events=chunk)))
+        (chunk[-1].seq, codec.encode(EventBatch(store=store, stream=Stream.JOURNAL, events=chunk)))
         for chunk in (events[i : i + batch] for i in range(0, len(events), batch))
     ]
 
@@ -325,7 +307,7 @@ def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int
 # The sink: the floor's far end (its own process, so the floor crosses the same process boundary).
 # ---------------------------------------------------------------------------------------------
 
-ACK_SIZED = LinkCodec().encode(Ack(store="B000", stream="journal", seq=250))
+ACK_SIZED = LinkCodec().encode(Ack(store="B000", stream=Stream.JOURNAL, seq=250))
 
 
 async def sink_server(ready_file: Path, db: Path | None) -> None:
@@ -548,7 +530,7 @@ def verify_replay(central_db: Path, store_db: Path, prep: Prep) -> dict[str, Any
         problems.append(f"central holds {sales_n} sales ({distinct} distinct lane/receipt), expected {prep.sales}")
     if other:
         problems.append(f"central holds {other} sales of other stores")
-    expected_cursors = {"journal": prep.journal_events, "stock": prep.stock_events}
+    expected_cursors = {Stream.JOURNAL: prep.journal_events, Stream.STOCK: prep.stock_events}
     if cursors != expected_cursors:
         problems.append(f"central's stream cursors {cursors}, expected {expected_cursors}")
     if moves != prep.stock_lines:
@@ -730,7 +712,7 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
                     welcome = codec.decode(await ws.get_message())
                 if not isinstance(welcome, LinkWelcome):
                     raise BenchError(f"{store}: expected a welcome, got {welcome!r}")
-                if welcome.acked.get("journal", 0):
+                if welcome.acked.get(Stream.JOURNAL, 0):
                     raise BenchError(f"{store}: central already holds {welcome.acked} (not a fresh central.db)")
             gate.ready()
             readied = True
@@ -916,7 +898,9 @@ def verify_ingest(central_db: Path, stores: int, sales: int) -> list[str]:
             "COUNT(DISTINCT sale_id) FROM sales"
         ).fetchone()
         per_store = dict(conn.execute("SELECT store, COUNT(*) FROM sales GROUP BY store").fetchall())
-        cursors = dict(conn.execute("SELECT store, seq FROM stream_cursors WHERE stream = 'journal'").fetchall())
+        cursors = dict(
+            conn.execute("SELECT store, seq FROM stream_cursors WHERE stream = ?", (Stream.JOURNAL,)).fetchall()
+        )
     finally:
         conn.close()
     problems = []

@@ -1,7 +1,8 @@
 """A lane's state as the store database keeps it: one row per lane, the LaneState in MessagePack.
 
-Its own module because the lane, its money calls (payments, set-aside) and the refund check all read
-or write that row, and the lane imports them: here none of them has to import the lane.
+Its own module because more than the lane reads or writes that row: the sale-close job (closing) saves
+the cleared lane, the refund check reads the other lanes' open refunds, and the lane imports both: here
+none of them has to import the lane.
 """
 
 from __future__ import annotations

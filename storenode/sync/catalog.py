@@ -69,11 +69,19 @@ class CatalogFollower:
         self._pulls = itertools.count(1)
         self._asked = 0  # the id of the pull waiting for its chunk; 0: none
         self._epoch = ""  # central's catalogue epoch, from its welcome
+        self._live = trio.lowlevel.ParkingLot()  # woken whenever view.version changes
 
     async def start(self) -> None:
         """Read the replica's version before the lanes sell from it, so status is right from the start."""
         self.view.version = (await self.db.read(replica.state)).version
+        self._live.unpark_all()
         self._report()
+
+    async def wait_version(self, version: int) -> None:
+        """Until the replica selling in the lanes is at `version` (bound it with trio.fail_after): for
+        consoles and tests, which would otherwise poll the view."""
+        while self.view.version != version:
+            await self._live.park()
 
     def _report(self, error: str | None = None) -> None:
         view = self.view
@@ -153,7 +161,7 @@ class CatalogFollower:
         ready = (await self.db.read(replica.state)).ready
         if ready is not None:  # complete when a restart cut its build short
             log.info("catalogue version %d is complete here: making it live", ready)
-            self._live(await self.apply_ready())
+            self._went_live(await self.apply_ready())
             await self.drain()
             return
         await self.drain()
@@ -181,15 +189,16 @@ class CatalogFollower:
             if applied is None and chunk.done:
                 applied = await self.apply_ready()
             if applied is not None:
-                self._live(applied)
+                self._went_live(applied)
                 await self.drain()
                 return
             base, cursor = chunk.base, chunk.cursor
             self._report()
 
-    def _live(self, version: int) -> None:
+    def _went_live(self, version: int) -> None:
         log.info("catalogue version %d live (was %d)", version, self.view.version)
         self.view.version = version
+        self._live.unpark_all()
         self._report()
 
     async def apply_ready(self) -> int:

@@ -21,9 +21,8 @@ from runtime.health import HealthBoard
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica, shadow
 from storenode.sync.catalog import CatalogFollower
-from tests.central.test_distribute import read, seed, write
-
-T0 = 1_795_000_000_000
+from tests.kit.catalog import read, seed, write
+from tests.kit.nodes import T0
 
 
 async def test_a_lane_write_queued_during_a_slice_is_served_before_the_next_slice(

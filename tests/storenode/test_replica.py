@@ -17,11 +17,10 @@ from protocol.frames import CatalogChunk, CatalogPull
 from runtime.database import immediate, migrate, open_connection
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica, shadow
-from tests.central.test_distribute import read, seed, write
+from tests.kit.catalog import read, seed, write
+from tests.kit.nodes import HOUR, T0
 
 T = TypeVar("T")
-T0 = 1_795_000_000_000
-HOUR = 3_600_000
 
 
 def open_store(path: Path) -> sqlite3.Connection:
