@@ -8,13 +8,14 @@ central in one durable transaction before the till hears "done".
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 import trio
@@ -62,10 +63,10 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
 from storenode.journal import chain
-from storenode.lanes import basket, payments, refunds, terminal_admin
+from storenode.lanes import basket, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.payments import MoneyDone
-from storenode.lanes.saved import load_state, save_state
+from storenode.lanes.saved import load_saved, save_state, saved_seq
 from storenode.lanes.terminal_admin import TerminalDone
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import outbox, replica
@@ -77,6 +78,8 @@ JOURNAL_STREAM = "journal"
 SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
+
+_T = TypeVar("_T")
 
 
 class Subscriber(Protocol):
@@ -141,16 +144,92 @@ class Lane:
         self._locked_until = 0.0
         self._nursery: trio.Nursery | None = None
         self.money_running = False
+        self._reader: sqlite3.Connection | None = None  # scans look up here, on the event loop (see _read)
+        self._file: statefile.StateFile | None = None  # scans are kept here (see _keep)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.state = await self.ctx.db.read(lambda c: load_state(c, self.number))
-        async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
-            self._nursery = nursery
-            self.money_running = False
-            await payments.recover(self)
-            self._publish(message="lane restarted" if self.subscribers else "")
-            task_status.started()
-            await serve(self.mailbox, self._handle)
+        try:
+            self.state = await self._load()
+            async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
+                self._nursery = nursery
+                self.money_running = False
+                await payments.recover(self)
+                self._publish(message="lane restarted" if self.subscribers else "")
+                task_status.started()
+                await serve(self.mailbox, self._handle)
+        finally:
+            self._drop_reader()
+            self._drop_file()
+
+    async def _load(self) -> LaneState:
+        """The lane as it was: the database's row, or the state file's newest record if that was built on the
+        row's latest save (a scan acknowledged after it; see statefile.py).
+
+        A record that wins is saved to the row at once and only then is the file emptied: a crash in
+        between loads the same state again (the row's counter now outranks the file). From here on the
+        file holds only what comes after the row, which is what `_keep` relies on."""
+        seq, state = await self.ctx.db.read(lambda c: load_saved(c, self.number))
+        try:
+            self._reader = self.ctx.db.reader()
+            self._file = statefile.StateFile(statefile.path_for(self.ctx.db.path, self.number))
+            kept = self._file.read_last()
+        except (OSError, sqlite3.Error):
+            log.exception("lane %d: no state file or read connection; scans save through the database", self.number)
+            self._drop_reader()
+            self._drop_file()
+            return state
+        if kept is not None and kept.base >= seq and kept.state.lane == self.number:
+            # base > seq only if the database lost saves the file had seen (a power cut): still the newest
+            state = kept.state
+            await self.ctx.db.write(lambda c: save_state(c, state))
+        self._file.reset()
+        return state
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _drop_file(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    async def _read(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read-only job on the lane's own read connection, in one read transaction (one snapshot:
+        a catalogue change commits wholly before or after it, as for a job on the database thread), with
+        no hop to the database thread; on the database thread if the lane has no reader."""
+        reader = self._reader
+        if reader is not None:
+            try:
+                reader.execute("BEGIN")
+                try:
+                    return job(reader)
+                finally:
+                    reader.execute("COMMIT")
+            except sqlite3.Error:
+                log.exception("lane %d: the read connection failed; reading through the database", self.number)
+                self._drop_reader()
+        return await self.ctx.db.read(job)
+
+    async def _keep(self, new: LaneState) -> None:
+        """Make a scan's new state survive `kill -9` before anyone hears of it, without a database hop.
+
+        Appended to the lane's state file with the row's save counter it builds on (read here on the
+        lane's reader: only this lane's actor saves its row, and no save of it is in flight while the actor
+        is in a command, so the counter cannot move before the append). A refund is saved through the
+        database instead: other lanes' refund checks read it from the row. So is a state the file cannot
+        take (too large, a failed write): that save outranks the whole file."""
+        file, reader = self._file, self._reader
+        if file is not None and reader is not None and not new.refund_of:
+            try:
+                if file.append(saved_seq(reader, self.number), new):
+                    return
+            except (OSError, sqlite3.Error):
+                log.exception("lane %d: the state file failed; scans save through the database", self.number)
+                self._drop_file()
+        await self.ctx.db.write(lambda c: save_state(c, new))
 
     def start_money(self, call: Callable[..., Awaitable[None]], *args: object) -> None:
         """Run a money call beside the lane; it reports back through the mailbox (MoneyDone)."""
@@ -412,7 +491,7 @@ class Lane:
 
         measured = gs1.decode(code, self.ctx.config.gs1)  # a label printed by a scale elsewhere
 
-        def job(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
+        def decide(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
             item = self._lookup(c, measured.key if measured else code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
@@ -433,15 +512,14 @@ class Lane:
             elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            new = basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price)
-            save_state(c, new)
-            return new, item
+            return basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price), item
 
-        new, item = await self.ctx.db.write(job)
+        new, item = await self._read(decide)
         if new is None:
             grams = await self._weigh(item)
-            new, item = await self.ctx.db.write(lambda c: job(c, grams))
+            new, item = await self._read(lambda c: decide(c, grams))
             assert new is not None
+        await self._keep(new)
         self.state = new
         line = new.lines[-1]
         if line.weight_g:
