@@ -24,7 +24,7 @@ whole sale, then scans the demo catalogue's barcodes and closes every 10 scans w
   here have 5 to 15 lines (mean 10, seeded per lane), so the tills' closes do not fall into lockstep.
 
 Printed: a table per mode and the verdicts on the targets: one lane's closed-loop scan median at most
-3x the single-connection echo median; 100 lanes at least 2,000 scans/s with p99 at most 20 ms, judged
+2x the single-connection echo median; 100 lanes at least 2,000 scans/s with p99 at most 20 ms, judged
 twice: closed loop (scans/s and round-trip p99 back to back) and paced (2,000 scans/s offered, every
 scan answered without error, p99 from the scheduled instant). Written: everything, percentiles and CPU
 times included, to a JSON file.
@@ -110,7 +110,7 @@ SALE_SIZE = 10  # scans per sale; then Total + CashTender
 ECHO_WARMUP = 50  # echo round trips per connection before measuring
 REQUEST_TIMEOUT = 15.0  # one request's bound; a store that does not answer is an error, not a hang
 START_TIMEOUT = 60.0  # bound on connecting + logging in + warming up all clients
-TARGET_RATIO = 3.0  # one lane's scan p50 <= 3x the echo floor p50
+TARGET_RATIO = 2.0  # one lane's scan p50 <= 2x the echo floor p50
 TARGET_LANES = 100
 TARGET_SCANS_PER_S = 2000.0
 TARGET_P99_MS = 20.0
