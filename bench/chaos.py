@@ -1,4 +1,4 @@
-"""Long chaos runs: the fault-injection harness of tests/chaos, for as many rounds or minutes as asked.
+"""Long chaos runs: the fault-injection harness of devtools/chaos, for as many rounds or minutes as asked.
 
     .venv/bin/python bench/chaos.py [--rounds 30] [--lanes 3] [--seed 1] [--minutes M]
         [--cut 0.01] [--duplicate 0.05] [--reorder 0.05] [--delay 0.02] [--kill-central-every 2]
@@ -6,7 +6,7 @@
 
 Why: the test suite runs the harness for a few rounds so it stays fast; a lost or duplicated event
 that needs a rare interleaving (a SIGKILL mid-commit while a reordered frame is in flight) shows up
-only in long runs. This runs `tests.chaos.harness.run_chaos` (real central and store processes, a
+only in long runs. This runs `devtools.chaos.harness.run_chaos` (real central and store processes, a
 proxy that cuts, duplicates, delays and reorders link frames, both nodes killed with SIGKILL and
 restarted, tills selling on every lane throughout) and then `check`, which compares central with the
 store's own files: every receipt exactly once, the same totals, hash-chain heads and stock.
@@ -36,11 +36,11 @@ import trio
 
 from bench.measurements import add_out_option, machine_info, new_report, write_report
 from bench.processes import run_script
+from devtools.chaos.harness import ChaosPlan, check, run_chaos
+from devtools.chaos.proxy import Faults
 from storenode.config import ConfigError, load_config
-from tests.chaos.harness import ChaosPlan, check, run_chaos
-from tests.chaos.proxy import Faults
 
-NODE_START = 35.0  # tests.processes waits up to 30 s for a node's ready file, plus slack
+NODE_START = 35.0  # devtools.processes waits up to 30 s for a node's ready file, plus slack
 
 
 def run_budget(plan: ChaosPlan) -> float:

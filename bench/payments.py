@@ -14,7 +14,7 @@
    terminal sends them (no customer delays: the simulator answers at once).
 2. Gift card redemptions at central. Central (`storepos central run`) as a subprocess on a database
    holding CARDS gift cards; --lanes concurrent lanes, each one store link as a store node opens it
-   (LinkHello, then LinkRequest "giftcard.move"), redeem 1.00 from one of the cards (lanes share cards,
+   (LinkHello, then GiftCardMoveQuestion frames), redeem 1.00 from one of the cards (lanes share cards,
    so redemptions of one card race) one after another for --seconds. Each redemption is a conditional
    UPDATE and its idempotency row, committed durably before central answers. Floor: a bare SQLite commit
    in the same run, one UPDATE per durable commit (WAL, synchronous=FULL) on a file in the work folder,
@@ -40,7 +40,6 @@ import time
 import uuid
 from typing import Any
 
-import msgspec
 import trio
 
 from bench.measurements import (
@@ -60,11 +59,10 @@ from devices.terminal import ZvtTcp, ZvtTerminal
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec
 from protocol.frames import (
     CardTender,
+    GiftCardAnswer,
     GiftCardMove,
-    GiftCardState,
+    GiftCardMoveQuestion,
     LinkHello,
-    LinkReply,
-    LinkRequest,
     LinkWelcome,
     Login,
     SaleState,
@@ -165,14 +163,12 @@ async def redeeming_lane(url: str, lane: int, until: float, counts: list[int], l
                 store=store, sale_id=f"{store}-{n}", at=0,
             )  # fmt: skip
             start = time.perf_counter_ns()
-            await ws.send_message(
-                codec.encode(LinkRequest(id=n, kind="giftcard.move", body=msgspec.msgpack.encode(move)))
-            )
+            await ws.send_message(codec.encode(GiftCardMoveQuestion(id=n, move=move)))
             reply = codec.decode(await ws.get_message())
             latencies.append(time.perf_counter_ns() - start)
-            if not isinstance(reply, LinkReply) or not reply.ok:
+            if not isinstance(reply, GiftCardAnswer) or reply.id != n:
                 raise BenchError(f"lane {lane}: {reply}")
-            state = msgspec.msgpack.decode(reply.body, type=GiftCardState)
+            state = reply.card
             if not state.ok or state.amount != 100:
                 raise BenchError(f"lane {lane}: redemption refused: {state.message}")
             counts[lane] += 1

@@ -17,7 +17,7 @@ in it imports as `bench.<module>`. So every script starts, before any other impo
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: see bench/processes.py
 
-The repository root is then searched first: `devices` is the package again, `tests.chaos` imports, and
+The repository root is then searched first: `devices` is the package again, `devtools` imports, and
 bench/ (no __init__.py) is a namespace package whose modules import as `bench.processes` and
 `bench.measurements`. A script's helper processes run the script itself (`sys.executable SCRIPT
 --worker ...`), so they take the same path. bench/ stays on sys.path behind the root, but nothing in

@@ -101,7 +101,7 @@ from bench.processes import (
 )
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
-from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status
+from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
 from protocol.websocket import dial
 from runtime.database import migrate, open_connection
 from storenode import stock
@@ -249,11 +249,11 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
     return Prep(
         sales=sales,
         lanes=LANES,
-        journal_events=counts.get("journal", 0),
-        stock_events=counts.get("stock", 0),
+        journal_events=counts.get(Stream.JOURNAL, 0),
+        stock_events=counts.get(Stream.STOCK, 0),
         stock_lines=lines,
-        journal_body_bytes=sizes.get("journal", 0),
-        stock_body_bytes=sizes.get("stock", 0),
+        journal_body_bytes=sizes.get(Stream.JOURNAL, 0),
+        stock_body_bytes=sizes.get(Stream.STOCK, 0),
         seconds=seconds,
         sales_per_s=sales / seconds if seconds > 0 else 0.0,
         db_bytes=db.stat().st_size,
@@ -316,7 +316,7 @@ def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int
     codec = LinkCodec()
     store = ingest_store_name(index)
     return [
-        (chunk[-1].seq, codec.encode(EventBatch(store=store, stream="journal", events=chunk)))
+        (chunk[-1].seq, codec.encode(EventBatch(store=store, stream=Stream.JOURNAL, events=chunk)))
         for chunk in (events[i : i + batch] for i in range(0, len(events), batch))
     ]
 
@@ -325,7 +325,7 @@ def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int
 # The sink: the floor's far end (its own process, so the floor crosses the same process boundary).
 # ---------------------------------------------------------------------------------------------
 
-ACK_SIZED = LinkCodec().encode(Ack(store="B000", stream="journal", seq=250))
+ACK_SIZED = LinkCodec().encode(Ack(store="B000", stream=Stream.JOURNAL, seq=250))
 
 
 async def sink_server(ready_file: Path, db: Path | None) -> None:
@@ -548,7 +548,7 @@ def verify_replay(central_db: Path, store_db: Path, prep: Prep) -> dict[str, Any
         problems.append(f"central holds {sales_n} sales ({distinct} distinct lane/receipt), expected {prep.sales}")
     if other:
         problems.append(f"central holds {other} sales of other stores")
-    expected_cursors = {"journal": prep.journal_events, "stock": prep.stock_events}
+    expected_cursors = {Stream.JOURNAL: prep.journal_events, Stream.STOCK: prep.stock_events}
     if cursors != expected_cursors:
         problems.append(f"central's stream cursors {cursors}, expected {expected_cursors}")
     if moves != prep.stock_lines:
@@ -730,7 +730,7 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
                     welcome = codec.decode(await ws.get_message())
                 if not isinstance(welcome, LinkWelcome):
                     raise BenchError(f"{store}: expected a welcome, got {welcome!r}")
-                if welcome.acked.get("journal", 0):
+                if welcome.acked.get(Stream.JOURNAL, 0):
                     raise BenchError(f"{store}: central already holds {welcome.acked} (not a fresh central.db)")
             gate.ready()
             readied = True
@@ -916,7 +916,9 @@ def verify_ingest(central_db: Path, stores: int, sales: int) -> list[str]:
             "COUNT(DISTINCT sale_id) FROM sales"
         ).fetchone()
         per_store = dict(conn.execute("SELECT store, COUNT(*) FROM sales GROUP BY store").fetchall())
-        cursors = dict(conn.execute("SELECT store, seq FROM stream_cursors WHERE stream = 'journal'").fetchall())
+        cursors = dict(
+            conn.execute("SELECT store, seq FROM stream_cursors WHERE stream = ?", (Stream.JOURNAL,)).fetchall()
+        )
     finally:
         conn.close()
     problems = []

@@ -1,5 +1,10 @@
 """Store links at central: hello, then event batches applied exactly once and acknowledged, and
-questions from the store (stock elsewhere) answered on the same link.
+questions from the store (stock elsewhere, gift cards, rates, customers) answered on the same link.
+
+The hello, heartbeat answers and questions by id are the session's (protocol.link), the same code
+the store runs; what is central's own is here: the welcome (what central has applied of each
+stream), applying batches, catalogue pulls. Central does not ping stores: the store pings, and a
+store that reconnects replaces its old link here; central's own questions are bounded anyway.
 
 A batch that cannot be applied (undecodable, inconsistent) is refused whole with an error frame and
 the link stays up; the store keeps it in its outbox, so nothing is lost while someone looks at it.
@@ -7,10 +12,10 @@ the link stays up; the store keeps it in its outbox, so nothing is lost while so
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sqlite3
 from functools import partial
+from typing import Any
 
 import msgspec
 import trio
@@ -23,6 +28,7 @@ from central.registers import cursors, giftcards, sales, stock
 from central.registers.cursors import Applier, EventError
 from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
+    LINK_VERSION,
     Ack,
     CatalogPull,
     EventBatch,
@@ -31,7 +37,9 @@ from protocol.frames import (
     LinkReply,
     LinkRequest,
     LinkWelcome,
+    Stream,
 )
+from protocol.link import Incompatible, Refused, Session, SessionError, accept
 from runtime.database import Database
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,12 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 QUEUED_BATCHES = 8
 ADMIN_TIMEOUT = 120.0
-APPLIERS: dict[str, Applier] = {"journal": sales.apply, "stock": stock.apply, "giftcard": giftcards.apply}
+STORE_ASK_TIMEOUT = 60.0  # one question to a store (a page of its journal); ADMIN_TIMEOUT bounds the whole
+APPLIERS: dict[str, Applier] = {
+    Stream.JOURNAL: sales.apply,
+    Stream.STOCK: stock.apply,
+    Stream.GIFTCARD: giftcards.apply,
+}
 
 
 class StoreNotConnected(Exception):
@@ -47,12 +60,12 @@ class StoreNotConnected(Exception):
 
 
 class _StoreLink:
-    """A connected store, so central can ask it questions (reconciliation) on its own link."""
+    """A connected store: its session, so central can ask it questions (reconciliation) on its link."""
 
-    def __init__(self, ws: WebSocketConnection) -> None:
+    def __init__(self, ws: WebSocketConnection, store: str, session: Session) -> None:
         self.ws = ws
-        self.ids = itertools.count(1)
-        self.waiting: dict[int, trio.MemorySendChannel[LinkReply]] = {}
+        self.store = store
+        self.session = session
 
 
 class Ingest:
@@ -60,28 +73,10 @@ class Ingest:
         self.node = node
         self.db = db
         self.codec = LinkCodec()
+        self.version = LINK_VERSION  # the link protocol central speaks (tests play another central)
         self.links: dict[str, _StoreLink] = {}  # the newest link of each connected store
         self.chunk_rows = distribute.CHUNK_ROWS  # rows per catalogue chunk (tests make transfers long)
         self.distributor = Distributor(db, lambda: {s: link.ws.send_message for s, link in self.links.items()})
-
-    async def ask_store(self, store: str, kind: str, body: bytes) -> bytes:
-        """Ask a connected store; bound it with trio.fail_after."""
-        link = self.links.get(store)
-        if link is None:
-            raise StoreNotConnected(f"store {store} is not connected to central")
-        request_id = next(link.ids)
-        send, receive = trio.open_memory_channel[LinkReply](1)
-        link.waiting[request_id] = send
-        try:
-            await link.ws.send_message(self.codec.encode(LinkRequest(id=request_id, kind=kind, body=body)))
-            reply = await receive.receive()
-        except (ConnectionClosed, trio.EndOfChannel):
-            raise StoreNotConnected(f"store {store}'s link dropped before it answered") from None
-        finally:
-            link.waiting.pop(request_id, None)
-        if not reply.ok:
-            raise StoreNotConnected(f"store {store} could not answer {kind}: {reply.error}")
-        return reply.body
 
     async def serve(self, request: WebSocketRequest) -> None:
         if ADMIN_SUBPROTOCOL in request.proposed_subprotocols:
@@ -92,60 +87,56 @@ class Ingest:
             await request.reject(400, body=expected.encode())
             return
         ws = await request.accept(subprotocol=LINK_SUBPROTOCOL)
-        store = ""
-        link = _StoreLink(ws)
+        link: _StoreLink | None = None
+
+        async def welcome(hello: LinkHello) -> LinkWelcome:
+            # Registered before the welcome is built: a catalogue committed from here on is announced to it.
+            nonlocal link
+            store = hello.node
+            session = Session(
+                ws, f"store {store}", partial(questions.answer, self.db, store), ask_timeout=STORE_ASK_TIMEOUT
+            )
+            link = self.links[store] = _StoreLink(ws, store, session)
+            acked = await self.db.read(lambda c: cursors.cursors(c, store))
+            return LinkWelcome(
+                node=self.node, acked=acked, catalog=self.distributor.version, catalog_epoch=self.distributor.epoch
+            )
+
         try:
             with trio.fail_after(HELLO_TIMEOUT):
-                hello = self.codec.decode(await ws.get_message())
-            if not isinstance(hello, LinkHello) or hello.role != "store" or not hello.node:
-                await ws.send_message(self.codec.encode(LinkError(code="hello_first", message="send a store hello")))
-                return
-            store = hello.node
-            self.links[store] = link
-            acked = await self.db.read(lambda c: cursors.cursors(c, store))
-            welcome = LinkWelcome(
-                node=self.node,
-                acked=acked,
-                catalog=self.distributor.version,
-                catalog_epoch=self.distributor.epoch,
-            )
-            await ws.send_message(self.codec.encode(welcome))
-            await self._session(link, store)
-        except (ConnectionClosed, trio.TooSlowError):
-            pass
-        except FrameError as exc:
-            log.warning("bad hello from a store link: %s", exc)
+                await accept(ws, welcome, node=self.node, version=self.version)
+            assert link is not None
+            await self._session(link)
+        except (ConnectionClosed, trio.TooSlowError, Incompatible, Refused):
+            pass  # a refusal is logged where it is made, and the store was told why
         except Exception:
-            log.exception("store link %s failed", store or "(before hello)")
+            log.exception("store link %s failed", link.store if link else "(before hello)")
         finally:
-            if self.links.get(store) is link:
-                del self.links[store]
-            for waiter in link.waiting.values():
-                waiter.close()
+            if link is not None and self.links.get(link.store) is link:
+                del self.links[link.store]
 
     async def _send_error(self, ws: WebSocketConnection, code: str, message: str) -> None:
         await ws.send_message(self.codec.encode(LinkError(code=code, message=message)))
 
-    async def _session(self, link: _StoreLink, store: str) -> None:
+    async def _session(self, link: _StoreLink) -> None:
         """Read frames on one task and apply batches on another, so batches that arrive while one
         commits are applied together: one durable commit for all of them, as the store's window of
         batches in flight intends. The bounded queue between them is backpressure on the store."""
         send, receive = trio.open_memory_channel[EventBatch](QUEUED_BATCHES)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._applier, link, store, receive, nursery.cancel_scope)
+            nursery.start_soon(self._applier, link, receive, nursery.cancel_scope)
             try:
-                while True:
-                    await self._message(link, store, await link.ws.get_message(), send)
+                await link.session.run(partial(self._message, link, send))
             except ConnectionClosed:
                 nursery.cancel_scope.cancel()
 
     async def _applier(
         self,
         link: _StoreLink,
-        store: str,
         receive: trio.MemoryReceiveChannel[EventBatch],
         session: trio.CancelScope,
     ) -> None:
+        store = link.store
         try:
             async for first in receive:
                 batches = [first]
@@ -161,37 +152,23 @@ class Ingest:
                         await self._send_error(link.ws, "bad_batch", str(outcome))
                     else:
                         seq, gap = outcome
-                        await link.ws.send_message(
-                            self.codec.encode(Ack(store=store, stream=batch.stream, seq=seq, gap=gap))
-                        )
+                        await link.session.send(Ack(store=store, stream=batch.stream, seq=seq, gap=gap))
         except ConnectionClosed:
             session.cancel()
 
-    async def _message(
-        self, link: _StoreLink, store: str, data: bytes | str, batches: trio.MemorySendChannel[EventBatch]
-    ) -> None:
-        ws = link.ws
-        try:
-            frame = self.codec.decode(data)
-        except FrameError as exc:
-            await self._send_error(ws, "bad_frame", str(exc))
-            return
-        if isinstance(frame, LinkRequest):
-            answer = LinkReply(id=frame.id, ok=True) if frame.kind == "ping?" else None
-            await ws.send_message(self.codec.encode(answer or await questions.answer(self.db, store, frame)))
-            return
-        if isinstance(frame, LinkReply):
-            waiter = link.waiting.pop(frame.id, None)
-            if waiter is not None:
-                waiter.send_nowait(frame)
-            return
+    async def _message(self, link: _StoreLink, batches: trio.MemorySendChannel[EventBatch], frame: Any) -> None:
+        """A store's frame that is not the session's own (answers, questions, pings are)."""
+        store, ws = link.store, link.ws
         if isinstance(frame, CatalogPull):
             try:
                 chunk = await self.db.read(lambda c: distribute.read_chunk(c, store, frame, rows=self.chunk_rows))
             except distribute.BadPull as exc:
                 await self._send_error(ws, "bad_pull", str(exc))
                 return
-            await ws.send_message(self.codec.encode(chunk))
+            await link.session.send(chunk)
+            return
+        if isinstance(frame, LinkError):
+            log.warning("store %s reports: %s: %s", store, frame.code, frame.message)
             return
         if not isinstance(frame, EventBatch) or frame.store != store:
             await self._send_error(ws, "unexpected", f"expected an event batch for {store}, got {type(frame).__name__}")
@@ -222,11 +199,14 @@ class Ingest:
             return LinkReply(id=request.id, ok=False, error=f"unknown request {request.kind!r}")
         try:
             store = msgspec.msgpack.decode(request.body, type=str)
+            link = self.links.get(store)
+            if link is None:
+                raise StoreNotConnected(f"store {store} is not connected to central")
             with trio.fail_after(ADMIN_TIMEOUT):
-                report = await reconcile(store, self.db, lambda kind, body: self.ask_store(store, kind, body))
+                report = await reconcile(store, self.db, link.session.ask)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return LinkReply(id=request.id, ok=False, error=f"bad reconcile request: {exc}")
-        except StoreNotConnected as exc:
+        except (StoreNotConnected, SessionError) as exc:
             return LinkReply(id=request.id, ok=False, error=str(exc))
         except trio.TooSlowError:
             return LinkReply(id=request.id, ok=False, error=f"store did not answer within {ADMIN_TIMEOUT:g} s")

@@ -1,45 +1,76 @@
-"""Stores' questions at central, asked over their link. A gift card move is one durable database job,
-so a move and its idempotency record commit together; the rest are lookups by one key."""
+"""Stores' questions at central, asked over their link: one answer per question type, in ANSWERS.
+
+A gift card move is one durable database job, so a move and its idempotency record commit together;
+the rest are lookups by one key. An answer that cannot be given raises Refused: the store's session
+hands the asker the reason.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
-
 from central.registers import customers, giftcards, rates, stock
-from protocol.frames import GiftCardMove, LinkReply, LinkRequest
+from protocol.frames import (
+    Answer,
+    CustomerAnswer,
+    CustomerQuestion,
+    GiftCardAnswer,
+    GiftCardMoveQuestion,
+    GiftCardQuestion,
+    Question,
+    RatesAnswer,
+    RatesQuestion,
+    StockAnswer,
+    StockQuestion,
+)
+from protocol.link import Refused
 from runtime.database import Database
 
-# A question answered by one read with one string key: the reader, and what to say when it finds nothing
-# ("" for a reader that always finds something, a list).
-LOOKUPS: dict[str, tuple[Callable[[sqlite3.Connection, str], Any], str]] = {
-    "stock?": (stock.levels, ""),
-    "giftcard?": (giftcards.balance, "no gift card {}"),
-    "rates?": (rates.published, ""),
-    "customer?": (customers.name_of, "no customer {} is registered"),
+
+async def _stock(db: Database, store: str, question: StockQuestion) -> StockAnswer:
+    return StockAnswer(levels=await db.read(lambda c: stock.levels(c, question.item)))
+
+
+async def _balance(db: Database, store: str, question: GiftCardQuestion) -> GiftCardAnswer:
+    card = await db.read(lambda c: giftcards.balance(c, question.card))
+    if card is None:
+        raise Refused(f"no gift card {question.card}")
+    return GiftCardAnswer(card=card)
+
+
+async def _rates(db: Database, store: str, question: RatesQuestion) -> RatesAnswer:
+    return RatesAnswer(rates=await db.read(lambda c: rates.published(c, question.base)))
+
+
+async def _customer(db: Database, store: str, question: CustomerQuestion) -> CustomerAnswer:
+    name = await db.read(lambda c: customers.name_of(c, question.customer))
+    if name is None:
+        raise Refused(f"no customer {question.customer} is registered")
+    return CustomerAnswer(name=name)
+
+
+async def _move(db: Database, store: str, question: GiftCardMoveQuestion) -> GiftCardAnswer:
+    move = question.move
+    if move.store != store:
+        raise Refused(f"a move for store {move.store}, not {store}")
+    if move.offline:
+        raise Refused("offline moves travel in the giftcard stream")
+    return GiftCardAnswer(card=await db.write(lambda c: giftcards.move(c, move), durable=True))
+
+
+ANSWERS: dict[type[Question[Any]], Callable[[Database, str, Any], Awaitable[Answer]]] = {
+    StockQuestion: _stock,
+    GiftCardQuestion: _balance,
+    RatesQuestion: _rates,
+    CustomerQuestion: _customer,
+    GiftCardMoveQuestion: _move,
 }
 
 
-async def answer(db: Database, store: str, request: LinkRequest) -> LinkReply:
-    try:
-        if request.kind == "giftcard.move":
-            move = msgspec.msgpack.decode(request.body, type=GiftCardMove)
-            if move.store != store:
-                return LinkReply(id=request.id, ok=False, error=f"a move for store {move.store}, not {store}")
-            if move.offline:
-                return LinkReply(id=request.id, ok=False, error="offline moves travel in the giftcard stream")
-            state = await db.write(lambda c: giftcards.move(c, move), durable=True)
-            return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(state))
-        if request.kind not in LOOKUPS:
-            return LinkReply(id=request.id, ok=False, error=f"unknown question {request.kind!r}")
-        read, missing = LOOKUPS[request.kind]
-        key = msgspec.msgpack.decode(request.body, type=str)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return LinkReply(id=request.id, ok=False, error=f"bad {request.kind} question: {exc}")
-    found = await db.read(lambda c: read(c, key))
-    if found is None and missing:
-        return LinkReply(id=request.id, ok=False, error=missing.format(key))
-    return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(found))
+async def answer(db: Database, store: str, question: Question[Any]) -> Answer:
+    """Central's answer to a store's question; Refused for one central does not answer."""
+    reply = ANSWERS.get(type(question))
+    if reply is None:
+        raise Refused(f"central does not answer {type(question).__name__}")
+    return await reply(db, store, question)

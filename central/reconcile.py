@@ -8,29 +8,25 @@ is in transit, not lost; anything else is a difference.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import partial
 
-import msgspec
-
 from central.registers import sales
-from protocol.frames import JournalPage, JournalPageQuery, ReconcileReport
+from protocol.frames import JournalQuestion, LanesQuestion, ReconcileReport
+from protocol.link import Ask
 from runtime.database import Database
 
 PAGE = 5_000
-AskStore = Callable[[str, bytes], Awaitable[bytes]]
 
 
-async def reconcile(store: str, db: Database, ask: AskStore) -> ReconcileReport:
-    theirs = msgspec.msgpack.decode(await ask("lanes?", b""), type=dict[int, int])
+async def reconcile(store: str, db: Database, ask: Ask) -> ReconcileReport:
+    theirs = (await ask(LanesQuestion())).last
     ours = await db.read(lambda c: sales.lanes(c, store))
     report = ReconcileReport(store=store, compared=0, in_transit=0, differences=[])
     for lane in sorted(set(theirs) | set(ours)):
         hashes = await db.read(partial(sales.receipt_hashes, store=store, lane=lane))
         after = 0
         while True:
-            query = JournalPageQuery(lane=lane, after=after, limit=PAGE)
-            page = msgspec.msgpack.decode(await ask("journal?", msgspec.msgpack.encode(query)), type=JournalPage)
+            page = await ask(JournalQuestion(lane=lane, after=after, limit=PAGE))
             for entry in page.entries:
                 report.compared += 1
                 where = f"lane {lane} receipt {entry.receipt_no}"

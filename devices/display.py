@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from devices.serialport import PortLost, open_serial, read_some, write_all
+from devices.serialport import PortLost, SerialSession, SerialSettings, serial_session
 from runtime.health import HealthBoard
 
 log = logging.getLogger(__name__)
@@ -131,23 +131,9 @@ class CustomerDisplay:
     reconnected display is initialised and shown the current lines at once.
     """
 
-    def __init__(
-        self,
-        name: str,
-        port: str,
-        health: HealthBoard,
-        *,
-        baudrate: int = 9600,
-        bytesize: int = 8,
-        parity: str = "N",
-        stopbits: float = 1,
-    ) -> None:
+    def __init__(self, name: str, serial: SerialSettings, health: HealthBoard) -> None:
         self.name = name
-        self.port = port
-        self.baudrate = baudrate
-        self.bytesize = bytesize
-        self.parity = parity
-        self.stopbits = stopbits
+        self.serial = serial.usually()  # 8N1, as Epson DM-D displays ship
         self._health = health
         self._wanted: tuple[str, str] = ("", "")
         self._wake = trio.Event()
@@ -164,60 +150,48 @@ class CustomerDisplay:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            stream = await open_serial(
-                self.port, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity, stopbits=self.stopbits
-            )
-        except OSError as exc:
-            self._offline(exc)
-            raise
-        self._lost = None
-        async with stream:
+        async with serial_session(self.name, self.serial, self._health) as port:
+            self._lost = None
             try:
-                await write_all(stream, initialise(), self.port)
+                await port.send(initialise())
             except PortLost as exc:
                 self._lost = exc
             else:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._until_lost, self._watch, stream, nursery.cancel_scope)
+                    nursery.start_soon(self._until_lost, self._watch, port, nursery.cancel_scope)
                     task_status.started()
-                    self._health.set(self.name, "online", detail=f"online at {self.port}")
-                    await self._until_lost(self._refresh, stream, nursery.cancel_scope)
-        lost = self._lost or PortLost(f"{self.port}: closed")
-        self._offline(lost)
-        raise lost
+                    port.online()
+                    await self._until_lost(self._refresh, port, nursery.cancel_scope)
+            raise self._lost or PortLost(f"{self.serial.port}: closed")
 
     async def _until_lost(
         self,
-        part: Callable[[trio.abc.Stream], Awaitable[None]],
-        stream: trio.abc.Stream,
+        part: Callable[[SerialSession], Awaitable[None]],
+        port: SerialSession,
         scope: trio.CancelScope,
     ) -> None:
         """Run one half of the actor until the port is lost, then stop the other half too. Losing the port
         is recorded rather than raised, so it leaves the nursery as itself, not in an exception group."""
         try:
-            await part(stream)
+            await part(port)
         except PortLost as exc:
             if self._lost is None:
                 self._lost = exc
             scope.cancel()
 
-    async def _refresh(self, stream: trio.abc.Stream) -> None:
+    async def _refresh(self, port: SerialSession) -> None:
         shown: tuple[str, str] | None = None
         while True:
             if self._wanted != shown:
                 lines = self._wanted
-                await write_all(stream, render(*lines), self.port)
+                await port.send(render(*lines))
                 shown = lines
                 self.frames += 1
                 continue
             self._wake = trio.Event()
             await self._wake.wait()
 
-    async def _watch(self, stream: trio.abc.Stream) -> None:
+    async def _watch(self, port: SerialSession) -> None:
         """A display rarely speaks, but reading is how an idle actor notices that it was unplugged."""
         while True:
-            await read_some(stream, self.port)  # anything a display sends back is of no use to us
-
-    def _offline(self, exc: BaseException) -> None:
-        self._health.set(self.name, "offline", error=f"{type(exc).__name__}: {exc}", detail=f"offline: {exc}")
+            await port.receive()  # anything a display sends back is of no use to us

@@ -90,7 +90,8 @@ class TcpTransport:
 
 @dataclass(frozen=True)
 class StreamTransport:
-    """Any other stream, e.g. `functools.partial(devices.serialport.open_serial, "/dev/ttyUSB0", ...)`."""
+    """Any other stream, e.g. a serial printer: `StreamTransport(settings.open, settings.describe())` for a
+    devices.serialport.SerialSettings."""
 
     opener: Callable[[], Awaitable[trio.abc.Stream]]
     label: str = "serial"

@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import trio
 
-from devices.serialport import PortLost, open_serial, read_some, write_all
+from devices.serialport import PortLost, SerialSession, SerialSettings, serial_session
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 
@@ -199,8 +199,8 @@ class _Link:
     the scale before), and a lost one costs one wait of `forget_after`, never the pairing of later ones.
     """
 
-    def __init__(self, stream: trio.abc.Stream, forget_after: float) -> None:
-        self.stream = stream
+    def __init__(self, port: SerialSession, forget_after: float) -> None:
+        self.port = port
         self._forget_after = forget_after
         self._owed: deque[_Pending] = deque()
 
@@ -249,13 +249,9 @@ class Scale:
     def __init__(
         self,
         name: str,
-        port: str,
+        serial: SerialSettings,
         health: HealthBoard,
         *,
-        baudrate: int = 9600,
-        bytesize: int = 7,
-        parity: str = "E",
-        stopbits: float = 1,
         unit: str = "kg",
         decimals: int = 3,
         answer_within: float = 1.0,
@@ -264,11 +260,7 @@ class Scale:
         if forget_after <= answer_within:
             raise ValueError("forget_after must exceed answer_within, or late answers could pass for fresh")
         self.name = name
-        self.port = port
-        self.baudrate = baudrate
-        self.bytesize = bytesize
-        self.parity = parity
-        self.stopbits = stopbits
+        self.serial = serial.usually(bytesize=7, parity="E", stopbits=1)  # the 8217 protocol's 7E1
         self._health = health
         self._unit = unit
         self._decimals = decimals
@@ -283,24 +275,14 @@ class Scale:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         decoder = ScaleDecoder(unit=self._unit, decimals=self._decimals)
-        try:
-            stream = await open_serial(
-                self.port, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity, stopbits=self.stopbits
-            )
-        except OSError as exc:
-            self._offline(exc)
-            raise
-        async with stream:
-            link = self._link = _Link(stream, self._forget_after)
+        async with serial_session(self.name, self.serial, self._health) as port:
+            link = self._link = _Link(port, self._forget_after)
             task_status.started()
-            self._health.set(self.name, "online", detail=f"online at {self.port}")
+            port.online()
             try:
                 while True:
-                    for frame in decoder.feed(await read_some(stream, self.port)):
+                    for frame in decoder.feed(await port.receive()):
                         link.deliver(frame)
-            except PortLost as exc:
-                self._offline(exc)
-                raise
             finally:
                 self._link = None
                 link.close()
@@ -313,7 +295,7 @@ class Scale:
             await link.quiet()
             pending = link.request()
             try:
-                await write_all(link.stream, REQUEST, self.port)
+                await link.port.send(REQUEST)
             except (PortLost, trio.ClosedResourceError) as exc:
                 raise ScaleError("no_answer", f"scale {self.name} went offline") from exc
             with trio.move_on_after(self._answer_within):
@@ -330,6 +312,3 @@ class Scale:
         if frame.grams == 0:
             raise ScaleError("zero_weight", "there is nothing on the scale")
         return Weight(frame.grams)
-
-    def _offline(self, exc: BaseException) -> None:
-        self._health.set(self.name, "offline", error=f"{type(exc).__name__}: {exc}", detail=f"offline: {exc}")

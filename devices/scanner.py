@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import trio
 
-from devices.serialport import PortLost, open_serial, read_some
+from devices.serialport import PortLost, SerialSettings, serial_session
 from runtime.health import HealthBoard
 
 log = logging.getLogger(__name__)
@@ -212,29 +212,21 @@ class Scanner:
     def __init__(
         self,
         name: str,
-        port: str,
+        serial: SerialSettings,
         health: HealthBoard,
         on_scan: Callable[[ScanEvent], Awaitable[None]],
         *,
-        baudrate: int = 9600,
         terminator: str = "auto",
         aim: bool = False,
-        bytesize: int = 8,
-        parity: str = "N",
-        stopbits: float = 1,
         max_gap: float | None = 0.25,
         backlog: int = 64,
     ) -> None:
         if terminator not in TERMINATORS:
             raise ValueError(f"terminator must be one of {TERMINATORS}, not {terminator!r}")
         self.name = name
-        self.port = port
+        self.serial = serial.usually()  # scanners in serial mode ship 8N1
         self._health = health
         self._on_scan = on_scan
-        self.baudrate = baudrate
-        self.bytesize = bytesize
-        self.parity = parity
-        self.stopbits = stopbits
         self._terminator = terminator
         self._aim = aim
         self._max_gap = max_gap
@@ -243,35 +235,25 @@ class Scanner:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         decoder = ScannerDecoder(self._terminator, self._aim, max_gap=self._max_gap)
-        try:
-            stream = await open_serial(
-                self.port, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity, stopbits=self.stopbits
-            )
-        except OSError as exc:
-            self._offline(exc)
-            raise
-        lost: PortLost | None = None
-        send, receive = trio.open_memory_channel[ScanEvent](self._backlog)
-        async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(self._deliver, receive)
-            task_status.started()
-            self._health.set(self.name, "online", detail=f"online at {self.port}")
-            async with send:
-                try:
-                    while True:
-                        data = await read_some(stream, self.port)
-                        for event in decoder.feed(data, trio.current_time()):
-                            await send.send(event)
-                except PortLost as exc:
-                    self._offline(exc)
-                    lost = exc
-        # Raised out here, after the deliverer has handed over every scan read before the loss (they are
-        # real scans), and as itself rather than inside the nursery's exception group.
-        if lost is not None:
-            raise lost
-
-    def _offline(self, exc: BaseException) -> None:
-        self._health.set(self.name, "offline", error=f"{type(exc).__name__}: {exc}", detail=f"offline: {exc}")
+        async with serial_session(self.name, self.serial, self._health) as port:
+            lost: PortLost | None = None
+            send, receive = trio.open_memory_channel[ScanEvent](self._backlog)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._deliver, receive)
+                task_status.started()
+                port.online()
+                async with send:
+                    try:
+                        while True:
+                            data = await port.receive()
+                            for event in decoder.feed(data, trio.current_time()):
+                                await send.send(event)
+                    except PortLost as exc:
+                        lost = exc
+            # Raised out here, after the deliverer has handed over every scan read before the loss (they
+            # are real scans), and as itself rather than inside the nursery's exception group.
+            if lost is not None:
+                raise lost
 
     async def _deliver(self, receive: trio.MemoryReceiveChannel[ScanEvent]) -> None:
         async with receive:

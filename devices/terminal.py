@@ -52,7 +52,7 @@ from typing import ClassVar, Literal, Protocol
 import msgspec
 import trio
 
-from devices.serialport import open_serial
+from devices.serialport import SerialSettings
 from devices.zvt import (
     ABORTED_BY_USER,
     ACK,
@@ -219,20 +219,14 @@ class ZvtTcp:
 class ZvtSerial:
     """A terminal on a serial line: DLE STX framing with CRC and ACK/NAK (9600 8N2 unless configured)."""
 
-    port: str
-    baudrate: int = 9600
-    bytesize: int = 8
-    parity: str = "N"
-    stopbits: float = 2
+    line: SerialSettings
     serial: ClassVar[bool] = True
 
     def describe(self) -> str:
-        return f"serial {self.port}"
+        return self.line.describe()
 
     async def connect(self) -> trio.abc.Stream:
-        return await open_serial(
-            self.port, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity, stopbits=self.stopbits
-        )
+        return await self.line.usually(stopbits=2).open()
 
 
 # -- one connection ---------------------------------------------------------------------------------

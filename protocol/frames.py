@@ -11,9 +11,16 @@ Money is always integer minor units; VAT rates are basis points (2500 = 25 %).
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any, Generic, TypeVar, get_args
+
 import msgspec
 
-PROTOCOL_VERSION = 1
+# A version changes only when a change cannot follow the evolution rules above (older peers could not
+# read the newer frames); peers of different versions refuse each other with a clear error instead of
+# misreading each other (protocol.versions).
+PROTOCOL_VERSION = 1  # till <-> store
+LINK_VERSION = 2  # store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +397,10 @@ StoreToTill = (
 # ---------------------------------------------------------------------------------------------
 # Store <-> central. Tag registry (never reuse a number):
 #   1 LinkHello  2 LinkWelcome  3 EventBatch  4 Ack  5 LinkError  6 LinkRequest  7 LinkReply
-#   8 CatalogPull  9 CatalogChunk  10 CatalogNotice
+#   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
+#   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
+#   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer
 # ---------------------------------------------------------------------------------------------
 
 
@@ -398,16 +408,26 @@ class LinkFrame(msgspec.Struct, array_like=True, tag_field="t"):
     pass
 
 
+class Stream(StrEnum):
+    """The event streams a store replays to central, each in its own order with its own cursor. A
+    StrEnum, so a name is its string on the wire and in the databases (EventBatch.stream stays `str`:
+    a newer store's unknown stream is refused by name at central, not as an undecodable frame)."""
+
+    JOURNAL = "journal"  # sale records, exactly as hashed into the store's chain
+    STOCK = "stock"  # stock movements
+    GIFTCARD = "giftcard"  # gift card moves taken offline, and voids of moves in doubt
+
+
 class LinkHello(LinkFrame, tag=1):
     node: str
     role: str  # "store"
-    version: int = PROTOCOL_VERSION
+    version: int = LINK_VERSION
 
 
 class LinkWelcome(LinkFrame, tag=2):
     node: str
     acked: dict[str, int]  # stream -> highest contiguous seq central has applied for this store
-    version: int = PROTOCOL_VERSION
+    version: int = LINK_VERSION
     catalog: int = 0  # central's catalogue version: a store behind it pulls the difference
     catalog_epoch: str = ""  # which catalogue those versions count in (set when central's database was made)
 
@@ -440,8 +460,8 @@ class LinkError(LinkFrame, tag=5):
 
 
 class LinkRequest(LinkFrame, tag=6):
-    """A question one side asks the other over the link (stock elsewhere, a journal digest); the
-    answer carries the same id, so questions can interleave with event replay."""
+    """An operator tool's request to central (the admin subprotocol: `reconcile`); the reply carries
+    the same id. Store <-> central questions are typed frames since link version 2 (Question below)."""
 
     id: int
     kind: str
@@ -503,20 +523,6 @@ class CatalogNotice(LinkFrame, tag=10):
     """Central committed catalogue `version`: a store behind it pulls the difference at once."""
 
     version: int
-
-
-LinkMessage = (
-    LinkHello
-    | LinkWelcome
-    | EventBatch
-    | Ack
-    | LinkError
-    | LinkRequest
-    | LinkReply
-    | CatalogPull
-    | CatalogChunk
-    | CatalogNotice
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,7 +630,7 @@ class StockLevel(msgspec.Struct, array_like=True):
 
 
 # ---------------------------------------------------------------------------------------------
-# Bodies of LinkRequest / LinkReply questions (kind in brackets).
+# What questions carry, and the admin subprotocol's bodies.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -634,21 +640,8 @@ class JournalEntry(msgspec.Struct, array_like=True):
     pending: bool  # still in the store's outbox: on its way to central, not lost
 
 
-class JournalPageQuery(msgspec.Struct, array_like=True):
-    """[journal?] central asks a store for its chain, a lane and a page at a time (messages stay small)."""
-
-    lane: int
-    after: int
-    limit: int
-
-
-class JournalPage(msgspec.Struct, array_like=True):
-    lane: int
-    entries: list[JournalEntry]
-
-
 class ReconcileReport(msgspec.Struct, array_like=True):
-    """[reconcile] what `storepos central reconcile` prints: receipt-by-receipt differences."""
+    """[reconcile, admin subprotocol] what `storepos central reconcile` prints: receipt-by-receipt differences."""
 
     store: str
     compared: int
@@ -657,7 +650,7 @@ class ReconcileReport(msgspec.Struct, array_like=True):
 
 
 class GiftCardMove(msgspec.Struct, array_like=True):
-    """[giftcard.redeem | giftcard.credit | giftcard.void] and the `giftcard` outbox stream: one change
+    """GiftCardMoveQuestion and the `giftcard` outbox stream: one change
     of a card's balance, idempotent by `move` (a retried request, or the same move arriving later in
     the outbox, never changes a balance twice). `void` undoes the redemption `move` names, if it happened."""
 
@@ -685,10 +678,168 @@ class GiftCardState(msgspec.Struct, array_like=True):
 
 
 class ExchangeRate(msgspec.Struct, array_like=True):
-    """[rates?] central's published rate for cash in `currency` at stores selling in `base`: base minor
+    """Central's published rate for cash in `currency` at stores selling in `base`: base minor
     units per `currency` minor unit, in millionths (see protocol.money.parse_rate)."""
 
     base: str
     currency: str
     rate: int
     at: int  # when central published it, epoch milliseconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Questions over the link: each a tagged frame naming its answer's type, so an asker gets a typed
+# answer (protocol.link.Session.ask) and an answerer is looked up by the question's type. `id` is
+# stamped by the session (0 when built); the answer carries it back. Every question and answer is
+# kw_only, which keeps `id` first on the wire and lets fields be appended (with defaults) after it.
+# A question the answering side cannot answer gets a Refusal with its id instead.
+# ---------------------------------------------------------------------------------------------
+
+
+class Answer(LinkFrame, kw_only=True):
+    id: int = 0
+
+
+AnswerT = TypeVar("AnswerT", bound=Answer)
+
+
+class Question(LinkFrame, Generic[AnswerT], kw_only=True):
+    id: int = 0
+
+
+class Refusal(LinkFrame, tag=13):
+    """The answering side cannot answer question `id` (an unknown card or customer, a malformed
+    question): the asker gets protocol.link.Refused with this message."""
+
+    id: int
+    message: str
+
+
+class Pong(Answer, tag=12, kw_only=True):
+    pass
+
+
+class Ping(Question[Pong], tag=11, kw_only=True):
+    """The heartbeat: answered by the peer's session itself, so a pong proves its reader is alive."""
+
+
+class RatesAnswer(Answer, tag=15, kw_only=True):
+    rates: list[ExchangeRate]
+
+
+class RatesQuestion(Question[RatesAnswer], tag=14, kw_only=True):
+    """Store -> central: the rates central publishes for foreign cash at stores selling in `base`."""
+
+    base: str
+
+
+class CustomerAnswer(Answer, tag=17, kw_only=True):
+    name: str
+
+
+class CustomerQuestion(Question[CustomerAnswer], tag=16, kw_only=True):
+    """Store -> central: is `customer` registered for invoices? Refused when not."""
+
+    customer: str
+
+
+class GiftCardAnswer(Answer, tag=19, kw_only=True):
+    card: GiftCardState
+
+
+class GiftCardMoveQuestion(Question[GiftCardAnswer], tag=18, kw_only=True):
+    """Store -> central: change a card's balance now (idempotent by move.move); the card after it."""
+
+    move: GiftCardMove
+
+
+class GiftCardQuestion(Question[GiftCardAnswer], tag=20, kw_only=True):
+    """Store -> central: a card's balance. Refused for a card central does not hold."""
+
+    card: str
+
+
+class StockAnswer(Answer, tag=22, kw_only=True):
+    levels: list[StockLevel]
+
+
+class StockQuestion(Question[StockAnswer], tag=21, kw_only=True):
+    """Store -> central: an item's stock at every location central knows of."""
+
+    item: str
+
+
+class LanesAnswer(Answer, tag=24, kw_only=True):
+    last: dict[int, int]  # lane -> last receipt number in the store's journal
+
+
+class LanesQuestion(Question[LanesAnswer], tag=23, kw_only=True):
+    """Central -> store (reconciliation): the store's lanes and their last receipts."""
+
+
+class JournalAnswer(Answer, tag=26, kw_only=True):
+    lane: int
+    entries: list[JournalEntry]
+
+
+class JournalQuestion(Question[JournalAnswer], tag=25, kw_only=True):
+    """Central -> store (reconciliation): a lane's chain, a page at a time (messages stay small)."""
+
+    lane: int
+    after: int
+    limit: int
+
+
+def _answer_of(question: type[Question[Any]]) -> type[Answer]:
+    """The answer type a question class names in its base (`Question[RatesAnswer]`)."""
+    for base in getattr(question, "__orig_bases__", ()):
+        for arg in get_args(base):
+            if isinstance(arg, type) and issubclass(arg, Answer):
+                return arg
+    raise TypeError(f"{question.__name__} does not name its answer type: declare it as Question[SomeAnswer]")
+
+
+# The registry of question kinds: each question and the type of its answer.
+QUESTIONS: dict[type[Question[Any]], type[Answer]] = {
+    q: _answer_of(q)
+    for q in (
+        Ping,
+        RatesQuestion,
+        CustomerQuestion,
+        GiftCardMoveQuestion,
+        GiftCardQuestion,
+        StockQuestion,
+        LanesQuestion,
+        JournalQuestion,
+    )
+}
+
+
+LinkMessage = (
+    LinkHello
+    | LinkWelcome
+    | EventBatch
+    | Ack
+    | LinkError
+    | LinkRequest
+    | LinkReply
+    | CatalogPull
+    | CatalogChunk
+    | CatalogNotice
+    | Refusal
+    | Ping
+    | Pong
+    | RatesQuestion
+    | RatesAnswer
+    | CustomerQuestion
+    | CustomerAnswer
+    | GiftCardMoveQuestion
+    | GiftCardQuestion
+    | GiftCardAnswer
+    | StockQuestion
+    | StockAnswer
+    | LanesQuestion
+    | LanesAnswer
+    | JournalQuestion
+    | JournalAnswer
+)

@@ -17,7 +17,6 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 import trio
 
 from devices.scanner import ScanEvent
@@ -25,7 +24,7 @@ from protocol.frames import (
     ActorStatus,
     GiftCardInfo,
     GiftCardQuery,
-    GiftCardState,
+    GiftCardQuestion,
     ItemInfo,
     ItemSearch,
     PriceCheck,
@@ -35,8 +34,8 @@ from protocol.frames import (
     StatusRequest,
     StockAt,
     StockInfo,
-    StockLevel,
     StockQuery,
+    StockQuestion,
 )
 from protocol.gs1 import decode as decode_label
 from runtime.clock import Clock, SystemClock
@@ -53,7 +52,7 @@ from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica
 from storenode.sync.catalog import CatalogFollower
-from storenode.sync.link import NO_ANSWER, LinkDown, SyncLink, question
+from storenode.sync.link import NO_ANSWER, LinkDown, SyncLink
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
@@ -186,7 +185,7 @@ class StoreNode:
         item, here = await self.db.read(local)
         info = StockInfo(item=item.item, name=item.name, here=here)
         try:
-            levels = await question(self.link.ask, "stock?", msgspec.msgpack.encode(item.item), list[StockLevel])
+            levels = (await self.link.ask(StockQuestion(item=item.item))).levels
             info.elsewhere = [
                 StockAt(location=x.location, qty=x.qty) for x in levels if x.location != self.config.store
             ]
@@ -197,7 +196,7 @@ class StoreNode:
     async def giftcard_query(self, query: GiftCardQuery) -> GiftCardInfo:
         """A gift card's balance, as central holds it (balances live only there)."""
         try:
-            card = await question(self.link.ask, "giftcard?", msgspec.msgpack.encode(query.card.strip()), GiftCardState)
+            card = (await self.link.ask(GiftCardQuestion(card=query.card.strip()))).card
         except LinkDown as exc:
             raise Rejected("unknown_card", str(exc)) from None
         except NO_ANSWER:

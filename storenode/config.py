@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from devices.serialport import SerialSettings
 from protocol.gs1 import Gs1Config
 
 
@@ -49,6 +50,12 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     @property
     def label(self) -> str:
         return self.name or f"{self.kind}-{self.lane}"
+
+    @property
+    def serial(self) -> SerialSettings:
+        """The serial line the device is on; framing is left to its driver, which knows the device's own.
+        Raises ValueError for a setting no serial port takes (`device_problems` reports it)."""
+        return SerialSettings(self.port, baudrate=self.baudrate)
 
 
 class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -141,8 +148,14 @@ def device_problems(config: StoreConfig) -> list[str]:
                 problems.append(f"{where}: a drawer opens through its lane's printer; lane {device.lane} has none")
         elif not device.port:
             problems.append(f"{where}: needs a port (a serial device path, or tcp://host:port for a printer)")
-        elif device.port.startswith("tcp://") and device.kind not in ("printer", "terminal"):
-            problems.append(f"{where}: only a printer or a payment terminal can be on tcp://")
+        elif device.port.startswith("tcp://"):
+            if device.kind not in ("printer", "terminal"):
+                problems.append(f"{where}: only a printer or a payment terminal can be on tcp://")
+        else:
+            try:
+                device.serial  # noqa: B018 - built for its checks
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
         if device.terminator not in ("auto", "CR", "LF", "CRLF"):
             problems.append(f"{where}: terminator must be auto, CR, LF or CRLF")
         if device.barcode not in ("qr", "code128", "none"):

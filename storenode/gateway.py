@@ -16,7 +16,8 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from protocol.codec import SUBPROTOCOL_JSON, TILL_SUBPROTOCOLS, FrameError, TillCodec
-from protocol.frames import Command, Error, Hello, TillFrame
+from protocol.frames import PROTOCOL_VERSION, Command, Error, Hello, TillFrame
+from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch
 from protocol.websocket import serve
 from runtime.mailbox import ActorFailed, Rejected
 from storenode.lanes.lane import Attach, Detach, Do, Lane
@@ -46,6 +47,7 @@ class TillConnection:
         self.codec = codec
         self.till = ""
         self.answering = False
+        self.refused = ""  # set when the till is refused: the reason it is closed with, once told
         self.overflowed = False
         self._frames: deque[TillFrame] = deque()
         self._writer_waits = trio.lowlevel.ParkingLot()
@@ -118,6 +120,10 @@ class Gateway:
                         finally:
                             conn.answering = False
                         await conn.send_queued()
+                        if conn.refused:
+                            await ws.aclose(code=1002, reason=conn.refused)
+                            nursery.cancel_scope.cancel()
+                            break
                 except ConnectionClosed:
                     nursery.cancel_scope.cancel()
         except Exception:
@@ -164,6 +170,13 @@ class Gateway:
         return lane
 
     async def _hello(self, conn: TillConnection, current: Lane | None, hello: Hello) -> Lane | None:
+        if not compatible(PROTOCOL_VERSION, hello.version):
+            # A till of another protocol version would misread what it is sent: refuse it, saying why.
+            message = mismatch("till", "this store", PROTOCOL_VERSION, f"till {hello.till or '?'}", hello.version)
+            log.warning("refusing a till on lane %d: %s", hello.lane, message)
+            conn.push(Error(code=INCOMPATIBLE_VERSION, message=message))
+            conn.refused = "incompatible protocol version"
+            return current
         lane = self.lanes.get(hello.lane)
         if lane is None:
             known = ", ".join(str(n) for n in sorted(self.lanes))

@@ -17,7 +17,6 @@ from devices.escpos import ReceiptLayout
 from devices.receipt_printer import ReceiptPrinter, StreamTransport, TcpTransport, Transport
 from devices.scale import Scale
 from devices.scanner import ScanEvent, Scanner
-from devices.serialport import open_serial
 from devices.terminal import PaymentTerminal, ZvtSerial, ZvtTcp, ZvtTerminal, ZvtTransport
 from runtime.health import HealthBoard
 from runtime.supervision import ChildSpec
@@ -41,15 +40,15 @@ def _printer_transport(device: DeviceConfig) -> Transport:
     if device.port.startswith("tcp://"):
         host, _, port = device.port.removeprefix("tcp://").rpartition(":")
         return TcpTransport(host or "127.0.0.1", int(port or 9100))
-    opener = functools.partial(open_serial, device.port, baudrate=device.baudrate)
-    return StreamTransport(opener, f"serial {device.port}")
+    serial = device.serial
+    return StreamTransport(serial.open, serial.describe())
 
 
 def _terminal_transport(device: DeviceConfig) -> ZvtTransport:
     if device.port.startswith("tcp://"):
         host, _, port = device.port.removeprefix("tcp://").rpartition(":")
         return ZvtTcp(host or "127.0.0.1", int(port or 20007))
-    return ZvtSerial(device.port, baudrate=device.baudrate)
+    return ZvtSerial(device.serial)
 
 
 def receipt_layout(config: StoreConfig, barcode: str = "qr") -> ReceiptLayout:
@@ -83,9 +82,9 @@ def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[di
                 name, mine.printer, health, alert_after=device.alert_after, open_level_high=device.open_level_high
             )
         elif device.kind == "display":
-            actor = mine.display = CustomerDisplay(name, device.port, health, baudrate=device.baudrate)
+            actor = mine.display = CustomerDisplay(name, device.serial, health)
         elif device.kind == "scale":
-            actor = mine.scale = Scale(name, device.port, health, baudrate=device.baudrate)
+            actor = mine.scale = Scale(name, device.serial, health)
         elif device.kind == "terminal":
             actor = ZvtTerminal(
                 name, _terminal_transport(device), health, password=device.password, currency=config.currency
@@ -94,10 +93,9 @@ def build(config: StoreConfig, health: HealthBoard, on_scan: OnScan) -> tuple[di
         else:
             actor = Scanner(
                 name,
-                device.port,
+                device.serial,
                 health,
                 functools.partial(on_scan, device.lane),
-                baudrate=device.baudrate,
                 terminator=device.terminator,
                 aim=device.aim,
             )

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 import msgspec
 
-from protocol.frames import RecordLine, StockLine, StockMovement
+from protocol.frames import RecordLine, StockLine, StockMovement, Stream
 from storenode.sync import outbox
 
-STREAM = "stock"
+STREAM = Stream.STOCK
 MANUAL_REASONS = ("receipt", "transfer", "adjust")
 _encoder = msgspec.msgpack.Encoder()
 

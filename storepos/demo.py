@@ -244,6 +244,8 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             hook = device_hook(kit)
             print("--- scripted till on lane 1 ---")
             await run_till(store_url, 1, "demo-till-1", script, read_stdin=False, hook=hook)
+            with trio.move_on_after(10):  # the display's bytes cross a pseudo-terminal after the receipt
+                await kit.display.wait_until(lambda shown: shown[1].startswith("CHANGE"))
             top, bottom = kit.display.lines
             print(f"\n--- customer display ---\n[{top}]\n[{bottom}]")
             with trio.move_on_after(10):

@@ -1,9 +1,10 @@
-"""Shared fixtures: real nodes on 127.0.0.1 port 0 with real SQLite files under tmp_path."""
+"""Shared fixtures: real nodes on 127.0.0.1 port 0 with real SQLite files under tmp_path. Fixtures only:
+what they are built from lives in tests/kit, which test files import."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +15,7 @@ from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
-from storenode.config import GatewayConfig, LinkConfig, StoreConfig
-
-T0 = 1_795_000_000_000  # a fixed business instant (2026-11-17) so receipts are reproducible
-
-
-def make_store_config(tmp_path: Path, *, central_url: str = "", lanes: tuple[int, ...] = (1, 2)) -> StoreConfig:
-    return StoreConfig(
-        store="S001",
-        name="Test Store",
-        lanes=list(lanes),
-        data_dir=str(tmp_path / "store"),
-        gateway=GatewayConfig(port=0),
-        central=LinkConfig(url=central_url, heartbeat=1.0),
-    )
+from tests.kit.nodes import T0, make_store_config
 
 
 @pytest.fixture
@@ -57,10 +45,3 @@ async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clo
     node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
     await nursery.start(node.run)
     return node
-
-
-async def poll_until(check: Callable[[], bool]) -> None:
-    """Poll something that has no event of its own (the health board, a replica's version); callers
-    bound it with fail_after."""
-    while not check():  # noqa: ASYNC110 - nothing to wait on; this is a test
-        await trio.sleep(0.01)

@@ -24,7 +24,7 @@ import trio
 
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
-from protocol import gs1
+from protocol import gs1, link
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -52,6 +52,7 @@ from protocol.frames import (
     StockLine,
     StockMove,
     StockMovement,
+    Stream,
     TillFrame,
     Total,
     VoidLine,
@@ -76,7 +77,7 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-JOURNAL_STREAM = "journal"
+JOURNAL_STREAM = Stream.JOURNAL
 SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
@@ -115,7 +116,7 @@ class Republish:
 
 
 LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
-Ask = Callable[[str, bytes], Awaitable[bytes]]
+Ask = link.Ask
 
 
 @dataclass

@@ -34,13 +34,16 @@ from devices.terminal import PaymentResult, PaymentTerminal
 from protocol.frames import (
     CardTender,
     CashTender,
+    CustomerQuestion,
     ExchangeRate,
     GiftCardMove,
-    GiftCardState,
+    GiftCardMoveQuestion,
     GiftCardTender,
     InvoiceTender,
+    RatesQuestion,
     RecordPayment,
     RecordTender,
+    Stream,
 )
 from protocol.money import foreign_value, format_money
 from runtime.mailbox import Rejected
@@ -49,14 +52,14 @@ from storenode.lanes import basket, refunds
 from storenode.lanes.basket import OPEN, PAYING, TENDER, LaneState
 from storenode.lanes.saved import save_state
 from storenode.sync import outbox
-from storenode.sync.link import NO_ANSWER, LinkDown, question
+from storenode.sync.link import NO_ANSWER, LinkDown
 
 if TYPE_CHECKING:
     from storenode.lanes.lane import Lane, Subscriber
 
 log = logging.getLogger(__name__)
 
-GIFTCARD_STREAM = "giftcard"
+GIFTCARD_STREAM = Stream.GIFTCARD
 TERMINAL_QUESTION = 6.0  # the terminal's last transaction, asked inline (a till waits at most 10 s)
 
 _move_encoder = msgspec.msgpack.Encoder()
@@ -246,7 +249,7 @@ async def _rate(lane: Lane, currency: str) -> ExchangeRate:
     base = lane.currency
     published: list[ExchangeRate] = []
     try:
-        published = await question(lane.ctx.ask, "rates?", msgspec.msgpack.encode(base), list[ExchangeRate])
+        published = (await lane.ctx.ask(RatesQuestion(base=base))).rates
     except (LinkDown, *NO_ANSWER) as exc:
         log.info("lane %d: exchange rates from central unavailable (%s); using the last known", lane.number, exc)
 
@@ -464,7 +467,7 @@ async def giftcard(lane: Lane, command: GiftCardTender) -> None:
     await lane.ctx.db.write(_save_checked(lane, saved), durable=True)  # before central is asked
     lane.state = saved
     try:
-        answer = await question(lane.ctx.ask, "giftcard.move", encode_move(move), GiftCardState)
+        answer = (await lane.ctx.ask(GiftCardMoveQuestion(move=move))).card
     except LinkDown as exc:  # central answered, and did nothing
         await _giftcard_done(lane, move, pending, "declined", 0, str(exc), command.ref)
         raise Rejected("giftcard_refused", str(exc)) from None
@@ -576,7 +579,7 @@ async def invoice(lane: Lane, command: InvoiceTender) -> None:
         await _invoice_credit(lane, customer, command.ref)
         return
     try:
-        name = await question(lane.ctx.ask, "customer?", msgspec.msgpack.encode(customer), str)
+        name = (await lane.ctx.ask(CustomerQuestion(customer=customer))).name
     except LinkDown:
         raise Rejected("unknown_customer", f"no customer {customer} is registered for invoices") from None
     except NO_ANSWER:

@@ -57,11 +57,19 @@ class CatalogFollower:
         self._pulls = itertools.count(1)
         self._asked = 0  # the id of the pull waiting for its chunk; 0: none
         self._epoch = ""  # central's catalogue epoch, from its welcome
+        self._live = trio.lowlevel.ParkingLot()  # woken whenever view.version changes
 
     async def start(self) -> None:
         """Read the replica's version before the lanes sell from it, so status is right from the start."""
         self.view.version = (await self.db.read(replica.state)).version
+        self._live.unpark_all()
         self._report()
+
+    async def wait_version(self, version: int) -> None:
+        """Until the replica selling in the lanes is at `version` (bound it with trio.fail_after): for
+        consoles and tests, which would otherwise poll the view."""
+        while self.view.version != version:
+            await self._live.park()
 
     def _report(self, error: str | None = None) -> None:
         view = self.view
@@ -160,6 +168,7 @@ class CatalogFollower:
             if applied is not None:
                 log.info("catalogue version %d live (was %d)", applied, self.view.version)
                 self.view.version = applied
+                self._live.unpark_all()
                 self._report()
                 return
             base, cursor = chunk.base, chunk.cursor

@@ -74,7 +74,17 @@ class OutboxSignal:
 
     def __init__(self) -> None:
         self._event = trio.Event()
-        self.backlog = 0
+        self._backlog = 0
+        self._changed = trio.lowlevel.ParkingLot()
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    @backlog.setter
+    def backlog(self, events: int) -> None:
+        self._backlog = events
+        self._changed.unpark_all()
 
     def notify(self, events: int = 1) -> None:
         self.backlog += events
@@ -86,3 +96,9 @@ class OutboxSignal:
     async def wait(self) -> None:
         await self._event.wait()
         self._event = trio.Event()
+
+    async def wait_empty(self) -> None:
+        """Until central has acknowledged everything queued (bound it with trio.fail_after): for status
+        consoles and tests, which would otherwise poll the count."""
+        while self._backlog:
+            await self._changed.park()

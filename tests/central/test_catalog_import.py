@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from central.app import CentralNode
 from central.registers import catalog, imports
 from central.schema import MIGRATIONS
+from devtools.processes import storepos
 from runtime.database import migrate, open_connection
 from storepos import cli, commands
-from tests.processes import storepos
 
 TestBody = Callable[..., None]
 
@@ -525,6 +525,7 @@ def test_price_at_ranks_and_breaks_ties_by_the_lowest_price(tmp_path: Path) -> N
         conn.close()
 
 
+@pytest.mark.e2e  # seconds of SQLite work: a scale check, not a behaviour the fast loop needs
 @bounded(300)
 def test_a_hundred_thousand_items_import_in_one_transaction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "central.db"
@@ -572,6 +573,7 @@ def test_the_command_line_offers_every_register() -> None:
     assert cli.REGISTERS == imports.KINDS
 
 
+@pytest.mark.e2e  # runs the storepos command as a process
 async def test_import_through_the_storepos_command(tmp_path: Path) -> None:
     db = str(tmp_path / "central.db")
     for kind, text in (("vat-rates", VAT), ("groups", GROUPS), ("items", ITEMS)):

@@ -12,33 +12,13 @@ import pytest
 
 from central import distribute
 from central.registers import catalog
-from central.registers.catalog import REGISTERS, Barcode, Item, Price, VatRate
+from central.registers.catalog import REGISTERS, Item, Price, VatRate
 from central.schema import MIGRATIONS
 from protocol.frames import CatalogChunk, CatalogPull
-from runtime.database import immediate, migrate, open_connection
+from runtime.database import migrate, open_connection
+from tests.kit.catalog import read, seed, write
 
 FIELDS = ("vat_rates", "groups", "items", "barcodes", "prices")
-
-
-def write(catalog_db: sqlite3.Connection, kind: str, rows: list[Any]) -> int:
-    """Commit rows of one register as an import does; returns the version they made."""
-    with immediate(catalog_db):
-        return catalog.upsert(catalog_db, REGISTERS[kind], rows).version
-
-
-def seed(catalog_db: sqlite3.Connection, count: int, *, info: str = "") -> int:
-    write(catalog_db, "vat-rates", [VatRate(code="A", rate=2500)])
-    write(catalog_db, "items", [Item(item=f"{n:04}", name=f"Item {n}", vat_rate=2500, info=info) for n in range(count)])
-    write(catalog_db, "barcodes", [Barcode(code=f"{n:07}", item=f"{n:04}") for n in range(count)])
-    return write(catalog_db, "prices", [Price(item=f"{n:04}", price=100 + n, currency="SEK") for n in range(count)])
-
-
-def read(catalog_db: sqlite3.Connection, pull: CatalogPull, **limits: int) -> CatalogChunk:
-    catalog_db.execute("BEGIN")  # the database actor runs every job in a transaction; so do we
-    try:
-        return distribute.read_chunk(catalog_db, "S001", pull, **limits)
-    finally:
-        catalog_db.execute("COMMIT")
 
 
 def transfer(

@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import pytest
 import trio
 
 from central.app import CentralNode
-from central.registers import sales
+from central.registers import giftcards, sales
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import (
     Ack,
+    Answer,
     CashTender,
     Event,
     EventBatch,
+    GiftCardMove,
+    GiftCardMoveQuestion,
+    GiftCardQuestion,
+    LanesQuestion,
     LinkError,
     LinkHello,
     LinkWelcome,
     Login,
+    Question,
     Receipt,
     SaleRecord,
     Scan,
+    StockQuestion,
 )
+from protocol.link import Refused, Session, greet
 from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import make_store_config
+from tests.kit.nodes import make_store_config
 from till.client import connect
 
 
@@ -108,8 +119,41 @@ async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nu
             assert status.link == "offline" and status.outbox == 10  # type: ignore[union-attr]  # 5 sales + 5 stock
         central = CentralNode(tmp_path / "central.db", port=port)
         await nursery.start(central.run)
-        while (await store.status()).outbox:  # noqa: ASYNC110 - the backlog has no event to wait on
-            await trio.sleep(0.05)
+        await store.signal.wait_empty()
         got = await central.db.read(lambda c: sales.receipts(c, "S001"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5]
         assert store.link.online
+
+
+async def test_questions_over_a_real_link_get_typed_answers_or_refusals(central: CentralNode) -> None:
+    """A store's session asks central, which answers through questions.ANSWERS by the question's type."""
+    await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 2500, "SEK", at=0))
+    with trio.fail_after(20):
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+            await greet(ws, LinkHello(node="S9", role="store"), peer="central")
+            session = Session(ws, "central", refuse_all, ask_timeout=5)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(session.run, ignore_frames)
+                card = (await session.ask(GiftCardQuestion(card="GC-1"))).card
+                assert (card.card, card.balance, card.currency) == ("GC-1", 2500, "SEK")
+                with pytest.raises(Refused, match="central could not answer GiftCardQuestion: no gift card GC-2"):
+                    await session.ask(GiftCardQuestion(card="GC-2"))
+                move = GiftCardMove(
+                    move="m1", kind="redeem", card="GC-1", amount=500, currency="SEK", store="S8", sale_id="s", at=0
+                )
+                with pytest.raises(Refused, match="a move for store S8, not S9"):
+                    await session.ask(GiftCardMoveQuestion(move=move))
+                moved = await session.ask(GiftCardMoveQuestion(move=msgspec.structs.replace(move, store="S9")))
+                assert moved.card.balance == 2000 and moved.card.amount == 500
+                assert (await session.ask(StockQuestion(item="nothing"))).levels == []
+                with pytest.raises(Refused, match="central does not answer LanesQuestion"):
+                    await session.ask(LanesQuestion())
+                nursery.cancel_scope.cancel()
+
+
+async def refuse_all(question: Question[Any]) -> Answer:
+    raise Refused("this test answers nothing")
+
+
+async def ignore_frames(frame: Any) -> None:
+    pass

@@ -9,6 +9,7 @@ from central.app import CentralNode
 from protocol.frames import CashTender, Login, Receipt, Scan
 from storenode.app import StoreNode
 from storepos.commands import central_reconcile
+from tests.kit.waits import drained
 from till.client import connect
 
 
@@ -18,11 +19,6 @@ async def sell(store: StoreNode, lane: int, count: int) -> None:
         for _ in range(count):
             await till.request(Scan(code="7310000000010"))
             assert isinstance(await till.request(CashTender(amount=2000)), Receipt)
-
-
-async def drained(store: StoreNode) -> None:
-    while (await store.status()).outbox or not store.link.online:  # noqa: ASYNC110 - no event for the backlog
-        await trio.sleep(0.05)
 
 
 async def test_reconcile_agrees_then_names_every_difference(

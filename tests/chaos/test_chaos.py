@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
-from tests.chaos.harness import ChaosPlan, check, run_chaos
-from tests.chaos.proxy import Faults
+from devtools.chaos.harness import ChaosPlan, check, run_chaos
+from devtools.chaos.proxy import Faults
+
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 
 async def test_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 
 from devices.display import CustomerDisplay, change_lines, initialise, item_lines, render, total_lines
-from devices.serialport import PortLost
+from devices.serialport import PortLost, SerialSettings
 from devices.sim.display import DisplaySim
 from devices.sim.pty import VirtualPort
 from runtime.health import HealthBoard
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
 FIRST = initialise() + render("", "")
 
 
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "display")
-    vp.plug()
-    yield vp
-    vp.close()
-
-
 async def test_item_total_and_change_reach_the_customer(port: VirtualPort) -> None:
     sim, board = DisplaySim(port), HealthBoard()
-    display = CustomerDisplay("display-1", port.path, board)
+    display = CustomerDisplay("display-1", SerialSettings(port.path), board)
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             await nursery.start(sim.run)
@@ -50,7 +41,7 @@ async def test_item_total_and_change_reach_the_customer(port: VirtualPort) -> No
 
 async def test_latest_lines_win(port: VirtualPort) -> None:
     sim = DisplaySim(port)
-    display = CustomerDisplay("d", port.path, HealthBoard())
+    display = CustomerDisplay("d", SerialSettings(port.path), HealthBoard())
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             await nursery.start(sim.run)
@@ -67,7 +58,7 @@ async def test_show_never_waits_for_a_stuck_display(port: VirtualPort) -> None:
     # The simulator is not reading: the pty fills up and the actor's writes block, as with a display that
     # holds the line busy. show() still returns at once, and when the display catches up it shows the
     # newest lines, having skipped the ones that were overtaken meanwhile.
-    display = CustomerDisplay("d", port.path, HealthBoard())
+    display = CustomerDisplay("d", SerialSettings(port.path), HealthBoard())
     shows = 3000
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
@@ -86,7 +77,7 @@ async def test_show_never_waits_for_a_stuck_display(port: VirtualPort) -> None:
 
 async def test_lines_shown_while_offline_appear_on_connect(port: VirtualPort) -> None:
     sim = DisplaySim(port)
-    display = CustomerDisplay("d", port.path, HealthBoard())
+    display = CustomerDisplay("d", SerialSettings(port.path), HealthBoard())
     display.show("Welcome", "Lane 3")  # before the actor runs: nothing to wait for, nothing lost
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
@@ -98,7 +89,7 @@ async def test_lines_shown_while_offline_appear_on_connect(port: VirtualPort) ->
 
 async def test_unplugged_idle_display_fails_and_shows_offline(port: VirtualPort) -> None:
     board = HealthBoard()
-    display = CustomerDisplay("display-1", port.path, board)
+    display = CustomerDisplay("display-1", SerialSettings(port.path), board)
     lost: list[PortLost] = []
     ended = trio.Event()
 
@@ -125,15 +116,8 @@ async def test_supervised_display_comes_back_showing_the_current_lines(tmp_path:
     port = VirtualPort(tmp_path / "display")
     port.plug()
     board, sim = HealthBoard(), None
-    display = CustomerDisplay("display-1", port.path, board)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("display-1", display.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    display = CustomerDisplay("display-1", SerialSettings(port.path), board)
+    devices = devices_supervisor(board, ChildSpec("display-1", display.run))
     try:
         with trio.fail_after(DEADLINE):
             async with trio.open_nursery() as nursery:

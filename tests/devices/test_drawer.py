@@ -13,9 +13,7 @@ from devices.escpos import drawer_kick, drawer_pulse_now
 from devices.receipt_printer import ReceiptPrinter
 from devices.sim.printer import VirtualPrinter
 from runtime.health import HealthBoard
-from tests.conftest import poll_until
-from tests.devices.test_escpos import make_record
-from tests.devices.test_receipt_printer import memory_printer
+from tests.kit.printing import make_record, memory_printer
 
 DEADLINE = 600  # virtual seconds: the autojump clock makes waiting free
 
@@ -46,11 +44,11 @@ async def test_open_sends_the_kick_and_the_sensor_shows_open(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
-        await poll_until(lambda: health.get("drawer").state == "closed")
+        await health.wait_until("drawer", lambda h: h.state == "closed")
         assert drawer.is_open is False
         drawer.open()
         await sim.wait_until(lambda: sim.kicks == 1)
-        await poll_until(lambda: health.get("drawer").state == "open")
+        await health.wait_until("drawer", lambda h: h.state == "open")
     assert drawer_kick(0) in sim.printed  # ESC p through the printer's normal (buffered) path
     assert drawer.is_open is True
 
@@ -69,18 +67,18 @@ async def test_left_open_too_long_alerts_and_closing_clears_it(
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
         drawer.open()
-        await poll_until(lambda: health.get("drawer").state == "open")
+        await health.wait_until("drawer", lambda h: h.state == "open")
         opened = trio.current_time()
         await trio.sleep(25)
         assert health.get("drawer").state == "open"  # not yet
-        await poll_until(lambda: health.get("drawer").state == "open-too-long")
+        await health.wait_until("drawer", lambda h: h.state == "open-too-long")
         assert 30 <= trio.current_time() - opened <= 30 + printer.idle_poll + drawer.check_every
         assert "longer than 30 s" in health.get("drawer").detail
         assert "drawer drawer: open 30 s, longer than 30 s" in caplog.text
         await trio.sleep(60)
         assert caplog.text.count("longer than 30 s") == 1  # one warning per opening, not one per check
         sim.set_drawer(False)
-        await poll_until(lambda: health.get("drawer").state == "closed")
+        await health.wait_until("drawer", lambda h: h.state == "closed")
     assert "closed after" in caplog.text
     assert drawer.open_for == 0.0
 
@@ -98,7 +96,7 @@ async def test_the_kick_goes_ahead_of_waiting_receipts_and_works_without_paper(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await poll_until(lambda: health.get("printer").state == "paper-out")
+        await health.wait_until("printer", lambda h: h.state == "paper-out")
         drawer.open()
         await sim.wait_until(lambda: sim.kicks == 1)
         assert drawer_pulse_now(0) in sim.received  # the real-time pulse, which an offline printer executes
@@ -155,10 +153,10 @@ async def test_sensor_level_is_per_drawer(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         await nursery.start(drawer.run)
-        await poll_until(lambda: health.get("drawer").state == "closed")
+        await health.wait_until("drawer", lambda h: h.state == "closed")
         assert printer.status is not None and printer.status.drawer_pin3_high
         sim.set_drawer(True)
-        await poll_until(lambda: health.get("drawer").state == "open")
+        await health.wait_until("drawer", lambda h: h.state == "open")
 
 
 async def test_unknown_while_the_printer_is_away(
@@ -171,7 +169,7 @@ async def test_unknown_while_the_printer_is_away(
     drawer = CashDrawer("drawer", printer, health)
     with trio.fail_after(DEADLINE):
         await nursery.start(drawer.run)
-        await poll_until(lambda: health.get("drawer").state == "unknown")
+        await health.wait_until("drawer", lambda h: h.state == "unknown")
         assert drawer.is_open is None
         await nursery.start(printer.run)
-        await poll_until(lambda: health.get("drawer").state == "closed")
+        await health.wait_until("drawer", lambda h: h.state == "closed")

@@ -23,42 +23,7 @@ from devices.escpos import (
     status_request,
 )
 from devices.escpos_decode import decode, split_commands
-from protocol.frames import RecordLine, RecordTender, RecordVat, SaleRecord
-
-T0 = 1_795_000_000_000
-
-
-def make_record(receipt_no: int = 42, *, kind: str = "sale") -> SaleRecord:
-    """A cash sale with two VAT rates, a multi-quantity line, a voided line, cash rounding and change."""
-    lines = [
-        RecordLine(1, "i1", "7310000000010", "Mjölk 1l", 1, 1690, 1690, 1200, False),
-        RecordLine(2, "i2", "7310000000027", "Kaffe 500g", 3, 5990, 17970, 1200, False),
-        RecordLine(3, "i3", "7310000000034", "Kvällstidning", 1, 2500, 2500, 600, True),
-        RecordLine(4, "i4", "7310000000041", "Batterier AA", 1, 8950, 8950, 2500, False),
-    ]
-    return SaleRecord(
-        store="S001",
-        lane=1,
-        receipt_no=receipt_no,
-        kind=kind,
-        sale_id=f"sale-{receipt_no}",
-        operator="1",
-        opened_at=T0,
-        closed_at=T0 + 60_000,
-        currency="SEK",
-        lines=lines,
-        total=28610,
-        rounding=-10,
-        vat=[RecordVat(1200, 19660, 2106), RecordVat(2500, 8950, 1790)],
-        tenders=[RecordTender("cash", "SEK", 30000)] if kind == "sale" else [],
-        change=1400 if kind == "sale" else 0,
-    )
-
-
-LAYOUT = ReceiptLayout(
-    store_name="Hörnbutiken", header=["Storgatan 1", "Org.nr 556000-0000"], footer=["Välkommen åter"]
-)
-
+from tests.kit.printing import LAYOUT, make_record
 
 # -- status -------------------------------------------------------------------------------------------
 

@@ -3,19 +3,17 @@ connections, in virtual time over memory streams where it is about waiting (a re
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import pytest
 import trio
 
 from devices.escpos import PrinterStatus, status_request
-from devices.receipt_printer import PrinterOffline, ReceiptPrinter, StreamTransport, TcpTransport
+from devices.receipt_printer import PrinterOffline, ReceiptPrinter, TcpTransport
 from devices.sim.printer import VirtualPrinter
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Supervisor
-from tests.conftest import poll_until
-from tests.devices.test_escpos import LAYOUT, make_record
+from tests.kit.printing import LAYOUT, make_record, memory_printer
 
 DEADLINE = 10
 FAST = {"poll_interval": 0.02, "idle_poll": 0.05, "reply_timeout": 1.0, "connect_timeout": 1.0}
@@ -35,15 +33,6 @@ def health() -> HealthBoard:
 
 def tcp_printer(sim: VirtualPrinter, health: HealthBoard, **options: object) -> ReceiptPrinter:
     return ReceiptPrinter("printer", TcpTransport("127.0.0.1", sim.port), health, layout=LAYOUT, **{**FAST, **options})  # type: ignore[arg-type]
-
-
-def memory_printer(
-    sim: VirtualPrinter, health: HealthBoard, nursery: trio.Nursery, **options: object
-) -> ReceiptPrinter:
-    """No sockets, so the autojump clock can run: only the actor's own waits take (virtual) time."""
-    sim.plug_in()
-    transport = StreamTransport(functools.partial(sim.connect_memory, nursery), "memory")
-    return ReceiptPrinter("printer", transport, health, layout=LAYOUT, **options)  # type: ignore[arg-type]
 
 
 def supervised(printer: ReceiptPrinter, health: HealthBoard) -> Supervisor:
@@ -88,7 +77,7 @@ async def test_paper_out_before_a_job_waits_and_prints_once_when_paper_is_back(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await poll_until(lambda: "S001-1-42 waits" in health.get("printer").detail)
+        await health.wait_until("printer", lambda h: "S001-1-42 waits" in h.detail)
         assert health.get("printer").state == "paper-out"
         polls = len(sim.status_queries)
         await sim.wait_until(lambda: len(sim.status_queries) >= polls + 15)  # it keeps polling...
@@ -110,7 +99,7 @@ async def test_a_fault_in_the_middle_of_a_job_is_waited_out_not_reprinted(
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await poll_until(lambda: health.get("printer").state == word)
+        await health.wait_until("printer", lambda h: h.state == word)
         assert printer.queue_depth == 1  # not done while the printer cannot have printed it
         assert "Hörnbutiken" in sim.text() and "[QR" not in sim.text()
         sim.set_paper("ok")
@@ -151,7 +140,7 @@ async def test_unplugged_printer_is_offline_backs_off_and_comes_back_on_the_same
         printer.print_receipt(make_record(1))
         await printer.drained()
         sim.unplug()
-        await poll_until(lambda: health.get("printer").restarts >= 3)  # restarting, with backoff, for ever
+        await health.wait_until("printer", lambda h: h.restarts >= 3)  # restarting, with backoff, for ever
         entry = health.get("printer")
         assert entry.state in ("offline", "backoff", "starting")
         assert entry.detail.startswith("offline: ") and "PrinterOffline" in entry.last_error
@@ -160,7 +149,7 @@ async def test_unplugged_printer_is_offline_backs_off_and_comes_back_on_the_same
         assert printer.queue_depth == 1
         assert await nursery.start(sim.run) == port  # plugged back in
         await printer.drained()
-        await poll_until(lambda: health.get("printer").state == "running")
+        await health.wait_until("printer", lambda h: h.state == "running")
     text = sim.text()
     assert text.count("[QR: S001-1-1]") == 1 and text.count("[QR: S001-1-2]") == 1
 
@@ -193,7 +182,7 @@ async def test_a_stray_byte_that_looks_like_a_reply_does_not_shift_later_replies
     with trio.fail_after(DEADLINE):
         await nursery.start(printer.run)
         printer.print_receipt(make_record())
-        await poll_until(lambda: health.get("printer").state == "paper-out")
+        await health.wait_until("printer", lambda h: h.state == "paper-out")
         polls = len(sim.status_queries)
         await sim.wait_until(lambda: len(sim.status_queries) >= polls + 9)
         assert printer.status == sim.status

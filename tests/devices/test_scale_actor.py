@@ -10,29 +10,22 @@ import pytest
 import trio
 
 from devices.scale import Scale, ScaleError, Weight
-from devices.serialport import PortLost
+from devices.serialport import PortLost, SerialSettings
 from devices.sim.pty import VirtualPort
 from devices.sim.scale import ScaleSim
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
-
-
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "scale")
-    vp.plug()
-    yield vp
-    vp.close()
 
 
 @asynccontextmanager
 async def weighing(port: VirtualPort, **options: float) -> AsyncIterator[tuple[Scale, ScaleSim, HealthBoard]]:
     board = HealthBoard()
     sim = ScaleSim(port)
-    scale = Scale("scale-1", port.path, board, **options)  # type: ignore[arg-type]
+    scale = Scale("scale-1", SerialSettings(port.path), board, **options)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
         await nursery.start(scale.run)
@@ -158,7 +151,7 @@ async def test_concurrent_callers_each_get_their_own_answer(port: VirtualPort) -
 
 
 async def test_offline_scale_answers_no_answer_at_once(tmp_path: Path) -> None:
-    scale = Scale("scale-1", str(tmp_path / "absent"), HealthBoard())
+    scale = Scale("scale-1", SerialSettings(str(tmp_path / "absent")), HealthBoard())
     with trio.fail_after(DEADLINE):
         error = await refusal(scale)
     assert error.code == "no_answer" and "offline" in error.message
@@ -167,7 +160,7 @@ async def test_offline_scale_answers_no_answer_at_once(tmp_path: Path) -> None:
 async def test_unplug_mid_weighing(port: VirtualPort) -> None:
     board = HealthBoard()
     sim = ScaleSim(port)
-    scale = Scale("scale-1", port.path, board)
+    scale = Scale("scale-1", SerialSettings(port.path), board)
     lost: list[PortLost] = []
     ended = trio.Event()
 
@@ -203,16 +196,9 @@ async def test_supervised_scale_comes_back(tmp_path: Path) -> None:
     port = VirtualPort(tmp_path / "scale")
     port.plug()
     board = HealthBoard()
-    scale = Scale("scale-1", port.path, board)
+    scale = Scale("scale-1", SerialSettings(port.path), board)
     sim = ScaleSim(port)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("scale-1", scale.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    devices = devices_supervisor(board, ChildSpec("scale-1", scale.run))
     try:
         with trio.fail_after(DEADLINE):
             async with trio.open_nursery() as nursery:

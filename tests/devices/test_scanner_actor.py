@@ -11,11 +11,12 @@ import pytest
 import trio
 
 from devices.scanner import ScanEvent, Scanner
-from devices.serialport import PortLost, PortNotFound
+from devices.serialport import PortLost, PortNotFound, SerialSettings
 from devices.sim.pty import VirtualPort
 from devices.sim.scanner import ScannerSim
 from runtime.health import HealthBoard
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 10
 
@@ -35,14 +36,6 @@ class Inbox:
         return await self.receive.receive()
 
 
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
-    vp = VirtualPort(tmp_path / "scanner")
-    vp.plug()
-    yield vp
-    vp.close()
-
-
 @asynccontextmanager
 async def running(scanner: Scanner) -> AsyncIterator[None]:
     """The actor for the duration of a block, stopped before the port fixture unplugs anything."""
@@ -54,7 +47,7 @@ async def running(scanner: Scanner) -> AsyncIterator[None]:
 
 async def test_scans_arrive_in_order_with_symbology(port: VirtualPort) -> None:
     board, inbox = HealthBoard(), Inbox()
-    scanner = Scanner("scanner-1", port.path, board, inbox.on_scan, terminator="CRLF", aim=True)
+    scanner = Scanner("scanner-1", SerialSettings(port.path), board, inbox.on_scan, terminator="CRLF", aim=True)
     with trio.fail_after(DEADLINE):
         async with running(scanner):
             assert board.get("scanner-1").state == "online"
@@ -73,7 +66,7 @@ async def test_scans_arrive_in_order_with_symbology(port: VirtualPort) -> None:
 async def test_scans_split_across_writes(port: VirtualPort) -> None:
     inbox = Inbox()
     with trio.fail_after(DEADLINE):
-        async with running(Scanner("s", port.path, HealthBoard(), inbox.on_scan)):
+        async with running(Scanner("s", SerialSettings(port.path), HealthBoard(), inbox.on_scan)):
             for piece in (b"40063", b"81333931\r", b"\n7310", b"865004703\r\n"):
                 await port.send(piece)
                 await trio.sleep(0.01)
@@ -83,7 +76,7 @@ async def test_scans_split_across_writes(port: VirtualPort) -> None:
 
 async def test_garbage_is_skipped_and_the_next_scan_arrives(port: VirtualPort) -> None:
     board, inbox = HealthBoard(), Inbox()
-    scanner = Scanner("s", port.path, board, inbox.on_scan, max_gap=0.1)
+    scanner = Scanner("s", SerialSettings(port.path), board, inbox.on_scan, max_gap=0.1)
     sim = ScannerSim(port)
     with trio.fail_after(DEADLINE):
         async with running(scanner):
@@ -111,7 +104,7 @@ async def test_a_failing_lane_does_not_kill_the_scanner(port: VirtualPort) -> No
 
     sim = ScannerSim(port)
     with trio.fail_after(DEADLINE):
-        async with running(Scanner("s", port.path, HealthBoard(), on_scan)):
+        async with running(Scanner("s", SerialSettings(port.path), HealthBoard(), on_scan)):
             await sim.scan("bad")
             await sim.scan("good")
             assert (await inbox.next()).code == "good"
@@ -127,7 +120,7 @@ async def test_a_slow_lane_still_gets_every_scan_in_order(port: VirtualPort) -> 
     sim = ScannerSim(port)
     codes = [f"{n:013d}" for n in range(10)]
     with trio.fail_after(DEADLINE):
-        async with running(Scanner("s", port.path, HealthBoard(), on_scan)):
+        async with running(Scanner("s", SerialSettings(port.path), HealthBoard(), on_scan)):
             for code in codes:
                 await sim.scan(code)
             got = [(await inbox.next()).code for _ in codes]
@@ -136,7 +129,7 @@ async def test_a_slow_lane_still_gets_every_scan_in_order(port: VirtualPort) -> 
 
 async def test_unplug_fails_the_actor_and_shows_offline(port: VirtualPort) -> None:
     board, inbox = HealthBoard(), Inbox()
-    scanner = Scanner("scanner-1", port.path, board, inbox.on_scan)
+    scanner = Scanner("scanner-1", SerialSettings(port.path), board, inbox.on_scan)
     lost: list[PortLost] = []
 
     async def life(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -160,7 +153,7 @@ async def test_unplug_fails_the_actor_and_shows_offline(port: VirtualPort) -> No
 
 async def test_starting_without_the_device_fails_clearly(tmp_path: Path) -> None:
     board = HealthBoard()
-    scanner = Scanner("s", str(tmp_path / "absent"), board, Inbox().on_scan)
+    scanner = Scanner("s", SerialSettings(str(tmp_path / "absent")), board, Inbox().on_scan)
     with trio.fail_after(DEADLINE), pytest.raises(PortNotFound):
         await scanner.run()
     assert board.get("s").state == "offline"
@@ -179,15 +172,8 @@ async def test_supervised_scanner_reconnects_and_the_lane_keeps_going(tmp_path: 
             lane_ticks += 1
             await trio.sleep(0.01)
 
-    scanner = Scanner("scanner-1", port.path, board, inbox.on_scan)
-    devices = Supervisor(
-        "devices",
-        [ChildSpec("lane-1", lane), ChildSpec("scanner-1", scanner.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=1000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    scanner = Scanner("scanner-1", SerialSettings(port.path), board, inbox.on_scan)
+    devices = devices_supervisor(board, ChildSpec("lane-1", lane), ChildSpec("scanner-1", scanner.run))
     sim = ScannerSim(port)
     try:
         with trio.fail_after(DEADLINE):

@@ -36,36 +36,26 @@ async def test_open_pty_gives_a_raw_slave() -> None:
         os.close(master)
 
 
-async def test_bytes_flow_both_ways_unchanged(tmp_path: Path) -> None:
+async def test_bytes_flow_both_ways_unchanged(port: VirtualPort) -> None:
     with trio.fail_after(DEADLINE):
-        port = VirtualPort(tmp_path / "ttyS9")
-        port.plug()
-        try:
-            async with await open_serial(port.path) as stream:
-                everything = bytes(range(256))  # raw: no CR/LF translation, no echo, no stripped bit 8
-                await port.send(everything)
-                assert await receive_exactly(stream, 256) == everything
-                await stream.send_all(b"W\r\n\x00\xff")
-                assert await receive_exactly(port.stream, 5) == b"W\r\n\x00\xff"
-        finally:
-            port.close()
+        async with await open_serial(port.path) as stream:
+            everything = bytes(range(256))  # raw: no CR/LF translation, no echo, no stripped bit 8
+            await port.send(everything)
+            assert await receive_exactly(stream, 256) == everything
+            await stream.send_all(b"W\r\n\x00\xff")
+            assert await receive_exactly(port.stream, 5) == b"W\r\n\x00\xff"
 
 
-async def test_line_settings_reach_the_tty(tmp_path: Path) -> None:
+async def test_line_settings_reach_the_tty(port: VirtualPort) -> None:
     with trio.fail_after(DEADLINE):
-        port = VirtualPort(tmp_path / "scale")
-        port.plug()
-        try:
-            async with await open_serial(port.path, baudrate=19200, bytesize=7, parity="E", stopbits=2) as stream:
-                assert isinstance(stream, trio.lowlevel.FdStream)
-                iflag, _oflag, cflag, lflag, ispeed, _ospeed, _cc = termios.tcgetattr(stream.fileno())
-                assert ispeed == termios.B19200
-                assert cflag & termios.CSTOPB
-                # Character size and parity cannot be checked here: Linux ptys force CS8 without parity.
-                assert not lflag & (termios.ICANON | termios.ECHO | termios.ISIG)
-                assert not iflag & (termios.ICRNL | termios.IXON)
-        finally:
-            port.close()
+        async with await open_serial(port.path, baudrate=19200, bytesize=7, parity="E", stopbits=2) as stream:
+            assert isinstance(stream, trio.lowlevel.FdStream)
+            iflag, _oflag, cflag, lflag, ispeed, _ospeed, _cc = termios.tcgetattr(stream.fileno())
+            assert ispeed == termios.B19200
+            assert cflag & termios.CSTOPB
+            # Character size and parity cannot be checked here: Linux ptys force CS8 without parity.
+            assert not lflag & (termios.ICANON | termios.ECHO | termios.ISIG)
+            assert not iflag & (termios.ICRNL | termios.IXON)
 
 
 async def test_missing_port_is_a_clear_file_not_found(tmp_path: Path) -> None:
@@ -77,18 +67,13 @@ async def test_missing_port_is_a_clear_file_not_found(tmp_path: Path) -> None:
         assert "ttyUSB7" in str(info.value) and "not found" in str(info.value)
 
 
-async def test_a_port_in_use_is_refused(tmp_path: Path) -> None:
+async def test_a_port_in_use_is_refused(port: VirtualPort) -> None:
     with trio.fail_after(DEADLINE):
-        port = VirtualPort(tmp_path / "busy")
-        port.plug()
-        try:
-            async with await open_serial(port.path):
-                with pytest.raises(SerialPortError, match="lock"):
-                    await open_serial(port.path)
-            async with await open_serial(port.path):  # released on close
-                pass
-        finally:
-            port.close()
+        async with await open_serial(port.path):
+            with pytest.raises(SerialPortError, match="lock"):
+                await open_serial(port.path)
+        async with await open_serial(port.path):  # released on close
+            pass
 
 
 async def test_not_a_tty_is_refused(tmp_path: Path) -> None:
@@ -99,15 +84,10 @@ async def test_not_a_tty_is_refused(tmp_path: Path) -> None:
             await open_serial(str(plain))
 
 
-async def test_bad_settings_are_a_value_error(tmp_path: Path) -> None:
+async def test_bad_settings_are_a_value_error(port: VirtualPort) -> None:
     with trio.fail_after(DEADLINE):
-        port = VirtualPort(tmp_path / "bad")
-        port.plug()
-        try:
-            with pytest.raises(ValueError):
-                await open_serial(port.path, parity="X")
-        finally:
-            port.close()
+        with pytest.raises(ValueError):
+            await open_serial(port.path, parity="X")
 
 
 async def test_unplug_is_port_lost_for_reader_and_writer(tmp_path: Path) -> None:
@@ -152,17 +132,12 @@ async def test_replug_appears_at_the_same_path_on_a_new_pty(tmp_path: Path) -> N
             port.close()
 
 
-async def test_unread_counts_what_the_actor_has_not_read(tmp_path: Path) -> None:
+async def test_unread_counts_what_the_actor_has_not_read(port: VirtualPort) -> None:
     with trio.fail_after(DEADLINE):
-        port = VirtualPort(tmp_path / "queue")
-        port.plug()
-        try:
-            async with await open_serial(port.path) as stream:
-                await port.send(b"12345")
-                while port.unread() < 5:  # noqa: ASYNC110 - the bytes cross the pty asynchronously
-                    await trio.sleep(0.005)
-                assert await receive_exactly(stream, 5) == b"12345"
-                await port.wait_drained()
-                assert port.unread() == 0
-        finally:
-            port.close()
+        async with await open_serial(port.path) as stream:
+            await port.send(b"12345")
+            while port.unread() < 5:  # noqa: ASYNC110 - the bytes cross the pty asynchronously
+                await trio.sleep(0.005)
+            assert await receive_exactly(stream, 5) == b"12345"
+            await port.wait_drained()
+            assert port.unread() == 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from devices.serialport import SerialSettings
 from devices.sim.pty import VirtualPort
 from devices.sim.zvt import Fault, ZvtSimulator
 from devices.terminal import (
@@ -30,7 +31,8 @@ from devices.terminal import (
 from devices.zvt import StatusInformation
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
-from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
+from runtime.supervision import ChildSpec, Supervisor
+from tests.kit.devices import devices_supervisor
 
 DEADLINE = 20
 NAME = "terminal-1"
@@ -38,14 +40,7 @@ FULL_PAN = "4761739001010119"
 
 
 def supervised(terminal: ZvtTerminal, board: HealthBoard) -> Supervisor:
-    return Supervisor(
-        "devices",
-        [ChildSpec(NAME, terminal.run)],
-        backoff=Backoff(initial=0.02, cap=0.1),
-        intensity=Intensity(max_restarts=10_000, within=1.0),
-        escalate=False,
-        health=board,
-    )
+    return devices_supervisor(board, ChildSpec(NAME, terminal.run))
 
 
 @asynccontextmanager
@@ -488,7 +483,7 @@ async def zvt_serial(tmp_path: Path, **options: object) -> AsyncIterator[tuple[Z
     port.plug()
     board = HealthBoard()
     sim = ZvtSimulator()
-    terminal = ZvtTerminal(NAME, ZvtSerial(port.path), board, **options)  # type: ignore[arg-type]
+    terminal = ZvtTerminal(NAME, ZvtSerial(SerialSettings(port.path)), board, **options)  # type: ignore[arg-type]
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(sim.run_serial, port)

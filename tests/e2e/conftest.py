@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Processes
+from devtools.processes import Processes
 
 
 @pytest.fixture

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from devices.sim.zvt import ZvtSimulator
+from devtools.processes import Processes, storepos
 from protocol.frames import CardTender, Login, SaleState, Scan
-from tests.processes import STORE_TOML, Processes, storepos
-from tests.storenode.payment_kit import COFFEE, journaled
+from tests.kit.nodes import terminal_store
+from tests.kit.payments import COFFEE
+from tests.kit.waits import journaled
 from till.client import connect
 
-
-def terminal_store(folder: Path, port: int) -> Path:
-    """A store.toml (no central, SEK) whose lane 1 has the ZVT simulator on `port` as its terminal."""
-    config = folder / "store.toml"
-    config.write_text(
-        STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
-        + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
-    )
-    return config
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 
 async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_path: Path, procs: Processes) -> None:

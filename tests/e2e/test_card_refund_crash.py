@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from devices.sim.zvt import ZvtSimulator
+from devtools.processes import Processes, storepos
 from protocol.frames import CardTender, Error, Login, RefundOf, ReturnItem, SaleState, Scan
-from tests.e2e.test_card_crash import terminal_store
-from tests.processes import Processes, storepos
-from tests.storenode.payment_kit import COFFEE, journaled, until
+from tests.kit.nodes import terminal_store
+from tests.kit.payments import COFFEE
+from tests.kit.waits import journaled, until
 from till.client import connect
+
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 
 async def test_kill_9_during_a_card_refund_pays_back_once(tmp_path: Path, procs: Processes) -> None:

@@ -7,14 +7,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
+from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
 from protocol.gs1 import check_digit
 from runtime.database import open_connection
 from storenode.sync import replica
-from tests.processes import STORE_TOML, Processes, storepos
 from till.client import connect
+
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 ITEMS = 20_000
 CHUNK_ROWS = 50  # 1,200 chunks for 60,000 rows: a transfer long enough to be caught staging

@@ -21,6 +21,8 @@ from runtime.database import open_connection
 from storenode.sync import replica
 from storepos.demo import import_catalogue
 
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
+
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path, stop: signal.Signals) -> None:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import trio
 
+from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.affinity import available_cpus
-from tests.processes import STORE_TOML, Processes, storepos
 from till.client import connect
+
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"
 

@@ -15,7 +15,9 @@ import pytest
 
 from protocol.codec import FrameError, LinkCodec, TillCodec, decode_record, encode_record
 from protocol.frames import (
+    LINK_VERSION,
     PROTOCOL_VERSION,
+    QUESTIONS,
     Ack,
     ActorStatus,
     CancelSale,
@@ -24,36 +26,53 @@ from protocol.frames import (
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    CustomerAnswer,
+    CustomerQuestion,
     EndOfDay,
     Error,
     Event,
     EventBatch,
     ExchangeRate,
     Found,
+    GiftCardAnswer,
     GiftCardInfo,
     GiftCardMove,
+    GiftCardMoveQuestion,
     GiftCardQuery,
+    GiftCardQuestion,
     GiftCardState,
     GiftCardTender,
     Hello,
     InvoiceTender,
     ItemInfo,
     ItemSearch,
+    JournalAnswer,
+    JournalEntry,
+    JournalQuestion,
+    LanesAnswer,
+    LanesQuestion,
     Line,
     LinkError,
     LinkHello,
+    LinkMessage,
     LinkReply,
     LinkRequest,
     LinkWelcome,
     Login,
     Logout,
+    Ping,
+    Pong,
     PriceCheck,
+    Question,
+    RatesAnswer,
+    RatesQuestion,
     Receipt,
     RecordLine,
     RecordPayment,
     RecordTender,
     RecordVat,
     RefundOf,
+    Refusal,
     ResolvePayment,
     ReturnItem,
     SaleRecord,
@@ -64,6 +83,7 @@ from protocol.frames import (
     StartSale,
     Status,
     StatusRequest,
+    StockAnswer,
     StockAt,
     StockCount,
     StockInfo,
@@ -72,6 +92,7 @@ from protocol.frames import (
     StockMove,
     StockMovement,
     StockQuery,
+    StockQuestion,
     TerminalReport,
     TerminalTotal,
     Total,
@@ -416,6 +437,11 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
     ),
 ]
 
+GIFTCARD_MOVE = GiftCardMove(
+    move="m1", kind="redeem", card="GC-1", amount=1000, currency="SEK", store="S001", sale_id="s1", at=1_795_000_000_000
+)
+GIFTCARD_STATE = GiftCardState(card="GC-1", kind="giftcard", balance=4000, currency="SEK", amount=1000)
+
 LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "LinkHello",
@@ -492,6 +518,50 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         "CatalogNotice",
         CatalogNotice(version=14),
         "920a0e",
+    ),
+    # Typed questions and their answers (link version 2): `id` first, then the question's own fields.
+    ("Ping", Ping(id=7), "920b07"),
+    ("Pong", Pong(id=7), "920c07"),
+    ("Refusal", Refusal(id=8, message="no gift card GC-9"), "930d08b16e6f206769667420636172642047432d39"),
+    ("RatesQuestion", RatesQuestion(id=9, base="SEK"), "930e09a353454b"),
+    (
+        "RatesAnswer",
+        RatesAnswer(id=9, rates=[ExchangeRate(base="SEK", currency="EUR", rate=11_450_000, at=1_795_000_000_000)]),
+        "930f099194a353454ba3455552ce00aeb690cf000001a1ee565e00",
+    ),
+    ("CustomerQuestion", CustomerQuestion(id=10, customer="C-77"), "93100aa4432d3737"),
+    ("CustomerAnswer", CustomerAnswer(id=10, name="Acme AB"), "93110aa741636d65204142"),
+    (
+        "GiftCardMoveQuestion",
+        GiftCardMoveQuestion(id=11, move=GIFTCARD_MOVE),
+        "93120b99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c2",
+    ),
+    (
+        "GiftCardAnswer",
+        GiftCardAnswer(id=11, card=GIFTCARD_STATE),
+        "93130b97a447432d31a86769667463617264cd0fa0a353454bc3cd03e8a0",
+    ),
+    ("GiftCardQuestion", GiftCardQuestion(id=12, card="GC-1"), "93140ca447432d31"),
+    ("StockQuestion", StockQuestion(id=13, item="1001"), "93150da431303031"),
+    (
+        "StockAnswer",
+        StockAnswer(id=13, levels=[StockLevel(location="S002", item="1001", qty=30)]),
+        "93160d9193a453303032a4313030311e",
+    ),
+    ("LanesQuestion", LanesQuestion(id=14), "92170e"),
+    ("LanesAnswer", LanesAnswer(id=14, last={1: 42, 2: 7}), "93180e82012a0207"),
+    ("JournalQuestion", JournalQuestion(id=15, lane=1, after=40, limit=5000), "95190f0128cd1388"),
+    (
+        "JournalAnswer",
+        JournalAnswer(
+            id=15,
+            lane=1,
+            entries=[
+                JournalEntry(receipt_no=41, hash=b"\x01\x02", pending=False),
+                JournalEntry(receipt_no=42, hash=b"\xff", pending=True),
+            ],
+        ),
+        "941a0f01929329c4020102c2932ac401ffc3",
     ),
 ]
 
@@ -770,9 +840,27 @@ def test_default_fields_are_omitted_on_till_frames() -> None:
 
 
 def test_link_frame_default_version_is_encoded() -> None:
-    # Array-like frames always carry every field, defaults included (here version 1).
-    assert PROTOCOL_VERSION == 1
-    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f726501"
+    # Array-like frames always carry every field, defaults included (here link version 2).
+    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 2
+    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f726502"
+
+
+def test_a_hello_of_link_version_1_still_decodes() -> None:
+    """Stores from before typed questions said hello with version 1 (the default then): central must
+    still read it, to refuse it by version with a clear error rather than as an undecodable frame."""
+    old = LinkCodec().decode(bytes.fromhex("9401a453303031a573746f726501"))
+    assert old == LinkHello(node="S001", role="store", version=1)
+    old_welcome = LinkCodec().decode(bytes.fromhex("9302a763656e7472616c80"))
+    assert old_welcome == LinkWelcome(node="central", acked={}, version=LINK_VERSION)  # without a version: ours
+
+
+def test_question_registry_names_each_answer() -> None:
+    assert QUESTIONS[RatesQuestion] is RatesAnswer and QUESTIONS[GiftCardQuestion] is GiftCardAnswer
+    assert QUESTIONS[Ping] is Pong and QUESTIONS[JournalQuestion] is JournalAnswer
+    questions = {type(f) for _, f, _ in LINK_FRAMES if isinstance(f, Question)}
+    assert questions == set(QUESTIONS), "every question is registered with its answer, and has a golden"
+    tags = [c.__struct_config__.tag for c in LinkMessage.__args__]
+    assert len(tags) == len(set(tags)), "a link tag is used twice"
 
 
 # -------------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # a real writer process killed with SIGKILL
 def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     """A write whose caller was answered is on disk, whatever instant the process dies at.
 
@@ -164,16 +165,17 @@ async def test_work_queued_while_the_actor_restarts_is_done_by_the_next_run(tmp_
             await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (1, 'a')"))
             first.cancel_scope.cancel()  # the supervisor stops it, e.g. a one-for-all restart
         results: list[int] = []
+        answered = trio.Event()
 
         async def while_down() -> None:
             results.append(await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (2, 'b')").rowcount))
+            answered.set()
 
         async with trio.open_nursery() as second:
             second.start_soon(while_down)
             await trio.sleep(0.05)  # queued with no thread running
             await second.start(db.run)  # the old run's stop sign must not stop this one
-            while not results:  # noqa: ASYNC110 - the caller's task reports by appending; nothing to wait on
-                await trio.sleep(0.01)
+            await answered.wait()
             assert await db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM t ORDER BY id")]) == [1, 2]
             second.cancel_scope.cancel()
     assert results == [1]
@@ -211,9 +213,11 @@ async def test_writers_beyond_capacity_wait_for_a_slot_and_a_cancelled_one_queue
         async with trio.open_nursery() as nursery:
             await nursery.start(db.run)
             first: list[int] = []
+            answered = trio.Event()
 
             async def holder() -> None:
                 first.append(await db.write(blocking))
+                answered.set()
 
             nursery.start_soon(holder)
             await trio.sleep(0.05)  # the holder has the only slot; its job blocks the thread
@@ -225,8 +229,7 @@ async def test_writers_beyond_capacity_wait_for_a_slot_and_a_cancelled_one_queue
                 await db.write(lambda c: c.execute("INSERT INTO t (id, v) VALUES (3, 'never')"))
             assert scope.cancelled_caught
             release.set()
-            while not first:  # noqa: ASYNC110 - the holder reports by appending; nothing to wait on
-                await trio.sleep(0.01)
+            await answered.wait()
             assert await db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM t ORDER BY id")]) == [1]
             nursery.cancel_scope.cancel()
     assert first == [1]

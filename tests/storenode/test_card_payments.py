@@ -12,18 +12,10 @@ import trio
 
 from protocol.frames import CancelSale, CardTender, CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
 from storenode.app import StoreNode
-from tests.storenode.payment_kit import (
-    BUTTER,
-    COFFEE,
-    FULL_PAN,
-    MILK,
-    journal,
-    next_receipt,
-    pay_by_card,
-    selling,
-    sim_terminal,
-    start_store,
-)
+from tests.kit.journal import journal
+from tests.kit.nodes import start_store
+from tests.kit.payments import BUTTER, COFFEE, FULL_PAN, MILK, pay_by_card, selling, sim_terminal
+from tests.kit.waits import next_receipt
 from till.client import connect
 
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
+import pytest
 import trio
 
 from central.app import CentralNode
 from central.registers import imports
-from central.registers.catalog import Barcode, Item, Price, Till, TillConfig, VatRate
+from central.registers.catalog import Price, Till, TillConfig
 from central.registers.catalog import Store as CentralStore
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CashTender,
     Error,
@@ -32,52 +32,13 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
-from tests.central.test_distribute import write
-from tests.chaos.proxy import ChaosProxy, Faults
-from tests.conftest import T0, make_store_config, poll_until
+from tests.kit.catalog import commit
+from tests.kit.catalog import seed_central as seed
+from tests.kit.nodes import HOUR, T0, stoppable, store_node
+from tests.kit.waits import offline
 from till.client import connect
 
-HOUR = 3_600_000
 MILK = "7310000000010"  # in the demo catalogue file every test store starts from
-
-
-def central_write(central: CentralNode, kind: str, rows: list[Any]) -> int:
-    """Commit rows as `storepos central import` does: another process's connection to central's file."""
-    conn = imports.open_catalog(central.db.path, create=False)
-    try:
-        return write(conn, kind, rows)
-    finally:
-        conn.close()
-
-
-async def commit(central: CentralNode, kind: str, rows: list[Any]) -> int:
-    return await trio.to_thread.run_sync(central_write, central, kind, rows)
-
-
-async def seed(central: CentralNode, count: int) -> int:
-    await commit(central, "vat-rates", [VatRate(code="A", rate=1200)])
-    items = [Item(item=f"{n:04}", name=f"Item {n}", vat_rate=1200) for n in range(count)]
-    items[0] = Item(item="0000", name="Beer", vat_rate=1200, popup="Check age: 18+", info="Lager 5%")
-    await commit(central, "items", items)
-    await commit(central, "barcodes", [Barcode(code=f"{n:07}", item=f"{n:04}") for n in range(count)])
-    prices = [Price(item=f"{n:04}", price=1000 + n, currency="SEK") for n in range(count)]
-    return await commit(central, "prices", prices)
-
-
-async def stoppable(
-    scope: trio.CancelScope, run: Callable[..., Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Run a node under `scope`, so a test can stop it (and only it) by cancelling the scope."""
-    with scope:
-        await run(task_status=task_status)
-
-
-def store_node(
-    tmp_path: Path, central: CentralNode, store: str, clock: FixedClock | None = None, *, url: str = ""
-) -> StoreNode:
-    """Store `store` linked to `central` (or to `url`, a proxy in front of it), its data in its own folder."""
-    config = make_store_config(tmp_path / store, central_url=url or central.url)
-    return StoreNode(msgspec.structs.replace(config, store=store), clock=clock or FixedClock(T0))
 
 
 async def scan_price(store: StoreNode, code: str) -> int | Error:
@@ -98,7 +59,8 @@ async def test_a_price_change_at_central_reaches_both_connected_stores(
         await nursery.start(one.run)
         await nursery.start(two.run)
         first = await seed(central, 20)
-        await poll_until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == first)
+        await one.catalog_follower.wait_version(first)
+        await two.catalog_follower.wait_version(first)
         assert await scan_price(one, "0000005") == 1005
         assert isinstance(await scan_price(one, MILK), Error)  # the file's seed is gone: central's data rules
 
@@ -110,7 +72,8 @@ async def test_a_price_change_at_central_reaches_both_connected_stores(
                 Price(item="0005", store="S001", price=1400, currency="SEK"),
             ],
         )
-        await poll_until(lambda: one.catalog_follower.view.version == two.catalog_follower.view.version == changed)
+        await one.catalog_follower.wait_version(changed)
+        await two.catalog_follower.wait_version(changed)
         assert (await scan_price(one, "0000005"), await scan_price(two, "0000005")) == (1400, 1500)
         status = await one.status()
         assert (status.replica, status.central_catalog, status.behind_since) == (changed, changed, 0)
@@ -124,14 +87,14 @@ async def test_a_store_away_during_a_change_catches_up_when_it_returns(
         away = store_node(tmp_path, central, "S002")
         async with trio.open_nursery() as running:
             await running.start(away.run)
-            await poll_until(lambda: away.catalog_follower.view.version == first)
+            await away.catalog_follower.wait_version(first)
             running.cancel_scope.cancel()
         changed = await commit(central, "prices", [Price(item="0003", price=3333, currency="SEK")])
 
         back = store_node(tmp_path, central, "S002")  # same data directory: the replica is at `first`
         await nursery.start(back.run)
         assert back.catalog_follower.view.version in (first, changed)
-        await poll_until(lambda: back.catalog_follower.view.version == changed)
+        await back.catalog_follower.wait_version(changed)
         assert back.catalog_follower.resumed == 0  # a delta from `first`, not a resumed snapshot
         assert await scan_price(back, "0000003") == 3333
 
@@ -149,9 +112,9 @@ async def test_a_campaign_starts_and_ends_on_the_store_clock_with_central_gone(t
             version = await commit(
                 central, "prices", [Price(item="0001", starts=T0 + HOUR, ends=T0 + 2 * HOUR, price=5, currency="SEK")]
             )
-            await poll_until(lambda: store.catalog_follower.view.version == version)
+            await store.catalog_follower.wait_version(version)
             central_running.cancel()
-            await poll_until(lambda: not store.link.online)
+            await offline(store)
             assert await scan_price(store, "0000001") == 1001
             clock.advance(HOUR)
             assert await scan_price(store, "0000001") == 5
@@ -177,7 +140,7 @@ async def test_a_transfer_cut_mid_stream_keeps_selling_the_last_version_and_resu
         await central.ingest.links["S001"].ws.aclose()  # the line drops mid-snapshot
         assert store.catalog_follower.view.version == 0
         assert await scan_price(store, MILK) == 1590  # still selling from the last good version
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         assert store.catalog_follower.resumed >= 1
         assert await scan_price(store, "0000149") == 1149
         assert await store.db.read(staging) == (None, 0)
@@ -190,7 +153,7 @@ async def test_tills_search_check_prices_and_see_pop_ups(
         store = store_node(tmp_path, central, "S001")
         await nursery.start(store.run)
         version = await seed(central, 12)
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         async with connect(store.url, lane=1, till="T1") as till:
             found = await till.request(ItemSearch(text="ite 1", limit=5))
             assert isinstance(found, SearchResult)
@@ -237,7 +200,7 @@ async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
                 )
             ],
         )
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         tills = await store.db.read(lambda c: c.execute("SELECT store, till FROM tills").fetchall())
         assert tills == [("S001", "T1")]  # another store's tills stay at central
         async with connect(store.url, lane=1, till="T1") as till:
@@ -251,6 +214,7 @@ async def test_central_till_configuration_sets_receipt_texts_and_quick_keys(
             assert "Chain header" not in receipt.text  # the store's own configuration wins
 
 
+@pytest.mark.e2e  # a chaos run: the proxy duplicating and reordering a long transfer
 async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catalogue(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:
@@ -263,11 +227,11 @@ async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catal
         version = await seed(central, 120)
         store = store_node(tmp_path, central, "S001", url=proxy.url)
         await nursery.start(store.run)
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         changed = await commit(
             central, "prices", [Price(item=f"{n:04}", price=7, currency="SEK") for n in range(0, 120, 3)]
         )
-        await poll_until(lambda: store.catalog_follower.view.version == changed)
+        await store.catalog_follower.wait_version(changed)
     assert proxy.stats.duplicates > 0
 
     def rows(c: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
@@ -289,7 +253,7 @@ async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_sam
         async with trio.open_nursery() as first:
             store = store_node(tmp_path, central, "S001")
             await first.start(store.run)
-            await poll_until(lambda: store.catalog_follower.view.version == version)
+            await store.catalog_follower.wait_version(version)
             first.cancel_scope.cancel()
         other = CentralNode(tmp_path / "other" / "central.db", port=0)
         await nursery.start(other.run)
@@ -313,7 +277,7 @@ async def test_a_campaign_deleted_at_central_is_dropped_by_the_store(
         version = await commit(
             central, "prices", [Price(item="0001", starts=T0 - HOUR, ends=T0 + HOUR, price=5, currency="SEK")]
         )
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         assert await scan_price(store, "0000001") == 5
         mistake = tmp_path / "mistake.csv"
         mistake.write_text(f"item,start,end\n0001,{T0 - HOUR},{T0 + HOUR}\n")
@@ -327,5 +291,5 @@ async def test_a_campaign_deleted_at_central_is_dropped_by_the_store(
 
         count, deleted = await trio.to_thread.run_sync(delete)
         assert count == 1
-        await poll_until(lambda: store.catalog_follower.view.version == deleted)
+        await store.catalog_follower.wait_version(deleted)
         assert await scan_price(store, "0000001") == 1001  # the chain price again

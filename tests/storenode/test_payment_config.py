@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.serialport import SerialSettings
 from devices.terminal import ZvtSerial, ZvtTcp, ZvtTerminal
 from runtime.health import HealthBoard
 from storenode import peripherals
@@ -31,7 +32,7 @@ def test_terminals_on_tcp_and_serial_are_built_per_lane(tmp_path: Path) -> None:
     one, two = lanes[1].terminal, lanes[2].terminal
     assert isinstance(one, ZvtTerminal) and isinstance(two, ZvtTerminal)
     assert one._transport == ZvtTcp("10.0.0.5", 20007) and lanes[1].payment_timeout == 90
-    assert two._transport == ZvtSerial("/dev/ttyUSB3") and two.password == "123456"
+    assert two._transport == ZvtSerial(SerialSettings("/dev/ttyUSB3")) and two.password == "123456"
     assert [s.name for s in specs] == ["terminal-1", "terminal-2"]
 
 

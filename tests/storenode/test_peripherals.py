@@ -12,7 +12,7 @@ from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan, 
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import load_config
-from tests.storenode.payment_kit import until
+from tests.kit.waits import until
 from till.client import connect
 
 MILK, BANANAS, COFFEE = "7310000000010", "7310000000058", "7310000000034"

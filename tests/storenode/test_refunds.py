@@ -25,20 +25,10 @@ from protocol.frames import (
     Scan,
 )
 from storenode.journal import chain
-from tests.storenode.payment_kit import (
-    BUTTER,
-    COFFEE,
-    MILK,
-    balance_of,
-    journal,
-    next_receipt,
-    online,
-    pay_by_card,
-    selling,
-    sim_terminal,
-    start_store,
-    until,
-)
+from tests.kit.journal import journal
+from tests.kit.nodes import start_store
+from tests.kit.payments import BUTTER, COFFEE, MILK, balance_of, pay_by_card, selling, sim_terminal
+from tests.kit.waits import next_receipt, online, until
 from till.client import TillClient, connect
 
 

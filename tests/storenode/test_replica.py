@@ -15,10 +15,8 @@ from protocol.frames import CatalogChunk, CatalogPull
 from runtime.database import migrate, open_connection
 from storenode.schema import MIGRATIONS
 from storenode.sync import replica
-from tests.central.test_distribute import read, seed, write
-
-T0 = 1_795_000_000_000
-HOUR = 3_600_000
+from tests.kit.catalog import read, seed, write
+from tests.kit.nodes import HOUR, T0
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from central.app import CentralNode
 from central.registers import sales
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan, Total, VoidLine
 from storenode.app import StoreNode
+from tests.kit.waits import drained
 from till.client import connect
 
 MILK, BUTTER, COFFEE = "7310000000010", "7310000000027", "7310000000034"
@@ -33,9 +34,6 @@ async def test_sale_end_to_end(store: StoreNode, central: CentralNode) -> None:
             assert isinstance(receipt, Receipt), receipt
             assert (receipt.receipt_no, receipt.change) == (1, 9800)
             assert "TOTAL" in receipt.text and "Change" in receipt.text
-        while True:
-            got = await central.db.read(sales.summaries)
-            if got:
-                break
-            await trio.sleep(0.05)
+        await drained(store)  # the sale travels in the outbox; central acknowledges it once stored
+        got = await central.db.read(sales.summaries)
         assert got[0].store == "S001" and got[0].sales == 1 and got[0].total == 2 * 1590 + 6995

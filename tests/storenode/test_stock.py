@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from central.app import CentralNode
 from central.registers import stock as central_stock
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CashTender,
     Error,
@@ -24,17 +26,11 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.chaos.proxy import ChaosProxy, Faults
-from tests.conftest import make_store_config
+from tests.kit.nodes import make_store_config
+from tests.kit.waits import drained
 from till.client import TillClient, connect
 
 COFFEE = "7310000000034"  # item 1003
-
-
-async def drained(*stores: StoreNode) -> None:
-    for store in stores:
-        while (await store.status()).outbox or not store.link.online:  # noqa: ASYNC110 - no event for it
-            await trio.sleep(0.05)
 
 
 async def ask(till: TillClient, command: object) -> object:
@@ -103,6 +99,7 @@ async def test_offline_the_till_gets_a_clear_answer_not_a_hang(tmp_path: Path, n
             assert a.state.backlog == 2  # the sale and its stock movement wait for central
 
 
+@pytest.mark.e2e  # seconds of real heartbeats through the chaos proxy
 async def test_a_silent_link_is_declared_down_and_recovers(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:

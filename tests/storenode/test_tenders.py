@@ -10,6 +10,7 @@ import trio
 
 from central.app import CentralNode
 from central.registers import customers, giftcards, rates
+from devtools.chaos.proxy import ChaosProxy, Faults
 from protocol.frames import (
     CancelSale,
     CashTender,
@@ -28,9 +29,10 @@ from protocol.money import parse_rate
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
 from storenode.lanes.saved import load_state
-from tests.chaos.proxy import ChaosProxy, Faults
-from tests.conftest import T0
-from tests.storenode.payment_kit import COFFEE, MILK, balance_of, journal, online, selling, start_store, until
+from tests.kit.journal import journal
+from tests.kit.nodes import T0, start_store
+from tests.kit.payments import COFFEE, MILK, balance_of, selling
+from tests.kit.waits import drained, online, until
 from till.client import connect
 
 
@@ -76,8 +78,8 @@ async def test_gift_card_split_with_cash_and_a_cancel_gives_the_card_its_money_b
             assert state.tenders[0].kind == "giftcard" and "0.00 left" in state.message
             cancelled = await till.request(CancelSale())
             assert isinstance(cancelled, Receipt)
-            while await balance_of(central, "GC-2") != 5000:  # noqa: ASYNC110 - the void travels in the outbox
-                await trio.sleep(0.05)
+            await drained(store)  # the void travels in the outbox
+            assert await balance_of(central, "GC-2") == 5000
             await until(till, lambda s: s.status == "ready")
             await till.request(Scan(code=MILK))
             state = await till.request(GiftCardTender(card="GC-2", amount=1000))
@@ -110,11 +112,8 @@ async def test_offline_gift_cards_follow_the_policy_and_reconcile_with_an_overdr
             assert isinstance(receipt, Receipt)
         await nursery.start(central.run)
         await central.db.write(lambda c: giftcards.issue(c, "GC-3", "giftcard", 2500, "SEK", at=0))
-        while True:  # the offline redemption travels in the outbox once central is up
-            found = await central.db.read(giftcards.overdrafts)
-            if found:
-                break
-            await trio.sleep(0.05)
+        await drained(store)  # the offline redemption travels in the outbox once central is up
+        found = await central.db.read(giftcards.overdrafts)
     (overdraft,) = found
     assert (overdraft.card, overdraft.store, overdraft.taken, overdraft.overdraft) == ("GC-3", "S001", 4000, 1500)
     assert await balance_of(central, "GC-3") == 0
@@ -186,8 +185,8 @@ async def test_a_store_that_dies_waiting_for_a_gift_card_answer_voids_the_move_o
         assert await balance_of(central, "GC-9") == 0  # central did redeem
 
         store = await start_store(tmp_path, nursery, central.url)  # restarted, central reachable again
-        while await balance_of(central, "GC-9") != 5000:  # noqa: ASYNC110 - the void travels in the outbox
-            await trio.sleep(0.05)
+        await drained(store)  # the void travels in the outbox
+        assert await balance_of(central, "GC-9") == 5000
         async with connect(store.url, lane=1, till="T1") as till:
             assert till.state is not None and till.state.status in ("open", "tender")
             assert till.state.paid == 0 and till.state.due == 6995  # nothing counted as paid

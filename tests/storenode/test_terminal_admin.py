@@ -20,16 +20,10 @@ from protocol.frames import (
     SetAside,
     TerminalReport,
 )
-from tests.storenode.payment_kit import (
-    COFFEE,
-    MILK,
-    journal,
-    next_receipt,
-    selling,
-    sim_terminal,
-    start_store,
-    until,
-)
+from tests.kit.journal import journal
+from tests.kit.nodes import start_store
+from tests.kit.payments import COFFEE, MILK, selling, sim_terminal
+from tests.kit.waits import next_receipt, until
 from till.client import TillClient, connect
 
 

@@ -40,8 +40,8 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import T0, make_store_config, poll_until
-from tests.storenode.test_distribution import HOUR, commit
+from tests.kit.catalog import commit
+from tests.kit.nodes import HOUR, T0, make_store_config
 from till.terminal import InputError, parse, run_till, show, show_state
 
 
@@ -97,6 +97,7 @@ async def test_scripted_session(store: StoreNode, tmp_path: Path) -> None:
     assert "never" not in text  # quit ended the script
 
 
+@pytest.mark.e2e  # seconds of the till's real reconnect backoff
 async def test_unreachable_store_gives_up_with_a_message(tmp_path: Path) -> None:
     out: list[str] = []
     with trio.fail_after(30):
@@ -225,7 +226,7 @@ async def test_a_campaign_from_central_ends_in_the_store_zone(
                 Price(item="1021", starts=T0 - HOUR, ends=T0 + HOUR, price=1295, currency="SEK"),
             ],
         )
-        await poll_until(lambda: store.catalog_follower.view.version == version)
+        await store.catalog_follower.wait_version(version)
         script = tmp_path / "s.txt"
         script.write_text(f"price {LAGER}\n")
         out: list[str] = []

@@ -20,11 +20,11 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.registers import sales
+from devtools.chaos.proxy import ChaosProxy, Faults
+from devtools.processes import Processes
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
 from storenode.journal import chain as journal_chain
-from tests.chaos.proxy import ChaosProxy, Faults
-from tests.processes import Processes
 from till.client import TillDisconnected, connect
 
 CODES = ["7310000000010", "7310000000027", "7310000000034", "7310000000171", "7310000000089"]
@@ -226,7 +226,7 @@ def check(folder: Path, store: str, receipts: dict[str, int]) -> list[str]:
             problems.append(f"stock differs: store {stock_here} central {stock_there}")
         if {k: v for k, v in moved.items() if v} != stock_there:
             problems.append(f"central's stock is not the sum of its deltas: {moved} vs {stock_there}")
-        sold = Counter()
+        sold: Counter[str] = Counter()
         for _, _, _, body, _ in journal:
             r = decode_record(body)
             if r.kind == "sale":
