@@ -9,18 +9,17 @@ from pathlib import Path
 import pytest
 import trio
 
+from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.database import open_connection
 from storenode.lanes import statefile
 from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import load_saved
-from tests.processes import STORE_TOML, Processes, storepos
-from tests.storenode.payment_kit import journal_at
+from tests.kit.journal import journal_at
+from tests.kit.payments import BUTTER, COFFEE, MILK
 from till.client import connect
 
-MILK, BUTTER, COFFEE = "7310000000010", "7310000000027", "7310000000034"
-
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
 
 def lane_row(db: Path) -> tuple[int, LaneState]:

@@ -19,8 +19,9 @@ from storenode.app import StoreNode
 from storenode.lanes import basket, statefile
 from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import load_saved, save_state
-from tests.conftest import make_store_config
-from tests.storenode.payment_kit import COFFEE, MILK, journal, start_store
+from tests.kit.journal import journal
+from tests.kit.nodes import make_store_config, start_store
+from tests.kit.payments import COFFEE, MILK
 from till.client import connect
 
 
