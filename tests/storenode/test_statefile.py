@@ -176,3 +176,15 @@ async def test_a_lane_without_its_file_saves_scans_through_the_database(tmp_path
     with trio.fail_after(30):
         store = await scanned_then_stopped(tmp_path, central, MILK)
         assert [x.code for x in row(store.config.db_path)[1].lines] == [MILK]
+
+
+async def test_a_failed_append_saves_the_scan_through_the_database(
+    tmp_path: Path, central: CentralNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(self: statefile.StateFile, base: int, state: LaneState) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(statefile.StateFile, "append", full)
+    with trio.fail_after(30):
+        store = await scanned_then_stopped(tmp_path, central, MILK, COFFEE)
+        assert [x.code for x in row(store.config.db_path)[1].lines] == [MILK, COFFEE]
