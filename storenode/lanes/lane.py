@@ -3,9 +3,10 @@
 Each command computes the new lane state as a pure function, persists it in the same database job
 (so a `kill -9` at any instant leaves either the old or the new basket on disk), and only then adopts
 it and pushes it to the attached tills. A completed sale is appended to the journal and queued for
-central in one durable transaction before the till hears "done". A plain scan is persisted to the
-lane's state file instead (statefile.py: the same promise against `kill -9`, without the hop to the
-database thread that would cost half of the scan's round trip).
+central in one durable transaction before the till hears "done". A change that is not a refund and
+needs nothing else written with it (a scan, a login, a total: `_save`) is persisted to the lane's state
+file instead (statefile.py: the same promise against `kill -9`, without the hop to the database
+thread that would cost half of a scan's round trip).
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ class Lane:
         return await self.ctx.db.read(job)
 
     async def _keep(self, new: LaneState) -> None:
-        """Make a scan's new state survive `kill -9` before anyone hears of it, without a database hop.
+        """Make the lane's new state (a scan, a login, a total...) survive `kill -9` before anyone hears of it,
+        without a database hop.
 
         Appended to the lane's state file with the row's save counter it builds on (read here on the
         lane's reader: only this lane's actor saves its row, and no save of it is in flight while the actor
@@ -284,7 +286,7 @@ class Lane:
         return format_money(amount, self.currency)
 
     async def _save(self, new: LaneState, *, ref: int, message: str = "") -> None:
-        await self.ctx.db.write(lambda c: save_state(c, new))
+        await self._keep(new)
         self.state = new
         self._publish(ref=ref, message=message)
 
