@@ -7,6 +7,8 @@ only from its own worker thread, and the thread hop alone costs about half of a 
 returns, the kernel owns them, and they outlive the process whatever kills it. Neither survives a power
 cut: the database commits these saves with WAL and synchronous=NORMAL (runtime/database.py), which does
 not fsync either; the completed sale, which must survive one, still commits durably through the database.
+A write of a few hundred bytes into the page cache does not wait for the disk, so the event loop can
+make it; a lane whose file cannot be written saves through the database instead.
 
 The format: records appended one after another, each
 
