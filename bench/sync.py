@@ -10,10 +10,10 @@ process serving every store of the chain at once. Both are measured with the rea
 floor measured in the same run on the same (shared, noisy, 2-core) machine, because an absolute
 number alone cannot say whether the code or the machine was slow.
 
-Replay. A store.db holding `--sales` completed sales still in the outbox is produced with the code a
-lane runs when it closes a sale (Lane._close's job: chain.append of basket.record, outbox.enqueue of
-the journal body, stock.record of stock.sale_movements, save_state), 1,000 sales per transaction,
-spread over 4 lanes, items looked up in the demo catalogue through the replica. That preparation is
+Replay. A store.db holding `--sales` completed sales still in the outbox is produced with the job a
+lane runs when it closes a sale (storenode.lanes.closing.close_sale: chain.append of basket.record,
+outbox.enqueue of the journal body, stock.record of stock.sale_movements, save_state), 1,000 sales per
+transaction, spread over 4 lanes, items looked up in the demo catalogue through the replica. That preparation is
 timed but is not the figure. Then a real central and a real store node start; the figure is the time
 from starting the store until its status (polled every 0.2 s over the till gateway) says outbox 0 and
 link online. Afterwards: central holds exactly N sales of the store with N distinct (lane, receipt),
@@ -104,14 +104,10 @@ from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
 from protocol.websocket import dial
 from runtime.database import migrate, open_connection
-from storenode import stock
-from storenode.journal import chain
-from storenode.lanes import basket
+from storenode.lanes import basket, closing
 from storenode.lanes.basket import READY, Item, LaneState
-from storenode.lanes.lane import JOURNAL_STREAM
-from storenode.lanes.saved import save_state
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
-from storenode.sync import outbox, replica
+from storenode.sync import replica
 from storenode.sync.link import STREAMS
 from till.client import TillDisconnected, connect
 
@@ -200,8 +196,8 @@ class Prep(msgspec.Struct):
 
 
 def prepare_store(db: Path, sales: int, seed: int) -> Prep:
-    """A store.db with `sales` closed sales, all still in the outbox, written exactly as Lane._close's
-    database job writes them, in transactions of PREP_TX sales."""
+    """A store.db with `sales` closed sales, all still in the outbox, written by the lane's own sale-close
+    job (closing.close_sale), in transactions of PREP_TX sales."""
     started = time.perf_counter()
     catalog, codes = catalog_codes()
     conn = open_connection(db)
@@ -221,24 +217,10 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                 state, tendered = ring_up(
                     rng, lane, now, codes, lambda code, at=now: replica.lookup(conn, code, STORE, "SEK", at)
                 )
-                chain.append(
-                    conn,
-                    lane,
-                    lambda no, state=state, now=now, tendered=tendered: basket.record(
-                        state,
-                        store=STORE,
-                        receipt_no=no,
-                        kind="sale",
-                        currency=CURRENCY,
-                        closed_at=now,
-                        tendered=tendered,
-                    ),
-                    lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, "sale", body),
+                closed = closing.close_sale(
+                    conn, state, store=STORE, currency=CURRENCY, kind="sale", closed_at=now, tendered=tendered
                 )
-                for movement in stock.sale_movements(STORE, state.sale_id, now, state.lines):
-                    stock.record(conn, movement)
-                    lines += len(movement.lines)
-                save_state(conn, basket.cleared(state))
+                lines += sum(len(movement.lines) for movement in closed.movements)
             conn.execute("COMMIT")
         counts = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
         sizes = dict(conn.execute("SELECT stream, SUM(LENGTH(body)) FROM outbox GROUP BY stream").fetchall())

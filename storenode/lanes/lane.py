@@ -3,20 +3,28 @@
 Each command computes the new lane state as a pure function, persists it in the same database job
 (so a `kill -9` at any instant leaves either the old or the new basket on disk), and only then adopts
 it and pushes it to the attached tills. A completed sale is appended to the journal and queued for
-central in one durable transaction before the till hears "done". A change that is not a refund and
-needs nothing else written with it (a scan, a login, a total: `_save`) is persisted to the lane's state
-file instead (statefile.py: the same promise against `kill -9`, without the hop to the database
-thread that would cost half of a scan's round trip).
+central in one durable transaction before the till hears "done" (storenode.lanes.closing). A change
+that is not a refund and needs nothing else written with it (a scan, a login, a total: `_save`) is
+persisted to the lane's state file instead (statefile.py: the same promise against `kill -9`, without
+the hop to the database thread that would cost half of a scan's round trip).
+
+The lane owns its sale: this module is the only one that reads or replaces a lane's state and acts on
+it. The basket's changes, payments, refunds to tenders and the terminal's administration are decisions
+(storenode.lanes.basket, payments, terminal_admin): plain functions of the state and what the lane read
+or heard for them, answering with the next state and the effects to carry out (storenode.lanes.effects),
+which `_apply` carries out in one place. What must wait on the world beside the lane (a card call, the
+terminal's end of day) runs as a task here and comes back through the mailbox (MoneyDone, TerminalDone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -25,6 +33,7 @@ import trio
 
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
+from devices.terminal import PaymentResult, PaymentTerminal
 from protocol import gs1, link
 from protocol.frames import (
     CancelSale,
@@ -39,11 +48,10 @@ from protocol.frames import (
     Logout,
     QuickKey,
     Receipt,
-    RecordTender,
+    RecordPayment,
     RefundOf,
     ResolvePayment,
     ReturnItem,
-    SaleRecord,
     SaleState,
     Scan,
     SetAside,
@@ -53,7 +61,7 @@ from protocol.frames import (
     StockLine,
     StockMove,
     StockMovement,
-    Stream,
+    TerminalReport,
     TillFrame,
     Total,
     VoidLine,
@@ -66,19 +74,26 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
-from storenode.journal import chain
-from storenode.lanes import basket, payments, refunds, statefile, terminal_admin
+from storenode.lanes import basket, closing, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
-from storenode.lanes.payments import MoneyDone
+from storenode.lanes.effects import (
+    Close,
+    ContinueCancel,
+    Effect,
+    Publish,
+    Refuse,
+    Save,
+    SetAsideAtTerminal,
+    StartCard,
+    StartEndOfDay,
+)
 from storenode.lanes.saved import load_saved, save_state, saved_seq
-from storenode.lanes.terminal_admin import TerminalDone
 from storenode.peripherals import LaneDevices, receipt_layout
-from storenode.sync import outbox, replica
+from storenode.sync import replica
 from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-JOURNAL_STREAM = Stream.JOURNAL
 SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
@@ -116,6 +131,21 @@ class Republish:
     """Something outside the sale changed (the central link): show the tills the lane again."""
 
 
+@dataclass
+class MoneyDone:
+    """The outcome of a card call that ran beside the lane."""
+
+    result: PaymentResult
+
+
+@dataclass
+class TerminalDone:
+    """The end of day ran beside the lane: its report (or why there is none) for the till that asked."""
+
+    frame: TerminalReport | Error
+    conn: Subscriber | None
+
+
 LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
 Ask = link.Ask
 
@@ -147,17 +177,17 @@ class Lane:
         self._pin_failures = 0
         self._locked_until = 0.0
         self._nursery: trio.Nursery | None = None
-        self.money_running = False
+        self._money_running = False  # a card call or the terminal's end of day is running beside the lane
         self._reader: sqlite3.Connection | None = None  # scans look up here, on the event loop (see _read)
-        self._file: statefile.StateFile | None = None  # scans are kept here (see _keep)
+        self._file: statefile.StateFile | None = None  # plain saves are kept here (see _persist)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             self.state = await self._load()
             async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
                 self._nursery = nursery
-                self.money_running = False
-                await payments.recover(self)
+                self._money_running = False
+                await self._recover()
                 self._publish(message="lane restarted" if self.subscribers else "")
                 task_status.started()
                 await serve(self.mailbox, self._handle)
@@ -171,7 +201,7 @@ class Lane:
 
         A record that wins is saved to the row at once and only then is the file emptied: a crash in
         between loads the same state again (the row's counter now outranks the file). From here on the
-        file holds only what comes after the row, which is what `_keep` relies on."""
+        file holds only what comes after the row, which is what `_persist` relies on."""
         seq, state = await self.ctx.db.read(lambda c: load_saved(c, self.number))
         kept: statefile.Kept | None = None
         try:
@@ -222,7 +252,7 @@ class Lane:
                 self._drop_reader()
         return await self.ctx.db.read(job)
 
-    async def _keep(self, new: LaneState) -> None:
+    async def _persist(self, new: LaneState) -> None:
         """Make the lane's new state (a scan, a login, a total...) survive `kill -9` before anyone hears of it,
         without a database hop.
 
@@ -241,16 +271,18 @@ class Lane:
                 self._drop_file()
         await self.ctx.db.write(lambda c: save_state(c, new))
 
-    def start_money(self, call: Callable[..., Awaitable[None]], *args: object) -> None:
-        """Run a money call beside the lane; it reports back through the mailbox (MoneyDone)."""
+    def _start_money(self, call: Callable[[], Awaitable[LaneRequest | None]]) -> None:
+        """Run a money call beside the lane; what it comes back with goes through the mailbox."""
         assert self._nursery is not None
 
         async def running() -> None:
-            self.money_running = True
+            self._money_running = True
             try:
-                await call(self, *args)
+                done = await call()
+                if done is not None:
+                    await self.mailbox.tell(done)
             finally:
-                self.money_running = False
+                self._money_running = False
 
         self._nursery.start_soon(running)
 
@@ -286,7 +318,7 @@ class Lane:
         return format_money(amount, self.currency)
 
     async def _save(self, new: LaneState, *, ref: int, message: str = "") -> None:
-        await self._keep(new)
+        await self._persist(new)
         self.state = new
         self._publish(ref=ref, message=message)
 
@@ -312,9 +344,13 @@ class Lane:
             case Republish():
                 self._publish()
             case MoneyDone(result):
-                await payments.settle(self, result)
-            case TerminalDone():
-                terminal_admin.report(self, request)
+                await self._apply(payments.settle(self.state, result, self.currency), None)
+            case TerminalDone(frame, conn):  # to the till that asked (every till, if it is gone)
+                if conn is not None and conn in self.subscribers:
+                    conn.push(frame)
+                else:
+                    self._broadcast(frame)
+                self._publish(message=terminal_admin.end_of_day_message(frame, self.currency))
             case Do(command, None):
                 try:
                     await self._command(command, None)
@@ -363,34 +399,38 @@ class Lane:
                 await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
                 self._show(lambda: display.total_lines(f"{self.currency} {due}"))
             case CashTender():
-                await payments.cash(self, command, conn)
+                await self._cash(command, conn)
             case CardTender():
-                await payments.card(self, command)
+                await self._card(command)
             case GiftCardTender():
-                await payments.giftcard(self, command)
+                await self._giftcard(command)
             case InvoiceTender():
-                await payments.invoice(self, command)
+                await self._invoice(command)
             case ResolvePayment():
-                await payments.resolve(self, ref)
+                pending = payments.card_in_doubt(state, self._money_running)
+                result = await payments.ask_terminal(self._terminal(), pending)
+                await self._apply(payments.settle(self.state, result, self.currency, ref), None)
             case SetAside():
-                await terminal_admin.set_aside(self, command)
+                await self._set_aside(command)
             case EndOfDay():
-                await terminal_admin.end_of_day(self, ref, conn)
+                terminal = self.devices.terminal
+                name = terminal.name if terminal is not None else None
+                await self._apply(terminal_admin.end_of_day(state, name, self._money_running, ref), conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
                 if state.tenders:
-                    await payments.cancel(self, ref, conn)
+                    await self._cancel(ref, conn)
                 elif state.lines:
-                    await self._close(state, "cancel", ref, conn)
+                    await self._close(Close(state, "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
-    async def check_pin(self, number: str, pin: str) -> str:
+    async def _check_pin(self, number: str, pin: str) -> str:
         """The operator's name if the PIN is theirs; wrong PINs count towards the lane's lockout, whether
         typed to log in or to approve a supervisor's action."""
         now = trio.current_time()
@@ -411,7 +451,7 @@ class Lane:
         return found[0]
 
     async def _login(self, number: str, pin: str, ref: int) -> None:
-        name = await self.check_pin(number, pin)
+        name = await self._check_pin(number, pin)
         state = self.state
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
@@ -529,7 +569,7 @@ class Lane:
             grams = await self._weigh(item)
             new, item = await self._read(lambda c: decide(c, grams))
             assert new is not None
-        await self._keep(new)
+        await self._persist(new)
         self.state = new
         line = new.lines[-1]
         if line.weight_g:
@@ -551,54 +591,173 @@ class Lane:
         except trio.TooSlowError:
             raise Rejected("no_answer", f"the scale did not give a stable weight within {SCALE_TIMEOUT:g} s") from None
 
-    async def _close(
-        self,
-        state: LaneState,
-        kind: str,
-        ref: int,
-        conn: Subscriber | None,
-        tendered: int = 0,
-        cash: RecordTender | None = None,
-        also: Callable[[sqlite3.Connection], int] | None = None,
-    ) -> None:
-        """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit.
-        `also` queues more events for central in the same commit (gift card moves) and says how many."""
+    # -- decisions carried out --------------------------------------------------------------------------
+
+    async def _apply(self, effects: Iterable[Effect], conn: Subscriber | None) -> None:
+        """Carry out a decision's effects, in order: the one place where a payment, a refund to a tender or
+        the terminal's administration changes the lane, its database row, its tills and its devices.
+        A receipt goes to `conn`, the till that asked, or to every till when None."""
+        for effect in effects:
+            match effect:
+                case Save():
+                    await self._keep(effect)
+                case Close():
+                    await self._close(effect, conn)
+                case StartCard(pending):
+                    self._start_money(functools.partial(self._card_call, self._terminal(), pending))
+                case ContinueCancel(ref):
+                    await self._cancel(ref, None)
+                case Publish(message, ref):
+                    self._publish(ref=ref, message=message)
+                case Refuse(code, message):
+                    raise Rejected(code, message)
+                case SetAsideAtTerminal(reason):
+                    terminal = self.devices.terminal
+                    if terminal is not None and terminal.unresolved is not None:
+                        terminal.abandon_unknown(reason)
+                case StartEndOfDay(ref):
+                    self._start_money(functools.partial(self._end_of_day, self._terminal(), ref, conn))
+
+    async def _keep(self, save: Save) -> None:
+        """A state a decision made: through `_save` when nothing else has to go with it, else in one job
+        with what has to (a refund's check, gift card moves for central) and durably when money moves."""
+        if not (save.durable or save.checked or save.moves or save.quiet):
+            await self._save(save.state, ref=save.ref, message=save.message)
+            return
+        config, new, moves = self.ctx.config, save.state, save.moves
+
+        def job(c: sqlite3.Connection) -> None:
+            if save.checked:
+                refunds.check(c, new, config.store, config.currency, self.number)
+            save_state(c, new)
+            payments.queue_moves(c, moves)
+
+        await self.ctx.db.write(job, durable=save.durable)
+        self.state = new
+        if moves:
+            self.ctx.signal.notify(len(moves))
+        if not save.quiet:
+            self._publish(ref=save.ref, message=save.message)
+
+    def _terminal(self) -> PaymentTerminal:
+        return payments.terminal_of(self.devices.terminal, self.number)
+
+    async def _rooms(self) -> dict[refunds.Key, int]:
+        """In a refund of a receipt, what may still go back by each tender; nothing to read otherwise."""
+        state, config = self.state, self.ctx.config
+        if not state.refund_of:
+            return {}
+        return await self.ctx.db.read(lambda c: refunds.rooms(c, state, config.store, config.currency))
+
+    async def _card_call(self, terminal: PaymentTerminal, pending: RecordPayment) -> MoneyDone:
+        return MoneyDone(await payments.card_call(terminal, pending, self.devices.payment_timeout))
+
+    async def _end_of_day(self, terminal: PaymentTerminal, ref: int, conn: Subscriber | None) -> TerminalDone:
+        frame = await terminal_admin.run_end_of_day(terminal, self.number, self.devices.payment_timeout, ref)
+        return TerminalDone(frame, conn)
+
+    async def _recover(self) -> None:
+        """On lane start: a money call saved as pending was cut short by a crash; settle it before anything else."""
+        pending = self.state.pending
+        if pending is None:
+            return
+        if pending.method != "card":  # a gift card move whose answer never arrived: void it at central
+            message = "the store stopped before central's answer; voided"
+            now = self.ctx.clock.now_ms()
+            await self._apply(payments.giftcard_unknown(self.state, self.ctx.config.store, now, message), None)
+            return
+        terminal = self.devices.terminal
+        if terminal is None:
+            log.error("lane %d: card attempt %s in doubt and no terminal configured", self.number, pending.reference)
+            return
+        terminal.adopt_unknown(payments.result_of(pending))
+        log.warning("lane %d: settling card attempt %s from the terminal", self.number, pending.reference)
+
+        async def settle_in_doubt() -> MoneyDone | None:
+            unresolved = terminal.unresolved
+            if unresolved is None:
+                return None
+            return MoneyDone(await payments.settle_unknown(terminal, unresolved))
+
+        self._start_money(settle_in_doubt)
+
+    async def _cash(self, command: CashTender, conn: Subscriber | None) -> None:
+        config = self.ctx.config
+        foreign = payments.foreign_currency(self.state, command, self.currency, config.payments.foreign_cash)
+        rate = await payments.rate(self.ctx.ask, self.ctx.db, self.currency, foreign, self.number) if foreign else None
+        await self._apply(payments.cash(self.state, command, self.currency, rate), conn)
+
+    async def _card(self, command: CardTender) -> None:
+        terminal = self._terminal()
+        rooms = await self._rooms()
+        now = payments.TerminalNow.of(terminal)
+        pending = payments.card(self.state, command, self.currency, now, rooms)
+        if now.baseline is None:  # the terminal's last trace is asked only for an attempt it may start
+            pending = msgspec.structs.replace(pending, prior_txn=await payments.last_trace(terminal))
+        await self._apply(payments.start_card(self.state, pending, command.ref, self.currency), None)
+
+    async def _giftcard(self, command: GiftCardTender) -> None:
         config = self.ctx.config
         now = self.ctx.clock.now_ms()
-        after = basket.cleared(state)
+        rooms = await self._rooms()
+        move, attempt = payments.giftcard(
+            self.state, command, self.currency, config.store, now, uuid.uuid4().hex, rooms
+        )
+        await self._apply(attempt, None)  # saved before central is asked
+        heard = await payments.ask_central(self.ctx.ask, move)
+        spent = await self.ctx.db.read(lambda c: payments.offline_spent(c, move.card)) if heard.unreachable else 0
+        await self._apply(payments.giftcard_heard(self.state, move, command, heard, config.payments, spent), None)
 
-        def build(c: sqlite3.Connection, no: int) -> SaleRecord:
-            record = basket.record(
-                state,
-                store=config.store,
-                receipt_no=no,
-                kind=kind,
-                currency=config.currency,
-                closed_at=now,
-                tendered=tendered,
-                cash=cash,
-            )
-            if kind == "sale":  # the cash part of a refund is known only now
-                refunds.check(c, record, config.store, config.currency, self.number)
-            return record
+    async def _invoice(self, command: InvoiceTender) -> None:
+        if payments.payable(self.state) < 0:
+            effects = payments.invoice_credit(self.state, command, self.currency, await self._rooms())
+        else:
+            name = await payments.customer_name(self.ctx.ask, command.customer.strip())
+            effects = payments.invoice(self.state, command, self.currency, name)
+        await self._apply(effects, None)
 
-        def job(c: sqlite3.Connection) -> tuple[SaleRecord, int, replica.TillLook | None]:
-            record, _ = chain.append(
+    async def _cancel(self, ref: int, conn: Subscriber | None) -> None:
+        terminal = self.devices.terminal
+        now = payments.TerminalNow.of(terminal) if terminal is not None else None
+        store, at = self.ctx.config.store, self.ctx.clock.now_ms()
+        await self._apply(payments.cancel(self.state, ref, now, self.currency, store, at), conn)
+
+    async def _set_aside(self, command: SetAside) -> None:
+        reason = terminal_admin.aside_reason(self.state, command, self._money_running)
+        await self._check_pin(command.operator, command.pin)  # before the terminal or the state is touched
+        pending = self.state.pending
+        assert pending is not None
+        last = await terminal_admin.ask_once_more(self.devices.terminal, pending, self.number)
+        if last is not None:  # the terminal knew after all: settled as any answer of it
+            await self._apply(payments.settle(self.state, last, self.currency, command.ref), None)
+            return
+        await self._apply(terminal_admin.set_aside(self.state, command, reason, self.currency), None)
+
+    async def _close(self, close: Close, conn: Subscriber | None) -> None:
+        """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit;
+        then the receipt, the drawer and the customer display."""
+        config = self.ctx.config
+        now = self.ctx.clock.now_ms()
+        moves = close.moves
+
+        def job(c: sqlite3.Connection) -> tuple[closing.Closed, replica.TillLook | None]:
+            closed = closing.close_sale(
                 c,
-                self.number,
-                lambda no: build(c, no),
-                lambda _record, body: outbox.enqueue(c, JOURNAL_STREAM, kind, body),
+                close.state,
+                store=config.store,
+                currency=config.currency,
+                kind=close.kind,
+                closed_at=now,
+                tendered=close.tendered,
+                cash=close.cash,
+                extra=(lambda c: payments.queue_moves(c, moves)) if moves else None,
             )
-            movements = stock.sale_movements(config.store, state.sale_id, now, state.lines) if kind == "sale" else []
-            for movement in movements:
-                stock.record(c, movement)
-            save_state(c, after)
-            queued = 1 + len(movements) + (also(c) if also is not None else 0)
-            return record, queued, replica.till_look(c, config.store)
+            return closed, replica.till_look(c, config.store)
 
-        record, queued, look = await self.ctx.db.write(job, durable=True)
-        self.state = after
-        self.ctx.signal.notify(queued)
+        closed, look = await self.ctx.db.write(job, durable=True)
+        record, kind, ref = closed.record, close.kind, close.ref
+        self.state = closed.cleared
+        self.ctx.signal.notify(closed.queued)
         text = receipt_text(_dressed(self.layout, look), record)
         devices = self.devices
         if devices.printer is not None:

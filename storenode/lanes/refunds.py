@@ -166,9 +166,9 @@ def check(conn: sqlite3.Connection, own: LaneState | SaleRecord, store: str, cur
             )
 
 
-def room(conn: sqlite3.Connection, state: LaneState, key: Key, store: str, currency: str) -> int:
-    """What may still go back by one tender on this lane's refund, as it stands."""
-    return balance(conn, state.refund_of, store, currency, state.lane, state).money.get(key, 0)
+def rooms(conn: sqlite3.Connection, state: LaneState, store: str, currency: str) -> dict[Key, int]:
+    """What may still go back by each tender on this lane's refund, as it stands (a tender not named: nothing)."""
+    return balance(conn, state.refund_of, store, currency, state.lane, state).money
 
 
 def return_lines(

@@ -1,15 +1,16 @@
 """A lane's state as the store database keeps it: one row per lane, the LaneState in MessagePack.
 
-Its own module because the lane, its money calls (payments, set-aside) and the refund check all read
-or write that row, and the lane imports them: here none of them has to import the lane.
+Its own module because more than the lane reads or writes that row: the sale-close job (closing) saves
+the cleared lane, the refund check reads the other lanes' open refunds, and the lane imports both: here
+none of them has to import the lane.
 
 The row also counts its saves (`seq`): the lane's state file (statefile.py) records which save each of its
 records was built on, so a restart can tell whether the file or the row is newer without either side
 having to be told about the other. Every save bumps it, whoever makes it, in the same statement.
 
-The row can be older than the lane: a plain scan is kept in the lane's state file, not here, until the
-lane next saves through the database. Only the refund check reads other lanes' rows, and only their
-refunds (`refund_of`), which the file never holds: a lane in a refund saves every change here.
+The row can be older than the lane: a change that is not a refund is kept in the lane's state file, not
+here, until the lane next saves through the database. Only the refund check reads other lanes' rows, and
+only their refunds (`refund_of`), which the file never holds: a lane in a refund saves every change here.
 """
 
 from __future__ import annotations
