@@ -232,4 +232,11 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        11,
+        # Each lane row counts its saves: the lane's state file says which save its records build on.
+        """
+        ALTER TABLE lanes ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
