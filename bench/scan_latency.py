@@ -24,10 +24,11 @@ whole sale, then scans the demo catalogue's barcodes and closes every 10 scans w
   here have 5 to 15 lines (mean 10, seeded per lane), so the tills' closes do not fall into lockstep.
 
 Printed: a table per mode and the verdicts on the targets: one lane's closed-loop scan median at most
-3x the single-connection echo median; 100 lanes at least 2,000 scans/s with p99 at most 20 ms, judged
+2x the single-connection echo median; 100 lanes at least 2,000 scans/s with p99 at most 20 ms, judged
 twice: closed loop (scans/s and round-trip p99 back to back) and paced (2,000 scans/s offered, every
 scan answered without error, p99 from the scheduled instant). Written: everything, percentiles and CPU
-times included, to a JSON file.
+times included, to a JSON file. On a shared machine the one-lane ratio moves from run to run with the
+other load: `--repeat K` measures the floor and the one-lane scan K times in turn and judges the median.
 
 The store node runs with store.toml's `cpu` set, all its threads kept on one core (see
 runtime/affinity.py for why), and the echo server is kept on that same core, so the floor is measured
@@ -58,6 +59,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -110,7 +112,7 @@ SALE_SIZE = 10  # scans per sale; then Total + CashTender
 ECHO_WARMUP = 50  # echo round trips per connection before measuring
 REQUEST_TIMEOUT = 15.0  # one request's bound; a store that does not answer is an error, not a hang
 START_TIMEOUT = 60.0  # bound on connecting + logging in + warming up all clients
-TARGET_RATIO = 3.0  # one lane's scan p50 <= 3x the echo floor p50
+TARGET_RATIO = 2.0  # one lane's scan p50 <= 2x the echo floor p50
 TARGET_LANES = 100
 TARGET_SCANS_PER_S = 2000.0
 TARGET_P99_MS = 20.0
@@ -579,15 +581,19 @@ def print_paced_table(paced: list[dict[str, Any]], args: argparse.Namespace) -> 
         )
 
 
-def verdicts(runs: list[dict[str, Any]], paced: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, Any]:
+def verdicts(
+    runs: list[dict[str, Any]], paced: list[dict[str, Any]], floor: dict[str, Any], repeats: list[dict[str, Any]]
+) -> dict[str, Any]:
     by_n = {r["n"]: r for r in runs}
     out: dict[str, Any] = {}
     one = by_n.get(1)
     if one is not None and one["scan"]["round_trip"]["count"]:
-        ratio = one["ratio_to_floor"]
+        ratios = [r["ratio"] for r in repeats if r["ratio"] is not None]
+        ratio = statistics.median(ratios) if ratios else None  # one pair, or the median of --repeat pairs
         out["single_lane_ratio"] = {
             "target": f"one lane's scan p50 <= {TARGET_RATIO:g}x echo floor p50",
             "value": ratio,
+            "pairs": len(ratios),
             "verdict": "PASS" if ratio is not None and ratio <= TARGET_RATIO else "MISS",
         }
     else:
@@ -739,6 +745,16 @@ async def bench(args: argparse.Namespace) -> int:
                 f"p99 {rt.get('p99_ms', 0):.2f} ms, {scan['sales_per_s']:.1f} sales/s",
                 flush=True,
             )
+        repeats = [one_lane_pair(runs[0]["echo"], runs[0]["scan"])] if runs and runs[0]["n"] == 1 else []
+        for _ in range(args.repeat - 1 if repeats else 0):  # the one-lane ratio again: load drifts between runs
+            echo_1 = await measure("echo", echo_url, 1, args.echo_seconds, args, fleet, folder, nodes)
+            scan_1 = await measure("scan", store_url, 1, args.seconds, args, fleet, folder, nodes)
+            repeats.append(one_lane_pair(echo_1, scan_1))
+            print(
+                f"    1 till again: p50 {repeats[-1]['scan_p50_ms']:.3f} ms, echo floor p50 "
+                f"{repeats[-1]['floor_p50_ms']:.3f} ms: {fmt(repeats[-1]['ratio'], '.2f')}x",
+                flush=True,
+            )
         paced: list[dict[str, Any]] = []
         for n in args.paced:
             profiled = args.py_spy and not args.tills and n == max(args.paced)
@@ -778,7 +794,7 @@ async def bench(args: argparse.Namespace) -> int:
         if paced:
             print()
             print_paced_table(paced, args)
-        targets = verdicts(runs, paced, floor)
+        targets = verdicts(runs, paced, floor, repeats)
         print()
         for t in targets.values():
             print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}".rstrip())
@@ -810,6 +826,7 @@ async def bench(args: argparse.Namespace) -> int:
             floor=floor,
             runs=runs,
             paced_runs=paced,
+            one_lane_pairs=repeats,
             targets=targets,
             errors=errors,
             disturbed_by_other_load=disturbed_phases,
@@ -827,9 +844,20 @@ async def bench(args: argparse.Namespace) -> int:
             print(f"work folder kept: {folder}", file=sys.stderr)
 
 
+def one_lane_pair(echo: dict[str, Any], scan: dict[str, Any]) -> dict[str, Any]:
+    """One measurement of the one-lane target: a floor and the scan run right after it."""
+    floor_p50, scan_p50 = echo["round_trip"].get("p50_ms"), scan["round_trip"].get("p50_ms")
+    return {
+        "floor_p50_ms": floor_p50,
+        "scan_p50_ms": scan_p50,
+        "ratio": scan_p50 / floor_p50 if floor_p50 and scan_p50 else None,
+    }
+
+
 def _verdict_detail(t: dict[str, Any]) -> str:
     if "value" in t:
-        return f"(measured {fmt(t['value'], '.2f')}x)"
+        pairs = f", median of {t['pairs']} echo/scan pairs" if t.get("pairs", 1) > 1 else ""
+        return f"(measured {fmt(t['value'], '.2f')}x{pairs})"
     if "answered_per_s" in t:
         return (
             f"(offered {t['scans_per_s']:,.0f} scans/s, answered {t['answered_per_s']:,.0f}/s, "
@@ -887,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--py-spy", action="store_true", help="profile the store node during the largest scan run")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure the one-lane floor and scan K times in a row; its verdict is the median ratio (default 1)",
+    )
     p.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)

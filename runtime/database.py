@@ -179,6 +179,20 @@ class Database:
     async def read(self, job: Job[T]) -> T:
         return await self.write(job)
 
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection for the calling thread (a lane's point lookups from the event loop).
+
+        WAL gives each read transaction a snapshot of the last commit before it began and never makes it
+        wait for the writer, so a lookup here costs microseconds instead of a hop to the worker thread and
+        back, and sees what a job queued now would see. Only for small reads: a long one would stall the
+        event loop. Open it once the actor has started (the file exists and is migrated); the caller
+        closes it. Its busy timeout is short: a WAL reader waits only in rare cases (WAL-index recovery
+        after a crash), and the caller can then ask the actor instead.
+        """
+        conn = open_connection(self.path, readonly=True)
+        conn.execute("PRAGMA busy_timeout=100")
+        return conn
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         opened, ended = trio.Event(), trio.Event()
         failure: list[BaseException] = []

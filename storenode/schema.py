@@ -234,6 +234,13 @@ MIGRATIONS = [
     ),
     Migration(
         11,
+        # Each lane row counts its saves: the lane's state file says which save its records build on.
+        """
+        ALTER TABLE lanes ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    Migration(
+        12,
         # A large transfer goes live through shadow tables built a slice at a time
         # (storenode/sync/shadow.py): `ready` is the version of a complete transfer being built (NULL:
         # none), `ready_epoch` its epoch, and replica_build the plan of slices with each one's position.

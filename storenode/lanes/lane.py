@@ -3,7 +3,10 @@
 Each command computes the new lane state as a pure function, persists it in the same database job
 (so a `kill -9` at any instant leaves either the old or the new basket on disk), and only then adopts
 it and pushes it to the attached tills. A completed sale is appended to the journal and queued for
-central in one durable transaction before the till hears "done" (storenode.lanes.closing).
+central in one durable transaction before the till hears "done" (storenode.lanes.closing). A change
+that is not a refund and needs nothing else written with it (a scan, a login, a total: `_save`) is
+persisted to the lane's state file instead (statefile.py: the same promise against `kill -9`, without
+the hop to the database thread that would cost half of a scan's round trip).
 
 The lane owns its sale: this module is the only one that reads or replaces a lane's state and acts on
 it. The basket's changes, payments, refunds to tenders and the terminal's administration are decisions
@@ -15,6 +18,7 @@ terminal's end of day) runs as a task here and comes back through the mailbox (M
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import logging
@@ -22,7 +26,7 @@ import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 import trio
@@ -70,7 +74,7 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
-from storenode.lanes import basket, closing, payments, refunds, terminal_admin
+from storenode.lanes import basket, closing, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -83,7 +87,7 @@ from storenode.lanes.effects import (
     StartCard,
     StartEndOfDay,
 )
-from storenode.lanes.saved import load_state, save_state
+from storenode.lanes.saved import load_saved, save_state, saved_seq
 from storenode.peripherals import LaneDevices, receipt_layout
 from storenode.sync import replica
 from storenode.sync.outbox import OutboxSignal
@@ -93,6 +97,8 @@ log = logging.getLogger(__name__)
 SCALE_TIMEOUT = 3.0
 MAX_PIN_FAILURES = 5
 PIN_LOCKOUT = 60.0  # seconds of trio time
+
+_T = TypeVar("_T")
 
 
 class Subscriber(Protocol):
@@ -172,16 +178,98 @@ class Lane:
         self._locked_until = 0.0
         self._nursery: trio.Nursery | None = None
         self._money_running = False  # a card call or the terminal's end of day is running beside the lane
+        self._reader: sqlite3.Connection | None = None  # scans look up here, on the event loop (see _read)
+        self._file: statefile.StateFile | None = None  # plain saves are kept here (see _persist)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.state = await self.ctx.db.read(lambda c: load_state(c, self.number))
-        async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
-            self._nursery = nursery
-            self._money_running = False
-            await self._recover()
-            self._publish(message="lane restarted" if self.subscribers else "")
-            task_status.started()
-            await serve(self.mailbox, self._handle)
+        try:
+            self.state = await self._load()
+            async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
+                self._nursery = nursery
+                self._money_running = False
+                await self._recover()
+                self._publish(message="lane restarted" if self.subscribers else "")
+                task_status.started()
+                await serve(self.mailbox, self._handle)
+        finally:
+            self._drop_reader()
+            self._drop_file()
+
+    async def _load(self) -> LaneState:
+        """The lane as it was: the database's row, or the state file's newest record if that was built on the
+        row's latest save (a scan acknowledged after it; see statefile.py).
+
+        A record that wins is saved to the row at once and only then is the file emptied: a crash in
+        between loads the same state again (the row's counter now outranks the file). From here on the
+        file holds only what comes after the row, which is what `_persist` relies on."""
+        seq, state = await self.ctx.db.read(lambda c: load_saved(c, self.number))
+        kept: statefile.Kept | None = None
+        try:
+            self._file = statefile.StateFile(statefile.path_for(self.ctx.db.path, self.number))
+            kept = self._file.read_last()
+        except OSError:  # a broken data folder: the lane still sells, saving every scan through the database
+            log.exception("lane %d: cannot read its state file; scans save through the database", self.number)
+            self._drop_file()
+        if kept is not None and kept.base >= seq and kept.state.lane == self.number:
+            # base > seq only if the database lost saves the file had seen (a power cut): still the newest
+            state = kept.state
+            await self.ctx.db.write(lambda c: save_state(c, state))
+        try:
+            if self._file is not None:
+                self._file.reset()
+            self._reader = self.ctx.db.reader()
+        except (OSError, sqlite3.Error):
+            log.exception("lane %d: no state file or read connection; scans save through the database", self.number)
+            self._drop_file()
+            self._drop_reader()
+        return state
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _drop_file(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    async def _read(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read-only job on the lane's own read connection, in one read transaction (one snapshot:
+        a catalogue change commits wholly before or after it, as for a job on the database thread), with
+        no hop to the database thread; on the database thread if the lane has no reader."""
+        reader = self._reader
+        if reader is not None:
+            try:
+                reader.execute("BEGIN")
+                try:
+                    return job(reader)
+                finally:
+                    reader.execute("COMMIT")
+            except sqlite3.Error:
+                log.exception("lane %d: the read connection failed; reading through the database", self.number)
+                self._drop_reader()
+        return await self.ctx.db.read(job)
+
+    async def _persist(self, new: LaneState) -> None:
+        """Make the lane's new state (a scan, a login, a total...) survive `kill -9` before anyone hears of it,
+        without a database hop.
+
+        Appended to the lane's state file with the row's save counter it builds on (read here on the
+        lane's reader: only this lane's actor saves its row, and no save of it is in flight while the actor
+        is in a command, so the counter cannot move before the append). A refund is saved through the
+        database instead: other lanes' refund checks read it from the row. So is a state the file cannot
+        take (too large, a failed write): that save outranks the whole file."""
+        file, reader = self._file, self._reader
+        if file is not None and reader is not None and not new.refund_of:
+            try:
+                if file.append(saved_seq(reader, self.number), new):
+                    return
+            except (OSError, sqlite3.Error):
+                log.exception("lane %d: the state file failed; scans save through the database", self.number)
+                self._drop_file()
+        await self.ctx.db.write(lambda c: save_state(c, new))
 
     def _start_money(self, call: Callable[[], Awaitable[LaneRequest | None]]) -> None:
         """Run a money call beside the lane; what it comes back with goes through the mailbox."""
@@ -230,7 +318,7 @@ class Lane:
         return format_money(amount, self.currency)
 
     async def _save(self, new: LaneState, *, ref: int, message: str = "") -> None:
-        await self.ctx.db.write(lambda c: save_state(c, new))
+        await self._persist(new)
         self.state = new
         self._publish(ref=ref, message=message)
 
@@ -453,7 +541,7 @@ class Lane:
 
         measured = gs1.decode(code, self.ctx.config.gs1)  # a label printed by a scale elsewhere
 
-        def job(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
+        def decide(c: sqlite3.Connection, weight_g: int = 0) -> tuple[LaneState | None, basket.Item]:
             item = self._lookup(c, measured.key if measured else code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
@@ -474,15 +562,14 @@ class Lane:
             elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            new = basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price)
-            save_state(c, new)
-            return new, item
+            return basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price), item
 
-        new, item = await self.ctx.db.write(job)
+        new, item = await self._read(decide)
         if new is None:
             grams = await self._weigh(item)
-            new, item = await self.ctx.db.write(lambda c: job(c, grams))
+            new, item = await self._read(lambda c: decide(c, grams))
             assert new is not None
+        await self._persist(new)
         self.state = new
         line = new.lines[-1]
         if line.weight_g:
