@@ -23,6 +23,21 @@ scans against it, and the store's memory.
 
 Targets (issue 3): snapshot <= 60 s; price changes visible <= 2 s; scan p99 with the big catalogue
 within 10 % of the small one; store peak RSS <= 250 MB.
+
+    .venv/bin/python bench/catalog_scale.py --during-apply [--items 1000000] [--lanes 2] [--pace-ms 50]
+
+Scans while the store applies a large catalogue change (--during-apply, instead of the steps above):
+--lanes tills each scan a random barcode every --pace-ms (a sale cancelled every 20 lines; a scan
+held up delays the ones due after it, and their latency counts from when they were due) from the
+moment the store is up, through (a) the fresh --items snapshot (the store seeded from the demo
+catalogue until it is live; its barcodes, then the big ones, are scanned), (b) --quiet-s seconds of
+a quiet store (the baseline), (c) a change of every price of the catalogue, imported at central
+in this process, from its commit until the store reports the version, and (d) --after-s seconds
+after that (the store deleting what the change replaced). Scan p50/p99/max of each window, each
+window's length, and of (a) and (c) the time from the transfer complete to live where the store shows
+it (build_and_swap_s: a store that builds the new version beside the live one shows replica.ready).
+Central's node is stopped while (c) is imported (it would wait for its database longer than it may)
+and started again on its port. Target: scan p99 during the apply <= 50 ms.
 """
 
 from __future__ import annotations
@@ -35,8 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import argparse
 import os
 import random
+import sqlite3
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +62,7 @@ import trio
 from bench.measurements import (
     Window,
     add_out_option,
+    cpu_seconds,
     fmt,
     latency_stats,
     machine_info,
@@ -55,7 +73,7 @@ from bench.measurements import (
 )
 from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
 from central.registers import catalog, imports
-from protocol.frames import CancelSale, Login, SaleState, Scan, Status
+from protocol.frames import CancelSale, Error, Login, SaleState, Scan, Status
 from protocol.gs1 import check_digit
 from runtime.database import migrate, open_connection
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
@@ -66,6 +84,7 @@ KINDS = ("vat-rates", "items", "barcodes", "prices")
 SCAN_BLOCK = 100
 LINES_PER_SALE = 20
 TARGETS = {"snapshot_s": 60.0, "changes_visible_s": 2.0, "scan_p99_ratio": 1.10, "store_rss_mb": 250.0}
+APPLY_TARGETS = {"scan_p99_during_apply_ms": 50.0}
 
 
 def code(prefix: str, n: int) -> str:
@@ -174,12 +193,15 @@ def copy_floor(central_db: Path, target: Path, batch: int = 5000) -> float:
     return time.perf_counter() - started
 
 
-async def start_pair(fleet: Fleet, folder: Path, name: str, db: Path) -> tuple[trio.Process, trio.Process, str, float]:
+async def start_pair(
+    fleet: Fleet, folder: Path, name: str, db: Path, lanes: int = 1
+) -> tuple[trio.Process, trio.Process, str, float]:
     """Central on `db` and a fresh store linked to it; returns both, the store's url and the instant
     (time.perf_counter) the store process was started."""
     argv = node_argv("central", "run", "--db", str(db), "--port", "0")
     central, central_url = await fleet.start(f"{name}-central", argv, folder)
-    (folder / "store.toml").write_text(store_toml(f"S-{name}", f"Store {name}", "SEK", [1], central=central_url))
+    toml = store_toml(f"S-{name}", f"Store {name}", "SEK", range(1, lanes + 1), central=central_url)
+    (folder / "store.toml").write_text(toml)
     started = time.perf_counter()
     store, url = await fleet.start(f"{name}-store", node_argv("store", "run", "--config", "store.toml"), folder)
     return central, store, url, started
@@ -347,6 +369,179 @@ async def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class PacedScans:
+    """Tills scanning at a steady pace, each scan's due time (time.perf_counter) and latencies kept, so
+    any window of the run can be summed up afterwards. A scan is due every pace whether or not the one
+    before has been answered (a queue of customers does not wait): its latency counts from when it was
+    due, so a stall of the store shows as the many scans it held up, not as one slow scan. The service
+    time (from sending to the answer) is kept beside it."""
+
+    def __init__(self, url: str, lanes: int, pace_s: float, codes: list[str]) -> None:
+        self.url = url
+        self.lanes = lanes
+        self.pace_s = pace_s
+        self.codes = codes  # replaced when the catalogue the store sells from changes
+        self.samples: list[tuple[float, int, int]] = []  # (due, from due ns, service ns)
+        self.unknown = 0  # scans of a barcode the store did not (or no longer) know: timed all the same
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for lane in range(1, self.lanes + 1):
+                await nursery.start(self._lane, lane)
+            task_status.started()
+
+    async def _lane(self, lane: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        rng = random.Random(lane)
+        async with connect(self.url, lane=lane, till=f"T{lane}") as till:
+            await till.request(Login(operator="1", pin="1234"))
+            task_status.started()
+            lines = 0
+            due = time.perf_counter()
+            while True:
+                started = time.perf_counter()
+                answer = await till.request(Scan(code=rng.choice(self.codes)))
+                done = time.perf_counter()
+                self.samples.append((due, int((done - due) * 1e9), int((done - started) * 1e9)))
+                if isinstance(answer, Error) and answer.code == "unknown_barcode":
+                    self.unknown += 1
+                elif not isinstance(answer, SaleState):
+                    raise BenchError(f"scan refused: {answer}")
+                else:
+                    lines += 1
+                if lines >= LINES_PER_SALE:
+                    await till.request(CancelSale())
+                    lines = 0
+                due += self.pace_s
+                await trio.sleep_until(trio.current_time() + (due - time.perf_counter()))
+
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        inside = [(at, ns, service) for at, ns, service in self.samples if start <= at < end]
+        slowest = sorted(inside, key=lambda s: -s[1])[:5]  # when (s before the window's end) and how slow
+        return {
+            "s": end - start,
+            **latency_stats([ns for _, ns, _ in inside], window_s=end - start),
+            "service": latency_stats([service for _, _, service in inside]),
+            "slowest": [(round(at - end, 3), round(ns / 1e6, 1)) for at, ns, _ in slowest],
+        }
+
+
+async def watch_builds(db: Path, seen: dict[int, float], poll: float = 0.02) -> None:
+    """The instant (time.perf_counter) a store first shows each complete transfer being built to go
+    live (replica.ready; a store without that column applies in the transfer's last job, unseen)."""
+    while True:
+        try:
+            conn = open_connection(db, readonly=True)
+            try:
+                (ready,) = conn.execute("SELECT ready FROM replica").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            ready = None
+        if ready is not None and ready not in seen:
+            seen[ready] = time.perf_counter()
+        await trio.sleep(poll)
+
+
+def all_prices_changed(folder: Path, items: int) -> Path:
+    """A price file changing every chain price of the catalogue written by write_files."""
+    path = folder / "all-prices.csv"
+    with path.open("w") as f:
+        f.write("item,store,start,end,price\n")
+        f.writelines(f"I{n:07},,,,{700 + n % 300}.{n % 100:02}\n" for n in range(items))
+    return path
+
+
+async def bench_apply(args: argparse.Namespace) -> int:
+    """Scans while a store applies a fresh snapshot and a change of every price (see the docstring)."""
+    fleet = Fleet()
+    result: dict[str, Any] = {"items": args.items, "lanes": args.lanes, "pace_ms": args.pace_ms}
+    seed = replica.read_catalog(replica.demo_catalog_path()).items
+    demo = [code for item in seed if item.unit == "piece" and not item.popup for code in item.barcodes]
+    with tempfile.TemporaryDirectory(prefix="storepos-bench-apply-") as work:
+        folder = Path(work)
+        try:
+            with trio.fail_after(args.timeout):
+                t = time.perf_counter()
+                for sub in ("files", "node"):
+                    (folder / sub).mkdir()
+                files = await trio.to_thread.run_sync(write_files, folder / "files", args.items)
+                db = folder / "node" / "central.db"
+                result["import_s"] = sum((await import_all(db, files, folder / "node")).values())
+                print(
+                    f"central: {args.items:,} items written and imported in {time.perf_counter() - t:.1f} s", flush=True
+                )
+
+                # Made before the scans start: done meanwhile, they would hold up this process's own tills.
+                codes = await trio.to_thread.run_sync(barcodes_of, args.items)
+                changes = await trio.to_thread.run_sync(all_prices_changed, folder, args.items)
+                central, store, url, started = await start_pair(fleet, folder / "node", "apply", db, args.lanes)
+                central_url = tomllib.loads((folder / "node" / "store.toml").read_text())["central"]["url"]
+                scans = PacedScans(url, args.lanes, args.pace_ms / 1000, demo)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(scans.run)
+                    builds: dict[int, float] = {}
+                    nursery.start_soon(watch_builds, folder / "node" / "store-data" / "store.db", builds)
+                    scanning = time.perf_counter()
+                    # Each window is summed up at the end: the scans a stall held up are answered after it.
+                    bounds: dict[str, tuple[float, float]] = {}
+                    live = await until_version(url, central_version(db), store.pid, [], poll=0.05)
+                    scans.codes = codes
+                    bounds["snapshot"] = (scanning, live)
+                    built = {"snapshot": live - builds.get(central_version(db), live)}
+                    store_start_to_live = live - started
+                    await trio.sleep(args.after_s)  # the store deletes what the snapshot replaced
+                    quiet = time.perf_counter()
+                    await trio.sleep(args.quiet_s)
+                    bounds["quiet"] = (quiet, time.perf_counter())
+
+                    def commit_changes() -> tuple[float, int]:
+                        conn = imports.open_catalog(db, create=False)
+                        try:
+                            applied = imports.import_file(conn, "prices", changes, currency="SEK")
+                            return time.perf_counter(), applied.version
+                        finally:
+                            conn.close()
+
+                    # Central's node stopped meanwhile: an import of every price holds central's database
+                    # longer than its node waits for a lock (the sales the tills send it keep it writing).
+                    await fleet.stop(central)
+                    committed, version = await trio.to_thread.run_sync(commit_changes)
+                    port = central_url.rsplit(":", 1)[1]
+                    argv = node_argv("central", "run", "--db", str(db), "--port", port)
+                    central, _ = await fleet.start("apply-central-again", argv, folder / "node")
+                    back = time.perf_counter()
+                    live = await until_version(url, version, store.pid, [], poll=0.05)
+                    bounds["all_prices"] = (committed, live)
+                    built["all_prices"] = live - builds.get(version, live)
+                    await trio.sleep(args.after_s)
+                    bounds["after_all_prices"] = (live, time.perf_counter())
+                    nursery.cancel_scope.cancel()
+                windows = {name: scans.window(start, end) for name, (start, end) in bounds.items()}
+                windows["snapshot"]["store_start_to_live_s"] = store_start_to_live
+                windows["all_prices"]["central_back_after_commit_s"] = back - committed
+                for name, seconds in built.items():  # 0: applied within the transfer's last job
+                    windows[name]["build_and_swap_s"] = seconds
+                result["windows"] = windows
+                result["unknown_barcode_scans"] = scans.unknown
+                result["store_peak_rss_mb"] = memory_mb(store.pid).get("VmHWM")
+                result["central_pid_cpu_s"] = cpu_seconds(central.pid)
+        finally:
+            await fleet.stop_all()
+    for name, w in result["windows"].items():
+        built = f" (of which built and swapped in {w['build_and_swap_s']:.1f} s)" if "build_and_swap_s" in w else ""
+        print(
+            f"{name}: {w['s']:.1f} s{built}, {w['count']} scans, p50 {fmt(w.get('p50_ms'))} "
+            f"p99 {fmt(w.get('p99_ms'))} max {fmt(w.get('max_ms'))} ms",
+            flush=True,
+        )
+    worst = max(result["windows"][w].get("p99_ms", 0.0) for w in ("snapshot", "all_prices"))
+    result["verdicts"] = {"scan_p99_during_apply": worst <= APPLY_TARGETS["scan_p99_during_apply_ms"]}
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in result["verdicts"].items()))
+    report = new_report("catalog_scale_apply", machine_info("trio", "msgspec"), targets=APPLY_TARGETS, result=result)
+    write_report(args.out, report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Central import, snapshot, price changes and scans with a chain-sized catalogue."
@@ -356,8 +551,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changes", type=int, default=10_000, help="chain prices changed in one import")
     p.add_argument("--scans", type=int, default=3_000, help="measured scans per store")
     p.add_argument("--timeout", type=float, default=1_800.0, help="bound on the whole run, seconds")
+    p.add_argument(
+        "--during-apply",
+        action="store_true",
+        help="instead: scans at a steady pace while the store applies a fresh snapshot and a change of every price",
+    )
+    p.add_argument("--lanes", type=int, default=2, help="--during-apply: tills scanning, one per lane")
+    p.add_argument("--pace-ms", type=float, default=50.0, help="--during-apply: each till scans once per this")
+    p.add_argument("--quiet-s", type=float, default=10.0, help="--during-apply: the quiet baseline, seconds")
+    p.add_argument("--after-s", type=float, default=5.0, help="--during-apply: scans kept after each apply")
     add_out_option(p, "catalog_scale")
     args = p.parse_args(argv)
+    if args.during_apply:
+        if args.out == p.get_default("out"):
+            args.out = Path(str(args.out).replace("catalog_scale.json", "catalog_scale_apply.json"))
+        return run_script("catalog_scale_apply", bench_apply, args, stop_on_signals=True)
     if args.items < args.changes or args.small < 1 or args.scans < SCAN_BLOCK:
         p.error("--items must be at least --changes, --small at least 1, --scans at least 100")
     return run_script("catalog_scale", bench, args, stop_on_signals=True)

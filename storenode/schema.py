@@ -239,4 +239,23 @@ MIGRATIONS = [
         ALTER TABLE lanes ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    Migration(
+        12,
+        # A large transfer goes live through shadow tables built a slice at a time
+        # (storenode/sync/shadow.py): `ready` is the version of a complete transfer being built (NULL:
+        # none), `ready_epoch` its epoch, and replica_build the plan of slices with each one's position.
+        """
+        ALTER TABLE replica ADD COLUMN ready INTEGER;
+        ALTER TABLE replica ADD COLUMN ready_epoch TEXT NOT NULL DEFAULT '';
+        CREATE TABLE replica_build (
+            step INTEGER PRIMARY KEY,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            source TEXT NOT NULL,
+            columns TEXT NOT NULL,
+            keys TEXT NOT NULL,
+            after TEXT
+        );
+        """,
+    ),
 ]

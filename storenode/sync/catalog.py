@@ -3,8 +3,9 @@
 On every session it pulls whatever central has after the replica's version (or resumes a transfer a
 dropped link or a restart cut short), then waits for central's notice of a newer version and pulls
 again. Each chunk is staged durably before the next is asked for, so memory stays at one chunk
-however big the catalogue, and a cut costs at most the chunk in flight. Lanes never wait for any
-of this: they sell from the live tables, which change only when a transfer completes.
+however big the catalogue, and a cut costs at most the chunk in flight. Lanes never wait long for
+any of this: they sell from the live tables, which change only when a transfer completes, and a
+large one is made live a slice per database job (replica.apply_slice), their jobs served between.
 """
 
 from __future__ import annotations
@@ -44,11 +45,22 @@ class ReplicaView:
 class CatalogFollower:
     name = "catalog"
 
-    def __init__(self, db: Database, health: HealthBoard, clock: Clock, *, chunk_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        health: HealthBoard,
+        clock: Clock,
+        *,
+        chunk_timeout: float = 30.0,
+        direct_rows: int = replica.DIRECT_ROWS,
+        slice_rows: int = replica.SLICE_ROWS,
+    ) -> None:
         self.db = db
         self.health = health
         self.clock = clock
         self.chunk_timeout = chunk_timeout
+        self.direct_rows = direct_rows  # a complete transfer with more rows than this goes live in slices
+        self.slice_rows = slice_rows
         self.view = ReplicaView()
         self.resumed = 0  # transfers taken up again where a cut left them (observable for tests)
         self._newer = trio.Event()
@@ -146,6 +158,13 @@ class CatalogFollower:
         send: Callable[[bytes], Awaitable[None]],
         chunks: trio.MemoryReceiveChannel[CatalogChunk | TransferRefused],
     ) -> None:
+        ready = (await self.db.read(replica.state)).ready
+        if ready is not None:  # complete when a restart cut its build short
+            log.info("catalogue version %d is complete here: making it live", ready)
+            self._went_live(await self.apply_ready())
+            await self.drain()
+            return
+        await self.drain()
         base, cursor = await self._origin()
         while True:
             self._asked = next(self._pulls)
@@ -158,18 +177,40 @@ class CatalogFollower:
                 base, cursor = await self._origin()
                 continue
             try:
-                applied = await self.db.write(partial(replica.stage, chunk=chunk, asked=base))
+                applied = await self.db.write(
+                    partial(replica.stage, chunk=chunk, asked=base, direct_rows=self.direct_rows)
+                )
             except replica.ReplicaGap as exc:
                 log.error("catalogue: %s; asking for what this store missed", exc)
                 self._report(error=str(exc))
                 base, cursor = await self._origin()
                 continue
             self.view.central = max(self.view.central, chunk.version)
+            if applied is None and chunk.done:
+                applied = await self.apply_ready()
             if applied is not None:
-                log.info("catalogue version %d live (was %d)", applied, self.view.version)
-                self.view.version = applied
-                self._live.unpark_all()
-                self._report()
+                self._went_live(applied)
+                await self.drain()
                 return
             base, cursor = chunk.base, chunk.cursor
             self._report()
+
+    def _went_live(self, version: int) -> None:
+        log.info("catalogue version %d live (was %d)", version, self.view.version)
+        self.view.version = version
+        self._live.unpark_all()
+        self._report()
+
+    async def apply_ready(self) -> int:
+        """Make a complete transfer live a slice per job, so lanes' writes queue behind one slice at
+        most; returns its version once the swap has committed."""
+        rows = self.slice_rows
+        while (live := await self.db.write(partial(replica.apply_slice, rows=rows))) is None:
+            pass
+        return live
+
+    async def drain(self) -> None:
+        """Delete what the last swap retired, a slice per job (a restart resumes it)."""
+        rows = self.slice_rows
+        while not await self.db.write(partial(replica.drain_slice, rows=rows)):
+            pass

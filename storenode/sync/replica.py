@@ -1,8 +1,10 @@
 """The store's local copy of central's master data: what every scan, search and price check reads.
 
 Two sources fill it. Central's transfers (storenode/sync/catalog.py pulls them) stage rows beside the
-live tables and apply them in one transaction once complete, so the replica is always exactly some
-version central published and a cut transfer leaves selling on the last good one. A catalogue file
+live tables and make them live at once when complete: a small one applied in one transaction, a large
+one built in shadow tables a slice at a time and swapped in by renames in one transaction (shadow.py),
+so lanes never wait long behind it. Either way the replica is always exactly some version central
+published, and a cut transfer, or a cut build, leaves selling on the last good one. A catalogue file
 (the packaged demo catalogue by default) seeds a store that has never heard from central (version 0)
 and always supplies the operators, which central does not hold.
 """
@@ -24,6 +26,7 @@ from protocol import pricing, quickkeys
 from protocol.frames import CatalogChunk, Found, ItemInfo
 from protocol.pricing import PriceRule
 from storenode.lanes.basket import Item
+from storenode.sync import shadow
 
 
 class CatalogError(ValueError):
@@ -101,10 +104,11 @@ class ReplicaState:
     transfer_base: int | None  # a transfer in progress builds on this version; None: none in progress
     cursor: bytes  # where it stands, as central wrote it
     epoch: str = ""  # the central catalogue `version` counts in; "": not known (a file's seed, an old copy)
+    ready: int | None = None  # a complete transfer of this version is being built to go live (apply_slice)
 
 
 def state(conn: sqlite3.Connection) -> ReplicaState:
-    row = conn.execute("SELECT version, transfer_base, cursor, epoch FROM replica WHERE id = 1").fetchone()
+    row = conn.execute("SELECT version, transfer_base, cursor, epoch, ready FROM replica WHERE id = 1").fetchone()
     return ReplicaState(*row)
 
 
@@ -128,6 +132,14 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "tills": ("store", "till"),
     "till_configs": ("store",),
 }
+_SEARCHED = ("name", "receipt_text")  # the columns of items the search index (items_fts) holds
+
+# A complete transfer with at most this many rows to write (those staged, and for a snapshot the live
+# ones it replaces) goes live in the transaction of its last chunk: some 20 ms of SQLite on a small
+# machine, as long as a lane may wait. A larger one is built beside the live tables a slice at a time
+# (apply_slice) and swapped in: two to three times the work in all, so only worth it when large.
+DIRECT_ROWS = 20_000
+SLICE_ROWS = 3_000  # rows per slice of such a build: under 10 ms each mostly (the search index's up to 25)
 
 
 def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
@@ -142,28 +154,44 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
     }
 
 
+_STAGE = (*(f"stage_{t}" for t in TABLES), "stage_price_deletes")
+
+
+def _count(conn: sqlite3.Connection, table: str, limit: int) -> int:
+    """Rows in `table`, counted no further than `limit` (a full count of a million rows is slow)."""
+    return int(conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (limit,)).fetchone()[0])
+
+
 def _clear_stage(conn: sqlite3.Connection) -> None:
-    for table in TABLES:
-        conn.execute(f"DELETE FROM stage_{table}")
-    conn.execute("DELETE FROM stage_price_deletes")
+    """Empty the stage: a large stage table is swapped for an empty one (deleting its rows in one go
+    would hold the database as long as staging them did) and drained later, by drain_slice."""
+    for table in _STAGE:
+        if _count(conn, table, DIRECT_ROWS + 1) > DIRECT_ROWS:
+            shadow.renew(conn, table, shadow.new_tag())
+        else:
+            conn.execute(f"DELETE FROM {table}")
 
 
 _PRICE_KEY = "item = ? AND store = ? AND starts = ? AND ends = ?"
 
 
-def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | None:
-    """Keep one chunk of a transfer; when it is the last, make the whole transfer live. Returns the
-    version now live when it did, else None. The caller's transaction makes each call all or nothing.
+def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int, *, direct_rows: int = DIRECT_ROWS) -> int | None:
+    """Keep one chunk of a transfer; when it is the last, make the whole transfer live, or (more than
+    `direct_rows` rows to write) ready to be built and swapped in by apply_slice. Returns the version
+    now live when it is, else None. The caller's transaction makes each call all or nothing.
 
     `asked` is the base the store asked for. Central may answer 0 instead (it does not know the
     store's version, say after being restored): that is a snapshot replacing everything. Any other
     base is a gap, refused before anything changes.
     """
     now = state(conn)
+    if now.ready is not None:
+        raise ReplicaGap(f"version {now.ready} is complete and going live; it must be live before another transfer")
     if chunk.base not in (asked, 0) or (chunk.base and chunk.base != now.version):
         raise ReplicaGap(f"central sent changes after version {chunk.base}; this store holds version {now.version}")
     if now.transfer_base != chunk.base:  # a new transfer, or central started over: forget what was staged
         _clear_stage(conn)
+        shadow.discard(conn)
     for table, rows in _rows_of(chunk).items():
         if rows:
             columns = TABLES[table]
@@ -184,10 +212,57 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
     if chunk.version == 0:  # central has no catalogue yet: keep what a catalogue file seeded
         forget_transfer(conn)
         return 0
-    if chunk.base == 0:  # a snapshot: what it does not hold is gone (a catalogue file's seed, say)
+    snapshot = chunk.base == 0
+    work = _work(conn, snapshot, direct_rows + 1)
+    if sum(work.values()) > direct_rows:
+        _plan(conn, snapshot, [t for t, rows in work.items() if rows > direct_rows // 8])
+        conn.execute(
+            "UPDATE replica SET transfer_base = ?, cursor = ?, ready = ?, ready_epoch = ? WHERE id = 1",
+            (chunk.base, chunk.cursor, chunk.version, chunk.epoch),
+        )
+        return None
+    _apply(conn, snapshot, list(TABLES))
+    _live(conn, chunk.version, chunk.epoch)
+    return chunk.version
+
+
+def _work(conn: sqlite3.Connection, snapshot: bool, limit: int) -> dict[str, int]:
+    """Rows each table's change writes (each counted no further than `limit`)."""
+    work = {table: _count(conn, f"stage_{table}", limit) for table in TABLES}
+    work["prices"] += _count(conn, "stage_price_deletes", limit)
+    if snapshot:  # what the snapshot does not hold is deleted
         for table in TABLES:
+            work[table] += _count(conn, table, limit)
+    return work
+
+
+def _plan(conn: sqlite3.Connection, snapshot: bool, large: list[str]) -> None:
+    """Shadow tables for the large tables' new content and the slices that fill them: a snapshot's
+    rows as staged; otherwise the live rows with the staged ones over them. The search index is built
+    on the shadow items. The small tables change in the swap itself."""
+    tag = shadow.new_tag()
+    for table in large:
+        target = shadow.create_shadow(conn, table, tag)
+        columns, keys = TABLES[table], _KEYS[table]
+        if snapshot:
+            shadow.plan(conn, shadow.COPY, target, f"stage_{table}", columns, keys)
+        else:
+            shadow.plan(conn, shadow.COPY, target, table, columns, keys)
+            shadow.plan(conn, shadow.UPSERT, target, f"stage_{table}", columns, keys)
+        if table == "prices":
+            shadow.plan(conn, shadow.DELETE, target, "stage_price_deletes", keys, keys)
+        if table == "items":
+            index = shadow.create_shadow(conn, "items_fts", tag)
+            shadow.plan(conn, shadow.COPY, index, target, ("rowid", *_SEARCHED), ("rowid",))
+
+
+def _apply(conn: sqlite3.Connection, snapshot: bool, tables: list[str]) -> None:
+    """The staged rows of `tables` into the live tables, in this transaction."""
+    if snapshot:  # a snapshot: what it does not hold is gone (a catalogue file's seed, say)
+        for table in tables:
             conn.execute(f"DELETE FROM {table}")
-    for table, columns in TABLES.items():
+    for table in tables:
+        columns = TABLES[table]
         names = ", ".join(columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEYS[table])
         # An upsert, not INSERT OR REPLACE: a replaced row would not fire the search index's triggers.
@@ -195,22 +270,73 @@ def stage(conn: sqlite3.Connection, chunk: CatalogChunk, asked: int) -> int | No
             f"INSERT INTO {table} ({names}) SELECT {names} FROM stage_{table} WHERE true "
             f"ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET {updates}"
         )
-    conn.execute(
-        "DELETE FROM prices WHERE (item, store, starts, ends) IN "
-        "(SELECT item, store, starts, ends FROM stage_price_deletes)"
-    )
+    if "prices" in tables:
+        conn.execute(
+            "DELETE FROM prices WHERE (item, store, starts, ends) IN "
+            "(SELECT item, store, starts, ends FROM stage_price_deletes)"
+        )
+
+
+def _live(conn: sqlite3.Connection, version: int, epoch: str) -> None:
     _clear_stage(conn)
     conn.execute(
-        "UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'', epoch = ? WHERE id = 1",
-        (chunk.version, chunk.epoch),
+        "UPDATE replica SET version = ?, transfer_base = NULL, cursor = x'', epoch = ?, ready = NULL, "
+        "ready_epoch = '' WHERE id = 1",
+        (version, epoch),
     )
-    return chunk.version
+
+
+def apply_slice(conn: sqlite3.Connection, rows: int = SLICE_ROWS) -> int | None:
+    """One slice of building a complete transfer's tables, or, once all are built, the swap that
+    makes them live. Returns the version live once it is (at once when nothing is being built), else
+    None. Each call is its own short job: a kill between two leaves the old version live and the
+    build going on from the last slice; the swap is renames in one transaction."""
+    now = state(conn)
+    if now.ready is None:
+        return now.version
+    if shadow.step(conn, rows):
+        return None
+    built = [t for t in TABLES if shadow.exists(conn, shadow.SHADOW + t)]
+    _apply(conn, now.transfer_base == 0, [t for t in TABLES if t not in built])
+    tag = shadow.new_tag()
+    triggers: list[tuple[str, str]] = []
+    if "items" in built:  # its search index goes with it; the triggers that keep it are moved over
+        built.append("items_fts")
+        triggers = conn.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'items'"
+        ).fetchall()
+        for name, _ in triggers:
+            conn.execute(f"DROP TRIGGER {name}")
+    for table in built:
+        shadow.retire(conn, table, tag)
+        conn.execute(f"ALTER TABLE {shadow.SHADOW}{table} RENAME TO {table}")
+    for _, sql in triggers:
+        conn.execute(sql)
+    # The stage is emptied by drain_slice, not here: swapping each full stage table for an empty one
+    # would cost the swap as much again. Until then it is kept from use by the transfer's end here.
+    conn.execute(
+        "UPDATE replica SET version = ready, epoch = ready_epoch, transfer_base = NULL, cursor = x'', "
+        "ready = NULL, ready_epoch = '' WHERE id = 1"
+    )
+    return now.ready
+
+
+def drain_slice(conn: sqlite3.Connection, rows: int = SLICE_ROWS) -> bool:
+    """Empty the stage of a transfer made live by a swap, then delete a slice of what was retired;
+    True when nothing is left."""
+    now = state(conn)
+    idle = now.transfer_base is None and now.ready is None
+    if idle and any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in _STAGE):
+        _clear_stage(conn)
+        return False
+    return shadow.drain(conn, rows)
 
 
 def forget_transfer(conn: sqlite3.Connection) -> None:
     """Drop a transfer in progress (central no longer recognises its position); the live tables stay."""
     _clear_stage(conn)
-    conn.execute("UPDATE replica SET transfer_base = NULL, cursor = x'' WHERE id = 1")
+    shadow.discard(conn)
+    conn.execute("UPDATE replica SET transfer_base = NULL, cursor = x'', ready = NULL, ready_epoch = '' WHERE id = 1")
 
 
 def load(

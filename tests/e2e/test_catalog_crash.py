@@ -1,5 +1,6 @@
-"""The catalogue write path under kill -9: a store killed while staging central's snapshot keeps selling
-from what it had, and once restarted holds exactly central's catalogue, its journal intact."""
+"""The catalogue write path under kill -9: a store killed while staging central's snapshot, and again
+while building it to go live, keeps selling from what it had, and once restarted holds exactly
+central's catalogue, its journal intact."""
 
 from __future__ import annotations
 
@@ -63,6 +64,15 @@ def staging(db: Path) -> tuple[int, int | None, int]:
     return version, base, staged
 
 
+def building(db: Path) -> int | None:
+    """The version of a complete transfer being built to go live (None: none, or no such table yet)."""
+    try:
+        ((ready,),) = query(db, "SELECT ready FROM replica")
+    except sqlite3.OperationalError:
+        return None
+    return int(ready) if ready is not None else None
+
+
 REGISTERS = {
     "vat-rates": "SELECT code, rate FROM vat_rates ORDER BY code",
     "items": "SELECT item, name, vat_rate, unit, popup, active FROM items ORDER BY item",
@@ -103,7 +113,20 @@ async def test_a_store_killed_while_staging_a_snapshot_resumes_to_exactly_centra
         seeded = len(replica.read_catalog(replica.demo_catalog_path()).items)
         assert query(store_db, "SELECT count(*), count(*) FILTER (WHERE item LIKE 'T%') FROM items") == [(seeded, 0)]
 
-        _, url = await procs.start("store2", "store", "run", "--config", str(config))
+        # Killed again once the transfer is complete and being built in slices beside the live tables.
+        store, _ = await procs.start("store2", "store", "run", "--config", str(config))
+        while building(store_db) is None and staging(store_db)[0] != version:  # noqa: ASYNC110 - another process's file
+            await trio.sleep(0.002)
+        procs.kill9(store)
+        await store.wait()
+        cut_building = building(store_db) == version
+        if cut_building:  # else it was live before the kill landed: the checks below hold all the same
+            assert staging(store_db)[0] == 0
+            assert query(store_db, "SELECT count(*), count(*) FILTER (WHERE item LIKE 'T%') FROM items") == [
+                (seeded, 0)
+            ]
+
+        _, url = await procs.start("store3", "store", "run", "--config", str(config))
         while staging(store_db)[0] != version:  # noqa: ASYNC110 - another process's file: poll it
             await trio.sleep(0.05)
         async with connect(url, lane=1, till="T1") as till:  # it sells from central's catalogue now
@@ -116,6 +139,10 @@ async def test_a_store_killed_while_staging_a_snapshot_resumes_to_exactly_centra
 
     assert staging(store_db) == (version, None, 0)
     assert "catalogue transfer on version 0 resumed where it was cut" in (tmp_path / "store2.log").read_text()
+    if cut_building:
+        assert f"catalogue version {version} is complete here: making it live" in (tmp_path / "store3.log").read_text()
+    assert building(store_db) is None
+    assert query(store_db, r"SELECT name FROM sqlite_schema WHERE name LIKE 'next\_%' ESCAPE '\'") == []
     for register, sql in REGISTERS.items():
         at_central, at_store = query(central_db, sql), query(store_db, sql)
         assert len(at_store) == (1 if register == "vat-rates" else ITEMS), register
