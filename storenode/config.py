@@ -24,6 +24,7 @@ class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # ws://host:port of central; empty means this store runs without central
     heartbeat: float = 5.0  # seconds between pings; a link without a pong is down within 3 heartbeats
     batch: int = 1000  # events per batch sent to central (and at most 512 KiB); up to 4 batches in flight
+    linger: float = 0.1  # seconds the link waits, once a sale is queued, for more to send with it (0: none)
 
 
 DEVICE_KINDS = ("printer", "drawer", "scanner", "display", "scale", "terminal")
@@ -109,6 +110,10 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append("payments.giftcard_offline must be reject or allow")
     if config.cpu is not None and config.cpu < 0:
         problems.append(f"cpu must be a CPU number (0 or more), not {config.cpu}")
+    if not 0 <= config.central.linger < config.central.heartbeat:
+        problems.append(
+            f"central.linger must be 0 or more and less than central.heartbeat, not {config.central.linger}"
+        )
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

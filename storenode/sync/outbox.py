@@ -46,6 +46,21 @@ def pending(
     return events
 
 
+def pending_of(conn: sqlite3.Connection, after: dict[str, int], limit: int) -> dict[str, tuple[list[Event], bool]]:
+    """`pending` for several streams in one database job, each with whether more wait behind its
+    batch: the link reads every stream with one hop to the database thread and knows without
+    another read whether it must come back."""
+    found: dict[str, tuple[list[Event], bool]] = {}
+    for stream, seq in after.items():
+        events = pending(conn, stream, seq, limit)
+        if events:
+            more = conn.execute(
+                "SELECT 1 FROM outbox WHERE stream = ? AND seq > ? LIMIT 1", (stream, events[-1].seq)
+            ).fetchone()
+            found[stream] = (events, more is not None)
+    return found
+
+
 def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
     return conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, upto)).rowcount
 
