@@ -17,6 +17,7 @@ from tests.conftest import make_store_config
 from till.client import connect
 
 
+@pytest.mark.e2e  # waits 1.5 s of real time to show there is no reconnect loop
 @pytest.mark.parametrize(("store_version", "central_version"), [(1, 2), (2, 3)], ids=["older-store", "newer-central"])
 async def test_a_store_of_another_version_is_refused_and_both_sides_say_why(
     tmp_path: Path,
