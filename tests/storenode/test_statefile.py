@@ -188,3 +188,13 @@ async def test_a_failed_append_saves_the_scan_through_the_database(
     with trio.fail_after(30):
         store = await scanned_then_stopped(tmp_path, central, MILK, COFFEE)
         assert [x.code for x in row(store.config.db_path)[1].lines] == [MILK, COFFEE]
+
+
+def test_the_state_file_is_readable_by_the_store_alone(tmp_path: Path) -> None:
+    """It holds the open basket and the operator: like the keys and the database, 0600."""
+    file = statefile.StateFile(tmp_path / "store.db.lane-1")
+    try:
+        assert file.append(0, LaneState(lane=1, operator="7"))
+        assert (tmp_path / "store.db.lane-1").stat().st_mode & 0o077 == 0
+    finally:
+        file.close()
