@@ -14,7 +14,19 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
-from protocol.frames import Command, Error, Hello, Receipt, SaleState, Status, StatusRequest, TillFrame, Welcome
+from protocol.frames import (
+    PROTOCOL_VERSION,
+    Command,
+    Error,
+    Hello,
+    Receipt,
+    SaleState,
+    Status,
+    StatusRequest,
+    TillFrame,
+    Welcome,
+)
+from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch
 from protocol.websocket import dial
 
 
@@ -111,6 +123,10 @@ async def connect(
                 answer = await client.hello()
                 if isinstance(answer, Error):
                     raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
+                if isinstance(answer, Welcome) and not compatible(PROTOCOL_VERSION, answer.version):
+                    # a store of another version: said plainly here, not as undecodable frames later
+                    text = mismatch("till", "this till", PROTOCOL_VERSION, f"store {answer.store}", answer.version)
+                    raise ConnectionRefusedError(f"{INCOMPATIBLE_VERSION}: {text}")
             yield client
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed
+from trio_websocket import ConnectionClosed, WebSocketRequest
 
 from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, TillCodec
-from protocol.frames import PROTOCOL_VERSION, Error, Hello, Welcome
-from protocol.websocket import dial
+from protocol.frames import PROTOCOL_VERSION, Error, Hello, SaleState, Welcome
+from protocol.websocket import dial, serve
 from storenode.app import StoreNode
+from till.client import connect
 
 
 @pytest.mark.parametrize("subprotocol", [SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
@@ -36,3 +38,35 @@ async def test_a_till_of_another_version_is_told_why_and_closed(
         async with dial(store.url, subprotocols=[subprotocol]) as ws:
             await ws.send_message(codec.encode(Hello(till="T1", lane=1)))
             assert isinstance(codec.decode(await ws.get_message()), Welcome)
+
+
+async def test_a_till_client_refuses_a_store_of_another_version(nursery: trio.Nursery) -> None:
+    """The other direction: a store welcoming in a version this till does not speak is refused by the
+    till, with both versions named, instead of the till failing later on frames it cannot read."""
+    codec = TillCodec(SUBPROTOCOL_MSGPACK, "store")
+    other = PROTOCOL_VERSION + 1
+
+    async def newer_store(request: WebSocketRequest) -> None:
+        ws = await request.accept(subprotocol=SUBPROTOCOL_MSGPACK)
+        hello = codec.decode(await ws.get_message())
+        assert isinstance(hello, Hello)
+        await ws.send_message(
+            codec.encode(
+                Welcome(
+                    store="S9",
+                    lane=1,
+                    till=hello.till,
+                    state=SaleState(lane=1, status="closed", currency="SEK"),
+                    version=other,
+                )
+            )
+        )
+        with contextlib.suppress(ConnectionClosed):
+            await ws.get_message()
+
+    port = await nursery.start(serve, newer_store, "127.0.0.1", 0, "a newer store")
+    with trio.fail_after(10), pytest.raises(ConnectionRefusedError) as refused:
+        async with connect(f"ws://127.0.0.1:{port}", lane=1, till="T1"):
+            pass
+    both = f"store S9 speaks till protocol version {other} but this till speaks version {PROTOCOL_VERSION}"
+    assert str(refused.value).startswith(f"incompatible_version: {both}")
