@@ -44,7 +44,7 @@ from protocol.frames import (
     Question,
     Refusal,
 )
-from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch
+from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch, shown
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,10 @@ async def greet(channel: Channel, hello: LinkHello, *, peer: str) -> LinkWelcome
     await channel.send_message(codec.encode(hello))
     reply = codec.decode(await channel.get_message())
     if isinstance(reply, LinkError):
+        message = shown(reply.message, 400)  # the peer's words: bounded before they reach a log
         if reply.code == INCOMPATIBLE_VERSION:
-            raise Incompatible(f"{peer} refused us: {reply.message}")
-        raise Refused(f"{peer} refused us: {reply.code}: {reply.message}", reply.code)
+            raise Incompatible(f"{peer} refused us: {message}")
+        raise Refused(f"{peer} refused us: {shown(reply.code)}: {message}", reply.code)
     if not isinstance(reply, LinkWelcome):
         raise SessionError(f"expected a welcome from {peer}, got {type(reply).__name__}")
     if not compatible(hello.version, reply.version):

@@ -17,9 +17,17 @@ def compatible(ours: int, theirs: int) -> bool:
     return ours == theirs
 
 
+def shown(text: str, limit: int = 64) -> str:
+    """Text a peer gave (its name, its refusal), as we may log it or send it back: printable and
+    bounded, so an escape sequence or a megabyte of name reaches no log or terminal."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return clean + ("..." if len(text) > limit else "")
+
+
 def mismatch(protocol: str, us: str, ours: int, them: str, theirs: int) -> str:
-    """The refusal's text, the same wherever it is read (the refusing side's log, the refused side's)."""
+    """The refusal's text, the same wherever it is read (the refusing side's log, the refused side's).
+    `them` names the peer as it named itself: shown bounded and printable."""
     return (
-        f"{them} speaks {protocol} protocol version {theirs} but {us} speaks version {ours}: "
+        f"{shown(them)} speaks {protocol} protocol version {theirs} but {us} speaks version {ours}: "
         f"they cannot work together until one is upgraded to match the other"
     )

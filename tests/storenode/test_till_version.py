@@ -70,3 +70,18 @@ async def test_a_till_client_refuses_a_store_of_another_version(nursery: trio.Nu
             pass
     both = f"store S9 speaks till protocol version {other} but this till speaks version {PROTOCOL_VERSION}"
     assert str(refused.value).startswith(f"incompatible_version: {both}")
+
+
+async def test_a_hostile_till_name_reaches_the_refusal_and_the_log_bounded_and_printable(
+    store: StoreNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    codec = TillCodec(SUBPROTOCOL_MSGPACK, "till")
+    name = "\x1b[2J\x07" * 5000  # clears a terminal and rings its bell, 20,000 characters of it
+    with trio.fail_after(10):
+        async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+            await ws.send_message(codec.encode(Hello(till=name, lane=1, version=PROTOCOL_VERSION + 1)))
+            error = codec.decode(await ws.get_message())
+    assert isinstance(error, Error) and error.code == "incompatible_version"
+    assert error.message.isprintable() and len(error.message) < 300, error.message
+    logged = [r.getMessage() for r in caplog.records if r.name == "storenode.gateway"]
+    assert logged and all(m.isprintable() and len(m) < 400 for m in logged)
