@@ -7,8 +7,9 @@ hands the asker the reason.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from central.registers import customers, giftcards, rates, stock
 from protocol.frames import (
@@ -27,15 +28,23 @@ from protocol.frames import (
 from protocol.link import Refused
 from runtime.database import Database
 
+T = TypeVar("T")
+
 
 async def _stock(db: Database, store: str, question: StockQuestion) -> StockAnswer:
     return StockAnswer(levels=await db.read(lambda c: stock.levels(c, question.item)))
 
 
+async def _found(db: Database, read: Callable[[sqlite3.Connection], T | None], missing: str) -> T:
+    """What one read finds; a question about something central does not hold is refused with `missing`."""
+    found = await db.read(read)
+    if found is None:
+        raise Refused(missing)
+    return found
+
+
 async def _balance(db: Database, store: str, question: GiftCardQuestion) -> GiftCardAnswer:
-    card = await db.read(lambda c: giftcards.balance(c, question.card))
-    if card is None:
-        raise Refused(f"no gift card {question.card}")
+    card = await _found(db, lambda c: giftcards.balance(c, question.card), f"no gift card {question.card}")
     return GiftCardAnswer(card=card)
 
 
@@ -44,10 +53,8 @@ async def _rates(db: Database, store: str, question: RatesQuestion) -> RatesAnsw
 
 
 async def _customer(db: Database, store: str, question: CustomerQuestion) -> CustomerAnswer:
-    name = await db.read(lambda c: customers.name_of(c, question.customer))
-    if name is None:
-        raise Refused(f"no customer {question.customer} is registered")
-    return CustomerAnswer(name=name)
+    missing = f"no customer {question.customer} is registered"
+    return CustomerAnswer(name=await _found(db, lambda c: customers.name_of(c, question.customer), missing))
 
 
 async def _move(db: Database, store: str, question: GiftCardMoveQuestion) -> GiftCardAnswer:
