@@ -95,10 +95,11 @@ class StateFile:
         self._base = -1  # the counter the records in the file were built on; -1: not known yet
 
     def read_last(self) -> Kept | None:
-        """The newest complete record (for the lane's load, before any append)."""
+        """The newest complete record (for the lane's load, before any append). Appends never take the file
+        past MAX_BYTES, so nothing beyond is ours: it is not read (a record cut there counts as torn)."""
         if self._size == 0:
             return None
-        return last(os.pread(self._fd, self._size, 0))
+        return last(os.pread(self._fd, min(self._size, MAX_BYTES), 0))
 
     def append(self, base: int, state: LaneState) -> bool:
         """Make `state` survive kill -9; False if the file is too large (the caller saves through the database).

@@ -198,3 +198,18 @@ def test_the_state_file_is_readable_by_the_store_alone(tmp_path: Path) -> None:
         assert (tmp_path / "store.db.lane-1").stat().st_mode & 0o077 == 0
     finally:
         file.close()
+
+
+def test_a_file_grown_past_the_cap_by_something_else_is_read_only_up_to_it(tmp_path: Path) -> None:
+    """Appends never pass MAX_BYTES: a larger file was not written by the lane, and loading it must not
+    read (or decode) however much is there."""
+    path = tmp_path / "store.db.lane-1"
+    good = statefile.encode(3, LaneState(lane=1, operator="7"))
+    beyond = statefile.encode(9, LaneState(lane=1, operator="8" * 200))  # longer than what is left below the cap
+    path.write_bytes(good * (statefile.MAX_BYTES // len(good)) + beyond)
+    file = statefile.StateFile(path)
+    try:
+        kept = file.read_last()
+        assert kept is not None and (kept.base, kept.state.operator) == (3, "7")  # the record past the cap: unread
+    finally:
+        file.close()
