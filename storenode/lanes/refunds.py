@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from devices.escpos import receipt_id
+from protocol import gs1
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
 from runtime.mailbox import Rejected
@@ -51,7 +52,8 @@ def describe(key: Key) -> str:
 def parse_receipt(text: str, store: str) -> tuple[int, int]:
     """(lane, receipt number) from a receipt id as printed under its code: store-lane-number."""
     parts = text.strip().rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    numbers = parts[1:] if len(parts) == 3 else []
+    if not numbers or not all(gs1.digits(n) and len(n) <= 12 for n in numbers):  # int64-safe: SQLite takes it
         raise Rejected("bad_receipt", f"{text.strip()!r} is not a receipt id (store-lane-number, as {store}-1-42)")
     if parts[0] != store:
         raise Rejected("other_store", f"receipt {text.strip()} is from store {parts[0]}, not this store ({store})")
