@@ -713,7 +713,7 @@ class Lane:
         config = self.ctx.config
         foreign = payments.foreign_currency(self.state, command, self.currency, config.payments.foreign_cash)
         rate = await payments.rate(self.ctx.ask, self.ctx.db, self.currency, foreign, self.number) if foreign else None
-        await self._apply(payments.cash(self.state, command, self.currency, rate), conn)
+        await self._apply(payments.cash(self.state, command, self.currency, rate, config.payments.max_change), conn)
 
     async def _card(self, command: CardTender) -> None:
         terminal = self._terminal()
