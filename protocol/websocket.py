@@ -23,6 +23,8 @@ import wsproto.events
 from trio_websocket import WebSocketConnection, WebSocketRequest, WebSocketServer, _impl, open_websocket_url
 from wsproto.connection import ConnectionState
 
+from protocol.admission import AddressLimit
+
 
 def guard() -> None:
     """Install the ping guard once (idempotent)."""
@@ -60,15 +62,25 @@ async def serve(
     port: int,
     purpose: str,
     *,
+    per_address: int = 0,
+    handshake_timeout: float = 60.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve websockets on host:port; reports the bound port (useful with port 0) once listening."""
+    """Serve websockets on host:port; reports the bound port (useful with port 0) once listening.
+    `per_address` (0: no limit) bounds the connections one address holds open at once, handshaking or
+    not (protocol.admission); a client that has not completed its handshake within `handshake_timeout`
+    seconds is dropped."""
     guard()
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         raise ListenError(exc.errno, f"cannot listen for {purpose} on {host}:{port}: {exc.strerror or exc}") from None
-    server = WebSocketServer(handler, listeners)
+    port = listeners[0].socket.getsockname()[1]  # before any wrapping hides the socket
+    accepting: list[trio.abc.Listener[trio.abc.Stream]] = list(listeners)
+    if per_address:
+        accepting = [AddressLimit(listener, per_address) for listener in accepting]
+    # typed for trio's own listeners, but any Listener serves: it goes to trio.serve_listeners
+    server = WebSocketServer(handler, accepting, connect_timeout=handshake_timeout)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        task_status.started(server.port)
+        task_status.started(port)
