@@ -430,7 +430,7 @@ class Lane:
                         await self._end_session(f"till {plain(conn.till)} left: operator {session.operator} logged out")
             case IdleCheck(session):
                 idle = self.ctx.config.tills.idle_logout
-                if session is self._session and trio.current_time() - session.last >= idle:
+                if session is self._session and trio.current_time() >= session.last + idle:  # the watch's deadline
                     await self._end_session(
                         f"operator {session.operator} logged out after {idle:g} s without a command"
                     )
