@@ -325,6 +325,8 @@ class Lane:
 
     def _frame(self, *, ref: int = 0, message: str = "", popup: str = "") -> SaleState:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
+        if self._session is None and frame.status == READY:  # a sale settled by itself: nobody is logged in
+            frame.status, frame.operator = CLOSED, ""
         frame.popup = popup
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
