@@ -150,7 +150,7 @@ class Gateway:
         refusal = self._refusal(request)
         if refusal is not None:
             status, reason = refusal
-            log.warning("till handshake refused (%d): %s", status, reason)
+            log.info("till handshake refused (%d): %s", status, reason)
             await request.reject(status, body=reason.encode())
             return
         chosen = next(p for p in request.proposed_subprotocols if p in TILL_SUBPROTOCOLS)
