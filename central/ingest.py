@@ -8,12 +8,18 @@ store that reconnects replaces its old link here; central's own questions are bo
 
 A batch that cannot be applied (undecodable, inconsistent) is refused whole with an error frame and
 the link stays up; the store keeps it in its outbox, so nothing is lost while someone looks at it.
+A batch refused as untrusted (a bad signature, a broken chain, a receipt gap, another event under a
+used seq, an unknown key: central/registers/sales.py and cursors.py) is also kept as an alarm
+(central/registers/alarms.py), and every later batch of that stream in the session is refused too:
+acks are cumulative, so acknowledging a later batch would tell the store central holds the refused
+events, and the store would delete them.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from functools import partial
 from typing import Any
 
@@ -24,7 +30,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from central import distribute, questions
 from central.distribute import Distributor
 from central.reconcile import reconcile
-from central.registers import cursors, giftcards, sales, stock
+from central.registers import alarms, cursors, giftcards, sales, stock
 from central.registers.cursors import Applier, EventError
 from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, LinkCodec
 from protocol.frames import (
@@ -48,11 +54,11 @@ HELLO_TIMEOUT = 10.0
 QUEUED_BATCHES = 8
 ADMIN_TIMEOUT = 120.0
 STORE_ASK_TIMEOUT = 60.0  # one question to a store (a page of its journal); ADMIN_TIMEOUT bounds the whole
-APPLIERS: dict[str, Applier] = {
-    Stream.JOURNAL: sales.apply,
+APPLIERS: dict[str, Applier] = {  # the journal's is made per batch (sales.Incoming verifies as it goes)
     Stream.STOCK: stock.apply,
     Stream.GIFTCARD: giftcards.apply,
 }
+STREAMS = {Stream.JOURNAL, *APPLIERS}
 
 
 class StoreNotConnected(Exception):
@@ -137,6 +143,7 @@ class Ingest:
         session: trio.CancelScope,
     ) -> None:
         store = link.store
+        refused: dict[str, str] = {}  # stream -> why a batch of it was refused in this session
         try:
             async for first in receive:
                 batches = [first]
@@ -145,9 +152,15 @@ class Ingest:
                         batches.append(receive.receive_nowait())
                     except trio.WouldBlock:
                         break
-                outcomes = await self.db.write(partial(_apply_batches, store=store, batches=batches), durable=True)
+                outcomes = await self.db.write(
+                    partial(_apply_batches, store=store, batches=batches, refused=refused), durable=True
+                )
                 for batch, outcome in zip(batches, outcomes, strict=True):
-                    if isinstance(outcome, Exception):
+                    if isinstance(outcome, EventError):
+                        level = logging.ERROR if outcome.alarm else logging.WARNING
+                        log.log(level, "refused a batch from %s: %s: %s", store, outcome.code, outcome)
+                        await self._send_error(link.ws, outcome.code, str(outcome))
+                    elif isinstance(outcome, Exception):
                         log.warning("refused a batch from %s: %s", store, outcome)
                         await self._send_error(link.ws, "bad_batch", str(outcome))
                     else:
@@ -173,7 +186,7 @@ class Ingest:
         if not isinstance(frame, EventBatch) or frame.store != store:
             await self._send_error(ws, "unexpected", f"expected an event batch for {store}, got {type(frame).__name__}")
             return
-        if frame.stream not in APPLIERS:
+        if frame.stream not in STREAMS:
             await self._send_error(ws, "bad_batch", f"unknown stream {frame.stream!r}")
             return
         await batches.send(frame)
@@ -213,21 +226,46 @@ class Ingest:
         return LinkReply(id=request.id, ok=True, body=msgspec.msgpack.encode(report))
 
 
-_Outcome = tuple[int, bool] | Exception  # the highest seq applied and whether any was new; or why not
+_Outcome = tuple[int, bool] | Exception  # the seq to acknowledge and whether a gap stopped the batch; or why not
 
 
-def _apply_batches(conn: sqlite3.Connection, store: str, batches: list[EventBatch]) -> list[_Outcome]:
-    return [_apply_batch(conn, store, batch) for batch in batches]
+def _apply_batches(
+    conn: sqlite3.Connection, store: str, batches: list[EventBatch], refused: dict[str, str]
+) -> list[_Outcome]:
+    """Each batch in order; once one of a stream is refused, the session's later ones of that stream are
+    refused unapplied (acks are cumulative: an ack after the refused batch would cover it)."""
+    outcomes: list[_Outcome] = []
+    for batch in batches:
+        earlier = refused.get(batch.stream)
+        if earlier is not None:
+            outcomes.append(
+                EventError(f"stream {batch.stream}: an earlier batch of this session was refused ({earlier})")
+            )
+            continue
+        outcome = _apply_batch(conn, store, batch)
+        if isinstance(outcome, Exception):
+            first = batch.events[0].seq if batch.events else 0
+            refused[batch.stream] = f"from seq {first}: {outcome}"[:200]
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> _Outcome:
-    """One batch in its own savepoint: a bad batch is refused alone, its neighbours still commit."""
+    """One batch in its own savepoint: a bad batch is refused alone and nothing of it is kept; an
+    untrusted one is kept as an alarm, outside the savepoint, so the alarm outlives the rollback."""
     conn.execute("SAVEPOINT batch")
     try:
-        outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, APPLIERS[batch.stream])
+        if batch.stream == Stream.JOURNAL:
+            journal = sales.Incoming(conn, store)
+            outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, journal)
+            journal.verify_heads()
+        else:
+            outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, APPLIERS[batch.stream])
     except (EventError, FrameError, sqlite3.IntegrityError) as exc:
         conn.execute("ROLLBACK TO batch")
         conn.execute("RELEASE batch")
+        if isinstance(exc, EventError) and exc.alarm:
+            alarms.raise_alarm(conn, store, exc.code, str(exc), int(time.time() * 1000))
         return exc
     conn.execute("RELEASE batch")
     return outcome

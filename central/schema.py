@@ -219,4 +219,48 @@ MIGRATIONS = [
         CREATE INDEX price_tombstones_version ON price_tombstones (version, item, store, starts, ends);
         """,
     ),
+    Migration(
+        9,
+        # Store identities (central/registers/identities.py): every key a store ever had, by key id.
+        # Minimal here: the identity change owns this migration and extends it (registry, enrolment).
+        """
+        CREATE TABLE store_keys (
+            store TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            public BLOB NOT NULL,
+            PRIMARY KEY (store, key_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    Migration(
+        10,
+        # The verified journal (central/registers/sales.py): each sale keeps its chain hash as central
+        # derived it and the store key's signature with the key's id ('' / x'' : applied before this).
+        # event_digests: what was applied at each (store, stream, seq), so a resend is told from a
+        # different event under a used number (central/registers/cursors.py). alarms: what an operator
+        # must look at (central/registers/alarms.py); a repeat of the newest alarm of its store only
+        # counts up.
+        """
+        ALTER TABLE sales ADD COLUMN hash BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE sales ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE sales ADD COLUMN key TEXT NOT NULL DEFAULT '';
+        CREATE TABLE event_digests (
+            store TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            PRIMARY KEY (store, stream, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            first_at INTEGER NOT NULL,
+            last_at INTEGER NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX alarms_store ON alarms (store, id);
+        """,
+    ),
 ]

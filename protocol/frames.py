@@ -436,6 +436,8 @@ class Event(msgspec.Struct, array_like=True):
     seq: int
     kind: str
     body: bytes  # canonical bytes of the record, exactly as hashed into the store journal
+    sig: bytes = b""  # journal events: the store key's signature over the record's chain hash
+    key: str = ""  # journal events: the id of the key that made `sig` (protocol.identity.key_id)
 
 
 class EventBatch(LinkFrame, tag=3):

@@ -2,6 +2,7 @@
 
 root (one-for-all: the database first, everything else depends on it)
   ├─ database
+  ├─ journal signing (transient: signs rows journaled before records were signed, before the link sends)
   ├─ catalog load (transient: runs once per root start)
   ├─ lanes (one-for-one, escalates: a lane that keeps dying means the node is unwell)
   ├─ devices (one-for-one, never escalates: a dead printer must not stop a lane)
@@ -20,6 +21,7 @@ from pathlib import Path
 import trio
 
 from devices.scanner import ScanEvent
+from protocol import identity
 from protocol.frames import (
     ActorStatus,
     GiftCardInfo,
@@ -57,6 +59,19 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
+KEY_FILE = Path("identity") / "store.key"  # under the store's data_dir
+
+
+def load_signer(config: StoreConfig) -> chain.Signer:
+    """The store key, made when there is none (logged): the one place the node reads it, so lanes and
+    tools get a signer handed down instead of reading key files themselves."""
+    path = config.data_path / KEY_FILE
+    key, made = identity.load_or_create(path)
+    signer = chain.Signer(config.store, key)
+    if made:
+        log.info("store %s: made its store key %s at %s", config.store, signer.key_id, path)
+    return signer
+
 
 class StoreNode:
     def __init__(self, config: StoreConfig, *, clock: Clock | None = None) -> None:
@@ -67,6 +82,7 @@ class StoreNode:
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
+        self.signer = load_signer(config)
         self.lane_devices, self.device_specs = peripherals.build(config, self.health, self._scanned)
         self.clock = clock or SystemClock()
         self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
@@ -79,6 +95,7 @@ class StoreNode:
             signal=self.signal,
             link_state=lambda: ("online" if self.link.online else "offline") if config.central.url else "",
             ask=self.link.ask,
+            signer=self.signer,
             devices=self.lane_devices,
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
@@ -134,6 +151,7 @@ class StoreNode:
         )
         children = [
             ChildSpec("database", self.db.run),
+            ChildSpec("journal-signing", self._sign_journal, Restart.TRANSIENT),
             ChildSpec("catalog", self._load_catalog, Restart.TRANSIENT),
             ChildSpec("lanes", lanes.run),
             ChildSpec("devices", devices.run),
@@ -148,6 +166,14 @@ class StoreNode:
             strategy=Strategy.ONE_FOR_ALL,
             health=self.health,
         )
+
+    async def _sign_journal(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Rows journaled before records were signed get their signature now, in one job, before the link
+        starts: every record central receives is signed."""
+        signed = await self.db.write(lambda c: chain.sign_unsigned(c, self.signer), durable=True)
+        if signed:
+            log.info("signed %d journal records made before records were signed", signed)
+        task_status.started()
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         operators = await trio.to_thread.run_sync(replica.prepare_operators, self.catalog)

@@ -258,4 +258,25 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        13,
+        # Every journal record is signed by the store key over its chain hash (storenode/journal/chain.py),
+        # kept beside it with the key's id. Rows from before this migration are signed once, at the node's
+        # next start; so the append-only trigger now lets exactly that through: a signature set once on an
+        # unsigned row, every other column as it was. The index finds a record by its outbox seq, so the
+        # link reads each journal event's signature in the job that reads the outbox.
+        """
+        ALTER TABLE journal ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE journal ADD COLUMN key TEXT NOT NULL DEFAULT '';
+        DROP TRIGGER journal_no_update;
+        CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+        WHEN OLD.sig != x'' OR NEW.sig = x'' OR NEW.key = ''
+            OR (NEW.lane, NEW.receipt_no, NEW.kind, NEW.sale_id, NEW.body, NEW.prev_hash, NEW.hash, NEW.seq,
+                NEW.refund_of)
+            IS NOT (OLD.lane, OLD.receipt_no, OLD.kind, OLD.sale_id, OLD.body, OLD.prev_hash, OLD.hash, OLD.seq,
+                OLD.refund_of)
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+        CREATE INDEX journal_seq ON journal (seq);
+        """,
+    ),
 ]

@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--db", type=Path, default=Path("central.db"))
     listing.add_argument("--store", help="list this store's receipts one by one")
 
+    alarm = central.add_parser("alarms", help="what stores sent that central refused as untrusted (oldest first)")
+    alarm.add_argument("--db", type=Path, default=Path("central.db"))
+    alarm.add_argument("--store", help="only this store's alarms")
+    audit = central.add_parser(
+        "verify-journal", help="check every stored sale's receipt numbers, hash chain and own signature"
+    )
+    audit.add_argument("--db", type=Path, default=Path("central.db"))
+    audit.add_argument("--store", help="only this store's journal")
+
     rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
     rec.add_argument("--store", required=True)
     rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
@@ -186,6 +195,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return trio.run(commands.central_reconcile, args.url, args.store)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
+        case "central", "alarms":
+            return commands.central_alarms(args.db, args.store)
+        case "central", "verify-journal":
+            return commands.central_verify_journal(args.db, args.store)
         case "central", "import":
             return commands.central_import(args.db, args.register, args.file, args.currency)
         case "central", "delete":

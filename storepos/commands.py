@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -12,7 +13,8 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.app import CentralNode
-from central.registers import imports, sales
+from central.registers import alarms, imports, sales
+from protocol import identity
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
@@ -21,7 +23,7 @@ from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
-from storenode.app import StoreNode
+from storenode.app import KEY_FILE, StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
 from storenode.sync import outbox, replica
@@ -39,6 +41,52 @@ async def central_run(db: Path, host: str, port: int, ready_file: Path | None, c
         await nursery.start(node.run)
         if ready_file is not None:
             write_ready_file(ready_file, url=node.url)
+
+
+def central_alarms(db: Path, store: str | None) -> int:
+    """Exit 1 when there are alarms (so scripts notice), 0 when none."""
+    if not db.exists():
+        fail(f"{db}: no central database here")
+        return 2
+    conn = open_connection(db, readonly=True)
+    try:
+        found = alarms.alarms(conn, store)
+    except sqlite3.OperationalError as exc:
+        fail(f"{db}: {exc}")
+        return 2
+    finally:
+        conn.close()
+    if not found:
+        print("no alarms" + (f" for store {store}" if store else ""))
+        return 0
+    for a in found:
+        repeats = f" (x{a.count}, last {_utc(a.last_at)})" if a.count > 1 else ""
+        print(f"alarm {a.id} {_utc(a.first_at)} store {a.store} {a.kind}{repeats}: {a.detail}")
+    return 1
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def central_verify_journal(db: Path, store: str | None) -> int:
+    if not db.exists():
+        fail(f"{db}: no central database here")
+        return 2
+    conn = open_connection(db, readonly=True)
+    try:
+        checked, problems = sales.verify(conn, store)
+    except sqlite3.OperationalError as exc:
+        fail(f"{db}: {exc}")
+        return 2
+    finally:
+        conn.close()
+    for problem in problems:
+        print(f"journal broken: {problem}")
+    if problems:
+        return 1
+    print(f"central's journal intact: {checked} records, receipts gapless, hash chains and every signature verified")
+    return 0
 
 
 def central_sales(db: Path, store: str | None) -> int:
@@ -230,14 +278,22 @@ def verify_journal(config_path: Path) -> int:
     if not config.db_path.exists():
         fail(f"{config.db_path}: no store database")
         return 2
+    try:
+        public = identity.public_bytes(identity.load_private(config.data_path / KEY_FILE))
+    except identity.IdentityError as exc:
+        fail(f"cannot check the journal's signatures: {exc}")
+        return 2
     conn = open_connection(config.db_path, readonly=True)
     try:
-        checked, problems = chain.verify(conn)
+        checked, problems = chain.verify(conn, config.store, {identity.key_id(public): public})
     finally:
         conn.close()
     for problem in problems:
         print(f"journal broken: {problem}")
     if problems:
         return 1
-    print(f"journal intact: {checked} receipts, every lane's numbers gapless and hash chain verified")
+    print(
+        f"journal intact: {checked} receipts, every lane's numbers gapless, hash chain and store key signatures"
+        " verified"
+    )
     return 0

@@ -21,6 +21,7 @@ import trio
 
 from central.registers import catalog, imports, sales
 from devices.sim.kit import LaneKit
+from devtools import store_keys
 from protocol.frames import Status
 from protocol.gs1 import Gs1Config
 from protocol.money import format_money
@@ -225,6 +226,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
     central, central_url = await _node(["central", "run", "--db", str(central_db), "--port", "0"], folder, "central")
     try:
         config = folder / "store.toml"
+        store_keys.register(central_db, "DEMO01", folder / "store-data")  # until enrolment is merged
         config.write_text(STORE_TOML.format(central=central_url) + kit.devices_toml())
         settings = load_config(config)
         files = folder / "catalogue"

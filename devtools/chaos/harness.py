@@ -20,10 +20,13 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.registers import sales
+from devtools import store_keys
 from devtools.chaos.proxy import ChaosProxy, Faults
 from devtools.processes import Processes
+from protocol import identity
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
+from storenode.app import KEY_FILE
 from storenode.journal import chain as journal_chain
 from till.client import TillDisconnected, connect
 
@@ -101,6 +104,7 @@ async def run_chaos(folder: Path, plan: ChaosPlan) -> ChaosResult:
             proxy = ChaosProxy(central_url, plan.faults, rng=random.Random(plan.seed + 1))
             await nursery.start(proxy.run)
             config = folder / "store.toml"
+            store_keys.register(central_db, "CHAOS", folder / "store-data")
             lanes = ", ".join(str(n) for n in range(1, plan.lanes + 1))
             config.write_text(STORE_TOML.format(lanes=lanes, central=proxy.url, heartbeat=plan.heartbeat))
             for round_no in range(plan.rounds):
@@ -201,8 +205,12 @@ def check(folder: Path, store: str, receipts: dict[str, int]) -> list[str]:
         here, there = _totals([row[3] for row in journal]), _totals([row[3] for row in at_central])
         if here != there:
             problems.append(f"totals differ: store {here} central {there}")
-        _, broken = journal_chain.verify(local)  # the store's own chain, end to end
+        key = identity.load_private(folder / "store-data" / KEY_FILE)
+        public = identity.public_bytes(key)
+        _, broken = journal_chain.verify(local, store, {identity.key_id(public): public})  # the store's own chain
         problems += [f"store journal: {p}" for p in broken]
+        _, unverified = sales.verify(remote, store)  # central's copy: every record's own signature too
+        problems += [f"central journal: {p}" for p in unverified]
         heads_here = {}
         for lane, no, _, _, digest in sorted(journal):
             heads_here[lane] = (no, digest)

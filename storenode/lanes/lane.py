@@ -74,6 +74,7 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import stock
 from storenode.config import StoreConfig
+from storenode.journal.chain import Signer
 from storenode.lanes import basket, closing, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
@@ -161,6 +162,7 @@ class StoreContext:
     signal: OutboxSignal
     link_state: Callable[[], str]  # "online" / "offline", or "" for a store without central
     ask: Ask  # a question to central over the sync link (gift cards, rates, customers); Offline without one
+    signer: Signer  # the store key, signing each journal record as it is appended
     devices: dict[int, LaneDevices] = field(default_factory=dict)
 
 
@@ -748,6 +750,7 @@ class Lane:
                 currency=config.currency,
                 kind=close.kind,
                 closed_at=now,
+                signer=self.ctx.signer,
                 tendered=close.tendered,
                 cash=close.cash,
                 extra=(lambda c: payments.queue_moves(c, moves)) if moves else None,

@@ -1,9 +1,17 @@
 """The store's link to central: replays the outbox in order, deletes what central acknowledged.
 
 Connection trouble is the normal case for a store, not a crash: the actor reconnects by itself with
-capped, jittered backoff and the lanes never notice. Central says in its welcome what it has already
-applied, so a resend after any failure starts exactly where central stands; central's dedupe makes
-a duplicate harmless anyway.
+capped, jittered backoff and the lanes never notice.
+
+What the store deletes is decided by the store alone: an outbox event goes only once central has
+acknowledged it *in this session*, and only if this session sent it. So every session resends from
+the oldest event still in the outbox (central acknowledges an identical resend by its digest, without
+applying it twice); the welcome's cursors delete nothing, since whoever answers at central's URL
+writes them. An ack beyond what this session sent, or a welcome claiming more than this store ever
+numbered, is an alarm (logged ERROR, kept on the health board under "sync-alarms"), and nothing is
+deleted for it. A batch central refuses (a LinkError: a conflict, a bad signature...) ends the
+session; its events stay in the outbox and the refusal stays on the sync actor's health, which
+`storepos store status` shows, until central acknowledges past it.
 
 Replay is pipelined: up to `window` batches are in flight while acks (cumulative, highest
 contiguous seq) come back on their own task. Memory stays bounded however long the backlog is: the
@@ -46,6 +54,7 @@ from protocol.frames import (
     Stream,
 )
 from protocol.link import Incompatible, NoAnswer, Refused, Session, SessionError, greet
+from protocol.versions import shown
 from protocol.websocket import dial
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -77,12 +86,17 @@ NO_ANSWER = (Offline, NoAnswer)  # central said nothing usable
 A = TypeVar("A", bound=Answer)
 
 
-class _Stream:
-    """Replay position of one stream in the current session."""
+ALARMS = "sync-alarms"  # the health board's entry for what central said that cannot be true
+KEPT_ALARMS = 20
 
-    def __init__(self, acked: int) -> None:
-        self.acked = acked  # central has applied everything up to here
-        self.sent = acked  # we have sent everything up to here
+
+class _Stream:
+    """Replay position of one stream in the current session: starts before the oldest event still in
+    the outbox (nothing older exists here to send or delete)."""
+
+    def __init__(self, before_oldest: int) -> None:
+        self.acked = before_oldest  # central acknowledged, in this session, everything up to here
+        self.sent = before_oldest  # this session has sent everything up to here
         self.last_progress = trio.current_time()
 
 
@@ -116,6 +130,9 @@ class SyncLink:
         self._session: Session | None = None
         self._progress = trio.Event()
         self._resend = False  # central asked for events again (a gap): the sender reads at its next wake
+        self.alarms: list[str] = []  # the newest KEPT_ALARMS things central said that cannot be true
+        self.refusal = ""  # central's refusal of a batch, shown until it acknowledges past it
+        self._refused: dict[str, int] = {}  # stream -> the seq central must acknowledge to end the refusal
         self._answers: dict[type[Question[Any]], Callable[[Any], Awaitable[Answer]]] = {
             LanesQuestion: self._lanes,
             JournalQuestion: self._journal,
@@ -125,7 +142,8 @@ class SyncLink:
         changed = online != self.online
         self.online = online
         state = state or ("online" if online else "offline")
-        self.health.set(self.name, state, error=error, detail=self.config.central.url)
+        detail = self.config.central.url + (f"; batch refused: {self.refusal}" if self.refusal else "")
+        self.health.set(self.name, state, error=error, detail=detail)
         if changed:
             for hook in self.on_change:
                 hook(online)
@@ -187,9 +205,17 @@ class SyncLink:
             with trio.fail_after(heartbeat * 2):
                 hello = LinkHello(node=self.config.store, role="store", version=self.version)
                 welcome = await greet(ws, hello, peer="central")
-            streams: dict[str, _Stream] = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
-            for name, stream in streams.items():
-                await self.db.write(partial(outbox.acknowledge, stream=name, upto=stream.acked))
+            positions = await self.db.read(outbox.positions)
+            streams: dict[str, _Stream] = {}
+            for name in STREAMS:
+                before_oldest, last = positions.get(name, (0, 0))
+                streams[name] = _Stream(before_oldest)
+                claimed = welcome.acked.get(name, 0)
+                if claimed > last:
+                    self._alarm(
+                        f"central's welcome claims {name} events up to {claimed}, but this store has numbered"
+                        f" only {last}; nothing deleted"
+                    )
             self.signal.backlog = await self.db.read(outbox.backlog)
             if self.catalog is not None:
                 self.catalog.announced(welcome.catalog, welcome.catalog_epoch)
@@ -282,6 +308,12 @@ class SyncLink:
             stream = streams.get(frame.stream)
             if stream is None:
                 return
+            if frame.seq > stream.sent:
+                self._alarm(
+                    f"central acknowledged {frame.stream} up to {frame.seq}, but this session sent only up to"
+                    f" {stream.sent}; nothing deleted"
+                )
+                return
             if frame.gap and frame.seq >= stream.acked:
                 # Central saw events out of order and kept none past the hole: resend from there.
                 stream.sent = max(frame.seq, stream.acked)
@@ -296,6 +328,11 @@ class SyncLink:
             if stream.sent < stream.acked:
                 stream.sent = stream.acked
             await self.db.write(partial(outbox.acknowledge, stream=frame.stream, upto=frame.seq))
+            if frame.seq >= self._refused.get(frame.stream, frame.seq + 1):
+                del self._refused[frame.stream]
+                if not self._refused:
+                    self.refusal = ""
+                    self._set_online(True)
             self._progress.set()
             self._progress = trio.Event()
         elif isinstance(frame, CatalogChunk | CatalogNotice) and self.catalog is not None:
@@ -306,9 +343,28 @@ class SyncLink:
         elif isinstance(frame, LinkError) and frame.code == "bad_pull" and self.catalog is not None:
             self.catalog.refused(frame.message)
         elif isinstance(frame, LinkError):
-            raise Refused(f"central refused: {frame.code}: {frame.message}", frame.code)
+            self._refuse(streams, frame)
+            raise Refused(f"central refused: {shown(frame.code)}: {shown(frame.message, 400)}", frame.code)
         else:
             log.warning("unexpected %s from central; ignored", type(frame).__name__)
+
+    def _alarm(self, text: str) -> None:
+        """Central said something that cannot be true of this store: kept on the health board (and
+        logged ERROR) for an operator, since acting on it could lose sales."""
+        log.error("central %s: %s", self.config.central.url, text)
+        self.alarms = [*self.alarms, text][-KEPT_ALARMS:]
+        self.health.set(ALARMS, "alarm", error=text, detail=f"{len(self.alarms)} alarms since start")
+
+    def _refuse(self, streams: dict[str, _Stream], frame: LinkError) -> None:
+        """Central refused something this session sent: its events stay in the outbox, and the refusal
+        stays on the health board until central acknowledges, in some session, every stream that had
+        events in flight past where it stood. The error frame does not say which batch it refused;
+        the oldest event of each stream in flight bounds it."""
+        pending = {name: s.acked + 1 for name, s in streams.items() if s.sent > s.acked}
+        if pending:
+            self.refusal = f"{shown(frame.code)}: {shown(frame.message, 400)}"
+            self._refused = pending
+            log.error("central refused a batch: %s", self.refusal)
 
     async def _answer(self, question: Question[Any]) -> Answer:
         """Central's questions about this store's journal (for reconciliation)."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 
+from devtools import store_keys
 from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
 from protocol.gs1 import check_digit
@@ -96,6 +97,7 @@ async def test_a_store_killed_while_staging_a_snapshot_resumes_to_exactly_centra
         _, central_url = await procs.start(
             "central", "central", "run", "--db", str(central_db), "--port", "0", "--chunk-rows", str(CHUNK_ROWS)
         )
+        store_keys.register(central_db, "E2E", tmp_path / "store-data")  # until enrolment is merged
         config = tmp_path / "store.toml"
         config.write_text(STORE_TOML.format(central=central_url))
         store, _ = await procs.start("store", "store", "run", "--config", str(config))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from devtools import store_keys
 from devtools.processes import STORE_TOML, Processes, storepos
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.affinity import available_cpus
@@ -21,6 +22,7 @@ MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"
 
 async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, procs: Processes) -> None:
     _, central_url = await procs.start("central", "central", "run", "--db", str(tmp_path / "central.db"), "--port", "0")
+    store_keys.register(tmp_path / "central.db", "E2E", tmp_path / "store-data")  # until enrolment is merged
     config = tmp_path / "store.toml"
     config.write_text(STORE_TOML.format(central=central_url))
     _, store_url = await procs.start("store", "store", "run", "--config", str(config))

@@ -30,6 +30,7 @@ import trio
 from trio.testing import MockClock
 
 from devices.terminal import PaymentResult, Report
+from protocol import identity
 from protocol.frames import (
     Answer,
     Command,
@@ -58,6 +59,7 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from storenode.config import LinkConfig, PaymentsConfig, StoreConfig
 from storenode.gateway import LANE_TIMEOUT
+from storenode.journal.chain import Signer
 from storenode.lanes.lane import Attach, Do, Lane, StoreContext
 from storenode.peripherals import LaneDevices
 from storenode.schema import MIGRATIONS
@@ -382,6 +384,7 @@ async def open_lane(
         signal=OutboxSignal(),
         link_state=lambda: "online" if central.online else "offline",
         ask=central_link(central),
+        signer=Signer(config.store, identity.generate()),
         devices={1: LaneDevices(terminal=terminal, payment_timeout=60)},
     )
     lane = Lane(1, ctx)
