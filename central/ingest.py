@@ -10,9 +10,8 @@ A batch that cannot be applied (undecodable, inconsistent) is refused whole with
 the link stays up; the store keeps it in its outbox, so nothing is lost while someone looks at it.
 A batch refused as untrusted (a bad signature, a broken chain, a receipt gap, another event under a
 used seq, an unknown key: central/registers/sales.py and cursors.py) is also kept as an alarm
-(central/registers/alarms.py), and every later batch of that stream in the session is refused too:
-acks are cumulative, so acknowledging a later batch would tell the store central holds the refused
-events, and the store would delete them.
+(central/registers/alarms.py); after a conflict every later batch of that stream in the session is
+refused too, since acks are cumulative (see _apply_batches).
 """
 
 from __future__ import annotations
@@ -232,8 +231,10 @@ _Outcome = tuple[int, bool] | Exception  # the seq to acknowledge and whether a 
 def _apply_batches(
     conn: sqlite3.Connection, store: str, batches: list[EventBatch], refused: dict[str, str]
 ) -> list[_Outcome]:
-    """Each batch in order; once one of a stream is refused, the session's later ones of that stream are
-    refused unapplied (acks are cumulative: an ack after the refused batch would cover it)."""
+    """Each batch in order; once one of a stream is refused as a conflict, the session's later ones of
+    that stream are refused unapplied: acks are cumulative, and central does hold *something* under the
+    conflicting seq, so an ack of a later batch would cover it and the store would delete its own event.
+    (Other refused events are not held: a later batch stops at the gap they leave.)"""
     outcomes: list[_Outcome] = []
     for batch in batches:
         earlier = refused.get(batch.stream)
@@ -243,7 +244,7 @@ def _apply_batches(
             )
             continue
         outcome = _apply_batch(conn, store, batch)
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, EventError) and outcome.code == "conflict":
             first = batch.events[0].seq if batch.events else 0
             refused[batch.stream] = f"from seq {first}: {outcome}"[:200]
         outcomes.append(outcome)
