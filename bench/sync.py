@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 import argparse
 import functools
+import hashlib
 import itertools
 import math
 import os
@@ -65,6 +66,7 @@ from typing import Any
 
 import msgspec
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest
 
 from bench.measurements import (
@@ -100,10 +102,15 @@ from bench.processes import (
     wait_for_go,
 )
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from devtools import store_keys
+from protocol import identity
+from protocol.chain import GENESIS, chain_hash
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
 from protocol.websocket import dial
-from runtime.database import migrate, open_connection
+from runtime.database import immediate, migrate, open_connection
+from storenode.app import KEY_FILE
+from storenode.journal.chain import Signer
 from storenode.lanes import basket, closing
 from storenode.lanes.basket import READY, Item, LaneState
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
@@ -200,6 +207,7 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
     job (closing.close_sale), in transactions of PREP_TX sales."""
     started = time.perf_counter()
     catalog, codes = catalog_codes()
+    signer = Signer(STORE, identity.load_or_create(db.parent / KEY_FILE)[0])  # the replay store's key beside it
     conn = open_connection(db)
     try:
         migrate(conn, STORE_MIGRATIONS)
@@ -218,7 +226,14 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                     rng, lane, now, codes, lambda code, at=now: replica.lookup(conn, code, STORE, "SEK", at)
                 )
                 closed = closing.close_sale(
-                    conn, state, store=STORE, currency=CURRENCY, kind="sale", closed_at=now, tendered=tendered
+                    conn,
+                    state,
+                    store=STORE,
+                    currency=CURRENCY,
+                    kind="sale",
+                    closed_at=now,
+                    signer=signer,
+                    tendered=tendered,
                 )
                 lines += sum(len(movement.lines) for movement in closed.movements)
             conn.execute("COMMIT")
@@ -250,8 +265,12 @@ def replay_frames(db: Path, batch: int) -> list[bytes]:
     try:
         per_stream = []
         for name in STREAMS:
-            rows = conn.execute("SELECT seq, kind, body FROM outbox WHERE stream = ? ORDER BY seq", (name,))
-            events = [Event(seq=seq, kind=kind, body=body) for seq, kind, body in rows]
+            rows = conn.execute(  # each journal event with its record's signature, as outbox.pending reads them
+                "SELECT o.seq, o.kind, o.body, j.sig, j.key FROM outbox o"
+                " LEFT JOIN journal j ON o.stream = 'journal' AND j.seq = o.seq WHERE o.stream = ? ORDER BY o.seq",
+                (name,),
+            )
+            events = [Event(seq, kind, body, sig or b"", key or "") for seq, kind, body, sig, key in rows]
             per_stream.append(
                 [
                     codec.encode(EventBatch(store=STORE, stream=name, events=events[i : i + batch]))
@@ -273,7 +292,9 @@ def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
     codes = sorted(by_code)
     rng = random.Random(seed * 1_000_003 + index)
     store = ingest_store_name(index)
+    signer = ingest_signer(index, seed)
     receipt_nos = dict.fromkeys(LANES, 0)
+    heads = dict.fromkeys(LANES, GENESIS)
     out = []
     for seq in range(1, sales + 1):
         lane = LANES[(seq - 1) % len(LANES)]
@@ -289,8 +310,32 @@ def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
             closed_at=now,
             tendered=tendered,
         )
-        out.append(Event(seq=seq, kind="sale", body=encode_record(record)))
+        body = encode_record(record)
+        heads[lane] = chain_hash(heads[lane], body)
+        out.append(Event(seq=seq, kind="sale", body=body, sig=signer.sign(heads[lane]), key=signer.key_id))
     return out
+
+
+def ingest_signer(index: int, seed: int) -> Signer:
+    """A simulated store's key, the same in every process that derives it (workers sign, the bench enrols)."""
+    secret = hashlib.sha256(f"bench-store-key/{seed}/{index}".encode()).digest()
+    return Signer(ingest_store_name(index), Ed25519PrivateKey.from_private_bytes(secret))
+
+
+def enrol_ingest_stores(central_db: Path, stores: int, seed: int) -> None:
+    """Central holds each simulated store's key, as enrolment would have put it there."""
+    conn = open_connection(central_db)
+    try:
+        migrate(conn, CENTRAL_MIGRATIONS)
+        with immediate(conn):
+            for index in range(stores):
+                signer = ingest_signer(index, seed)
+                conn.execute(
+                    "INSERT OR IGNORE INTO store_keys (store, key_id, public) VALUES (?,?,?)",
+                    (signer.store, signer.key_id, signer.public),
+                )
+    finally:
+        conn.close()
 
 
 def ingest_frames(events: list[Event], index: int, batch: int) -> list[tuple[int, bytes]]:
@@ -550,6 +595,8 @@ async def replay_run(
     (work / "store-data").mkdir(parents=True)
     store_db = work / "store-data" / "store.db"
     await trio.to_thread.run_sync(shutil.copyfile, template, store_db)
+    await trio.to_thread.run_sync(shutil.copytree, template.parent / KEY_FILE.parent, store_db.parent / KEY_FILE.parent)
+    await trio.to_thread.run_sync(store_keys.register, work / "central.db", STORE, work / "store-data")
     central, central_url = await fleet.start(
         "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
     )
@@ -959,6 +1006,7 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
     warn_if_disturbed("ingest websocket floor", out["floor_ws"]["window"])
 
     print(f"  ingest: {args.stores} stores x {args.store_sales} sales into a real central ...", flush=True)
+    await trio.to_thread.run_sync(enrol_ingest_stores, work / "central.db", args.stores, args.seed)
     central, central_url = await fleet.start(
         "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
     )

@@ -96,7 +96,8 @@ class _Stream:
 
     def __init__(self, before_oldest: int) -> None:
         self.acked = before_oldest  # central acknowledged, in this session, everything up to here
-        self.sent = before_oldest  # this session has sent everything up to here
+        self.sent = before_oldest  # this session has sent everything up to here (back to a gap ack's resend)
+        self.high = before_oldest  # the highest seq this session has sent: no ack may name more
         self.last_progress = trio.current_time()
 
 
@@ -131,6 +132,7 @@ class SyncLink:
         self._progress = trio.Event()
         self._resend = False  # central asked for events again (a gap): the sender reads at its next wake
         self.alarms: list[str] = []  # the newest KEPT_ALARMS things central said that cannot be true
+        self.alarm_count = 0  # how many since start
         self.refusal = ""  # central's refusal of a batch, shown until it acknowledges past it
         self._refused: dict[str, int] = {}  # stream -> the seq central must acknowledge to end the refusal
         self._answers: dict[type[Question[Any]], Callable[[Any], Awaitable[Answer]]] = {
@@ -265,6 +267,7 @@ class SyncLink:
                         stream.last_progress = trio.current_time()  # the stall clock starts with the first batch
                     await session.send(EventBatch(store=self.config.store, stream=name, events=events))
                     stream.sent = events[-1].seq
+                    stream.high = max(stream.high, stream.sent)
                     self.batches_sent += 1
                     more = more or rest
                 if more:
@@ -308,10 +311,10 @@ class SyncLink:
             stream = streams.get(frame.stream)
             if stream is None:
                 return
-            if frame.seq > stream.sent:
+            if frame.seq > stream.high:
                 self._alarm(
                     f"central acknowledged {frame.stream} up to {frame.seq}, but this session sent only up to"
-                    f" {stream.sent}; nothing deleted"
+                    f" {stream.high}; nothing deleted"
                 )
                 return
             if frame.gap and frame.seq >= stream.acked:
@@ -353,7 +356,8 @@ class SyncLink:
         logged ERROR) for an operator, since acting on it could lose sales."""
         log.error("central %s: %s", self.config.central.url, text)
         self.alarms = [*self.alarms, text][-KEPT_ALARMS:]
-        self.health.set(ALARMS, "alarm", error=text, detail=f"{len(self.alarms)} alarms since start")
+        self.alarm_count += 1
+        self.health.set(ALARMS, "alarm", error=text, detail=f"{self.alarm_count} alarms since start")
 
     def _refuse(self, streams: dict[str, _Stream], frame: LinkError) -> None:
         """Central refused something this session sent: its events stay in the outbox, and the refusal
