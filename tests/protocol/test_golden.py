@@ -461,7 +461,18 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             stream="lane-1",
             events=[Event(seq=41, kind="sale", body=b"\x01\x02\xff"), Event(seq=42, kind="cancel", body=b"")],
         ),
-        "9403a453303031a66c616e652d31929329a473616c65c4030102ff932aa663616e63656cc400",
+        # Event's `sig` and `key` were appended with signed journals (link 3): every event now carries
+        # both, empty outside the journal stream; an older batch without them still decodes (below).
+        "9403a453303031a66c616e652d31929529a473616c65c4030102ffc400a0952aa663616e63656cc400c400a0",
+    ),
+    (
+        "EventBatch (journal, signed)",
+        EventBatch(
+            store="S001",
+            stream="journal",
+            events=[Event(seq=43, kind="sale", body=b"\x01", sig=b"\x07" * 64, key="0123456789abcdef")],
+        ),
+        "9403a453303031a76a6f75726e616c91952ba473616c65c40101c440" + "07" * 64 + "b030313233343536373839616263646566",
     ),
     (
         "Ack",
@@ -1033,9 +1044,16 @@ def test_link_frame_extra_trailing_fields_are_ignored() -> None:
     assert LinkCodec().decode(bytes.fromhex("9404a453303031a66c616e652d312a")) == Ack("S001", "lane-1", 42)
     old_welcome = bytes.fromhex("9402a763656e7472616c82a66c616e652d3129a66c616e652d320702")
     assert LinkCodec().decode(old_welcome) == LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2)
-    data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", "extra"]], 9])
+    data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", b"\x07", "k", "extra"]], 9])
     assert LinkCodec().decode(data) == EventBatch(
-        store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]
+        store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01", sig=b"\x07", key="k")]
+    )
+    # and a batch from a store that predates signed journals still decodes, with empty signatures
+    old_batch = bytes.fromhex("9403a453303031a66c616e652d31929329a473616c65c4030102ff932aa663616e63656cc400")
+    assert LinkCodec().decode(old_batch) == EventBatch(
+        store="S001",
+        stream="lane-1",
+        events=[Event(seq=41, kind="sale", body=b"\x01\x02\xff"), Event(seq=42, kind="cancel", body=b"")],
     )
 
 
