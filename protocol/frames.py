@@ -447,8 +447,10 @@ class EventBatch(LinkFrame, tag=3):
 
 
 class Ack(LinkFrame, tag=4):
-    """Cumulative: central has applied everything up to `seq`. `gap` says central stopped at a
-    hole (events arrived out of order), so the store should resend from seq + 1 right away."""
+    """Cumulative: central holds everything up to `seq`, the highest seq of the acknowledged batch it
+    holds (never one the store did not send: a store alarms on an ack beyond what it sent). `gap` says
+    central stopped at a hole (events arrived out of order) and `seq` is its cursor, so the store
+    should resend from seq + 1 right away."""
 
     store: str
     stream: str
