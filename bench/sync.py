@@ -387,7 +387,7 @@ async def sink_server(ready_file: Path, db: Path | None) -> None:
                     await ws.send_message(ACK_SIZED)
                     continue
                 _tag, store, stream, events = msgspec.msgpack.decode(data)
-                rows = [(stream, seq, body) for seq, _kind, body in events]
+                rows = [(stream, seq, body) for seq, _kind, body, *_signed in events]
                 async with lock:
                     await trio.to_thread.run_sync(insert, rows)
                 await ws.send_message(codec.encode(Ack(store=store, stream=stream, seq=rows[-1][1])))
