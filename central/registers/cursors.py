@@ -5,11 +5,12 @@ cursor, and only if its seq is the cursor + 1. A gap (seq > cursor + 1) stops th
 names the cursor so the store resends from there.
 
 A resend (seq <= cursor) is acknowledged only when it is the event central applied under that
-number: central keeps a digest of every event it applies, per (store, stream, seq), and an event that
-reuses a seq with other content is refused whole (`Untrusted`, code `conflict`), never acknowledged as
-a duplicate. Acknowledging it would let the store delete a real sale because something else had taken
-its number first. Events applied before digests were kept have none; a resend of one is acknowledged
-as before (there is nothing to compare it with).
+number: central keeps a digest of every event it applies, per (store, stream, seq) (or reads it from
+the register, where that keeps the event whole: the journal's sales rows), and an event that reuses a
+seq with other content is refused whole (`Untrusted`, code `conflict`), never acknowledged as a
+duplicate. Acknowledging it would let the store delete a real sale because something else had taken
+its number first. Stock and gift-card events applied before digests were kept have none; a resend of
+one is acknowledged as before (there is nothing to compare it with).
 
 The ack names the highest seq *of this batch* central holds, contiguously from the stream's start:
 never a number the store did not send, so a store can check every ack against what it sent.
@@ -55,30 +56,46 @@ def digest(event: Event) -> bytes:
     return hashlib.sha256(event.kind.encode() + b"\x00" + event.body).digest()
 
 
+Applied = Callable[[sqlite3.Connection, str, int], bytes | None]  # digest of what a register holds under a seq
+
+
 def apply_in_order(
-    conn: sqlite3.Connection, store: str, stream: str, events: list[Event], apply: Applier
+    conn: sqlite3.Connection,
+    store: str,
+    stream: str,
+    events: list[Event],
+    apply: Applier,
+    applied: Applied | None = None,
 ) -> tuple[int, bool]:
     """Apply what is next in order; returns the highest seq of this batch central now holds
     contiguously (or, when a gap stopped the batch, the cursor) and whether a gap stopped it.
-    Raises Untrusted (conflict) for a seq already used by another event."""
+    Raises Untrusted (conflict) for a seq already used by another event. `applied` reads what was
+    applied under a seq from the register itself (the journal's sales row keeps the whole event);
+    without it, a digest of each applied event is kept here."""
     row = conn.execute("SELECT seq FROM stream_cursors WHERE store = ? AND stream = ?", (store, stream)).fetchone()
     cursor = row[0] if row else 0
     held = 0
     gap = False
+    digests: list[tuple[str, str, int, bytes]] = []
     for event in events:
         if event.seq <= cursor:
-            _same_as_applied(conn, store, stream, event)
+            before = applied(conn, store, event.seq) if applied is not None else _kept(conn, store, stream, event.seq)
+            if before is not None and before != digest(event):
+                raise Untrusted(
+                    "conflict",
+                    f"stream {stream} seq {event.seq}: central already holds a different event under this number;"
+                    " refused, not acknowledged (the store keeps it)",
+                )
             held = max(held, event.seq)
             continue
         if event.seq != cursor + 1:
             gap = True
             break
         apply(conn, store, event)
-        conn.execute(
-            "INSERT INTO event_digests (store, stream, seq, digest) VALUES (?,?,?,?)",
-            (store, stream, event.seq, digest(event)),
-        )
+        if applied is None:
+            digests.append((store, stream, event.seq, digest(event)))
         cursor = held = event.seq
+    conn.executemany("INSERT INTO event_digests (store, stream, seq, digest) VALUES (?,?,?,?)", digests)
     conn.execute(
         "INSERT INTO stream_cursors (store, stream, seq) VALUES (?,?,?) "
         "ON CONFLICT (store, stream) DO UPDATE SET seq = excluded.seq",
@@ -87,13 +104,8 @@ def apply_in_order(
     return (cursor, True) if gap else (held, False)
 
 
-def _same_as_applied(conn: sqlite3.Connection, store: str, stream: str, event: Event) -> None:
+def _kept(conn: sqlite3.Connection, store: str, stream: str, seq: int) -> bytes | None:
     row = conn.execute(
-        "SELECT digest FROM event_digests WHERE store = ? AND stream = ? AND seq = ?", (store, stream, event.seq)
+        "SELECT digest FROM event_digests WHERE store = ? AND stream = ? AND seq = ?", (store, stream, seq)
     ).fetchone()
-    if row is not None and row[0] != digest(event):
-        raise Untrusted(
-            "conflict",
-            f"stream {stream} seq {event.seq}: central already holds a different event under this number;"
-            " refused, not acknowledged (the store keeps it)",
-        )
+    return bytes(row[0]) if row is not None else None

@@ -29,6 +29,7 @@ import msgspec
 
 from central.registers import identities
 from central.registers.cursors import EventError, Untrusted
+from central.registers.cursors import digest as event_digest
 from protocol import identity
 from protocol.chain import GENESIS, chain_hash
 from protocol.codec import FrameError, decode_record
@@ -111,6 +112,15 @@ class Incoming:
                     f"journal seq {event.seq} (lane {lane} receipt {receipt}): the signature does not verify over"
                     f" the chain of lane {lane} up to it: a record of this batch on lane {lane} was forged or altered",
                 )
+
+
+def applied(conn: sqlite3.Connection, store: str, seq: int) -> bytes | None:
+    """The digest of the journal event central applied under `seq` (cursors.Applied): the sales row
+    keeps the event whole, so the journal needs no digest of its own. Every journal event ever applied
+    left a row; a seq under the cursor without one matches nothing (b""), so it is never acknowledged:
+    the store would delete a sale central does not have."""
+    row = conn.execute("SELECT kind, body FROM sales WHERE store = ? AND seq = ?", (store, seq)).fetchone()
+    return b"" if row is None else event_digest(Event(seq=seq, kind=row[0], body=row[1]))
 
 
 def head(conn: sqlite3.Connection, store: str, lane: int) -> tuple[int, bytes]:

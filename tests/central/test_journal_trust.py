@@ -149,12 +149,34 @@ async def test_another_event_under_a_used_seq_is_refused_as_a_conflict_never_ack
     assert await alarm_kinds(central, "S9") == ["conflict"]
 
 
+async def test_a_seq_under_the_cursor_that_central_has_no_record_of_is_never_acknowledged(
+    central: CentralNode,
+) -> None:
+    key = StoreKey("S9")
+    await central.db.write(key.enrol)
+    await central.db.write(lambda c: c.execute("INSERT INTO stream_cursors VALUES ('S9', 'journal', 1)"))
+    with trio.fail_after(20):
+        async with link(central, "S9") as send:
+            refused = await send(journal(key.event(1, 1)))
+            assert isinstance(refused, LinkError) and refused.code == "conflict"
+    assert await held(central, "S9") == ([], {"journal": 1})
+
+
 async def test_a_real_sale_is_never_lost_to_a_forged_event_under_its_number(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Something else sits at (S001, journal, 1) at central, as a forged event applied before would.
     planted = StoreKey("S001").event(1, 1, total=1)
-    await central.db.write(lambda c: cursors.apply_in_order(c, "S001", "journal", [planted], lambda *_: None))
+
+    def plant(c: sqlite3.Connection) -> None:
+        c.execute(
+            "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body)"
+            " VALUES ('S001', 1, 1, 'sale', 'forged', 'SEK', 1, 0, 1, ?)",
+            (planted.body,),
+        )
+        c.execute("INSERT INTO stream_cursors (store, stream, seq) VALUES ('S001', 'journal', 1)")
+
+    await central.db.write(plant)
     store = store_node(tmp_path, central, "S001")
     await nursery.start(store.run)
     with trio.fail_after(30):
@@ -171,7 +193,9 @@ async def test_a_real_sale_is_never_lost_to_a_forged_event_under_its_number(
     assert (
         len(queued) == 1 and decode_record(queued[0][1]).sale_id == receipt.sale_id
     )  # the real sale waits in the outbox
-    assert (await held(central, "S001"))[0] == []  # and central booked nothing in its name
+    booked = await central.db.read(lambda c: sales.receipts(c, "S001"))
+    assert [r.sale_id for r in booked] == [decode_record(planted.body).sale_id]  # nothing more booked as S001
+    assert any("welcome claims journal events up to 1" in a for a in store.link.alarms)  # and the store noticed
     assert status.outbox >= 1  # type: ignore[union-attr]
     sync = [a for a in status.actors if a.name == "sync"]  # type: ignore[union-attr]
     assert sync and "batch refused: conflict" in sync[0].detail
