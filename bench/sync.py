@@ -101,6 +101,7 @@ from bench.processes import (
     tail,
     wait_for_go,
 )
+from central.registers import identities
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from devtools import store_keys
 from protocol import identity
@@ -330,10 +331,7 @@ def enrol_ingest_stores(central_db: Path, stores: int, seed: int) -> None:
         with immediate(conn):
             for index in range(stores):
                 signer = ingest_signer(index, seed)
-                conn.execute(
-                    "INSERT OR IGNORE INTO store_keys (store, key_id, public) VALUES (?,?,?)",
-                    (signer.store, signer.key_id, signer.public),
-                )
+                identities.register(conn, signer.store, signer.public, BASE_MS)
     finally:
         conn.close()
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from central.registers import identities
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol import identity
+from runtime.clock import SystemClock
 from runtime.database import immediate, migrate, open_connection
 from storenode.app import KEY_FILE
 
@@ -26,10 +28,7 @@ def register(central_db: Path, store: str, data_dir: Path) -> str:
     try:
         migrate(conn, CENTRAL_MIGRATIONS)
         with immediate(conn):
-            conn.execute(
-                "INSERT OR IGNORE INTO store_keys (store, key_id, public) VALUES (?,?,?)",
-                (store, identity.key_id(public), public),
-            )
+            identities.register(conn, store, public, SystemClock().now_ms())
     finally:
         conn.close()
     return identity.key_id(public)

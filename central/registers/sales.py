@@ -114,7 +114,7 @@ class Incoming:
                 )
 
 
-def applied(conn: sqlite3.Connection, store: str, seq: int) -> bytes | None:
+def applied(conn: sqlite3.Connection, store: str, seq: int) -> bytes:
     """The digest of the journal event central applied under `seq` (cursors.Applied): the sales row
     keeps the event whole, so the journal needs no digest of its own. Every journal event ever applied
     left a row; a seq under the cursor without one matches nothing (b""), so it is never acknowledged:

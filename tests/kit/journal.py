@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from central.registers import identities
 from protocol import identity
 from protocol.chain import GENESIS, chain_hash
 from protocol.codec import decode_record, encode_record
@@ -42,10 +43,7 @@ class StoreKey:
 
     def enrol(self, conn: sqlite3.Connection) -> None:
         """Central holds this key for the store (what enrolment does; central migration 9's table)."""
-        conn.execute(
-            "INSERT INTO store_keys (store, key_id, public) VALUES (?,?,?)",
-            (self.signer.store, self.signer.key_id, self.signer.public),
-        )
+        identities.register(conn, self.signer.store, self.signer.public, 0)
 
     def event(self, seq: int, receipt_no: int, *, lane: int = 1, total: int | None = None, store: str = "") -> Event:
         record = SaleRecord(
