@@ -258,7 +258,7 @@ def _apply_batch(conn: sqlite3.Connection, store: str, batch: EventBatch) -> _Ou
     try:
         if batch.stream == Stream.JOURNAL:
             journal = sales.Incoming(conn, store)
-            outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, journal, sales.applied)
+            outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, journal, sales.same)
             journal.verify_heads()
         else:
             outcome = cursors.apply_in_order(conn, store, batch.stream, batch.events, APPLIERS[batch.stream])

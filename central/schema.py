@@ -238,14 +238,13 @@ MIGRATIONS = [
         # derived it and the store key's signature with the key's id ('' / x'' : applied before this).
         # event_digests: what was applied at each (store, stream, seq), so a resend is told from a
         # different event under a used number (central/registers/cursors.py); the journal's own sales
-        # rows serve for it, found by seq (sales_seq), and keep the whole event. alarms: what an operator
+        # rows serve for it (they keep the whole event). alarms: what an operator
         # must look at (central/registers/alarms.py); a repeat of the newest alarm of its store only
         # counts up.
         """
         ALTER TABLE sales ADD COLUMN hash BLOB NOT NULL DEFAULT x'';
         ALTER TABLE sales ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
         ALTER TABLE sales ADD COLUMN key TEXT NOT NULL DEFAULT '';
-        CREATE INDEX sales_seq ON sales (store, seq);
         CREATE TABLE event_digests (
             store TEXT NOT NULL,
             stream TEXT NOT NULL,

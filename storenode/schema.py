@@ -263,8 +263,8 @@ MIGRATIONS = [
         # Every journal record is signed by the store key over its chain hash (storenode/journal/chain.py),
         # kept beside it with the key's id. Rows from before this migration are signed once, at the node's
         # next start; so the append-only trigger now lets exactly that through: a signature set once on an
-        # unsigned row, every other column as it was. The index finds a record by its outbox seq, so the
-        # link reads each journal event's signature in the job that reads the outbox.
+        # unsigned row, every other column as it was. The index finds a record's signature by its outbox
+        # seq (covering: no second lookup), so the link reads it in the job that reads the outbox.
         """
         ALTER TABLE journal ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
         ALTER TABLE journal ADD COLUMN key TEXT NOT NULL DEFAULT '';
@@ -276,7 +276,7 @@ MIGRATIONS = [
             IS NOT (OLD.lane, OLD.receipt_no, OLD.kind, OLD.sale_id, OLD.body, OLD.prev_hash, OLD.hash, OLD.seq,
                 OLD.refund_of)
         BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
-        CREATE INDEX journal_seq ON journal (seq);
+        CREATE INDEX journal_seq ON journal (seq, sig, key);
         """,
     ),
 ]

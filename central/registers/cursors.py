@@ -5,8 +5,8 @@ cursor, and only if its seq is the cursor + 1. A gap (seq > cursor + 1) stops th
 names the cursor so the store resends from there.
 
 A resend (seq <= cursor) is acknowledged only when it is the event central applied under that
-number: central keeps a digest of every event it applies, per (store, stream, seq) (or reads it from
-the register, where that keeps the event whole: the journal's sales rows), and an event that reuses a
+number: central keeps a digest of every event it applies, per (store, stream, seq) (or asks the
+register, where that keeps the event whole: the journal's sales rows), and an event that reuses a
 seq with other content is refused whole (`Untrusted`, code `conflict`), never acknowledged as a
 duplicate. Acknowledging it would let the store delete a real sale because something else had taken
 its number first. Stock and gift-card events applied before digests were kept have none; a resend of
@@ -56,7 +56,7 @@ def digest(event: Event) -> bytes:
     return hashlib.sha256(event.kind.encode() + b"\x00" + event.body).digest()
 
 
-Applied = Callable[[sqlite3.Connection, str, int], bytes | None]  # digest of what a register holds under a seq
+Same = Callable[[sqlite3.Connection, str, Event], bool]  # is this what the register holds under its seq?
 
 
 def apply_in_order(
@@ -65,12 +65,12 @@ def apply_in_order(
     stream: str,
     events: list[Event],
     apply: Applier,
-    applied: Applied | None = None,
+    same: Same | None = None,
 ) -> tuple[int, bool]:
     """Apply what is next in order; returns the highest seq of this batch central now holds
     contiguously (or, when a gap stopped the batch, the cursor) and whether a gap stopped it.
-    Raises Untrusted (conflict) for a seq already used by another event. `applied` reads what was
-    applied under a seq from the register itself (the journal's sales row keeps the whole event);
+    Raises Untrusted (conflict) for a seq already used by another event. `same` asks the register
+    itself whether a resend is what it applied (the journal's sales rows keep each event whole);
     without it, a digest of each applied event is kept here."""
     row = conn.execute("SELECT seq FROM stream_cursors WHERE store = ? AND stream = ?", (store, stream)).fetchone()
     cursor = row[0] if row else 0
@@ -79,8 +79,7 @@ def apply_in_order(
     digests: list[tuple[str, str, int, bytes]] = []
     for event in events:
         if event.seq <= cursor:
-            before = applied(conn, store, event.seq) if applied is not None else _kept(conn, store, stream, event.seq)
-            if before is not None and before != digest(event):
+            if not (same(conn, store, event) if same is not None else _same_digest(conn, store, stream, event)):
                 raise Untrusted(
                     "conflict",
                     f"stream {stream} seq {event.seq}: central already holds a different event under this number;"
@@ -92,7 +91,7 @@ def apply_in_order(
             gap = True
             break
         apply(conn, store, event)
-        if applied is None:
+        if same is None:
             digests.append((store, stream, event.seq, digest(event)))
         cursor = held = event.seq
     conn.executemany("INSERT INTO event_digests (store, stream, seq, digest) VALUES (?,?,?,?)", digests)
@@ -104,8 +103,10 @@ def apply_in_order(
     return (cursor, True) if gap else (held, False)
 
 
-def _kept(conn: sqlite3.Connection, store: str, stream: str, seq: int) -> bytes | None:
+def _same_digest(conn: sqlite3.Connection, store: str, stream: str, event: Event) -> bool:
+    """Whether `event` is what was applied under its seq; True for events applied before digests were
+    kept (nothing to compare with)."""
     row = conn.execute(
-        "SELECT digest FROM event_digests WHERE store = ? AND stream = ? AND seq = ?", (store, stream, seq)
+        "SELECT digest FROM event_digests WHERE store = ? AND stream = ? AND seq = ?", (store, stream, event.seq)
     ).fetchone()
-    return bytes(row[0]) if row is not None else None
+    return row is None or bytes(row[0]) == digest(event)

@@ -29,7 +29,6 @@ import msgspec
 
 from central.registers import identities
 from central.registers.cursors import EventError, Untrusted
-from central.registers.cursors import digest as event_digest
 from protocol import identity
 from protocol.chain import GENESIS, chain_hash
 from protocol.codec import FrameError, decode_record
@@ -114,13 +113,21 @@ class Incoming:
                 )
 
 
-def applied(conn: sqlite3.Connection, store: str, seq: int) -> bytes:
-    """The digest of the journal event central applied under `seq` (cursors.Applied): the sales row
-    keeps the event whole, so the journal needs no digest of its own. Every journal event ever applied
-    left a row; a seq under the cursor without one matches nothing (b""), so it is never acknowledged:
-    the store would delete a sale central does not have."""
-    row = conn.execute("SELECT kind, body FROM sales WHERE store = ? AND seq = ?", (store, seq)).fetchone()
-    return b"" if row is None else event_digest(Event(seq=seq, kind=row[0], body=row[1]))
+def same(conn: sqlite3.Connection, store: str, event: Event) -> bool:
+    """Whether a journal event under a seq central already holds is the one it applied (cursors.Same):
+    the sales row its record names must be that seq's, byte for byte. No digest or seq index is
+    needed: a different event under the seq either names another row, or the same row with other
+    bytes. A seq under the cursor with no such row is never "the same", so never acknowledged: the
+    store would delete a sale central does not have."""
+    try:
+        record = decode_record(event.body)
+    except FrameError:
+        return False
+    row = conn.execute(
+        "SELECT seq, kind, body FROM sales WHERE store = ? AND lane = ? AND receipt_no = ?",
+        (store, record.lane, record.receipt_no),
+    ).fetchone()
+    return row is not None and (row[0], row[1], bytes(row[2])) == (event.seq, event.kind, event.body)
 
 
 def head(conn: sqlite3.Connection, store: str, lane: int) -> tuple[int, bytes]:

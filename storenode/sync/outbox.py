@@ -24,6 +24,11 @@ def enqueue(conn: sqlite3.Connection, stream: str, kind: str, body: bytes) -> in
     return seq
 
 
+_PENDING = "SELECT seq, kind, body, x'', '' FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?"
+_PENDING_JOURNAL = (  # the record's signature from the journal, by its outbox seq (a covering index)
+    "SELECT o.seq, o.kind, o.body, j.sig, j.key FROM outbox o LEFT JOIN journal j ON j.seq = o.seq"
+    " WHERE o.stream = ? AND o.seq > ? ORDER BY o.seq LIMIT ?"
+)
 MAX_BATCH_BYTES = 512 * 1024  # well under a websocket peer's 1 MiB message limit, whatever the sales hold
 
 
@@ -34,10 +39,8 @@ def pending(
     at least one, so a batch of big sales never outgrows a websocket message and stalls replay.
     Journal events carry their record's signature and key id, read from the journal in this query."""
     rows = conn.execute(
-        "SELECT o.seq, o.kind, o.body, j.sig, j.key FROM outbox o"
-        " LEFT JOIN journal j ON o.stream = ? AND j.seq = o.seq"
-        " WHERE o.stream = ? AND o.seq > ? ORDER BY o.seq LIMIT ?",
-        (Stream.JOURNAL, stream, after, limit),
+        _PENDING_JOURNAL if stream == Stream.JOURNAL else _PENDING,
+        (stream, after, limit),
     )
     events: list[Event] = []
     size = 0
