@@ -23,6 +23,7 @@ port = 0
 
 [central]
 url = "{central}"
+ca = "{ca}"
 heartbeat = 1.0
 """
 

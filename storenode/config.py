@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -21,7 +22,9 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
-    url: str = ""  # ws://host:port of central; empty means this store runs without central
+    url: str = ""  # wss://host:port of central; empty means this store runs without central
+    ca: str = ""  # the chain's CA certificate, or central's own certificate pinned (relative to the config file)
+    insecure: bool = False  # allow a plain ws:// url: anyone on the path reads and forges the link
     heartbeat: float = 5.0  # seconds between pings; a link without a pong is down within 3 heartbeats
     batch: int = 1000  # events per batch sent to central (and at most 512 KiB); up to 4 batches in flight
     linger: float = 0.1  # seconds the link waits, once a sale is queued, for more to send with it (0: none)
@@ -114,6 +117,7 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append(
             f"central.linger must be 0 or more and less than central.heartbeat, not {config.central.linger}"
         )
+    problems.extend(link_problems(config.central))
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:
@@ -126,7 +130,33 @@ def load_config(path: str | Path) -> StoreConfig:
         config = msgspec.structs.replace(config, data_dir=str((path.parent / config.data_dir).resolve()))
     if config.catalog and not Path(config.catalog).is_absolute():
         config = msgspec.structs.replace(config, catalog=str((path.parent / config.catalog).resolve()))
+    if config.central.ca and not Path(config.central.ca).is_absolute():
+        ca = str((path.parent / config.central.ca).resolve())
+        config = msgspec.structs.replace(config, central=msgspec.structs.replace(config.central, ca=ca))
+    if config.central.ca and urlsplit(config.central.url).scheme == "wss" and not Path(config.central.ca).is_file():
+        raise ConfigError(f"{path}: central.ca {config.central.ca} is not a file (copy ca.pem from central's folder)")
     return config
+
+
+def link_problems(link: LinkConfig) -> list[str]:
+    """What is wrong with [central]: TLS is the default, plain ws:// only when asked for by name. The
+    store node checks this again before it dials, for a config not read from a file."""
+    if not link.url:
+        return []
+    scheme = urlsplit(link.url).scheme
+    if scheme == "ws" and not link.insecure:
+        return [
+            f"central.url {link.url} is plain ws://, readable and forgeable on the way: use wss:// with "
+            "central.ca, or set central.insecure = true to accept that"
+        ]
+    if scheme == "wss" and not link.ca:
+        return [
+            "central.ca must name the certificate central's is checked against: the chain's ca.pem from "
+            "central's folder (made by `storepos central init`), or central's own central.pem to pin it"
+        ]
+    if scheme not in ("ws", "wss"):
+        return [f"central.url must be wss://host:port, not {link.url}"]
+    return []
 
 
 def device_problems(config: StoreConfig) -> list[str]:

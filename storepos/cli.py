@@ -28,10 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-interactive", action="store_true", help="after the script, wait for Ctrl-C only")
 
     central = sub.add_parser("central", help="the central node").add_subparsers(dest="action", required=True)
+    init = central.add_parser("init", help="make central's chain CA, TLS certificate and database (once)")
+    init.add_argument("--db", type=Path, default=Path("central.db"), help="the database; its folder gets the rest")
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="a name or address stores dial central by (repeatable; default: localhost, 127.0.0.1, this hostname)",
+    )
     run = central.add_parser("run", help="run the central node")
     run.add_argument("--db", type=Path, default=Path("central.db"))
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8700)
+    run.add_argument("--insecure", action="store_true", help="serve plain ws:// without TLS (never in production)")
     run.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
     # Rows per catalogue chunk sent to stores; small values make transfers long enough for crash tests.
     run.add_argument("--chunk-rows", type=int, help=argparse.SUPPRESS)
@@ -41,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
     rec.add_argument("--store", required=True)
-    rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
+    rec.add_argument("--url", default="wss://127.0.0.1:8700", help="the running central node")
+    rec.add_argument("--ca", type=Path, help="the chain's ca.pem (or central.pem) to check a wss:// central against")
     for verb, what in (("import", "apply a CSV or JSON file to"), ("export", "write a CSV or JSON file of")):
         transfer = central.add_parser(verb, help=f"{what} a master register (format from the extension)")
         transfer.add_argument("register", choices=REGISTERS)
@@ -180,10 +190,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             from storepos.demo import run_demo
 
             return run_demo(args.dir, interactive=not args.no_interactive)
+        case "central", "init":
+            return commands.central_init(args.db, args.host)
         case "central", "run":
-            return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file, args.chunk_rows))
+            context = commands.central_tls(args.db, insecure=args.insecure)
+            return _serve(
+                lambda: commands.central_run(
+                    args.db, args.host, args.port, args.ready_file, args.chunk_rows, context=context
+                )
+            )
         case "central", "reconcile":
-            return trio.run(commands.central_reconcile, args.url, args.store)
+            return trio.run(commands.central_reconcile, args.url, args.store, args.ca)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
         case "central", "import":

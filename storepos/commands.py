@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import sqlite3
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +16,15 @@ from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.app import CentralNode
 from central.registers import imports, sales
+from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from protocol import tls
 from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
 from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
 from protocol.websocket import dial
 from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
-from runtime.database import open_connection
+from runtime.database import migrate, open_connection
 from runtime.ready import write_ready_file
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
@@ -28,13 +33,83 @@ from storenode.sync import outbox, replica
 from storenode.sync.replica import CatalogError
 from till.client import connect
 
+log = logging.getLogger(__name__)
+
 
 def fail(message: str) -> None:
     print(f"storepos: {message}", file=sys.stderr)
 
 
-async def central_run(db: Path, host: str, port: int, ready_file: Path | None, chunk_rows: int | None = None) -> None:
-    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows)
+def default_hosts() -> list[str]:
+    """The names central's certificate is valid for unless `central init --host` says otherwise."""
+    return list(dict.fromkeys(["localhost", "127.0.0.1", socket.gethostname()]))
+
+
+def central_init(db: Path, hosts: list[str]) -> int:
+    """Central's folder (the database's): the chain CA, central's certificate and the database, each
+    made only when missing, so running it again changes nothing. Exit 0, or 2 when it cannot."""
+    folder = db.resolve().parent
+    made: list[str] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if tls.make_ca(folder):
+            made.append(f"chain CA {folder / tls.CA_CERT} (key {tls.CA_KEY}, 0600: keep it off the network)")
+        names = hosts or default_hosts()
+        if tls.issue_server(folder, names):
+            made.append(f"central's certificate {folder / tls.CENTRAL_CERT} for {', '.join(names)} (key 0600)")
+        if not db.exists():
+            conn = open_connection(db)
+            try:
+                migrate(conn, CENTRAL_MIGRATIONS)
+            finally:
+                conn.close()
+            made.append(f"central's database {db}")
+        # operator.token: the admin credential's one call site (authz) goes here
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        fail(f"central init in {folder}: {exc}")
+        return 2
+    for line in made:
+        print(f"made {line}")
+    if not made:
+        print(f"central in {folder} has its CA, certificate and database already; nothing made")
+    print(f'stores trust it with, in store.toml [central]: ca = "{folder / tls.CA_CERT}" (url wss://HOST:PORT)')
+    return 0
+
+
+def central_tls(db: Path, *, insecure: bool) -> ssl.SSLContext | None:
+    """What `central run` serves with: the certificate `central init` put beside the database, or
+    plain ws with --insecure, warned about at every start. Missing or unusable material exits 2."""
+    if insecure:
+        log.warning(
+            "central serves plain ws:// (--insecure): stores' links cross the network readable, and "
+            "nothing proves to a store that this is its central"
+        )
+        return None
+    folder = db.resolve().parent
+    cert, key = folder / tls.CENTRAL_CERT, folder / tls.CENTRAL_KEY
+    if not (cert.exists() and key.exists()):
+        fail(
+            f"no TLS certificate in {folder} ({tls.CENTRAL_CERT}, {tls.CENTRAL_KEY}): run "
+            f"`storepos central init --db {db}` first (or --insecure for plain ws, never in production)"
+        )
+        raise SystemExit(2)
+    try:
+        return tls.server_context(cert, key)
+    except tls.TlsError as exc:
+        fail(str(exc))
+        raise SystemExit(2) from None
+
+
+async def central_run(
+    db: Path,
+    host: str,
+    port: int,
+    ready_file: Path | None,
+    chunk_rows: int | None = None,
+    *,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         if ready_file is not None:
@@ -126,13 +201,24 @@ def central_export(db: Path, register: str, file: Path, currency: str) -> int:
     return _on_catalog(db, file, work, create=False, undone="written")
 
 
-async def central_reconcile(url: str, store: str) -> int:
+async def central_reconcile(url: str, store: str, ca: Path | None = None) -> int:
     """Exit 0 when central and the store agree receipt by receipt (in-transit receipts are not a
-    difference), 1 when they differ, 2 when the comparison could not be made."""
+    difference), 1 when they differ, 2 when the comparison could not be made. A wss:// central is
+    checked against `ca` (the chain's ca.pem, or central.pem pinned), as a store checks it."""
     codec = LinkCodec()
+    trust = None
+    if url.startswith("wss://"):
+        if ca is None:
+            fail(f"{url} is wss://: give --ca, the chain's ca.pem from central's folder")
+            return 2
+        try:
+            trust = tls.client_context(ca)
+        except tls.TlsError as exc:
+            fail(str(exc))
+            return 2
     try:
         with trio.fail_after(300):
-            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL]) as ws:
+            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL], ssl_context=trust) as ws:
                 await ws.send_message(
                     codec.encode(LinkRequest(id=1, kind="reconcile", body=msgspec.msgpack.encode(store)))
                 )

@@ -46,6 +46,7 @@ port = 0
 
 [central]
 url = "{central}"
+ca = "ca.pem"
 heartbeat = 2.0
 """
 
@@ -220,8 +221,24 @@ async def _stop_on_sigterm(scope: trio.CancelScope) -> None:
             return
 
 
+async def _init_central(folder: Path, db: Path) -> None:
+    """`storepos central init`, as an operator runs it once: the chain CA, central's certificate
+    (the store's ca = "ca.pem" is the CA in this same folder) and the database."""
+    done = await trio.run_process(
+        [sys.executable, "-m", "storepos", "central", "init", "--db", str(db)],
+        stdin=subprocess.DEVNULL,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    (folder / "central-init.log").write_bytes(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"storepos demo: central init failed:\n{done.stderr.decode(errors='replace')}")
+
+
 async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
     central_db = folder / "central.db"
+    await _init_central(folder, central_db)
     central, central_url = await _node(["central", "run", "--db", str(central_db), "--port", "0"], folder, "central")
     try:
         config = folder / "store.toml"
@@ -231,7 +248,9 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
-            print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
+            print(
+                f"central at {central_url} (TLS, chain CA {folder / 'ca.pem'}); store DEMO01 with lanes 1 and 2 at {store_url}"
+            )
             if await _await_replica(store_url, version):
                 print(f"store DEMO01 sells from catalogue version {version} from central (imported from {files})")
             else:
@@ -255,7 +274,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print("\n--- at central ---")
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
-            print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
+            print(f"     storepos central reconcile --store DEMO01 --url {central_url} --ca {folder / 'ca.pem'}")
             print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")

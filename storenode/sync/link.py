@@ -22,7 +22,9 @@ import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
@@ -46,11 +48,12 @@ from protocol.frames import (
     Stream,
 )
 from protocol.link import Incompatible, NoAnswer, Refused, Session, SessionError, greet
-from protocol.websocket import dial
+from protocol.tls import TlsError, client_context
+from protocol.websocket import CertificateRefused, dial
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
-from storenode.config import StoreConfig
+from storenode.config import StoreConfig, link_problems
 from storenode.journal import chain
 from storenode.sync import outbox
 from storenode.sync.catalog import CatalogFollower
@@ -146,6 +149,17 @@ class SyncLink:
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")
             await trio.sleep_forever()
+        problems = link_problems(self.config.central)
+        if problems:  # load_config refuses these; a config built in code gets here
+            log.error("link to central %s not started: %s", url, "; ".join(problems))
+            self.health.set(self.name, "refused", error="; ".join(problems), detail=url)
+            await trio.sleep_forever()
+        if urlsplit(url).scheme == "ws":
+            log.warning(
+                "link to central %s is plain ws:// (central.insecure = true): sales, stock and gift cards "
+                "cross the network readable, and anyone on the way can pose as central",
+                url,
+            )
         failures = 0
         refused = ""
         while True:
@@ -161,8 +175,21 @@ class SyncLink:
                 self._set_online(False, error=f"incompatible: {exc}", state="incompatible")
                 await trio.sleep(INCOMPATIBLE_RETRY)
                 continue
+            except CertificateRefused as exc:
+                # Not connection trouble: whoever answers is not the central this store trusts. Nothing is
+                # sent to it; retried as usual (the operator may be fixing central.ca or the certificate).
+                reason = f"central's certificate is not trusted: {exc}"
+                if reason != refused:
+                    log.error("link to central %s refused: %s", url, reason)
+                refused = reason
+                self._session = None
+                self._set_online(False, error=reason)
+                failures += 1
+                await trio.sleep(self.backoff.delay(failures, self.rng))
+                continue
             except (
                 OSError,
+                TlsError,
                 HandshakeError,
                 ConnectionClosed,
                 SessionError,
@@ -183,7 +210,8 @@ class SyncLink:
 
     async def _run_session(self, url: str) -> None:
         heartbeat = self.config.central.heartbeat
-        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
+        trust = client_context(Path(self.config.central.ca)) if urlsplit(url).scheme == "wss" else None
+        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2, ssl_context=trust) as ws:
             with trio.fail_after(heartbeat * 2):
                 hello = LinkHello(node=self.config.store, role="store", version=self.version)
                 welcome = await greet(ws, hello, peer="central")

@@ -9,6 +9,7 @@ from central.app import CentralNode
 from protocol.frames import CashTender, Login, Receipt, Scan
 from storenode.app import StoreNode
 from storepos.commands import central_reconcile
+from tests.kit import certificates
 from tests.kit.waits import drained
 from till.client import connect
 
@@ -28,7 +29,7 @@ async def test_reconcile_agrees_then_names_every_difference(
         await sell(store, 1, 4)
         await sell(store, 2, 2)
         await drained(store)
-        assert await central_reconcile(central.url, "S001") == 0
+        assert await central_reconcile(central.url, "S001", certificates.ca()) == 0
         assert "6 receipts compared, 0 in transit; central and store agree" in capsys.readouterr().out
 
         def tamper(c: object) -> None:
@@ -42,7 +43,7 @@ async def test_reconcile_agrees_then_names_every_difference(
             )
 
         await central.db.write(tamper)
-        assert await central_reconcile(central.url, "S001") == 1
+        assert await central_reconcile(central.url, "S001", certificates.ca()) == 1
     out = capsys.readouterr().out
     assert "lane 1 receipt 4: missing at central and no longer in the store's outbox" in out
     assert "lane 2 receipt 1: central's copy differs from the store's journal" in out
@@ -54,7 +55,7 @@ async def test_reconcile_of_an_unknown_store_or_central_says_why(
     central: CentralNode, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with trio.fail_after(20):
-        assert await central_reconcile(central.url, "NOPE") == 2
+        assert await central_reconcile(central.url, "NOPE", certificates.ca()) == 2
         assert "store NOPE is not connected to central" in capsys.readouterr().err
         assert await central_reconcile("ws://127.0.0.1:9", "S001") == 2
         assert "cannot reach central" in capsys.readouterr().err

@@ -15,20 +15,31 @@ from devtools.processes import STORE_TOML
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import DeviceConfig, GatewayConfig, LinkConfig, PaymentsConfig, StoreConfig
+from tests.kit import certificates
 
 T0 = 1_795_000_000_000  # a fixed business instant (2026-11-17) so receipts are reproducible
 HOUR = 3_600_000
 
 
-def make_store_config(tmp_path: Path, *, central_url: str = "", lanes: tuple[int, ...] = (1, 2)) -> StoreConfig:
+def make_store_config(
+    tmp_path: Path, *, central_url: str = "", lanes: tuple[int, ...] = (1, 2), insecure: bool = False
+) -> StoreConfig:
+    """Store S001 trusting the test chain's CA (`insecure`: a plain ws:// central allowed)."""
     return StoreConfig(
         store="S001",
         name="Test Store",
         lanes=list(lanes),
         data_dir=str(tmp_path / "store"),
         gateway=GatewayConfig(port=0),
-        central=LinkConfig(url=central_url, heartbeat=1.0),
+        central=LinkConfig(url=central_url, heartbeat=1.0, ca=str(certificates.ca()), insecure=insecure),
     )
+
+
+def central_node(db_path: Path, **options: Any) -> CentralNode:
+    """A central serving wss with the test chain's certificate (port 0 unless `options` say otherwise)."""
+    options.setdefault("port", 0)
+    options.setdefault("ssl_context", certificates.central_context())
+    return CentralNode(db_path, **options)
 
 
 async def start_store(
@@ -76,7 +87,7 @@ def terminal_store(folder: Path, port: int) -> Path:
     """A store.toml (no central, SEK) whose lane 1 has the ZVT simulator on `port` as its terminal."""
     config = folder / "store.toml"
     config.write_text(
-        STORE_TOML.format(central="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
+        STORE_TOML.format(central="", ca="").replace("lanes = [1, 2]", 'lanes = [1, 2]\ncurrency = "SEK"')
         + f'\n[[devices]]\nkind = "terminal"\nlane = 1\nport = "tcp://127.0.0.1:{port}"\n'
     )
     return config

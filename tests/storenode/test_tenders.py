@@ -29,8 +29,9 @@ from protocol.money import parse_rate
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
 from storenode.lanes.saved import load_state
+from tests.kit import certificates
 from tests.kit.journal import journal
-from tests.kit.nodes import T0, start_store
+from tests.kit.nodes import T0, central_node, start_store
 from tests.kit.payments import COFFEE, MILK, balance_of, selling
 from tests.kit.waits import drained, online, until
 from till.client import connect
@@ -98,9 +99,9 @@ async def test_offline_gift_cards_follow_the_policy_and_reconcile_with_an_overdr
     with socket.socket() as probe:  # central will come up later on this port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    central = CentralNode(tmp_path / "central.db", port=port)
+    central = central_node(tmp_path / "central.db", port=port)
     policy = PaymentsConfig(giftcard_offline="allow", giftcard_offline_limit=5000)
-    store = await start_store(tmp_path, nursery, f"ws://127.0.0.1:{port}", payments=policy)
+    store = await start_store(tmp_path, nursery, f"wss://127.0.0.1:{port}", payments=policy)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
             await selling(till, COFFEE)
@@ -167,7 +168,7 @@ async def test_a_store_that_dies_waiting_for_a_gift_card_answer_voids_the_move_o
     on the way down). On restart the lane finds the attempt it saved before asking and voids the move
     through the outbox, so the card gets its money back and the sale stays unpaid, never paid twice."""
     await central.db.write(lambda c: giftcards.issue(c, "GC-9", "giftcard", 5000, "SEK", at=0))
-    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1))
+    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1), chain=certificates.chain())
     await nursery.start(proxy.run)
     with trio.fail_after(30):
         async with trio.open_nursery() as first_life:
