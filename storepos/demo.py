@@ -248,9 +248,8 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
-            print(
-                f"central at {central_url} (TLS, chain CA {folder / 'ca.pem'}); store DEMO01 with lanes 1 and 2 at {store_url}"
-            )
+            print(f"central at {central_url} (TLS: chain CA {folder / 'ca.pem'})")
+            print(f"store DEMO01 with lanes 1 and 2 at {store_url}")
             if await _await_replica(store_url, version):
                 print(f"store DEMO01 sells from catalogue version {version} from central (imported from {files})")
             else:
