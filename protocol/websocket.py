@@ -121,7 +121,7 @@ async def _dial_tls(
             try:
                 yield ws
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(disconnect_timeout):
+                with trio.move_on_after(disconnect_timeout):  # cancelled, aclose still closes the stream
                     await ws.aclose()
     except BaseExceptionGroup as group:  # one failure (the caller's or the reader's) raised as itself
         if len(group.exceptions) == 1:
