@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import argparse
 import os
 import sqlite3
+import ssl
 import tempfile
 import time
 import uuid
@@ -52,7 +53,7 @@ from bench.measurements import (
     warn_if_disturbed,
     write_report,
 )
-from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
+from bench.processes import BenchError, Fleet, central_tls, node_argv, run_script, store_toml
 from central.registers import giftcards, imports
 from devices.sim.zvt import ZvtSimulator
 from devices.terminal import ZvtTcp, ZvtTerminal
@@ -68,6 +69,7 @@ from protocol.frames import (
     SaleState,
     Scan,
 )
+from protocol.tls import client_context
 from protocol.websocket import dial
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
@@ -148,10 +150,12 @@ def prepare_central(db: Path) -> None:
         conn.close()
 
 
-async def redeeming_lane(url: str, lane: int, until: float, counts: list[int], latencies: list[int]) -> None:
+async def redeeming_lane(
+    url: str, trust: ssl.SSLContext | None, lane: int, until: float, counts: list[int], latencies: list[int]
+) -> None:
     codec = LinkCodec()
     store = f"B{lane:02d}"
-    async with dial(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
+    async with dial(url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=trust) as ws:
         await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
         if not isinstance(codec.decode(await ws.get_message()), LinkWelcome):
             raise BenchError(f"central did not welcome {store}")
@@ -195,7 +199,10 @@ def sqlite_floor(path: Path, seconds: float) -> dict[str, float]:
 async def giftcard_part(args: argparse.Namespace, folder: Path, fleet: Fleet) -> dict[str, Any]:
     db = folder / "central.db"
     prepare_central(db)
-    central, url = await fleet.start("central", node_argv("central", "run", "--db", str(db), "--port", "0"), folder)
+    tls_args, ca = central_tls(folder)
+    argv = node_argv("central", "run", "--db", str(db), "--port", "0", *tls_args)
+    central, url = await fleet.start("central", argv, folder)
+    trust = client_context(Path(ca)) if ca else None
     counts = [0] * args.lanes
     latencies: list[int] = []
     window = Window({"central": central.pid, "bench": os.getpid()})
@@ -203,7 +210,7 @@ async def giftcard_part(args: argparse.Namespace, folder: Path, fleet: Fleet) ->
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for lane in range(args.lanes):
-            nursery.start_soon(redeeming_lane, url, lane, start + args.seconds, counts, latencies)
+            nursery.start_soon(redeeming_lane, url, trust, lane, start + args.seconds, counts, latencies)
     elapsed = trio.current_time() - start
     window.end()
     cpu = window.record()

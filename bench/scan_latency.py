@@ -91,6 +91,7 @@ from bench.processes import (
     BenchError,
     Fleet,
     answer,
+    central_tls,
     check_running,
     node_argv,
     round_robin,
@@ -695,12 +696,13 @@ async def bench(args: argparse.Namespace) -> int:
     fleet = Fleet()
     ok = False
     try:
+        tls_args, ca = central_tls(folder)
         central, central_url = await fleet.start(
-            "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), folder
+            "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), folder
         )
         lanes = range(1, max(LANES, *args.tills, *args.paced) + 1)
         pin = "" if args.cpu is None else f"cpu = {args.cpu}"
-        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url)
+        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url, ca=ca)
         (folder / "store.toml").write_text(toml)
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
         echo_argv = [sys.executable, str(SCRIPT), "--echo-server", "--cpu", str(args.cpu)]

@@ -88,6 +88,7 @@ from bench.processes import (
     BenchError,
     Fleet,
     answer,
+    central_tls,
     check_running,
     leaves,
     node_argv,
@@ -102,6 +103,7 @@ from bench.processes import (
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
 from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
+from protocol.tls import client_context
 from protocol.websocket import dial
 from runtime.database import migrate, open_connection
 from storenode.lanes import basket, closing
@@ -550,13 +552,15 @@ async def replay_run(
     (work / "store-data").mkdir(parents=True)
     store_db = work / "store-data" / "store.db"
     await trio.to_thread.run_sync(shutil.copyfile, template, store_db)
+    tls_args, ca = central_tls(work, plain=args.plain)
+    trust_args = ["--ca", ca] if ca else []
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
     )
     store: trio.Process | None = None
     profilers: list[Profiler] = []
     try:
-        toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, batch=batch)
+        toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, ca=ca, batch=batch)
         (work / "store.toml").write_text(toml)
         central_cpu0 = cpu_seconds(central.pid)
         machine = Window({})
@@ -593,7 +597,7 @@ async def replay_run(
         t_rec = time.perf_counter()
         with trio.fail_after(RECONCILE_TIMEOUT):
             rec = await trio.run_process(
-                node_argv("central", "reconcile", "--store", STORE, "--url", central_url),
+                node_argv("central", "reconcile", "--store", STORE, "--url", central_url, *trust_args),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
@@ -658,6 +662,7 @@ class IngestSpec(msgspec.Struct):
     seed: int
     floor: bool  # a bare sink: no hello, one ack-sized reply per frame, in order
     timeout: float
+    ca: str = ""  # what a wss:// central is checked against (bench.processes.central_tls)
 
 
 class IngestResult(msgspec.Struct):
@@ -705,7 +710,10 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
     store = ingest_store_name(index)
     readied = False
     try:
-        async with dial(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
+        trust = client_context(Path(spec.ca)) if spec.ca else None
+        async with dial(
+            spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT, ssl_context=trust
+        ) as ws:
             if not spec.floor:
                 await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
                 with trio.fail_after(START_TIMEOUT):
@@ -959,12 +967,13 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
     warn_if_disturbed("ingest websocket floor", out["floor_ws"]["window"])
 
     print(f"  ingest: {args.stores} stores x {args.store_sales} sales into a real central ...", flush=True)
+    tls_args, ca = central_tls(work, plain=args.plain)
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
     )
     profiler: Profiler | None = None
     try:
-        spec = msgspec.structs.replace(base, url=central_url)
+        spec = msgspec.structs.replace(base, url=central_url, ca=ca)
         window = Window({"central": central.pid})
 
         async def on_go() -> None:
@@ -1195,6 +1204,7 @@ async def bench(args: argparse.Namespace) -> int:
                 "ingest_batch": args.ingest_batch,
                 "client_procs": args.client_procs,
                 "seed": args.seed,
+                "link": "plain ws" if args.plain else "tls",
                 "node_log_level": "WARNING",
                 "status_poll_s": args.poll,
                 "repeat": args.repeat,
@@ -1254,6 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="run each replay R times (the verdict takes the median)")
     p.add_argument("--only", choices=["replay", "ingest"], help="run one part only")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plain", action="store_true", help="store and central over plain ws:// (default: TLS)")
     p.add_argument("--replay-timeout", type=float, default=600.0, help="bound on one replay (seconds)")
     p.add_argument("--ingest-timeout", type=float, default=300.0, help="bound on one ingest phase (seconds)")
     p.add_argument("--poll", type=float, default=POLL, help=f"seconds between status polls in the replay ({POLL:g})")
