@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from trio_websocket import ConnectionClosed, Endpoint, WebSocketConnection, WebSocketRequest
 
-from central import distribute, questions
+from central import distribute, operators, questions
 from central.distribute import Distributor
 from central.reconcile import reconcile
 from central.registers import cursors, giftcards, sales, stock
@@ -30,6 +30,8 @@ from protocol.codec import ADMIN_SUBPROTOCOL, LINK_SUBPROTOCOL, FrameError, Link
 from protocol.frames import (
     LINK_VERSION,
     Ack,
+    AdminHello,
+    AdminWelcome,
     CatalogPull,
     EventBatch,
     LinkError,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 QUEUED_BATCHES = 8
 ADMIN_TIMEOUT = 120.0
+ADMIN_HELLO_BYTES = 1024  # an operator's hello is a token (central/operators.py MAX_TOKEN) and a few bytes
 STORE_ASK_TIMEOUT = 60.0  # one question to a store (a page of its journal); ADMIN_TIMEOUT bounds the whole
 APPLIERS: dict[str, Applier] = {
     Stream.JOURNAL: sales.apply,
@@ -179,8 +182,12 @@ class Ingest:
         await batches.send(frame)
 
     async def _admin(self, ws: WebSocketConnection) -> None:
-        """Operator tools: one question per request, answered on the same connection."""
+        """Operator tools: the operator token first (central/operators.py), then one question per request,
+        answered on the same connection. A tool that does not prove itself gets one refusal and the door."""
         try:
+            if not await self._operator(ws):
+                await ws.aclose(code=1008, reason="operator token refused")  # 1008: policy violation
+                return
             while True:
                 try:
                     request = self.codec.decode(await ws.get_message())
@@ -193,6 +200,41 @@ class Ingest:
                 await ws.send_message(self.codec.encode(await self._admin_answer(request)))
         except ConnectionClosed:
             pass
+
+    async def _operator(self, ws: WebSocketConnection) -> bool:
+        """Whether the tool's first frame, within HELLO_TIMEOUT and ADMIN_HELLO_BYTES, names the operator
+        token in central's folder; it was told either way, and a refusal is logged."""
+        remote = ws.remote
+        who = f"{remote.address}:{remote.port}" if isinstance(remote, Endpoint) else str(remote)
+        try:
+            with trio.fail_after(HELLO_TIMEOUT):
+                data = await ws.get_message()
+        except trio.TooSlowError:
+            return await self._refuse_operator(ws, who, "timeout", f"no operator token within {HELLO_TIMEOUT:g} s")
+        if len(data) > ADMIN_HELLO_BYTES:
+            return await self._refuse_operator(ws, who, "bad_frame", f"a hello is at most {ADMIN_HELLO_BYTES} bytes")
+        try:
+            hello = self.codec.decode(data)
+        except FrameError:
+            hello = None
+        if not isinstance(hello, AdminHello):
+            return await self._refuse_operator(ws, who, "unauthorised", "an operator tool presents its token first")
+        try:
+            expected = await trio.to_thread.run_sync(operators.read_token, self.db.path.parent)
+        except operators.TokenError as exc:
+            log.error("operator tool from %s refused: central has no usable operator token: %s", who, exc)
+            await self._send_error(ws, "unauthorised", "central has no operator token; run storepos central init")
+            return False
+        if not operators.matches(expected, hello.token):
+            return await self._refuse_operator(ws, who, "unauthorised", "wrong operator token")
+        await ws.send_message(self.codec.encode(AdminWelcome(node=self.node)))
+        log.info("operator tool from %s authenticated", who)
+        return True
+
+    async def _refuse_operator(self, ws: WebSocketConnection, who: str, code: str, why: str) -> bool:
+        log.warning("operator tool from %s refused: %s", who, why)
+        await self._send_error(ws, code, why)
+        return False
 
     async def _admin_answer(self, request: LinkRequest) -> LinkReply:
         if request.kind != "reconcile":

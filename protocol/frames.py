@@ -400,7 +400,7 @@ StoreToTill = (
 #   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
 #   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
-#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  29 AdminHello  30 AdminWelcome
 # ---------------------------------------------------------------------------------------------
 
 
@@ -473,6 +473,19 @@ class LinkReply(LinkFrame, tag=7):
     ok: bool
     body: bytes = b""
     error: str = ""
+
+
+class AdminHello(LinkFrame, tag=29):
+    """Operator tool -> central, first on the admin subprotocol: the operator token from central's folder
+    (central/operators.py). Nothing else is read before it; a wrong one gets a LinkError and the door."""
+
+    token: str
+
+
+class AdminWelcome(LinkFrame, tag=30):
+    """Central -> operator tool: the token was right; requests (LinkRequest) may follow."""
+
+    node: str
 
 
 # Master data, central -> store. Rows travel as plain arrays in the column order of central's
@@ -663,6 +676,7 @@ class GiftCardMove(msgspec.Struct, array_like=True):
     sale_id: str
     at: int
     offline: bool = False  # taken by the store while central was unreachable (allowed up to a limit)
+    refund_of: str = ""  # a store's credit: the receipt id (store-lane-receipt_no) it pays back to the card
 
 
 class GiftCardState(msgspec.Struct, array_like=True):
@@ -823,6 +837,8 @@ LinkMessage = (
     | LinkError
     | LinkRequest
     | LinkReply
+    | AdminHello
+    | AdminWelcome
     | CatalogPull
     | CatalogChunk
     | CatalogNotice

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
     rec.add_argument("--store", required=True)
     rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
+    rec.add_argument(
+        "--central-dir", type=Path, default=Path("."), help="central's folder: its operator.token (and ca.pem for wss)"
+    )
     for verb, what in (("import", "apply a CSV or JSON file to"), ("export", "write a CSV or JSON file of")):
         transfer = central.add_parser(verb, help=f"{what} a master register (format from the extension)")
         transfer.add_argument("register", choices=REGISTERS)
@@ -77,13 +80,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    gift = central.add_parser("giftcard", help="gift cards and vouchers: issue, balance, reload, overdrafts")
-    gift.add_argument("verb", choices=["issue", "balance", "reload", "overdrafts"])
+    gift = central.add_parser(
+        "giftcard", help="gift cards and vouchers: issue, balance, reload, overdrafts, stores' credit limits, flagged"
+    )
+    gift.add_argument("verb", choices=["issue", "balance", "reload", "overdrafts", "limits", "flagged"])
     gift.add_argument("card", nargs="?", default="")
     gift.add_argument("amount", nargs="?", help="issue/reload: the amount, e.g. 500.00")
     gift.add_argument("--kind", choices=["giftcard", "voucher"], default="giftcard")
     gift.add_argument("--currency", default="SEK")
     gift.add_argument("--db", type=Path, default=Path("central.db"))
+    gift.add_argument("--store", default="", help="limits: this store's own (default: the chain's, for every store)")
+    gift.add_argument("--per-move", help="limits: the most one credit from a store may give, e.g. 1000.00")
+    gift.add_argument("--per-day", help="limits: the most a store may credit in a day (UTC), e.g. 5000.00")
     rate = central.add_parser("rate", help="exchange rates for foreign cash: set or list")
     rate.add_argument("verb", choices=["set", "list"])
     rate.add_argument("currency", nargs="?")
@@ -113,6 +121,10 @@ def _payments(args: argparse.Namespace) -> int:
     match args.action, args.verb:
         case "giftcard", "overdrafts":
             return pay.overdrafts(args.db)
+        case "giftcard", "limits":
+            return pay.limits(args.db, args.store, args.per_move, args.per_day, args.currency)
+        case "giftcard", "flagged":
+            return pay.flagged(args.db)
         case "giftcard", verb:
             return pay.giftcard(args.db, verb, args.card, args.amount, args.kind, args.currency)
         case "rate", verb:
@@ -183,7 +195,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "central", "run":
             return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file, args.chunk_rows))
         case "central", "reconcile":
-            return trio.run(commands.central_reconcile, args.url, args.store)
+            return trio.run(commands.central_reconcile, args.url, args.store, args.central_dir)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
         case "central", "import":
