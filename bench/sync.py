@@ -593,7 +593,7 @@ async def replay_run(
         t_rec = time.perf_counter()
         with trio.fail_after(RECONCILE_TIMEOUT):
             rec = await trio.run_process(
-                node_argv("central", "reconcile", "--store", STORE, "--url", central_url),
+                node_argv("central", "reconcile", "--store", STORE, "--url", central_url, "--central-dir", str(work)),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,

@@ -255,7 +255,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print("\n--- at central ---")
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
-            print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
+            print(f"     storepos central reconcile --store DEMO01 --url {central_url} --central-dir {folder}")
             print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")
