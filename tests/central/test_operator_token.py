@@ -110,3 +110,12 @@ async def test_a_central_without_a_token_admits_no_operator(
     with trio.fail_after(20):
         assert await central_reconcile(central.url, "S001", mine) == 2
     assert "central has no operator token" in capsys.readouterr().err
+
+
+async def test_an_operator_tool_that_says_nothing_is_refused_in_bounded_time(
+    central: CentralNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("central.ingest.HELLO_TIMEOUT", 0.2)
+    with trio.fail_after(10):
+        refused = await first_answer(central.url)
+    assert isinstance(refused, LinkError) and refused.code == "timeout"

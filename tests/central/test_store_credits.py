@@ -5,6 +5,7 @@ shows, and the refund stays as it was, to go on once the operator allows it. A c
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import trio
@@ -22,6 +23,7 @@ from protocol.frames import (
     ReturnItem,
     SaleState,
 )
+from storenode.config import PaymentsConfig
 from tests.kit.journal import journal
 from tests.kit.nodes import start_store
 from tests.kit.payments import COFFEE, balance_of, selling
@@ -95,3 +97,36 @@ async def test_credits_forged_on_a_stores_link_change_nothing(
         theirs = (await store.link.ask(forged("f3", 500, "S002-1-1"))).card
         assert not theirs.ok and "not one of store S001's" in theirs.message
     assert await balance_of(central, "GC-1") == 100
+
+
+async def test_an_offline_refund_credit_over_the_limit_is_applied_and_flagged_not_refused(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    with socket.socket() as probe:  # central will come up later on this port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    central = CentralNode(tmp_path / "central" / "central.db", port=port)
+    policy = PaymentsConfig(giftcard_offline="allow", giftcard_offline_limit=5000)
+    store = await start_store(tmp_path, nursery, f"ws://127.0.0.1:{port}", payments=policy)
+    with trio.fail_after(30):
+        async with connect(store.url, lane=1, till="T1") as till:
+            await selling(till, COFFEE)
+            await till.request(GiftCardTender(card="GC-3", amount=4000))  # taken offline, within the policy
+            sold = await till.request(CashTender(amount=3000))
+            assert isinstance(sold, Receipt)
+            await until(till, lambda s: s.status == "ready")
+            await till.request(RefundOf(receipt=f"S001-1-{sold.receipt_no}"))
+            await till.request(ReturnItem(code=COFFEE))
+            state = await till.request(GiftCardTender(card="GC-3"))  # 40.00 back, queued for central
+            assert isinstance(state, SaleState) and state.due == -2995
+            assert isinstance(await till.request(CashTender(amount=0)), Receipt)
+        await nursery.start(central.run)
+        await central.db.write(lambda c: giftcards.issue(c, "GC-3", "giftcard", 5000, "SEK", at=0))
+        await central.db.write(lambda c: giftcards.set_limits(c, "S001", 2000, None))
+        await drained(store)  # the stream is applied whole: nothing refused, nothing left in the outbox
+        (flag,) = await central.db.read(giftcards.flagged)
+    assert (flag.card, flag.store, flag.amount, flag.applied) == ("GC-3", "S001", 4000, True)
+    assert flag.refund_of == f"S001-1-{sold.receipt_no}" and "limit of 20.00 per credit" in flag.reason
+    assert await balance_of(central, "GC-3") == 5000  # 40.00 taken offline, 40.00 given back
+    _, refund = journal(store)
+    assert refund.payments[0].message == "offline: credited when central is back"
