@@ -119,3 +119,13 @@ async def test_an_operator_tool_that_says_nothing_is_refused_in_bounded_time(
     with trio.fail_after(10):
         refused = await first_answer(central.url)
     assert isinstance(refused, LinkError) and refused.code == "timeout"
+
+
+async def test_reconcile_over_wss_needs_the_chains_ca_in_centrals_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operators.ensure_token(tmp_path)
+    with trio.fail_after(10):
+        assert await central_reconcile("wss://127.0.0.1:9", "S001", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the trusted certificate" in err and "ca.pem" in err and "--central-dir" in err
