@@ -13,13 +13,14 @@ keep every key a store ever had and still verify records signed before a rotatio
 from __future__ import annotations
 
 import hashlib
-import os
 from enum import Enum
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from runtime.files import SECRET, replace_file
 
 PUBLIC_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -52,21 +53,12 @@ def key_id(public: bytes) -> str:
 
 
 def save_private(path: Path, key: Ed25519PrivateKey) -> None:
-    """Write the key 0600 through a temporary file and a rename, so a crash never leaves half a key
-    and the secret is never readable by others, not even for a moment."""
+    """Write the key 0600, whole or not at all (runtime.files.replace_file)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
+    replace_file(path, data, mode=SECRET)
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:

@@ -4,12 +4,14 @@ beside the frames both sides speak. A store id may hold dashes; lane and number 
 
 from __future__ import annotations
 
+from protocol import gs1
+
 
 def parse_receipt_id(text: str) -> tuple[str, int, int] | None:
     """(store, lane, receipt number) of a receipt id; None when `text` is not one."""
     parts = text.strip().rsplit("-", 2)
-    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or not parts[0]:
         return None
-    if not parts[1].isascii() or not parts[2].isascii() or len(parts[1]) > 9 or len(parts[2]) > 18:
-        return None  # isdigit() takes other scripts' digits; sizes keep int() and SQL integers sane
+    if not all(gs1.digits(n) and len(n) <= 12 for n in parts[1:]):  # ASCII digits, int64-safe: SQLite takes it
+        return None
     return parts[0], int(parts[1]), int(parts[2])

@@ -67,6 +67,7 @@ class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
     giftcard_offline: str = "reject"  # reject | allow
     giftcard_offline_limit: int = 0
     foreign_cash: list[str] = []  # currencies accepted as cash at central's published rate, e.g. ["EUR"]
+    max_change: int = 1_000_000  # minor units: a cash tender giving more change is refused as mistyped
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,6 +115,8 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append(
             f"central.linger must be 0 or more and less than central.heartbeat, not {config.central.linger}"
         )
+    if not 0 <= config.payments.max_change <= 10**12:
+        problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

@@ -242,7 +242,13 @@ def foreign_currency(state: LaneState, command: CashTender, home: str, taken: Co
     return currency
 
 
-def cash(state: LaneState, command: CashTender, home: str, rate: ExchangeRate | None = None) -> list[Effect]:
+def cash(
+    state: LaneState,
+    command: CashTender,
+    home: str,
+    rate: ExchangeRate | None = None,
+    most_change: int = basket.MOST_CHANGE,
+) -> list[Effect]:
     """Cash in the store's currency, or foreign cash at `rate`; the whole rest, or `part` of it."""
     basket.require_operator(state)
     tender = RecordTender(kind="cash", currency=home, amount=command.amount)
@@ -263,7 +269,7 @@ def cash(state: LaneState, command: CashTender, home: str, rate: ExchangeRate | 
         new = basket.add_tender(state, tender)
         taken, left = format_money(value, home), format_money(basket.due(new), home)
         return [Save(new, ref=command.ref, message=f"cash {taken} taken; {left} to pay")]
-    basket.check_cash(state, value, home)
+    basket.check_cash(state, value, home, most_change)
     return [Close(state, "sale", command.ref, tendered=value, cash=tender if rate is not None else None)]
 
 
