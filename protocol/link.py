@@ -144,7 +144,8 @@ def bounds(hello: LinkHello) -> tuple[str, str] | None:
     """What is wrong with the hello's shape, as (code, message), before anything is looked up: every
     field bounded, so no database or log ever sees an unbounded or unprintable one."""
     if not identity.valid_store_id(hello.node):
-        return "bad_store_id", f"{shown(hello.node)!r} is not a store id (letters, digits, _ and -, at most 32)"
+        named = ascii(hello.node[:40]) + ("..." if len(hello.node) > 40 else "")  # no RTL mark or emoji gets out
+        return "bad_store_id", f"{named} is not a store id (letters, digits, _ and -, at most 32)"
     if len(hello.key) not in (0, PUBLIC_BYTES) or len(hello.previous) not in (0, PUBLIC_BYTES):
         return "bad_key", f"a store key is {PUBLIC_BYTES} bytes"
     if len(hello.rotation) not in (0, SIGNATURE_BYTES) or bool(hello.rotation) != bool(hello.previous):
