@@ -10,10 +10,10 @@ from pathlib import Path
 
 import trio
 
+from central.registers import identities
 from runtime.ready import wait_ready_file
 from storenode.config import load_config
 from storenode.identity import save_token
-from storepos.identity_commands import enrol_store
 
 STORE_TOML = """\
 store = "E2E"
@@ -35,7 +35,7 @@ def enrol(central_db: Path, config: Path) -> None:
     would: `storepos central store enroll` there (the same function), the token kept for the store's
     first connect as `storepos store init --token` keeps it. Done before the store starts."""
     settings = load_config(config)
-    save_token(settings.data_path, enrol_store(central_db, settings.store))
+    save_token(settings.data_path, identities.enrol_at(central_db, settings.store))
 
 
 class Processes:

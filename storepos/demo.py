@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from central.registers import catalog, imports, sales
+from central.registers import catalog, identities, imports, sales
 from devices.sim.kit import LaneKit
 from protocol.frames import Status
 from protocol.gs1 import Gs1Config
@@ -30,7 +30,6 @@ from storenode import identity
 from storenode.config import load_config
 from storenode.identity import save_token
 from storenode.sync import replica
-from storepos.identity_commands import enrol_store
 from till.client import TillClient, connect
 from till.terminal import Hook, run_till, show_state
 
@@ -232,7 +231,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         settings = load_config(config)
         files = folder / "catalogue"
         version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
-        token = await trio.to_thread.run_sync(enrol_store, central_db, settings.store)
+        token = await trio.to_thread.run_sync(identities.enrol_at, central_db, settings.store)
         save_token(settings.data_path, token)
         print(f"store DEMO01 enrolled at central; its one-time token waits in {identity.folder(settings.data_path)}")
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")

@@ -24,20 +24,9 @@ def _when(ms: int | None) -> str:
     return "-" if not ms else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def enrol_store(db: Path, store: str, *, valid_hours: float = identities.TOKEN_HOURS) -> str:
-    """Open an enrolment token for `store` in central's database at `db` (made and migrated when
-    missing): the one function the CLI, the test kit, devtools and the demo enrol stores with."""
-    conn = imports.open_catalog(db, create=True)
-    try:
-        with immediate(conn):
-            return identities.enrol(conn, store, _now(), valid_hours=valid_hours)
-    finally:
-        conn.close()
-
-
 def central_enroll(db: Path, store: str, valid_hours: float) -> int:
     try:
-        token = enrol_store(db, store, valid_hours=valid_hours)
+        token = identities.enrol_at(db, store, valid_hours=valid_hours)
     except IdentityError as exc:
         fail(str(exc))
         return 1

@@ -23,10 +23,14 @@ import hmac
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
+from central.registers import imports
 from protocol import identity
 from protocol.frames import LinkHello
 from protocol.identity import Purpose, key_id
+from runtime.clock import SystemClock
+from runtime.database import immediate
 
 TOKEN_HOURS = 72  # how long an enrolment token stays usable unless the operator says otherwise
 MAX_TOKEN_HOURS = 24 * 366
@@ -115,6 +119,17 @@ def enrol(conn: sqlite3.Connection, store: str, now: int, *, valid_hours: float 
             (_hash(token), expires, store),
         )
     return token
+
+
+def enrol_at(db: Path, store: str, *, valid_hours: float = TOKEN_HOURS) -> str:
+    """`enrol` on central's database file (made and migrated when missing), beside a running central:
+    the one way the CLI, the test kit, devtools, the demo and the benchmarks enrol a store."""
+    conn = imports.open_catalog(db, create=True)
+    try:
+        with immediate(conn):
+            return enrol(conn, store, SystemClock().now_ms(), valid_hours=valid_hours)
+    finally:
+        conn.close()
 
 
 def register(conn: sqlite3.Connection, store: str, public: bytes, now: int) -> None:

@@ -21,7 +21,6 @@ from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import DeviceConfig, GatewayConfig, LinkConfig, PaymentsConfig, StoreConfig
 from storenode.identity import save_token
-from storepos.identity_commands import enrol_store
 
 T0 = 1_795_000_000_000  # a fixed business instant (2026-11-17) so receipts are reproducible
 HOUR = 3_600_000
@@ -41,7 +40,8 @@ def make_store_config(tmp_path: Path, *, central_url: str = "", lanes: tuple[int
 def enrolled(config: StoreConfig, central: CentralNode | Path) -> StoreConfig:
     """`config`'s store enrolled at `central` (a running node or its database file) as an operator
     does it: `storepos central store enroll` there, the token kept by `storepos store init --token`."""
-    save_token(config.data_path, enrol_store(central if isinstance(central, Path) else central.db.path, config.store))
+    db = central if isinstance(central, Path) else central.db.path
+    save_token(config.data_path, identities.enrol_at(db, config.store))
     return config
 
 
