@@ -150,7 +150,10 @@ class SyncLink:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
         self.signal.backlog = await self.db.read(outbox.backlog)
-        identity.load(self.config.data_path, self.config.store)  # the key exists from the first start on (logged)
+        try:
+            identity.load(self.config.data_path, self.config.store)  # the key exists from the first start on (logged)
+        except IdentityError as exc:  # said here once; each connect reads it again and says so on the health board
+            log.error("store %s cannot use its key: %s", self.config.store, exc)
         task_status.started()
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")

@@ -360,3 +360,15 @@ async def test_a_store_revoked_while_connected_is_cut_off_and_refused(
         assert "revoked" in health.last_error and not store.link.online
         while "S001" in central.ingest.links:  # noqa: ASYNC110 - central's session ends on its own task
             await trio.sleep(0.01)
+
+
+async def test_a_store_whose_key_file_is_unusable_says_so_and_sells_on(
+    tmp_path: Path, central: CentralNode, nursery: trio.Nursery
+) -> None:
+    config = enrolled(make_store_config(tmp_path, central_url=central.url), central)
+    (config.data_path / "identity" / "store.key").write_bytes(b"not a key")
+    store = StoreNode(config, clock=FixedClock(T0))
+    await nursery.start(store.run)
+    with trio.fail_after(20):
+        health = await store.health.wait_until("sync", lambda h: h.state == "refused")
+    assert "not a PEM private key" in health.last_error and "S001" not in central.ingest.links
