@@ -219,7 +219,34 @@ MIGRATIONS = [
         CREATE INDEX price_tombstones_version ON price_tombstones (version, item, store, starts, ends);
         """,
     ),
-    # 9 (store identities) and 10 (journal verification, alarms) are other branches' numbers.
+    Migration(
+        9,
+        # The store registry (central/registers/identities.py): a store's status and its open enrolment
+        # token (only the token's SHA-256, with its expiry), and every key the store ever had, never
+        # deleted (a revoked store's past records still verify). A key is current while retired_at is
+        # NULL; signed_by names the key that signed it in a rotation ('' when it came with a token).
+        """
+        CREATE TABLE store_identities (
+            store TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'enrolled', 'revoked')),
+            token_hash BLOB,
+            token_expires INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            enrolled_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID;
+        CREATE TABLE store_keys (
+            store TEXT NOT NULL REFERENCES store_identities (store),
+            key_id TEXT NOT NULL,
+            public BLOB NOT NULL CHECK (length(public) = 32),
+            added_at INTEGER NOT NULL,
+            retired_at INTEGER,
+            signed_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (store, key_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    # 10 (journal verification, alarms) is another branch's number.
     Migration(
         11,
         # Authorisation of stores' gift card credits (central/registers/giftcards.py): limits per store

@@ -20,7 +20,9 @@ import msgspec
 # read the newer frames); peers of different versions refuse each other with a clear error instead of
 # misreading each other (protocol.versions).
 PROTOCOL_VERSION = 1  # till <-> store
-LINK_VERSION = 2  # store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest
+# store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest; 3: a store proves
+# its identity in the hello exchange (LinkHello's key fields, LinkChallenge, LinkProof)
+LINK_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +414,8 @@ StoreToTill = (
 #   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
 #   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
-#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  29 AdminHello  30 AdminWelcome
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
+#   29 AdminHello  30 AdminWelcome
 # ---------------------------------------------------------------------------------------------
 
 
@@ -431,9 +434,18 @@ class Stream(StrEnum):
 
 
 class LinkHello(LinkFrame, tag=1):
+    """A store's hello. The key fields say who it claims to be (protocol.link proves it): `key` its raw
+    Ed25519 public key; `token` the one-time enrolment token on its first connect; during a key
+    rotation `key` is the new key, `previous` the old one and `rotation` the old key's ROTATION
+    signature over the new key."""
+
     node: str
     role: str  # "store"
     version: int = LINK_VERSION
+    key: bytes = b""
+    token: str = ""
+    rotation: bytes = b""
+    previous: bytes = b""
 
 
 class LinkWelcome(LinkFrame, tag=2):
@@ -469,6 +481,20 @@ class Ack(LinkFrame, tag=4):
 class LinkError(LinkFrame, tag=5):
     code: str
     message: str
+
+
+class LinkChallenge(LinkFrame, tag=27):
+    """Central's answer to a hello it may welcome: sign this fresh nonce (with central's node name,
+    your store id and key) so a recorded hello and proof are worth nothing on another connection."""
+
+    node: str
+    nonce: bytes
+
+
+class LinkProof(LinkFrame, tag=28):
+    """The store's Ed25519 signature (Purpose.PROOF) over the challenge; then central welcomes."""
+
+    signature: bytes
 
 
 class LinkRequest(LinkFrame, tag=6):
@@ -849,6 +875,8 @@ LinkMessage = (
     | LinkError
     | LinkRequest
     | LinkReply
+    | LinkChallenge
+    | LinkProof
     | AdminHello
     | AdminWelcome
     | CatalogPull

@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
 
     _payment_parsers(central)
+    _identity_parsers(central)
 
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
     srun = store.add_parser("run", help="run a store node")
@@ -69,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", help="the node's till gateway (default: from the config)")
     verify = store.add_parser("verify-journal", help="check every lane's receipt numbers and hash chain")
     verify.add_argument("--config", type=Path, required=True)
+    init = store.add_parser("init", help="make the store's key (and keep central's enrolment token)")
+    init.add_argument("--config", type=Path, required=True)
+    init.add_argument("--token", default="", help="the one-time token `storepos central store enroll` printed")
+    rotate = store.add_parser("rotate-key", help="prepare a new store key, taken by central at the next hello")
+    rotate.add_argument("--config", type=Path, required=True)
 
     till = sub.add_parser("till", help="a terminal till: barcodes and commands on standard input")
     till.add_argument("--store", required=True, help="the store node, e.g. ws://127.0.0.1:8701")
@@ -103,6 +109,20 @@ def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser
     cust.add_argument("number", nargs="?")
     cust.add_argument("name", nargs="?")
     cust.add_argument("--db", type=Path, default=Path("central.db"))
+
+
+def _identity_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stores = central.add_parser("store", help="the stores central accepts: enroll, revoke, list")
+    verbs = stores.add_subparsers(dest="verb", required=True)
+    enroll = verbs.add_parser("enroll", help="register a store and print its one-time enrolment token")
+    enroll.add_argument("store")
+    enroll.add_argument("--valid-hours", type=float, default=72.0, help="how long the token is usable (default 72)")
+    enroll.add_argument("--db", type=Path, default=Path("central.db"))
+    revoke = verbs.add_parser("revoke", help="refuse a store from now on (its past records still verify)")
+    revoke.add_argument("store")
+    revoke.add_argument("--db", type=Path, default=Path("central.db"))
+    listing = verbs.add_parser("list", help="every store with its status, current key and times")
+    listing.add_argument("--db", type=Path, default=Path("central.db"))
 
 
 def _payments(args: argparse.Namespace) -> int:
@@ -206,6 +226,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             return commands.central_export(args.db, args.register, args.file, args.currency)
         case "central", ("giftcard" | "rate" | "customer"):
             return _payments(args)
+        case "central", "store":
+            from storepos import identity_commands as ids
+
+            if args.verb == "enroll":
+                return ids.central_enroll(args.db, args.store, args.valid_hours)
+            if args.verb == "revoke":
+                return ids.central_revoke(args.db, args.store)
+            return ids.central_list(args.db)
+        case "store", "init":
+            from storepos import identity_commands as ids
+
+            return ids.store_init(args.config, args.token)
+        case "store", "rotate-key":
+            from storepos import identity_commands as ids
+
+            return ids.store_rotate(args.config)
         case "store", "run":
             config = commands.store_config(args.config)
             if config is None:

@@ -54,9 +54,11 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     Line,
+    LinkChallenge,
     LinkError,
     LinkHello,
     LinkMessage,
+    LinkProof,
     LinkReply,
     LinkRequest,
     LinkWelcome,
@@ -447,8 +449,22 @@ GIFTCARD_STATE = GiftCardState(card="GC-1", kind="giftcard", balance=4000, curre
 LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "LinkHello",
-        LinkHello(node="S001", role="store", version=2),
-        "9401a453303031a573746f726502",
+        # Link version 3 appended the identity fields (key, token, rotation, previous): the golden changed
+        # with them; a hello of an older store (4 elements) still decodes, to be refused by its version.
+        LinkHello(node="S001", role="store", version=3, key=bytes(range(32)), token="tok"),
+        "9801a453303031a573746f726503c420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "a3746f6bc400c400",
+    ),
+    (
+        "LinkChallenge",
+        LinkChallenge(node="central", nonce=bytes(range(32))),
+        "931ba763656e7472616cc420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    ),
+    (
+        "LinkProof",
+        LinkProof(signature=bytes(range(64))),
+        "921cc440000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+        "303132333435363738393a3b3c3d3e3f",
     ),
     (
         "LinkWelcome",
@@ -857,9 +873,10 @@ def test_default_fields_are_omitted_on_till_frames() -> None:
 
 
 def test_link_frame_default_version_is_encoded() -> None:
-    # Array-like frames always carry every field, defaults included (here link version 2).
-    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 2
-    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f726502"
+    # Array-like frames always carry every field, defaults included (here link version 3 and empty keys).
+    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 3
+    hello = LinkHello(node="S001", role="store")
+    assert LinkCodec().encode(hello).hex() == "9801a453303031a573746f726503c400a0c400c400"
 
 
 def test_a_hello_of_link_version_1_still_decodes() -> None:
