@@ -223,7 +223,10 @@ class StoreNode:
         if not 1 <= query.limit <= 200:
             raise Rejected("bad_limit", f"a search returns 1 to 200 items, not {query.limit}")
         store, currency, now = self.config.store, self.config.currency, self.clock.now_ms()
-        found = await self.db.read(lambda c: replica.search(c, query.text, query.limit, store, currency, now))
+        try:
+            found = await self.db.read(lambda c: replica.search(c, query.text, query.limit, store, currency, now))
+        except replica.SearchRefused as exc:
+            raise Rejected("bad_search", str(exc)) from None
         return SearchResult(text=query.text, items=found)
 
     async def price_check(self, query: PriceCheck) -> ItemInfo:

@@ -70,6 +70,7 @@ class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
     giftcard_offline: str = "reject"  # reject | allow
     giftcard_offline_limit: int = 0
     foreign_cash: list[str] = []  # currencies accepted as cash at central's published rate, e.g. ["EUR"]
+    max_change: int = 1_000_000  # minor units: a cash tender giving more change is refused as mistyped
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,6 +119,8 @@ def load_config(path: str | Path) -> StoreConfig:
             f"central.linger must be 0 or more and less than central.heartbeat, not {config.central.linger}"
         )
     problems.extend(link_problems(config.central))
+    if not 0 <= config.payments.max_change <= 10**12:
+        problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

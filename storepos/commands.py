@@ -14,13 +14,15 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
+from central import operators
 from central.app import CentralNode
 from central.registers import imports, sales
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol import tls
-from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
-from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
+from protocol.codec import ADMIN_SUBPROTOCOL, FrameError, LinkCodec
+from protocol.frames import AdminHello, AdminWelcome, Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
+from protocol.tls import CA_CERT, TlsError, client_context
 from protocol.websocket import dial
 from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
@@ -64,14 +66,16 @@ def central_init(db: Path, hosts: list[str]) -> int:
             finally:
                 conn.close()
             made.append(f"central's database {db}")
-        # operator.token: the admin credential's one call site (authz) goes here
+        if not operators.token_path(folder).exists():
+            operators.ensure_token(folder)
+            made.append(f"operator token {operators.token_path(folder)} (0600) for the admin commands")
     except (OSError, ValueError, sqlite3.Error) as exc:
         fail(f"central init in {folder}: {exc}")
         return 2
     for line in made:
         print(f"made {line}")
     if not made:
-        print(f"central in {folder} has its CA, certificate and database already; nothing made")
+        print(f"central in {folder} has its CA, certificate, database and operator token already; nothing made")
     print(f'stores trust it with, in store.toml [central]: ca = "{folder / tls.CA_CERT}" (url wss://HOST:PORT)')
     return 0
 
@@ -109,6 +113,7 @@ async def central_run(
     *,
     context: ssl.SSLContext | None = None,
 ) -> None:
+    operators.ensure_token(db.parent)  # central init makes it too; a central without one admits no operator
     node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
@@ -201,30 +206,40 @@ def central_export(db: Path, register: str, file: Path, currency: str) -> int:
     return _on_catalog(db, file, work, create=False, undone="written")
 
 
-async def central_reconcile(url: str, store: str, ca: Path | None = None) -> int:
+async def central_reconcile(url: str, store: str, central_dir: Path = Path(".")) -> int:
     """Exit 0 when central and the store agree receipt by receipt (in-transit receipts are not a
-    difference), 1 when they differ, 2 when the comparison could not be made. A wss:// central is
-    checked against `ca` (the chain's ca.pem, or central.pem pinned), as a store checks it."""
+    difference), 1 when they differ, 2 when the comparison could not be made. The operator token (and,
+    over wss, the chain's CA) are read from central's folder, `central_dir`."""
     codec = LinkCodec()
-    trust = None
+    try:
+        token = operators.read_token(central_dir)
+    except operators.TokenError as exc:
+        fail(f"{exc}; give central's folder with --central-dir")
+        return 2
+    options: dict[str, object] = {}
     if url.startswith("wss://"):
-        if ca is None:
-            fail(f"{url} is wss://: give --ca, the chain's ca.pem from central's folder")
-            return 2
         try:
-            trust = tls.client_context(ca)
-        except tls.TlsError as exc:
-            fail(str(exc))
+            options["ssl_context"] = client_context(central_dir / CA_CERT)
+        except TlsError as exc:
+            fail(f"{exc}; give central's folder with --central-dir")
             return 2
     try:
         with trio.fail_after(300):
-            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL], ssl_context=trust) as ws:
+            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL], **options) as ws:
+                await ws.send_message(codec.encode(AdminHello(token=token)))
+                welcome = codec.decode(await ws.get_message())
+                if not isinstance(welcome, AdminWelcome):
+                    fail(f"central refused the operator: {getattr(welcome, 'message', type(welcome).__name__)}")
+                    return 2
                 await ws.send_message(
                     codec.encode(LinkRequest(id=1, kind="reconcile", body=msgspec.msgpack.encode(store)))
                 )
                 reply = codec.decode(await ws.get_message())
     except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
         fail(f"cannot reach central at {url}: {type(exc).__name__}: {exc}")
+        return 2
+    except FrameError as exc:
+        fail(f"central at {url} sent what is not a frame: {exc}")
         return 2
     if not isinstance(reply, LinkReply) or not reply.ok:
         fail(f"reconcile failed: {getattr(reply, 'error', '') or getattr(reply, 'message', reply)}")

@@ -16,7 +16,7 @@ from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
 from tests.kit import certificates
-from tests.kit.nodes import T0, central_node, make_store_config
+from tests.kit.nodes import T0, central_node, enrolled, make_store_config
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,6 +51,6 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clock: FixedClock) -> StoreNode:
-    node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
+    node = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=clock)
     await nursery.start(node.run)
     return node

@@ -69,6 +69,7 @@ from protocol.frames import (
     VoidLine,
 )
 from protocol.money import MoneyError, format_money, format_rate, parse_money
+from protocol.text import plain_lines
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0
@@ -306,7 +307,13 @@ async def run_till(
     hook: Hook | None = None,
 ) -> int:
     """Drive a lane until quit or end of input; returns 1 when the store was never reachable.
-    `hook` sees each line first and may take it (the demo uses it to drive simulated devices)."""
+    `hook` sees each line first and may take it (the demo uses it to drive simulated devices).
+    Everything shown passes `plain_lines`: item names and store messages never reach the terminal
+    as escape sequences."""
+
+    def say(text: str) -> None:
+        out(plain_lines(text))
+
     subprotocol = SUBPROTOCOL_JSON if use_json else SUBPROTOCOL_MSGPACK
     source = lines_from(script, read_stdin)
     attached_once = False
@@ -316,20 +323,20 @@ async def run_till(
             async with connect(url, lane, till, subprotocol=subprotocol) as client:
                 attached_once, tries, delay = True, 0, 0.2
                 assert client.state is not None
-                out(f"attached to lane {lane} at {url} as {till}")
-                out(show_state(client.state))
-                finished = await _session(client, source, out, hook)
+                say(f"attached to lane {lane} at {url} as {till}")
+                say(show_state(client.state))
+                finished = await _session(client, source, say, hook)
                 if finished:
                     return 0
         except (OSError, HandshakeError, ConnectionClosed, TillDisconnected, trio.TooSlowError) as exc:
             tries += 1
             if not attached_once and tries >= FIRST_CONNECT_TRIES:
-                out(f"! cannot reach the store at {url}: {exc}")
+                say(f"! cannot reach the store at {url}: {exc}")
                 return 1
             # The outcome of a command in flight is unknown; the basket shown on reattach tells.
-            out(f"! connection to the store lost ({type(exc).__name__}); reattaching")
+            say(f"! connection to the store lost ({type(exc).__name__}); reattaching")
         except ConnectionRefusedError as exc:
-            out(f"! the store refused this till: {exc}")
+            say(f"! the store refused this till: {exc}")
             return 1
         await trio.sleep(delay)
         delay = min(delay * 2, 5.0)

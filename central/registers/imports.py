@@ -66,9 +66,16 @@ upsert by key (see catalog.REGISTERS). Rows not in the file are left alone (noth
 this slice; an item is retired with active = false); rows equal to the stored ones are not changes.
 If anything changed, the catalogue version goes up by exactly one, whatever the number of rows.
 
+Text is made plain on the way in (protocol.text: control and format characters dropped, tabs and
+line breaks as spaces except in the multi-line till-config columns): a name is later printed, shown on
+customer displays and terminals, and must never carry a device's commands.
+
 Export writes every row sorted by key (code point order, independent of database collation), every
 column in the order above, money as decimal text and times as ISO 8601 UTC ("Z", milliseconds only
-when not zero), so the same data gives the same bytes and importing an export changes nothing.
+when not zero), so the same data gives the same bytes and importing an export changes nothing. A CSV
+cell that a spreadsheet would run as a formula (leading =, +, -, @) is written with a leading
+apostrophe, which import takes off again. The file is replaced whole and never written through a
+symlink (runtime.files.replace_file).
 """
 
 from __future__ import annotations
@@ -92,7 +99,9 @@ from central.schema import MIGRATIONS
 from protocol import quickkeys
 from protocol.gs1 import Gs1Config
 from protocol.money import MoneyError, format_money, parse_money
+from protocol.text import from_spreadsheet_safe, plain, plain_lines, spreadsheet_safe
 from runtime.database import DatabaseError, immediate, migrate, open_connection
+from runtime.files import replace_file
 
 # Central's own writes hold the lock for a group commit at a time; an operator can wait that long.
 BUSY_TIMEOUT_MS = 30_000
@@ -449,7 +458,7 @@ def _read_csv(
             if len(cells) != len(header):
                 problems.at(record, None, f"{len(cells)} cells, but the header names {len(header)} columns")
                 continue
-            record.values = {c: v for c, v in zip(header, cells, strict=True) if c in columns}
+            record.values = {c: from_spreadsheet_safe(v) for c, v in zip(header, cells, strict=True) if c in columns}
             records.append(record)
     except csv.Error as exc:
         raise Rejected([f"{name} line {reader.line_num}: not readable as CSV: {exc}"]) from None
@@ -461,6 +470,8 @@ def _read_json(name: str, data: bytes, problems: Problems) -> list[Record]:
         parsed = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise Rejected([f"{name}: not valid JSON: {exc}"]) from None
+    except RecursionError:
+        raise Rejected([f"{name}: not valid JSON: nested too deeply"]) from None
     if not isinstance(parsed, list):
         raise Rejected([f"{name}: expected a list of objects, got a JSON {type(parsed).__name__}"])
     records: list[Record] = []
@@ -501,6 +512,9 @@ def _fields(row_type: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, 
     return msgspec.structs.fields(row_type)
 
 
+MULTILINE = frozenset({"receipt_header", "receipt_footer", "quick_keys"})  # one entry per line
+
+
 def _validate(record: Record, row_type: type[msgspec.Struct], problems: Problems, missing: set[str]) -> None:
     """Check the record field by field (not as one msgspec conversion, which stops at the first bad
     field), keeping the good fields and defaults for the absent optional ones."""
@@ -515,6 +529,8 @@ def _validate(record: Record, row_type: type[msgspec.Struct], problems: Problems
             else:
                 record.good[f.name] = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
             continue
+        if isinstance(raw, str):  # no printer, display or terminal command ever enters master data
+            raw = plain_lines(raw) if f.name in MULTILINE else plain(raw)
         try:
             record.good[f.name] = msgspec.convert(raw, f.type, strict=False)
         except msgspec.ValidationError as exc:
@@ -633,7 +649,7 @@ def export_bytes(conn: sqlite3.Connection, kind: str, suffix: str, *, currency: 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fmt.row.__struct_fields__)
     for row in rows:
-        writer.writerow(_cell(value) for value in msgspec.structs.astuple(row))
+        writer.writerow(spreadsheet_safe(_cell(value)) for value in msgspec.structs.astuple(row))
     return out.getvalue().encode(), len(rows), version
 
 
@@ -649,12 +665,9 @@ def export_file(conn: sqlite3.Connection, kind: str, path: Path, *, currency: st
     """Write a register to `path` (replacing it whole, never leaving half a file); returns the row
     count and the catalogue version written."""
     data, count, version = export_bytes(conn, kind, _suffix(path), currency=currency)
-    partial = path.with_name(path.name + ".partial")
     try:
-        partial.write_bytes(data)
-        partial.replace(path)
+        replace_file(path, data)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise Unusable(f"{path}: {exc.strerror or exc}") from None
     return count, version
 

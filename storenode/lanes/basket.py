@@ -180,11 +180,16 @@ def to_total(state: LaneState) -> LaneState:
     return msgspec.structs.replace(state, status=TENDER)
 
 
-def check_cash(state: LaneState, amount: int, currency: str) -> int:
+MOST_CHANGE = 1_000_000  # minor units (10,000.00): more than any banknote pays over any sale
+
+
+def check_cash(state: LaneState, amount: int, currency: str, most_change: int = MOST_CHANGE) -> int:
     """The cash due for this sale, after refusing a tender that cannot complete it.
 
     A sale with returns may be due negative: the customer tenders nothing and the change is the
-    refund. A negative tender is refused: cash paid out is change, never a tender."""
+    refund. A negative tender is refused: cash paid out is change, never a tender. So is a tender whose
+    change would be beyond `most_change` (store.toml payments.max_change): a mistyped 10^15 was taken
+    and printed a change of 1.8 x 10^19, and cash of 2^64 - 1 on a refund crashed the lane."""
     if amount < 0:
         raise Rejected("bad_amount", "a tender cannot be negative; tender 0 to refund a return")
     if state.status not in (OPEN, TENDER):
@@ -196,6 +201,12 @@ def check_cash(state: LaneState, amount: int, currency: str) -> int:
         raise Rejected(
             "tender_short",
             f"tendered {format_money(amount, currency)} is less than {format_money(due, currency)} due",
+        )
+    if amount - due > most_change:
+        raise Rejected(
+            "tender_too_large",
+            f"tendered {format_money(amount, currency)} would give more than {format_money(most_change, currency)}"
+            " change; check the amount",
         )
     return due
 

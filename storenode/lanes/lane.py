@@ -190,7 +190,7 @@ class Lane:
                 await self._recover()
                 self._publish(message="lane restarted" if self.subscribers else "")
                 task_status.started()
-                await serve(self.mailbox, self._handle)
+                await serve(self.mailbox, self._guarded)
         finally:
             self._drop_reader()
             self._drop_file()
@@ -321,6 +321,33 @@ class Lane:
         await self._persist(new)
         self.state = new
         self._publish(ref=ref, message=message)
+
+    async def _guarded(self, request: LaneRequest) -> None:
+        """One request, and no bug in one command takes the lane (and every till on it) down.
+
+        An unexpected exception is logged with a short reference; the lane then goes on from what it had
+        saved (the database row and the state file, as a restart would load them) without dropping its
+        tills, and the asker gets an `internal` refusal naming the reference. Only when even that reload
+        fails is the lane broken, and then it fails to its supervisor."""
+        try:
+            await self._handle(request)
+        except Rejected:
+            raise
+        except Exception as exc:
+            reference = uuid.uuid4().hex[:8]
+            what = type(request.command).__name__ if isinstance(request, Do) else type(request).__name__
+            log.exception(
+                "lane %d: %s failed (log reference %s); going on from its saved state", self.number, what, reference
+            )
+            self._drop_reader()
+            self._drop_file()
+            self.state = await self._load()
+            self._publish(message=f"the last command failed (log reference {reference})")
+            raise Rejected(
+                "internal",
+                f"lane {self.number} could not do {what}: an internal error (log reference {reference}); "
+                "the sale is as last saved",
+            ) from exc
 
     async def _handle(self, request: LaneRequest) -> None:
         match request:
@@ -529,8 +556,9 @@ class Lane:
     async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
         state = self.state
         basket.require_operator(state)
-        if not code:
-            raise Rejected("bad_barcode", "empty barcode")
+        problem = gs1.code_problem(code)
+        if problem is not None:
+            raise Rejected("bad_barcode", problem)
         if state.refund_of and state.status in (OPEN, TENDER):
             if not returned:
                 raise Rejected("refund_sale", f"this sale refunds receipt {state.refund_of}: sell in a new sale")
@@ -685,7 +713,7 @@ class Lane:
         config = self.ctx.config
         foreign = payments.foreign_currency(self.state, command, self.currency, config.payments.foreign_cash)
         rate = await payments.rate(self.ctx.ask, self.ctx.db, self.currency, foreign, self.number) if foreign else None
-        await self._apply(payments.cash(self.state, command, self.currency, rate), conn)
+        await self._apply(payments.cash(self.state, command, self.currency, rate, config.payments.max_change), conn)
 
     async def _card(self, command: CardTender) -> None:
         terminal = self._terminal()

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -420,24 +421,63 @@ def item_info(conn: sqlite3.Connection, code: str, store: str, currency: str, at
     )
 
 
+SEARCH_CHARS = 100  # what a cashier types into a search box, with room to spare
+SEARCH_WORDS = 6  # every word is one more FTS5 prefix scan joined to the others: cost grows fast
+SEARCH_BUDGET = 0.25  # seconds of database time one search may take; then it is stopped, not left to run
+SEARCH_STEPS = 1_000  # SQLite VM steps between looks at the clock (a look costs about a microsecond)
+
+
+class SearchRefused(ValueError):
+    """A search that is too long, or too broad to answer within its budget; the text says which."""
+
+
 def _match(text: str) -> str:
-    """Every word of the cashier's text as a quoted prefix: nothing typed is read as FTS5 syntax."""
-    return " ".join(f'"{word}"*' for word in re.findall(r"\w+", text))
+    """Every word of the cashier's text as a quoted prefix: nothing typed is read as FTS5 syntax.
+    Bounded first: 20,000 words once stalled every lane for seconds and 300,000 pinned the database
+    thread for minutes, because each word is another prefix scan the query joins."""
+    if len(text) > SEARCH_CHARS:
+        raise SearchRefused(f"a search has at most {SEARCH_CHARS} characters, not {len(text)}")
+    words = list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", text)))
+    if len(words) > SEARCH_WORDS:
+        raise SearchRefused(f"a search has at most {SEARCH_WORDS} words, not {len(words)}")
+    return " ".join(f'"{word}"*' for word in words)
 
 
-def search(conn: sqlite3.Connection, text: str, limit: int, store: str, currency: str, at_ms: int) -> list[Found]:
-    """Sellable items whose name or receipt text has every word of `text` as a word prefix, best first."""
+def search(
+    conn: sqlite3.Connection,
+    text: str,
+    limit: int,
+    store: str,
+    currency: str,
+    at_ms: int,
+    *,
+    budget: float = SEARCH_BUDGET,
+) -> list[Found]:
+    """Sellable items whose name or receipt text has every word of `text` as a word prefix, best first.
+
+    The query runs under SQLite's progress handler, which stops it once `budget` seconds have passed
+    (a single prefix like "a" on a million items can take that long): the database thread is free again
+    at once, which a timeout around the job could not do."""
     match = _match(text)
     if not match:
         return []
-    rows = conn.execute(
-        # A full barcode before a 7-digit variable-measure key: what a cashier can type or scan as is.
-        "SELECT i.item, i.name, i.unit, "
-        "(SELECT code FROM barcodes b WHERE b.item = i.item ORDER BY length(code) = 7, code LIMIT 1) "
-        "FROM items_fts f JOIN items i ON i.rowid = f.rowid WHERE items_fts MATCH ? AND i.active "
-        "ORDER BY f.rank, i.name LIMIT ?",
-        (match, limit),
-    ).fetchall()
+    deadline = time.monotonic() + budget
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, SEARCH_STEPS)
+    try:
+        rows = conn.execute(
+            # A full barcode before a 7-digit variable-measure key: what a cashier can type or scan as is.
+            "SELECT i.item, i.name, i.unit, "
+            "(SELECT code FROM barcodes b WHERE b.item = i.item ORDER BY length(code) = 7, code LIMIT 1) "
+            "FROM items_fts f JOIN items i ON i.rowid = f.rowid WHERE items_fts MATCH ? AND i.active "
+            "ORDER BY f.rank, i.name LIMIT ?",
+            (match, limit),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupted" not in str(exc):
+            raise
+        raise SearchRefused(f"the search {text!r} matches too much to answer in time; type more of the name") from None
+    finally:
+        conn.set_progress_handler(None, 0)
     found = []
     for item, name, unit, code in rows:
         applied = _price(conn, item, store, currency, at_ms)

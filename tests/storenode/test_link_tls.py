@@ -20,7 +20,7 @@ from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from tests.kit import certificates
-from tests.kit.nodes import T0, central_node, make_store_config
+from tests.kit.nodes import T0, central_node, enrolled, make_store_config
 from tests.kit.waits import drained
 from till.client import connect
 
@@ -71,7 +71,8 @@ async def test_a_central_with_another_chains_certificate_gets_nothing_and_delete
 async def test_a_pinned_central_certificate_is_trusted_alone(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:
-    store = StoreNode(trusting(tmp_path, central.url, certificates.chain() / tls.CENTRAL_CERT), clock=FixedClock(T0))
+    config = trusting(tmp_path, central.url, certificates.chain() / tls.CENTRAL_CERT)
+    store = StoreNode(enrolled(config, central), clock=FixedClock(T0))
     await nursery.start(store.run)
     with trio.fail_after(20):
         await sell(store, 1)
@@ -113,7 +114,8 @@ async def test_insecure_plain_ws_still_links_and_warns_at_start(
     plain = CentralNode(tmp_path / "central" / "central.db", port=0)
     await nursery.start(plain.run)
     assert plain.url.startswith("ws://")
-    store = StoreNode(make_store_config(tmp_path, central_url=plain.url, insecure=True), clock=FixedClock(T0))
+    config = make_store_config(tmp_path, central_url=plain.url, insecure=True)
+    store = StoreNode(enrolled(config, plain), clock=FixedClock(T0))
     with caplog.at_level(logging.WARNING, logger="storenode.sync.link"):
         await nursery.start(store.run)
         with trio.fail_after(20):
