@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from devtools.certificates import provision
 from devtools.processes import STORE_TOML, Processes, storepos
+from tests.kit import certificates
 
 pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
@@ -34,9 +36,10 @@ async def test_enrol_connect_rotate_and_revoke_a_store(tmp_path: Path, procs: Pr
     token = enrolled.stdout.decode().splitlines()[1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
 
+    ca = provision(tmp_path, certificates.chain())  # central's TLS material, as central init leaves it
     _, central_url = await procs.start("central", "central", "run", "--db", db, "--port", "0")
     config = tmp_path / "store.toml"
-    config.write_text(STORE_TOML.format(central=central_url))
+    config.write_text(STORE_TOML.format(central=central_url, ca=ca))
     init = await storepos("store", "init", "--config", str(config), "--token", token)
     assert init.returncode == 0, init.stderr.decode()
     key = re.search(r"store E2E: key ([0-9a-f]{16}) made", init.stdout.decode())
