@@ -10,6 +10,9 @@ The guard patches a private method, so it is installed by `serve` and `connect` 
 storepos opens goes through one of them), not as a side effect of importing the protocol, and
 pyproject pins trio-websocket below the next minor release: a release that moves the method fails
 loudly here instead of running unguarded.
+
+TLS (wss) is served from an ssl context given to `serve` and dialled with one given to `dial`
+(protocol.tls builds both); see `serve` and `_dial_tls` for what is ours rather than the library's.
 """
 
 from __future__ import annotations
