@@ -219,4 +219,20 @@ MIGRATIONS = [
         CREATE INDEX price_tombstones_version ON price_tombstones (version, item, store, starts, ends);
         """,
     ),
+    # 9-11: the store-central trust issue (12). 12: the operator register (issue 13): a PIN is stored only
+    # as its slow hash (protocol.pins); distribution sends it only to the stores the operator works at.
+    Migration(
+        12,
+        """
+        CREATE TABLE operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'manager')),
+            stores TEXT NOT NULL,
+            pin_hash TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX operators_version ON operators (version, number);
+        """,
+    ),
 ]

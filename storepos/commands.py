@@ -241,3 +241,19 @@ def verify_journal(config_path: Path) -> int:
         return 1
     print(f"journal intact: {checked} receipts, every lane's numbers gapless and hash chain verified")
     return 0
+
+
+def pin_hash() -> int:
+    """A PIN's stored form for a catalogue file's `pin_hash` (a store without central): the PIN is read
+    without echo, checked against the PIN policy and never printed."""
+    import getpass
+
+    from protocol import pins
+
+    pin = getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    problem = pins.policy_problem(pin)
+    if problem is not None:
+        fail(problem)
+        return 2
+    print(pins.hash_pin(pin))
+    return 0

@@ -109,10 +109,9 @@ class LaneDatabase(Database):
 
 
 @functools.cache
-def demo_catalog() -> tuple[replica.Catalog, list[tuple[str, str, bytes, bytes]]]:
-    """The packaged demo catalogue and its operators with hashed PINs (slow on purpose: hashed once)."""
-    catalog = replica.read_catalog(replica.demo_catalog_path())
-    return catalog, replica.prepare_operators(catalog)
+def demo_catalog() -> replica.Catalog:
+    """The packaged demo catalogue (its operators' PINs as slow hashes: operator 1 / 1234, 2 / 4321)."""
+    return replica.read_catalog(replica.demo_catalog_path())
 
 
 # -- the card terminal ----------------------------------------------------------------------------------
@@ -372,8 +371,8 @@ async def open_lane(
     db = LaneDatabase(config.db_path, work)
     with work.held():
         await nursery.start(db.run)
-    catalog, operators = demo_catalog()
-    await db.write(lambda c: replica.load(c, catalog, operators, config.currency))
+    catalog = demo_catalog()
+    await db.write(lambda c: replica.load(c, catalog, config.currency))
     ctx = StoreContext(
         config=config,
         db=db,
