@@ -326,7 +326,8 @@ class LaneRig:
         frame, or the refusal as an Error)."""
         command.ref = next(self._refs)
         seen = len(self.till.frames)
-        with self.work.held() if isinstance(command, PIN_COMMANDS) else _nothing():
+        hashes = isinstance(command, PIN_COMMANDS) or bool(getattr(command, "approver", ""))
+        with self.work.held() if hashes else _nothing():
             try:
                 with trio.fail_after(LANE_TIMEOUT):
                     await self.lane.mailbox.ask(Do(command, self.till))
