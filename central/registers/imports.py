@@ -353,7 +353,7 @@ def _check_operators(conn: sqlite3.Connection, records: list[Record], problems: 
         for store in good.get("stores", "").split(","):
             if store and store != catalog.ALL_STORES and store not in stores and "stores" not in record.failed:
                 problems.at(record, "stores", f"{store} is not a known store")
-        if "pin_hash" in good or "pin" in record.failed or "number" not in good:
+        if "pin_hash" in good or good.get("pin") is not None or "pin" in record.failed or "number" not in good:
             continue
         old = stored.get(good["number"])
         if old is None:
