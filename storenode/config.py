@@ -85,6 +85,7 @@ class ApprovalConfig(msgspec.Struct, forbid_unknown_fields=True):
     receiptless_returns: int = 10_000  # minor units returned without a receipt in one sale (100.00)
     stock_moves: int = 100  # units (or grams) one stock move or count may change the level by
     label_factor: int = 10  # a price label may say at most this many times the item's price (and no less than 1/x)
+    refunded_days: int = 30  # a receipt-less return of an item refunded on a receipt this lately needs approval
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,7 +139,8 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
     if config.operators.pin_failures < 1 or config.operators.lockout_minutes <= 0:
         problems.append("operators.pin_failures must be 1 or more and operators.lockout_minutes more than 0")
-    if min(config.approval.receiptless_returns, config.approval.stock_moves) < 0 or config.approval.label_factor < 1:
+    approval = config.approval
+    if min(approval.receiptless_returns, approval.stock_moves, approval.refunded_days) < 0 or approval.label_factor < 1:
         problems.append("approval limits cannot be negative, and approval.label_factor is 1 or more")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")

@@ -19,15 +19,19 @@ Rules, with store.toml's defaults:
 - receipt-less returns worth more than `approval.receiptless_returns` (100.00) in one sale, counted
   together, so splitting a return into small ones gains nothing; a price-embedded label returned without
   a receipt always (its printed price is whatever the label says: 999.99 for an item sold at 0.01);
+- a receipt-less return of an item the store refunded on a receipt in the last `approval.refunded_days`
+  (30), whatever the amount;
 - a price-embedded label outside 1/`label_factor` to `label_factor` times the item's price (10), or
   for an item without a price here; a weighed item's label up to `label_factor` kg at its kilo price;
 - a stock move, or a count, changing the level by more than `approval.stock_moves` (100);
 - a manual price (no command sets one yet: `manual_price` is the rule it will call).
 
 Receipt-less refunds twice over (the same item back to the card on its receipt, then in cash without
-one): the store cannot tell a receipt-less return of an item bought elsewhere or on a lost receipt from
-a second refund of one it already refunded, so it bounds what a cashier can pay out alone instead: above
-the small per-sale amount, a supervisor sees the customer and the goods.
+one): where the store can know it, it stops it: the journal holds every refund of a receipt with its
+lines, so a receipt-less return of an item refunded on a receipt lately needs a supervisor, however
+cheap. Where it cannot (goods refunded at another store, or long ago; a receipt-less return is by
+nature unlinked), it bounds what a cashier can pay out alone: above the small per-sale amount, a
+supervisor sees the customer and the goods.
 """
 
 from __future__ import annotations
@@ -72,16 +76,25 @@ def receiptless(state: LaneState) -> int:
 
 
 def returned(
-    before: LaneState, after: LaneState, config: ApprovalConfig, currency: str, *, price_label: bool
+    before: LaneState,
+    after: LaneState,
+    config: ApprovalConfig,
+    currency: str,
+    *,
+    price_label: bool,
+    refunded_on: str | None = None,
 ) -> Needed | None:
-    """A receipt-less return just added (the last line of `after`)."""
+    """A receipt-less return just added (the last line of `after`); `refunded_on`: a receipt the store
+    lately refunded the same item on (storenode.lanes.refunds.refunded_on_receipt)."""
     line = after.lines[-1]
     amount = format_money(-line.amount, currency)
     detail = f"line {line.no} {line.code} {amount}"
+    what = f"returning {line.name} without a receipt"
     if price_label:
-        return Needed(
-            "return", f"returning {line.name} without a receipt", "its price comes from a price label", detail
-        )
+        return Needed("return", what, "its price comes from a price label", detail)
+    if refunded_on:
+        why = f"{line.name} went back on receipt {refunded_on} lately: it may be paid back twice"
+        return Needed("return", what, why, f"{detail} (refunded on {refunded_on})")
     back = receiptless(after)
     if back <= config.receiptless_returns:
         return None

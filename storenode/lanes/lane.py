@@ -673,7 +673,12 @@ class Lane:
             grams = await self._weigh(item)
             new, item = await self._read(lambda c: decide(c, grams))
             assert new is not None
-        new = _with(new, await self._approval(self._scan_needs(state, new, item, measured, returned), asker))
+        refunded_on = None
+        if returned and not (measured is not None and measured.price):
+            since = now - self.ctx.config.approval.refunded_days * 86_400_000
+            refunded_on = await self._read(lambda c: refunds.refunded_on_receipt(c, item.item, since))
+        needed = self._scan_needs(state, new, item, measured, returned, refunded_on)
+        new = _with(new, await self._approval(needed, asker))
         await self._persist(new)
         self.state = new
         line = new.lines[-1]
@@ -692,13 +697,17 @@ class Lane:
         item: basket.Item,
         measured: gs1.Measured | None,
         returned: bool,
+        refunded_on: str | None,
     ) -> approval.Needed | None:
         """Whether the line just added needs a supervisor: a price label outside the item's range, or a
-        receipt-less return (above the store's amount, or of a price label at all)."""
+        receipt-less return (above the store's amount, of a price label at all, or of an item refunded on a
+        receipt lately)."""
         config, currency = self.ctx.config.approval, self.currency
         label_price = measured.price if measured is not None else 0
         if returned:
-            return approval.returned(before, after, config, currency, price_label=bool(label_price))
+            return approval.returned(
+                before, after, config, currency, price_label=bool(label_price), refunded_on=refunded_on
+            )
         if label_price:
             return approval.label(item, label_price, config, currency)
         return None
