@@ -72,9 +72,9 @@ class StoreNode:
     def __init__(self, config: StoreConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         config.data_path.mkdir(parents=True, exist_ok=True)
-        _private(config.db_path)  # it holds operators' PIN hashes
         catalog_path = Path(config.catalog) if config.catalog else replica.demo_catalog_path()
         self.catalog = replica.read_catalog(catalog_path)  # refuse a bad catalogue before anything starts
+        _private(config.db_path)  # it holds operators' PIN hashes
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
