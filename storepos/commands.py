@@ -21,6 +21,7 @@ from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
+from storenode import operators
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
@@ -206,6 +207,12 @@ async def store_status(config_path: Path, url: str | None) -> int:
                 print(f"  catalogue: version {replica.state(conn).version}")
                 for lane, no in sorted(chain.last_receipts(conn).items()):
                     print(f"  lane {lane}: last receipt {no}")
+                try:
+                    locks = operators.locked(conn, SystemClock().now_ms())
+                except sqlite3.OperationalError:  # a database from before lockouts were kept
+                    locks = []
+                for number, until in locks:
+                    print(f"  alarm: operator {number} locked after wrong PINs until {operators.clock_text(until)}")
             finally:
                 conn.close()
         return 1
