@@ -301,6 +301,18 @@ MIGRATIONS = [
             action TEXT NOT NULL,
             detail TEXT NOT NULL
         );
+        -- A store that already holds central's catalogue may have pulled the versions that brought
+        -- central's operators with a program that did not keep them: it takes one snapshot (a transfer
+        -- from 0, staged beside the live tables, which sell on meanwhile), so the operators arrive.
+        DELETE FROM stage_vat_rates WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_item_groups WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_items WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_barcodes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_prices WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_tills WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_till_configs WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_price_deletes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
         """,
     ),
 ]
