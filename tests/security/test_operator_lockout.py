@@ -145,3 +145,20 @@ def test_a_catalogue_file_with_plain_text_pins_is_refused(tmp_path: Path) -> Non
     with pytest.raises(replica.CatalogError, match="plain-text pin; give pin_hash"):
         replica.read_catalog(path)
     assert b'"pin"' not in replica.demo_catalog_path().read_bytes()
+
+
+def test_pin_hash_prints_a_hash_for_a_catalogue_file_and_never_the_pin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from storepos import commands
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("80417\n"))
+    assert commands.pin_hash() == 0
+    out = capsys.readouterr().out.strip()
+    assert "80417" not in out and pins.verify("80417", out)
+    monkeypatch.setattr("sys.stdin", io.StringIO("1111\n"))
+    assert commands.pin_hash() == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "one digit repeated" in captured.err and "1111" not in captured.err

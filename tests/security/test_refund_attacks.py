@@ -1,5 +1,6 @@
-"""The refund attacks of issue 13, over real till connections to a store node (the ZVT simulator as lane
-1's card terminal): each now needs a supervisor, and without one no money goes back."""
+"""The refund and stock attacks of issue 13, over real till connections to a store node (the ZVT simulator
+as lane 1's card terminal): each now needs a supervisor, and without one no money goes back and no stock
+moves."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ from pathlib import Path
 
 import trio
 
-from protocol.frames import CashTender, Error, Login, Receipt, RefundOf, ReturnItem, SaleState, Scan, TillFrame
+from protocol.frames import (
+    CashTender,
+    Error,
+    Login,
+    Receipt,
+    RefundOf,
+    ReturnItem,
+    SaleState,
+    Scan,
+    StockCount,
+    StockInfo,
+    StockMove,
+    TillFrame,
+)
 from protocol.gs1 import check_digit
 from storenode.app import StoreNode
 from tests.kit.journal import journal_at
@@ -94,3 +108,16 @@ async def test_a_price_label_sold_at_001_is_not_refunded_at_99999_without_a_supe
             await until(till, lambda s: s.status == "ready")
             needs_approval(await till.request(ReturnItem(code=label("2100005", 99999))), "price label")
             await nothing_paid_out(till, store, 1)
+
+
+async def test_a_stock_move_of_a_million_from_a_till_needs_a_supervisor(tmp_path: Path, nursery: trio.Nursery) -> None:
+    store = await start_store(tmp_path, nursery)
+    with trio.fail_after(BOUND):
+        async with connect(store.url, lane=1, till="T1") as till:
+            await till.request(Login(operator="1", pin="1234"))
+            for qty in (1_000_000, -1_000_000):
+                needs_approval(await till.request(StockMove(code=COFFEE, qty=qty, reason="adjust")), "stock")
+            needs_approval(await till.request(StockCount(code=COFFEE, counted=1_000_000)), "stock")
+            assert isinstance(await till.request(StockMove(code=COFFEE, qty=12, reason="receipt")), StockInfo)
+            moved = await till.request(StockMove(code=COFFEE, qty=-500, reason="transfer", **SUPERVISOR))
+            assert isinstance(moved, StockInfo) and moved.here == 12 - 500
