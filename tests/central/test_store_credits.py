@@ -35,7 +35,7 @@ async def test_a_refund_credit_over_the_limit_is_shown_and_goes_on_once_allowed(
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     await central.db.write(lambda c: giftcards.issue(c, "GC-3", "giftcard", 5000, "SEK", at=0))
-    store = await start_store(tmp_path, nursery, central.url)
+    store = await start_store(tmp_path, nursery, central)
     with trio.fail_after(30):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:
@@ -79,7 +79,7 @@ async def test_credits_forged_on_a_stores_link_change_nothing(
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 100, "SEK", at=0))
-    store = await start_store(tmp_path, nursery, central.url)
+    store = await start_store(tmp_path, nursery, central)
 
     def forged(move_id: str, amount: int, refund_of: str) -> GiftCardMoveQuestion:
         move = GiftCardMove(
@@ -107,7 +107,7 @@ async def test_an_offline_refund_credit_over_the_limit_is_applied_and_flagged_no
         port = probe.getsockname()[1]
     central = CentralNode(tmp_path / "central" / "central.db", port=port)
     policy = PaymentsConfig(giftcard_offline="allow", giftcard_offline_limit=5000)
-    store = await start_store(tmp_path, nursery, f"ws://127.0.0.1:{port}", payments=policy)
+    store = await start_store(tmp_path, nursery, central, url=f"ws://127.0.0.1:{port}", payments=policy)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
             await selling(till, COFFEE)
