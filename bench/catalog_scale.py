@@ -73,6 +73,7 @@ from bench.measurements import (
 )
 from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
 from central.registers import catalog, imports
+from devtools.processes import enrol
 from protocol.frames import CancelSale, Error, Login, SaleState, Scan, Status
 from protocol.gs1 import check_digit
 from runtime.database import migrate, open_connection
@@ -202,6 +203,7 @@ async def start_pair(
     central, central_url = await fleet.start(f"{name}-central", argv, folder)
     toml = store_toml(f"S-{name}", f"Store {name}", "SEK", range(1, lanes + 1), central=central_url)
     (folder / "store.toml").write_text(toml)
+    enrol(db, folder / "store.toml")
     started = time.perf_counter()
     store, url = await fleet.start(f"{name}-store", node_argv("store", "run", "--config", "store.toml"), folder)
     return central, store, url, started

@@ -41,6 +41,7 @@ import uuid
 from typing import Any
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.measurements import (
     Window,
@@ -53,9 +54,10 @@ from bench.measurements import (
     write_report,
 )
 from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
-from central.registers import giftcards, imports
+from central.registers import giftcards, identities, imports
 from devices.sim.zvt import ZvtSimulator
 from devices.terminal import ZvtTcp, ZvtTerminal
+from protocol import identity
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec
 from protocol.frames import (
     CardTender,
@@ -63,12 +65,13 @@ from protocol.frames import (
     GiftCardMove,
     GiftCardMoveQuestion,
     LinkHello,
-    LinkWelcome,
     Login,
     SaleState,
     Scan,
 )
+from protocol.link import greet
 from protocol.websocket import dial
+from runtime.database import immediate
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 from till.client import TillClient, connect
@@ -148,13 +151,27 @@ def prepare_central(db: Path) -> None:
         conn.close()
 
 
-async def redeeming_lane(url: str, lane: int, until: float, counts: list[int], latencies: list[int]) -> None:
+def enrolled_stores(db: Path, lanes: int) -> dict[int, Ed25519PrivateKey]:
+    """A key for each simulated store, registered at central through the registry's own function."""
+    keys = {lane: identity.generate() for lane in range(lanes)}
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        with immediate(conn):
+            for lane, key in keys.items():
+                identities.register(conn, f"B{lane:02d}", identity.public_bytes(key), int(time.time() * 1000))
+    finally:
+        conn.close()
+    return keys
+
+
+async def redeeming_lane(
+    url: str, lane: int, key: Ed25519PrivateKey, until: float, counts: list[int], latencies: list[int]
+) -> None:
     codec = LinkCodec()
     store = f"B{lane:02d}"
     async with dial(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-        await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
-        if not isinstance(codec.decode(await ws.get_message()), LinkWelcome):
-            raise BenchError(f"central did not welcome {store}")
+        hello = LinkHello(node=store, role="store", key=identity.public_bytes(key))
+        await greet(ws, hello, peer="central", key=key)
         n = 0
         while trio.current_time() < until:
             n += 1
@@ -198,12 +215,13 @@ async def giftcard_part(args: argparse.Namespace, folder: Path, fleet: Fleet) ->
     central, url = await fleet.start("central", node_argv("central", "run", "--db", str(db), "--port", "0"), folder)
     counts = [0] * args.lanes
     latencies: list[int] = []
+    keys = enrolled_stores(db, args.lanes)
     window = Window({"central": central.pid, "bench": os.getpid()})
     window.begin()
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for lane in range(args.lanes):
-            nursery.start_soon(redeeming_lane, url, lane, start + args.seconds, counts, latencies)
+            nursery.start_soon(redeeming_lane, url, lane, keys[lane], start + args.seconds, counts, latencies)
     elapsed = trio.current_time() - start
     window.end()
     cpu = window.record()

@@ -100,6 +100,7 @@ from bench.processes import (
     store_toml,
     wait_for_go,
 )
+from devtools.processes import enrol
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
 from protocol.websocket import dial
@@ -705,6 +706,7 @@ async def bench(args: argparse.Namespace) -> int:
         pin = "" if args.cpu is None else f"cpu = {args.cpu}"
         toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url)
         (folder / "store.toml").write_text(toml)
+        enrol(folder / "central.db", folder / "store.toml")
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
         echo_argv = [sys.executable, str(SCRIPT), "--echo-server", "--cpu", str(args.cpu)]
         echo, echo_url = await fleet.start("echo", echo_argv, folder)

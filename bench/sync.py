@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 import argparse
 import functools
+import hashlib
 import itertools
 import math
 import os
@@ -60,11 +61,12 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest
 
 from bench.measurements import (
@@ -99,11 +101,15 @@ from bench.processes import (
     tail,
     wait_for_go,
 )
+from central.registers import identities
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from devtools.processes import enrol
+from protocol import identity
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
-from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
+from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, SaleRecord, Status, Stream
+from protocol.link import greet
 from protocol.websocket import dial
-from runtime.database import migrate, open_connection
+from runtime.database import immediate, migrate, open_connection
 from storenode.lanes import basket, closing
 from storenode.lanes.basket import READY, Item, LaneState
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
@@ -264,6 +270,24 @@ def replay_frames(db: Path, batch: int) -> list[bytes]:
 
 def ingest_store_name(index: int) -> str:
     return f"B{index:03d}"
+
+
+def ingest_store_key(index: int) -> Ed25519PrivateKey:
+    """A simulated store's key, the same in every client process (derived from its name: a benchmark's)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"bench:{ingest_store_name(index)}".encode()).digest())
+
+
+def register_ingest_stores(central_db: Path, stores: Iterable[int]) -> None:
+    """Enrol the simulated stores at central with their keys, through the registry's own function."""
+    conn = open_connection(central_db)
+    try:
+        migrate(conn, CENTRAL_MIGRATIONS)
+        with immediate(conn):
+            for i in stores:
+                public = identity.public_bytes(ingest_store_key(i))
+                identities.register(conn, ingest_store_name(i), public, int(time.time() * 1000))
+    finally:
+        conn.close()
 
 
 def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
@@ -557,6 +581,7 @@ async def replay_run(
     try:
         toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, batch=batch)
         (work / "store.toml").write_text(toml)
+        enrol(work / "central.db", work / "store.toml")
         central_cpu0 = cpu_seconds(central.pid)
         machine = Window({})
         machine.begin()
@@ -592,7 +617,7 @@ async def replay_run(
         t_rec = time.perf_counter()
         with trio.fail_after(RECONCILE_TIMEOUT):
             rec = await trio.run_process(
-                node_argv("central", "reconcile", "--store", STORE, "--url", central_url),
+                node_argv("central", "reconcile", "--store", STORE, "--url", central_url, "--central-dir", str(work)),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
@@ -706,11 +731,10 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
     try:
         async with dial(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
             if not spec.floor:
-                await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
+                key = ingest_store_key(index)
+                hello = LinkHello(node=store, role="store", key=identity.public_bytes(key))
                 with trio.fail_after(START_TIMEOUT):
-                    welcome = codec.decode(await ws.get_message())
-                if not isinstance(welcome, LinkWelcome):
-                    raise BenchError(f"{store}: expected a welcome, got {welcome!r}")
+                    welcome = await greet(ws, hello, peer="central", key=key)
                 if welcome.acked.get(Stream.JOURNAL, 0):
                     raise BenchError(f"{store}: central already holds {welcome.acked} (not a fresh central.db)")
             gate.ready()
@@ -964,6 +988,7 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
     profiler: Profiler | None = None
     try:
         spec = msgspec.structs.replace(base, url=central_url)
+        await trio.to_thread.run_sync(register_ingest_stores, work / "central.db", spec.stores)
         window = Window({"central": central.pid})
 
         async def on_go() -> None:

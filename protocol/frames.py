@@ -20,7 +20,9 @@ import msgspec
 # read the newer frames); peers of different versions refuse each other with a clear error instead of
 # misreading each other (protocol.versions).
 PROTOCOL_VERSION = 1  # till <-> store
-LINK_VERSION = 2  # store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest
+# store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest; 3: a store proves
+# its identity in the hello exchange (LinkHello's key fields, LinkChallenge, LinkProof)
+LINK_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +428,8 @@ StoreToTill = (
 #   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
 #   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
-#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
+#   29 AdminHello  30 AdminWelcome
 # ---------------------------------------------------------------------------------------------
 
 
@@ -445,9 +448,18 @@ class Stream(StrEnum):
 
 
 class LinkHello(LinkFrame, tag=1):
+    """A store's hello. The key fields say who it claims to be (protocol.link proves it): `key` its raw
+    Ed25519 public key; `token` the one-time enrolment token on its first connect; during a key
+    rotation `key` is the new key, `previous` the old one and `rotation` the old key's ROTATION
+    signature over the new key."""
+
     node: str
     role: str  # "store"
     version: int = LINK_VERSION
+    key: bytes = b""
+    token: str = ""
+    rotation: bytes = b""
+    previous: bytes = b""
 
 
 class LinkWelcome(LinkFrame, tag=2):
@@ -485,6 +497,20 @@ class LinkError(LinkFrame, tag=5):
     message: str
 
 
+class LinkChallenge(LinkFrame, tag=27):
+    """Central's answer to a hello it may welcome: sign this fresh nonce (with central's node name,
+    your store id and key) so a recorded hello and proof are worth nothing on another connection."""
+
+    node: str
+    nonce: bytes
+
+
+class LinkProof(LinkFrame, tag=28):
+    """The store's Ed25519 signature (Purpose.PROOF) over the challenge; then central welcomes."""
+
+    signature: bytes
+
+
 class LinkRequest(LinkFrame, tag=6):
     """An operator tool's request to central (the admin subprotocol: `reconcile`); the reply carries
     the same id. Store <-> central questions are typed frames since link version 2 (Question below)."""
@@ -499,6 +525,19 @@ class LinkReply(LinkFrame, tag=7):
     ok: bool
     body: bytes = b""
     error: str = ""
+
+
+class AdminHello(LinkFrame, tag=29):
+    """Operator tool -> central, first on the admin subprotocol: the operator token from central's folder
+    (central/operators.py). Nothing else is read before it; a wrong one gets a LinkError and the door."""
+
+    token: str
+
+
+class AdminWelcome(LinkFrame, tag=30):
+    """Central -> operator tool: the token was right; requests (LinkRequest) may follow."""
+
+    node: str
 
 
 # Master data, central -> store. Rows travel as plain arrays in the column order of central's
@@ -703,6 +742,7 @@ class GiftCardMove(msgspec.Struct, array_like=True):
     sale_id: str
     at: int
     offline: bool = False  # taken by the store while central was unreachable (allowed up to a limit)
+    refund_of: str = ""  # a store's credit: the receipt id (store-lane-receipt_no) it pays back to the card
 
 
 class GiftCardState(msgspec.Struct, array_like=True):
@@ -863,6 +903,10 @@ LinkMessage = (
     | LinkError
     | LinkRequest
     | LinkReply
+    | LinkChallenge
+    | LinkProof
+    | AdminHello
+    | AdminWelcome
     | CatalogPull
     | CatalogChunk
     | CatalogNotice

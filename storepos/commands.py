@@ -11,17 +11,19 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
+from central import operators
 from central.app import CentralNode
 from central.registers import imports, sales
-from protocol.codec import ADMIN_SUBPROTOCOL, LinkCodec
-from protocol.frames import Error, LinkReply, LinkRequest, ReconcileReport
+from protocol.codec import ADMIN_SUBPROTOCOL, FrameError, LinkCodec
+from protocol.frames import AdminHello, AdminWelcome, Error, LinkReply, LinkRequest, ReconcileReport
 from protocol.money import format_money
+from protocol.tls import CA_CERT, TlsError, client_context
 from protocol.websocket import dial
 from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import open_connection
 from runtime.ready import write_ready_file
-from storenode import operators
+from storenode import operators as till_operators
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
@@ -35,6 +37,7 @@ def fail(message: str) -> None:
 
 
 async def central_run(db: Path, host: str, port: int, ready_file: Path | None, chunk_rows: int | None = None) -> None:
+    operators.ensure_token(db.parent)  # central init makes it too; a central without one admits no operator
     node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
@@ -127,19 +130,40 @@ def central_export(db: Path, register: str, file: Path, currency: str) -> int:
     return _on_catalog(db, file, work, create=False, undone="written")
 
 
-async def central_reconcile(url: str, store: str) -> int:
+async def central_reconcile(url: str, store: str, central_dir: Path = Path(".")) -> int:
     """Exit 0 when central and the store agree receipt by receipt (in-transit receipts are not a
-    difference), 1 when they differ, 2 when the comparison could not be made."""
+    difference), 1 when they differ, 2 when the comparison could not be made. The operator token (and,
+    over wss, the chain's CA) are read from central's folder, `central_dir`."""
     codec = LinkCodec()
     try:
+        token = operators.read_token(central_dir)
+    except operators.TokenError as exc:
+        fail(f"{exc}; give central's folder with --central-dir")
+        return 2
+    options: dict[str, object] = {}
+    if url.startswith("wss://"):
+        try:
+            options["ssl_context"] = client_context(central_dir / CA_CERT)
+        except TlsError as exc:
+            fail(f"{exc}; give central's folder with --central-dir")
+            return 2
+    try:
         with trio.fail_after(300):
-            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL]) as ws:
+            async with dial(url, subprotocols=[ADMIN_SUBPROTOCOL], **options) as ws:
+                await ws.send_message(codec.encode(AdminHello(token=token)))
+                welcome = codec.decode(await ws.get_message())
+                if not isinstance(welcome, AdminWelcome):
+                    fail(f"central refused the operator: {getattr(welcome, 'message', type(welcome).__name__)}")
+                    return 2
                 await ws.send_message(
                     codec.encode(LinkRequest(id=1, kind="reconcile", body=msgspec.msgpack.encode(store)))
                 )
                 reply = codec.decode(await ws.get_message())
     except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
         fail(f"cannot reach central at {url}: {type(exc).__name__}: {exc}")
+        return 2
+    except FrameError as exc:
+        fail(f"central at {url} sent what is not a frame: {exc}")
         return 2
     if not isinstance(reply, LinkReply) or not reply.ok:
         fail(f"reconcile failed: {getattr(reply, 'error', '') or getattr(reply, 'message', reply)}")
@@ -208,11 +232,13 @@ async def store_status(config_path: Path, url: str | None) -> int:
                 for lane, no in sorted(chain.last_receipts(conn).items()):
                     print(f"  lane {lane}: last receipt {no}")
                 try:
-                    locks = operators.locked(conn, SystemClock().now_ms())
+                    locks = till_operators.locked(conn, SystemClock().now_ms())
                 except sqlite3.OperationalError:  # a database from before lockouts were kept
                     locks = []
                 for number, until in locks:
-                    print(f"  alarm: operator {number} locked after wrong PINs until {operators.clock_text(until)}")
+                    print(
+                        f"  alarm: operator {number} locked after wrong PINs until {till_operators.clock_text(until)}"
+                    )
             finally:
                 conn.close()
         return 1

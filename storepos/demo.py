@@ -19,14 +19,16 @@ from pathlib import Path
 import msgspec
 import trio
 
-from central.registers import catalog, imports, sales
+from central.registers import catalog, identities, imports, sales
 from devices.sim.kit import LaneKit
 from protocol.frames import Status
 from protocol.gs1 import Gs1Config
 from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
+from storenode import identity
 from storenode.config import load_config
+from storenode.identity import save_token
 from storenode.sync import replica
 from till.client import TillClient, connect
 from till.terminal import Hook, run_till, show_state
@@ -229,6 +231,9 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         settings = load_config(config)
         files = folder / "catalogue"
         version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
+        token = await trio.to_thread.run_sync(identities.enrol_at, central_db, settings.store)
+        save_token(settings.data_path, token)
+        print(f"store DEMO01 enrolled at central; its one-time token waits in {identity.folder(settings.data_path)}")
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
             print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
@@ -255,7 +260,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print("\n--- at central ---")
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
-            print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
+            print(f"     storepos central reconcile --store DEMO01 --url {central_url} --central-dir {folder}")
             print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")

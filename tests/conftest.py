@@ -15,7 +15,7 @@ from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
-from tests.kit.nodes import T0, make_store_config
+from tests.kit.nodes import T0, enrolled, make_store_config
 
 
 @pytest.fixture
@@ -42,6 +42,6 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clock: FixedClock) -> StoreNode:
-    node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
+    node = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=clock)
     await nursery.start(node.run)
     return node

@@ -21,7 +21,7 @@ from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.registers import sales
 from devtools.chaos.proxy import ChaosProxy, Faults
-from devtools.processes import Processes
+from devtools.processes import Processes, enrol
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
 from storenode.journal import chain as journal_chain
@@ -103,6 +103,7 @@ async def run_chaos(folder: Path, plan: ChaosPlan) -> ChaosResult:
             config = folder / "store.toml"
             lanes = ", ".join(str(n) for n in range(1, plan.lanes + 1))
             config.write_text(STORE_TOML.format(lanes=lanes, central=proxy.url, heartbeat=plan.heartbeat))
+            enrol(central_db, config)
             for round_no in range(plan.rounds):
                 store, url = await procs.start(f"store-{round_no}", "store", "run", "--config", str(config))
                 async with trio.open_nursery() as sellers:

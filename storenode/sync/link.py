@@ -13,6 +13,11 @@ progress (no pong, no ack advancing while batches are in flight) is declared dow
 The hello with its version check, the heartbeat and questions by id are protocol.link's Session, the
 same code central runs. A central of another protocol version is not connection trouble: it is
 reported once, plainly (health state "incompatible"), and tried again only every INCOMPATIBLE_RETRY.
+
+The store proves who it is in the hello (protocol.link; its key and token on disk: storenode.identity,
+read again at every connect). A central that refuses that identity (not enrolled, revoked, a spent
+token) is not connection trouble either: health state "refused" says what to do about it, and the
+link tries again only every REFUSED_RETRY.
 """
 
 from __future__ import annotations
@@ -41,15 +46,16 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     LinkError,
-    LinkHello,
     Question,
     Stream,
 )
-from protocol.link import Incompatible, NoAnswer, Refused, Session, SessionError, greet
+from protocol.identity import IdentityError
+from protocol.link import BAD_PROOF, Incompatible, NoAnswer, Refused, Session, SessionError, greet
 from protocol.websocket import dial
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
+from storenode import identity
 from storenode.config import StoreConfig
 from storenode.journal import chain
 from storenode.sync import outbox
@@ -61,6 +67,7 @@ log = logging.getLogger(__name__)
 STREAMS = tuple(Stream)
 RECONNECT = Backoff(initial=0.2, cap=10.0, jitter=0.2)
 INCOMPATIBLE_RETRY = 60.0  # a central of another version: try again this seldom (it may be upgraded meanwhile)
+REFUSED_RETRY = 60.0  # central refused who we are: try again this seldom (an operator must act first)
 
 
 class Stalled(Exception):
@@ -110,6 +117,7 @@ class SyncLink:
         self.window = window
         self.catalog = catalog  # keeps the master-data replica following central while the link is up
         self.version = LINK_VERSION  # the link protocol this store speaks (tests play an older store)
+        self.refused_retry = REFUSED_RETRY
         self.online = False
         self.batches_sent = 0  # event batches sent to central since start (how well lingering batches)
         self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
@@ -142,6 +150,10 @@ class SyncLink:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
         self.signal.backlog = await self.db.read(outbox.backlog)
+        try:
+            identity.load(self.config.data_path, self.config.store)  # the key exists from the first start on (logged)
+        except IdentityError as exc:  # said here once; each connect reads it again and says so on the health board
+            log.error("store %s cannot use its key: %s", self.config.store, exc)
         task_status.started()
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")
@@ -161,6 +173,17 @@ class SyncLink:
                 self._set_online(False, error=f"incompatible: {exc}", state="incompatible")
                 await trio.sleep(INCOMPATIBLE_RETRY)
                 continue
+            except (Refused, IdentityError) as exc:
+                if isinstance(exc, IdentityError) or exc.code in REFUSALS:
+                    hint = refusal(self.config.store, exc.code, str(exc)) if isinstance(exc, Refused) else str(exc)
+                    if hint != refused:
+                        log.error("link to central %s: %s", url, hint)
+                    refused = hint
+                    self._session = None
+                    self._set_online(False, error=hint, state="refused")
+                    await trio.sleep(self.refused_retry)
+                    continue
+                reason = f"{type(exc).__name__}: {exc}"
             except (
                 OSError,
                 HandshakeError,
@@ -184,9 +207,10 @@ class SyncLink:
     async def _run_session(self, url: str) -> None:
         heartbeat = self.config.central.heartbeat
         async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
+            me, _ = identity.load(self.config.data_path, self.config.store)
             with trio.fail_after(heartbeat * 2):
-                hello = LinkHello(node=self.config.store, role="store", version=self.version)
-                welcome = await greet(ws, hello, peer="central")
+                welcome = await greet(ws, me.hello(self.version), peer="central", key=me.proving)
+            me.accepted()  # the token is spent, a rotation done: central made it durable before it welcomed
             streams: dict[str, _Stream] = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
             for name, stream in streams.items():
                 await self.db.write(partial(outbox.acknowledge, stream=name, upto=stream.acked))
@@ -333,3 +357,29 @@ class SyncLink:
             return JournalAnswer(lane=question.lane, entries=entries)
 
         return await self.db.read(read)
+
+
+REFUSALS = {  # central's refusal codes about who the store is, and what its operator should do
+    "unknown_store": "enrol",
+    "not_enrolled": "enrol",
+    "bad_token": "token",
+    "token_expired": "token",
+    "revoked": "revoked",
+    "bad_key": "key",
+    BAD_PROOF: "key",
+    "bad_store_id": "id",
+}
+
+
+def refusal(store: str, code: str, said: str) -> str:
+    """What the store's health says when central refuses its identity: plainly what to do, then central's words."""
+    init = "storepos store init --config <store.toml> --token TOKEN"
+    enroll = f"storepos central store enroll {store}"
+    todo = {
+        "enrol": f"store {store} is not enrolled at central: run `{enroll}` at central and `{init}` here",
+        "token": f"central refused the enrolment token: get a new one (`{enroll}` at central) and run `{init}` here",
+        "revoked": f"store {store} is revoked at central: its operator must decide; this store cannot connect",
+        "key": f"central does not accept this store's key: re-enrol it (`{enroll}` at central, `{init}` here)",
+        "id": f"central refuses the store id {store!r}: use letters, digits, _ and - (at most 32) in store.toml",
+    }[REFUSALS.get(code, "key")]
+    return f"refused by central ({code}): {todo} [{said}]"

@@ -23,7 +23,6 @@ from protocol.frames import (
     GiftCardQuestion,
     LanesQuestion,
     LinkError,
-    LinkHello,
     LinkWelcome,
     Login,
     Question,
@@ -36,7 +35,7 @@ from protocol.link import Refused, Session, greet
 from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.kit.nodes import make_store_config
+from tests.kit.nodes import enrolled, make_store_config, registered
 from till.client import connect
 
 
@@ -68,10 +67,10 @@ def batch(*seqs: int, store: str = "S9") -> EventBatch:
 
 async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> None:
     codec = LinkCodec()
+    hello, key = await registered(central, "S9")
     with trio.fail_after(20):
         async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {}
 
             async def send(frame: object) -> object:
@@ -93,8 +92,7 @@ async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> No
         got = await central.db.read(lambda c: sales.receipts(c, "S9"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5, 6]
         async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {"journal": 6}
             assert len(welcome.catalog_epoch) == 16  # named when central's database was made
 
@@ -107,7 +105,7 @@ async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nu
         port = probe.bound_port
         scratch.cancel_scope.cancel()
     config = make_store_config(tmp_path, central_url=f"ws://127.0.0.1:{port}")
-    store = StoreNode(config, clock=FixedClock(0))
+    store = StoreNode(enrolled(config, tmp_path / "central.db"), clock=FixedClock(0))
     await nursery.start(store.run)
     with trio.fail_after(60):
         async with connect(store.url, lane=1, till="T1") as till:
@@ -129,8 +127,9 @@ async def test_questions_over_a_real_link_get_typed_answers_or_refusals(central:
     """A store's session asks central, which answers through questions.ANSWERS by the question's type."""
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 2500, "SEK", at=0))
     with trio.fail_after(20):
+        hello, key = await registered(central, "S9")
         async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await greet(ws, LinkHello(node="S9", role="store"), peer="central")
+            await greet(ws, hello, peer="central", key=key)
             session = Session(ws, "central", refuse_all, ask_timeout=5)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(session.run, ignore_frames)

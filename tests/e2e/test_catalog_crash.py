@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from devtools.processes import STORE_TOML, Processes, storepos
+from devtools.processes import STORE_TOML, Processes, enrol, storepos
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
 from protocol.gs1 import check_digit
 from runtime.database import open_connection
@@ -98,6 +98,7 @@ async def test_a_store_killed_while_staging_a_snapshot_resumes_to_exactly_centra
         )
         config = tmp_path / "store.toml"
         config.write_text(STORE_TOML.format(central=central_url))
+        enrol(central_db, config)
         store, _ = await procs.start("store", "store", "run", "--config", str(config))
         while staging(store_db)[2] < 1000:  # noqa: ASYNC110 - another process's file: poll it
             await trio.sleep(0.01)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from devtools.processes import STORE_TOML, Processes, storepos
+from devtools.processes import STORE_TOML, Processes, enrol, storepos
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.affinity import available_cpus
 from till.client import connect
@@ -23,6 +23,7 @@ async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, p
     _, central_url = await procs.start("central", "central", "run", "--db", str(tmp_path / "central.db"), "--port", "0")
     config = tmp_path / "store.toml"
     config.write_text(STORE_TOML.format(central=central_url))
+    enrol(tmp_path / "central.db", config)
     _, store_url = await procs.start("store", "store", "run", "--config", str(config))
     script = tmp_path / "till.txt"
     script.write_text(f"login 1 1234\n{MILK}\n2*{COFFEE}\nbogus\n999\ntotal\ncash 50\ncash\nquit\n")

@@ -20,6 +20,8 @@ from protocol.frames import (
     QUESTIONS,
     Ack,
     ActorStatus,
+    AdminHello,
+    AdminWelcome,
     CancelSale,
     CardTender,
     CashTender,
@@ -52,9 +54,11 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     Line,
+    LinkChallenge,
     LinkError,
     LinkHello,
     LinkMessage,
+    LinkProof,
     LinkReply,
     LinkRequest,
     LinkWelcome,
@@ -446,8 +450,22 @@ GIFTCARD_STATE = GiftCardState(card="GC-1", kind="giftcard", balance=4000, curre
 LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "LinkHello",
-        LinkHello(node="S001", role="store", version=2),
-        "9401a453303031a573746f726502",
+        # Link version 3 appended the identity fields (key, token, rotation, previous): the golden changed
+        # with them; a hello of an older store (4 elements) still decodes, to be refused by its version.
+        LinkHello(node="S001", role="store", version=3, key=bytes(range(32)), token="tok"),
+        "9801a453303031a573746f726503c420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "a3746f6bc400c400",
+    ),
+    (
+        "LinkChallenge",
+        LinkChallenge(node="central", nonce=bytes(range(32))),
+        "931ba763656e7472616cc420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    ),
+    (
+        "LinkProof",
+        LinkProof(signature=bytes(range(64))),
+        "921cc440000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+        "303132333435363738393a3b3c3d3e3f",
     ),
     (
         "LinkWelcome",
@@ -486,6 +504,9 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         LinkReply(id=10, ok=False, error="unknown question"),
         "95070ac2c400b0756e6b6e6f776e207175657374696f6e",
     ),
+    # The admin subprotocol's operator authentication (central/operators.py): first frame each way.
+    ("AdminHello", AdminHello(token="tok-1"), "921da5746f6b2d31"),
+    ("AdminWelcome", AdminWelcome(node="central"), "921ea763656e7472616c"),
     (
         "CatalogPull",
         CatalogPull(base=12, cursor=b"\x81\x01", id=3),
@@ -538,7 +559,8 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "GiftCardMoveQuestion",
         GiftCardMoveQuestion(id=11, move=GIFTCARD_MOVE),
-        "93120b99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c2",
+        # GiftCardMove gained `refund_of` (issue 12): array-like, so the default "" is encoded (a0).
+        "93120b9aa26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c2a0",
     ),
     (
         "GiftCardAnswer",
@@ -862,7 +884,11 @@ def test_payment_link_bodies_golden() -> None:
     )
     rate = ExchangeRate(base="SEK", currency="EUR", rate=11_450_000, at=1_795_000_000_000)
     goldens = [
-        (move, "99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3"),
+        (move, "9aa26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3a0"),
+        (
+            msgspec.structs.replace(move, move="m2", kind="credit", sale_id="s2", offline=False, refund_of="S001-1-42"),
+            "9aa26d32a6637265646974a447432d31cd03e8a353454ba453303031a27332cf000001a1ee565e00c2a9533030312d312d3432",
+        ),
         (state, "97a447432d31a86769667463617264cd0fa0a353454bc2cd03e8a178"),
         (rate, "94a353454ba3455552ce00aeb690cf000001a1ee565e00"),
     ]
@@ -886,6 +912,13 @@ def test_catalog_chunk_before_operators_still_decodes() -> None:
     assert old == msgspec.structs.replace(chunk, operators=[])
 
 
+def test_a_gift_card_move_from_before_refund_of_still_decodes() -> None:
+    """Moves queued in a store's outbox before credits named their receipt arrive without the field."""
+    old = bytes.fromhex("99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3")
+    move = msgspec.msgpack.decode(old, type=GiftCardMove)
+    assert move.offline and move.refund_of == ""
+
+
 def test_encode_record_is_deterministic() -> None:
     first = encode_record(SALE_RECORD)
     second = encode_record(SALE_RECORD)
@@ -905,9 +938,10 @@ def test_default_fields_are_omitted_on_till_frames() -> None:
 
 
 def test_link_frame_default_version_is_encoded() -> None:
-    # Array-like frames always carry every field, defaults included (here link version 2).
-    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 2
-    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f726502"
+    # Array-like frames always carry every field, defaults included (here link version 3 and empty keys).
+    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 3
+    hello = LinkHello(node="S001", role="store")
+    assert LinkCodec().encode(hello).hex() == "9801a453303031a573746f726503c400a0c400c400"
 
 
 def test_a_hello_of_link_version_1_still_decodes() -> None:

@@ -42,7 +42,7 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from tests.kit.catalog import commit
-from tests.kit.nodes import HOUR, T0, make_store_config
+from tests.kit.nodes import HOUR, T0, enrolled, make_store_config
 from till.terminal import InputError, parse, run_till, show, show_state
 
 
@@ -230,7 +230,7 @@ async def test_a_campaign_from_central_ends_in_the_store_zone(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:
     config = msgspec.structs.replace(make_store_config(tmp_path, central_url=central.url), timezone="Asia/Tokyo")
-    store = StoreNode(config, clock=FixedClock(T0))
+    store = StoreNode(enrolled(config, central), clock=FixedClock(T0))
     with trio.fail_after(30):
         await nursery.start(store.run)
         await commit(central, "vat-rates", [VatRate(code="A", rate=1200)])
