@@ -157,7 +157,7 @@ def catalog_items() -> dict[str, Item]:
     try:
         migrate(conn, STORE_MIGRATIONS)
         conn.execute("BEGIN")
-        replica.load(conn, catalog, [], "SEK")
+        replica.load(conn, catalog, "SEK")
         conn.execute("COMMIT")
         found = {code: replica.lookup(conn, code, STORE, "SEK", BASE_MS) for code in codes}
     finally:
@@ -211,9 +211,8 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
     conn = open_connection(db)
     try:
         migrate(conn, STORE_MIGRATIONS)
-        operators = replica.prepare_operators(catalog)
         conn.execute("BEGIN IMMEDIATE")
-        replica.load(conn, catalog, operators, "SEK")
+        replica.load(conn, catalog, "SEK")
         conn.execute("COMMIT")
         rng = random.Random(seed)
         lines = 0

@@ -277,4 +277,20 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 12: the operator register (issue 13): a PIN is stored only
+    # as its slow hash (protocol.pins); distribution sends it only to the stores the operator works at.
+    Migration(
+        12,
+        """
+        CREATE TABLE operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'manager')),
+            stores TEXT NOT NULL,
+            pin_hash TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX operators_version ON operators (version, number);
+        """,
+    ),
 ]

@@ -76,10 +76,14 @@ class StartSale(Command, tag="start"):
 class Scan(Command, tag="scan"):
     code: Code
     qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class VoidLine(Command, tag="void"):
     line: Number
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Total(Command, tag="total"):
@@ -96,7 +100,8 @@ class CashTender(Command, tag="cash"):
 
 
 class CancelSale(Command, tag="cancel"):
-    pass
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StatusRequest(Command, tag="status?"):
@@ -110,6 +115,8 @@ class ReturnItem(Command, tag="return"):
 
     code: Code
     qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockMove(Command, tag="move"):
@@ -119,11 +126,15 @@ class StockMove(Command, tag="move"):
     qty: Quantity
     reason: Name  # receipt | transfer | adjust
     note: Words = ""  # delivery note, transfer id: travels to central as the movement's ref
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockCount(Command, tag="count"):
     code: Code
     counted: Quantity
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockQuery(Command, tag="stock?"):
@@ -164,6 +175,9 @@ class SetAside(Command, tag="setaside"):
 
 class EndOfDay(Command, tag="endofday"):
     """The lane's card terminal closes its day (ZVT 06 50): it submits its batch and reports the totals."""
+
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -537,6 +551,9 @@ PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), star
 TillRow = tuple[str, str, str, int]  # store, till, name, lane
 PriceKeyRow = tuple[str, str, int, int]  # a deleted price: item, store, starts, ends
 TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header, receipt_footer, quick_keys
+# number, name, role (cashier | supervisor | manager), stores ("*" or "S001,S002"), pin_hash: the slow hash
+# (protocol.pins), "" when the operator does not work at the store the row is sent to
+OperatorRow = tuple[str, str, str, str, str]
 
 
 class CatalogPull(LinkFrame, tag=8):
@@ -568,6 +585,7 @@ class CatalogChunk(LinkFrame, tag=9):
     id: int = 0  # the pull this answers
     epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
     deleted_prices: list[PriceKeyRow] = []  # prices central deleted: the store drops them
+    operators: list[OperatorRow] = []  # the operator register (issue 13): who may log in at which store
 
 
 class CatalogNotice(LinkFrame, tag=10):
@@ -637,6 +655,15 @@ class RecordPayment(msgspec.Struct, array_like=True):
     card: str = ""  # a gift card or voucher: its number (a bearer token held at central, not a bank card)
 
 
+class RecordApproval(msgspec.Struct, array_like=True):
+    """A supervisor's approval of something a cashier may not do alone, journaled with the sale it was
+    given in: what (`void`, `cancel`, `return`, `label`, `price`), who approved, and the detail."""
+
+    action: str
+    approver: str  # the supervisor's (or manager's) operator number
+    detail: str = ""
+
+
 class SaleRecord(msgspec.Struct, array_like=True):
     store: str
     lane: int
@@ -655,6 +682,7 @@ class SaleRecord(msgspec.Struct, array_like=True):
     change: int
     payments: list[RecordPayment] = []
     refund_of: str = ""  # a refund: the receipt id (store-lane-receipt_no) of the sale it pays back
+    approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale (issue 13)
 
 
 class StockLine(msgspec.Struct, array_like=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,7 @@ from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import ActorFailed, Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
-from storenode import peripherals, stock
+from storenode import operators, peripherals, stock
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
@@ -58,12 +59,22 @@ from storenode.sync.outbox import OutboxSignal
 log = logging.getLogger(__name__)
 
 
+def _private(db: Path) -> None:
+    """The database file readable by this user only (0600), made so before SQLite opens it: SQLite
+    creates its -wal and -shm files with the database's own permissions."""
+    if db.exists():
+        os.chmod(db, 0o600)
+    else:
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+
+
 class StoreNode:
     def __init__(self, config: StoreConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         config.data_path.mkdir(parents=True, exist_ok=True)
         catalog_path = Path(config.catalog) if config.catalog else replica.demo_catalog_path()
         self.catalog = replica.read_catalog(catalog_path)  # refuse a bad catalogue before anything starts
+        _private(config.db_path)  # it holds operators' PIN hashes
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
@@ -150,12 +161,13 @@ class StoreNode:
         )
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        operators = await trio.to_thread.run_sync(replica.prepare_operators, self.catalog)
-        count = await self.db.write(lambda c: replica.load(c, self.catalog, operators, self.config.currency))
+        count = await self.db.write(lambda c: replica.load(c, self.catalog, self.config.currency))
+        operators_in_file = len(self.catalog.operators)
         if count is None:
-            log.info("%d operators loaded; items come from central's catalogue", len(operators))
+            log.info("%d operators in the catalogue file; items come from central's catalogue", operators_in_file)
         else:
-            log.info("catalogue file loaded: %d items, %d operators", count, len(operators))
+            log.info("catalogue file loaded: %d items, %d operators", count, operators_in_file)
+        await self._report_lockouts()
         await self.catalog_follower.start()
         task_status.started()
 
@@ -203,7 +215,13 @@ class StoreNode:
             raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
         return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 
+    async def _report_lockouts(self) -> None:
+        """The operators alarm, as the database has it now (a lock that ran out is cleared here)."""
+        now = self.clock.now_ms()
+        operators.report(self.health, await self.db.read(lambda c: operators.locked(c, now)))
+
     async def status(self) -> Status:
+        await self._report_lockouts()
         backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)
         return Status(
             store=self.config.store,

@@ -73,6 +73,24 @@ class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_change: int = 1_000_000  # minor units: a cash tender giving more change is refused as mistyped
 
 
+class OperatorsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """PIN guessing: `pin_failures` wrong PINs in a row lock that operator (on every lane, across
+    restarts: the count is in the store's database) for `lockout_minutes`; the store shows an alarm."""
+
+    pin_failures: int = 5
+    lockout_minutes: float = 15.0
+
+
+class ApprovalConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What a cashier may do alone; beyond it a supervisor approves at the same till (storenode.lanes.approval).
+    Voiding after total, cancelling a sale with lines and the terminal's end of day always need one."""
+
+    receiptless_returns: int = 10_000  # minor units returned without a receipt in one sale (100.00)
+    stock_moves: int = 100  # units (or grams) one stock move or count may change the level by
+    label_factor: int = 10  # a price label may say at most this many times the item's price (and no less than 1/x)
+    refunded_days: int = 30  # a receipt-less return of an item refunded on a receipt this lately needs approval
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: str
     lanes: list[int]
@@ -88,6 +106,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     devices: list[DeviceConfig] = []
     gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
     payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
+    operators: OperatorsConfig = msgspec.field(default_factory=lambda: OperatorsConfig())
+    approval: ApprovalConfig = msgspec.field(default_factory=lambda: ApprovalConfig())
     cpu: int | None = None  # keep every thread of the node on this CPU core (Linux): see runtime/affinity.py
 
     @property
@@ -121,6 +141,11 @@ def load_config(path: str | Path) -> StoreConfig:
     problems.extend(link_problems(config.central))
     if not 0 <= config.payments.max_change <= 10**12:
         problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
+    if config.operators.pin_failures < 1 or config.operators.lockout_minutes <= 0:
+        problems.append("operators.pin_failures must be 1 or more and operators.lockout_minutes more than 0")
+    approval = config.approval
+    if min(approval.receiptless_returns, approval.stock_moves, approval.refunded_days) < 0 or approval.label_factor < 1:
+        problems.append("approval limits cannot be negative, and approval.label_factor is 1 or more")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

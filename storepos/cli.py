@@ -15,7 +15,7 @@ from runtime.supervision import Escalation
 
 # The master registers operators import and export, in the order they depend on each other
 # (central.registers.imports.KINDS; named here so parsing the command line stays light).
-REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices", "tills", "till-config")
+REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices", "tills", "till-config", "operators")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     status = store.add_parser("status", help="show a store node's actors, link and journal")
     status.add_argument("--config", type=Path, required=True)
     status.add_argument("--url", help="the node's till gateway (default: from the config)")
+    store.add_parser(
+        "pin-hash",
+        help="read a PIN from the terminal (or standard input) and print its hash for a catalogue file's operator",
+    )
     verify = store.add_parser("verify-journal", help="check every lane's receipt numbers and hash chain")
     verify.add_argument("--config", type=Path, required=True)
     init = store.add_parser("init", help="make the store's key (and keep central's enrolment token)")
@@ -265,6 +269,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _serve(lambda: commands.store_run(config, args.ready_file))
         case "store", "status":
             return trio.run(commands.store_status, args.config, args.url)
+        case "store", "pin-hash":
+            return commands.pin_hash()
         case "store", "verify-journal":
             return commands.verify_journal(args.config)
         case "till", _:

@@ -28,6 +28,7 @@ from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import migrate, open_connection
 from runtime.ready import write_ready_file
+from storenode import operators as till_operators
 from storenode.app import StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.journal import chain
@@ -307,6 +308,14 @@ async def store_status(config_path: Path, url: str | None) -> int:
                 print(f"  catalogue: version {replica.state(conn).version}")
                 for lane, no in sorted(chain.last_receipts(conn).items()):
                     print(f"  lane {lane}: last receipt {no}")
+                try:
+                    locks = till_operators.locked(conn, SystemClock().now_ms())
+                except sqlite3.OperationalError:  # a database from before lockouts were kept
+                    locks = []
+                for number, until in locks:
+                    print(
+                        f"  alarm: operator {number} locked after wrong PINs until {till_operators.clock_text(until)}"
+                    )
             finally:
                 conn.close()
         return 1
@@ -341,4 +350,20 @@ def verify_journal(config_path: Path) -> int:
     if problems:
         return 1
     print(f"journal intact: {checked} receipts, every lane's numbers gapless and hash chain verified")
+    return 0
+
+
+def pin_hash() -> int:
+    """A PIN's stored form for a catalogue file's `pin_hash` (a store without central): the PIN is read
+    without echo, checked against the PIN policy and never printed."""
+    import getpass
+
+    from protocol import pins
+
+    pin = getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    problem = pins.policy_problem(pin)
+    if problem is not None:
+        fail(problem)
+        return 2
+    print(pins.hash_pin(pin))
     return 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from devices.escpos import receipt_id
+from protocol.codec import decode_record
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
 from protocol.receipts import parse_receipt_id
@@ -204,3 +205,26 @@ def return_lines(
         "over_return",
         f"receipt {found.receipt} has {sold} of {matching[0].name}; only {can} more can be returned",
     )
+
+
+RECENT_REFUNDS = 1000  # the newest journaled refunds a receipt-less return is checked against
+
+
+def refunded_on_receipt(conn: sqlite3.Connection, item: str, since_ms: int) -> str | None:
+    """The receipt this store lately refunded `item` on (a journaled refund closed since `since_ms`,
+    newest first), or None.
+
+    Why: the same goods can be refunded twice, to the card on their receipt and again in cash as a
+    receipt-less return. The store cannot tell a receipt-less return of goods bought elsewhere from a
+    second refund in general, but it can see that the same item went back on a receipt lately: then a
+    supervisor decides (storenode.lanes.approval), whatever the amount."""
+    rows = conn.execute(
+        "SELECT body FROM journal WHERE refund_of != '' ORDER BY seq DESC LIMIT ?", (RECENT_REFUNDS,)
+    ).fetchall()
+    for (body,) in rows:
+        record = decode_record(body)
+        if record.closed_at < since_ms:
+            break
+        if any(line.item == item and not line.voided for line in record.lines):
+            return record.refund_of
+    return None

@@ -71,6 +71,7 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    RecordApproval,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -528,12 +529,15 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             id=3,
             epoch="9f3a",
             deleted_prices=[("2001", "S001", 500, 900)],
+            operators=[("7", "Kim", "supervisor", "S001,S002", "scrypt$16384$8$1$00$00")],
         ),
-        "9f090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
-        "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
-        "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
-        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a432303031a4"
-        "53303031cd01f4cd0384",
+        # `operators` appended (issue 13): the chunk of an older central still decodes (below).
+        "dc0010090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa"
+        "42414e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a000"
+        "00cd09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e740191"
+        "94a0ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a4323030"
+        "31a453303031cd01f4cd03849195a137a34b696daa73757065727669736f72a9533030312c53303032b67363727970742431"
+        "3633383424382431243030243030",
     ),
     (
         "CatalogNotice",
@@ -630,11 +634,44 @@ SALE_RECORD = SaleRecord(
 
 # RecordLine gained `origin` and SaleRecord `refund_of` (refunds of a receipt, appended with defaults):
 # records are 17-element arrays and lines 11-element arrays since then.
-SALE_RECORD_HEX = (
+SALE_RECORD_HEX_V4 = (
     "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
     "4bcd138800a000cd070890a0"
+)
+# SaleRecord gained `approvals` (issue 13, appended with a default): records are 18-element arrays
+# since then; the 17-element records journaled before (v4) still decode and verify as they were.
+SALE_RECORD_HEX = (
+    "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
+    "4bcd138800a000cd070890a090"
+)
+SALE_RECORD_PAID_HEX = (
+    "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
+    "4bcd0bb800aa35323530303030313a370096a463617368a3455552cd03e8cd2c88a0ce00aeb690cd0708929fa77061796d656e74a463"
+    "617264a8617070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30"
+    "313139a6313233343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da8676966"
+    "7463617264a86465636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
+    "a090"
+)
+# A cancel a supervisor approved, with a void after total approved by another.
+SALE_RECORD_APPROVED = msgspec.structs.replace(
+    SALE_RECORD,
+    kind="cancel",
+    approvals=[
+        RecordApproval(action="cancel", approver="2", detail="2 lines"),
+        RecordApproval(action="void", approver="7", detail="line 2"),
+    ],
+)
+SALE_RECORD_APPROVED_HEX = (
+    "dc0012a4533030310307a663616e63656cab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b"
+    "929b01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad3733"
+    "3130303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a3"
+    "53454bcd138800a000cd070890a09293a663616e63656ca132a732206c696e657393a4766f6964a137a66c696e652032"
 )
 # RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
 # defaults): records were 16-element arrays and tenders 6-element arrays from then (v3).
@@ -678,7 +715,7 @@ SALE_RECORD_PAID = msgspec.structs.replace(
         ),
     ],
 )  # fmt: skip
-SALE_RECORD_PAID_HEX = (
+SALE_RECORD_PAID_HEX_V4 = (
     "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
@@ -712,10 +749,15 @@ SALE_RECORD_REFUND = msgspec.structs.replace(
     change=0,
     refund_of="S001-3-7",
 )
-SALE_RECORD_REFUND_HEX = (
+SALE_RECORD_REFUND_HEX_V4 = (
     "dc0011a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
     "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d37"
+)
+SALE_RECORD_REFUND_HEX = (
+    "dc0012a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
+    "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d3790"
 )
 
 
@@ -798,6 +840,7 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V4)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V3)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V2)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V1)) == SALE_RECORD
@@ -814,6 +857,7 @@ def test_sale_state_before_payments_still_decodes() -> None:
 def test_paid_sale_record_golden() -> None:
     assert encode_record(SALE_RECORD_PAID).hex() == SALE_RECORD_PAID_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX)) == SALE_RECORD_PAID
+    assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V4)) == SALE_RECORD_PAID
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V3)) == SALE_RECORD_PAID
 
 
@@ -822,6 +866,12 @@ def test_refund_sale_record_golden() -> None:
     decoded = decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX))
     assert decoded == SALE_RECORD_REFUND and decoded.refund_of == "S001-3-7" and decoded.lines[0].origin == 1
     assert b"4761739001010119" not in bytes.fromhex(SALE_RECORD_PAID_HEX)
+    assert decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX_V4)) == SALE_RECORD_REFUND
+
+
+def test_approved_sale_record_golden() -> None:
+    assert encode_record(SALE_RECORD_APPROVED).hex() == SALE_RECORD_APPROVED_HEX
+    assert decode_record(bytes.fromhex(SALE_RECORD_APPROVED_HEX)) == SALE_RECORD_APPROVED
 
 
 def test_payment_link_bodies_golden() -> None:
@@ -845,6 +895,21 @@ def test_payment_link_bodies_golden() -> None:
     for body, golden in goldens:
         assert msgspec.msgpack.encode(body).hex() == golden
         assert msgspec.msgpack.decode(bytes.fromhex(golden), type=type(body)) == body
+
+
+CATALOG_CHUNK_BEFORE_OPERATORS = (
+    "9f090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
+    "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
+    "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
+    "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a432303031a4"
+    "53303031cd01f4cd0384"
+)
+
+
+def test_catalog_chunk_before_operators_still_decodes() -> None:
+    chunk = next(f for name, f, _ in LINK_FRAMES if name == "CatalogChunk")
+    old = LinkCodec().decode(bytes.fromhex(CATALOG_CHUNK_BEFORE_OPERATORS))
+    assert old == msgspec.structs.replace(chunk, operators=[])
 
 
 def test_a_gift_card_move_from_before_refund_of_still_decodes() -> None:

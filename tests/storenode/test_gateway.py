@@ -114,7 +114,9 @@ async def test_a_reattaching_till_gets_its_basket_back(store: StoreNode) -> None
             assert again.welcome is not None and again.state is not None
             assert [(x.code, x.qty) for x in again.state.lines] == [(MILK, 1), (COFFEE, 2)]
             assert again.state.operator == "1" and again.state.status == "open"
-            assert isinstance(await again.request(CancelSale()), Receipt)  # a cancelled sale is journaled
+            assert isinstance(
+                await again.request(CancelSale(approver="2", approver_pin="4321")), Receipt
+            )  # a cancelled sale is journaled
             while again.state.status != "ready":  # the cleared lane is pushed right after the receipt
                 await again.pushed.wait()
             assert again.state.lines == []

@@ -77,7 +77,7 @@ async def test_gift_card_split_with_cash_and_a_cancel_gives_the_card_its_money_b
             state = await till.request(GiftCardTender(card="GC-2"))
             assert isinstance(state, SaleState) and (state.paid, state.due) == (5000, 1995)
             assert state.tenders[0].kind == "giftcard" and "0.00 left" in state.message
-            cancelled = await till.request(CancelSale())
+            cancelled = await till.request(CancelSale(approver="2", approver_pin="4321"))
             assert isinstance(cancelled, Receipt)
             await drained(store)  # the void travels in the outbox
             assert await balance_of(central, "GC-2") == 5000
