@@ -102,9 +102,11 @@ def test_central_init_makes_the_chain_once_with_private_keys_0600(
     assert (
         "made chain CA" in first and "central.example, 10.0.0.5" in first and f"made central's database {db}" in first
     )
-    for key in (tls.CA_KEY, tls.CENTRAL_KEY):
+    assert "made operator token" in first
+    for key in (tls.CA_KEY, tls.CENTRAL_KEY, "operator.token"):
         assert stat.S_IMODE((folder / key).stat().st_mode) == 0o600
-    made = {name: (folder / name).read_bytes() for name in (tls.CA_KEY, tls.CA_CERT, tls.CENTRAL_KEY, tls.CENTRAL_CERT)}
+    names = (tls.CA_KEY, tls.CA_CERT, tls.CENTRAL_KEY, tls.CENTRAL_CERT, "operator.token")
+    made = {name: (folder / name).read_bytes() for name in names}
 
     assert central_init(db, []) == 0  # again: nothing replaced, however it is asked
     again = capsys.readouterr().out
