@@ -18,6 +18,12 @@ The store proves who it is in the hello (protocol.link; its key and token on dis
 read again at every connect). A central that refuses that identity (not enrolled, revoked, a spent
 token) is not connection trouble either: health state "refused" says what to do about it, and the
 link tries again only every REFUSED_RETRY.
+
+Central proves who it is first, with TLS: the link dials wss trusting only `central.ca` (the chain's
+CA or central's certificate pinned). Whoever answers without a certificate that verifies gets no
+hello, so no event and no chance to claim cursors that would delete the outbox; health state
+"refused" says "central's certificate is not trusted: ..." and the usual backoff retries. Plain ws://
+is dialled only with `central.insecure`, warned about at every start.
 """
 
 from __future__ import annotations
