@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from devices.serialport import PortLost, SerialSession, SerialSettings, serial_session
+from protocol.text import plain
 from runtime.health import HealthBoard
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _encodable(ch: str) -> bool:
 def displayable(text: str) -> str:
     """`text` using only characters the display can show, one byte per character in PC850."""
     out: list[str] = []
-    for ch in text:
+    for ch in plain(text):
         if ch < " " or "\x7f" <= ch < "\xa0":
             out.append(" ")
         elif _encodable(ch):

@@ -24,6 +24,7 @@ from escpos.printer import Dummy
 
 from protocol.frames import RecordLine, SaleRecord
 from protocol.money import format_money, format_rate
+from protocol.text import plain
 
 DEFAULT_PROFILE = "TM-T88V"
 ESC, DLE = b"\x1b", b"\x10"
@@ -88,6 +89,7 @@ class _Sheet:
         self.p.set_with_default(align=align, bold=bold, double_height=tall)
 
     def _text(self, text: str) -> None:
+        text = plain(text)  # master data's text: never printer commands (a drawer kick in a name)
         if self._codec:
             self.p._raw(text.encode(self._codec, "replace") + b"\n")
         else:
@@ -122,11 +124,11 @@ class _TextSheet:
         self._align = align
 
     def line(self, text: str = "") -> None:
-        text = text[: self.width]
+        text = plain(text)[: self.width]
         self.lines.append(text.center(self.width).rstrip() if self._align == "center" else text)
 
     def row(self, left: str, right: str) -> None:
-        self.lines.append(_row(left, right, self.width))
+        self.lines.append(plain(_row(left, right, self.width)))
 
     def rule(self) -> None:
         self.lines.append("-" * self.width)

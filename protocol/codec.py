@@ -51,7 +51,7 @@ class TillCodec:
             raise FrameError("expected a binary MessagePack message, got text")
         try:
             return self._decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise FrameError(str(exc)) from exc
 
 
@@ -68,7 +68,7 @@ class LinkCodec:
             raise FrameError("expected a binary MessagePack message, got text")
         try:
             return self._decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise FrameError(str(exc)) from exc
 
 
@@ -84,5 +84,5 @@ def encode_record(record: SaleRecord) -> bytes:
 def decode_record(data: bytes) -> SaleRecord:
     try:
         return _record_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise FrameError(f"bad journal record: {exc}") from exc

@@ -12,7 +12,7 @@ Money is always integer minor units; VAT rates are basis points (2500 = 25 %).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Generic, TypeVar, get_args
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import msgspec
 
@@ -20,12 +20,26 @@ import msgspec
 # read the newer frames); peers of different versions refuse each other with a clear error instead of
 # misreading each other (protocol.versions).
 PROTOCOL_VERSION = 1  # till <-> store
-LINK_VERSION = 2  # store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest
+# store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest; 3: a store proves
+# its identity in the hello exchange (LinkHello's key fields, LinkChallenge, LinkProof)
+LINK_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------
 # Till <-> store
 # ---------------------------------------------------------------------------------------------
+
+
+# What a till may send is bounded at decoding: a frame outside these bounds is undecodable (the
+# till gets bad_frame) before any lane sees it, so no number beyond SQLite's 64 bits and no text of
+# megabytes reaches a lane or the journal. The lanes still apply their own, tighter business rules.
+MAX_AMOUNT = 10**12  # minor units, either sign: ten thousand million in a two-decimal currency
+Amount = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+Quantity = Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
+Number = Annotated[int, msgspec.Meta(ge=0, le=2**53)]  # refs, lanes, line numbers: exact in JSON too
+Name = Annotated[str, msgspec.Meta(max_length=64)]  # ids, operator numbers, PINs, reasons, cards
+Code = Annotated[str, msgspec.Meta(max_length=256)]  # a barcode or receipt id (the lane allows less)
+Words = Annotated[str, msgspec.Meta(max_length=1024)]  # a search or a note (the lane allows less)
 
 
 class TillFrame(msgspec.Struct, tag_field="t", kw_only=True, omit_defaults=True):
@@ -36,19 +50,19 @@ class Command(TillFrame, kw_only=True, omit_defaults=True):
     """A till's request. `ref` is echoed on the answer so a till can wait for it; `lane`, when set,
     must be the lane this till is attached to (a guard against a till acting on the wrong lane)."""
 
-    ref: int = 0
-    lane: int = 0
+    ref: Number = 0
+    lane: Number = 0
 
 
 class Hello(TillFrame, tag="hello"):
-    till: str
-    lane: int
-    version: int = PROTOCOL_VERSION
+    till: Name
+    lane: Number
+    version: Number = PROTOCOL_VERSION
 
 
 class Login(Command, tag="login"):
-    operator: str
-    pin: str
+    operator: Name
+    pin: Name
 
 
 class Logout(Command, tag="logout"):
@@ -60,12 +74,16 @@ class StartSale(Command, tag="start"):
 
 
 class Scan(Command, tag="scan"):
-    code: str
-    qty: int = 1
+    code: Code
+    qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class VoidLine(Command, tag="void"):
-    line: int
+    line: Number
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Total(Command, tag="total"):
@@ -76,13 +94,14 @@ class CashTender(Command, tag="cash"):
     """Cash handed over. `currency` (another than the store's) is foreign cash valued at central's
     published rate; `part` accepts less than is due as part of a split payment."""
 
-    amount: int
-    currency: str = ""
+    amount: Amount
+    currency: Name = ""
     part: bool = False
 
 
 class CancelSale(Command, tag="cancel"):
-    pass
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StatusRequest(Command, tag="status?"):
@@ -94,48 +113,54 @@ class ReturnItem(Command, tag="return"):
     (`RefundOf`) the line comes from that receipt, at the price paid then; without one it is priced as
     today and goes back only in cash or to a gift card."""
 
-    code: str
-    qty: int = 1
+    code: Code
+    qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockMove(Command, tag="move"):
     """Goods received, transferred out (negative) or adjusted at this store."""
 
-    code: str
-    qty: int
-    reason: str  # receipt | transfer | adjust
-    note: str = ""  # delivery note, transfer id: travels to central as the movement's ref
+    code: Code
+    qty: Quantity
+    reason: Name  # receipt | transfer | adjust
+    note: Words = ""  # delivery note, transfer id: travels to central as the movement's ref
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockCount(Command, tag="count"):
-    code: str
-    counted: int
+    code: Code
+    counted: Quantity
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockQuery(Command, tag="stock?"):
     """Stock of an item here and, when central is reachable, in the chain's other stores."""
 
-    code: str
+    code: Code
 
 
 class ItemSearch(Command, tag="search"):
     """Find items by name: every word a prefix ("ban fre" finds "Bananas Fresh"), best matches first."""
 
-    text: str
-    limit: int = 20
+    text: Words
+    limit: Number = 20
 
 
 class PriceCheck(Command, tag="price?"):
     """What an item costs here now, without selling it (the customer asks at the till)."""
 
-    code: str
+    code: Code
 
 
 class RefundOf(Command, tag="refundof"):
     """Open a refund of a receipt (the id printed under its code, "S001-1-42"): the returns that follow
     are checked against it and paid back to the tenders it was paid with, never more than each took."""
 
-    receipt: str
+    receipt: Code
 
 
 class SetAside(Command, tag="setaside"):
@@ -143,13 +168,16 @@ class SetAside(Command, tag="setaside"):
     is journaled as set aside with its outcome unknown, for a person to check on the terminal's own
     journal, and the sale stays open for another tender. Never recorded as paid."""
 
-    operator: str
-    pin: str
-    reason: str
+    operator: Name
+    pin: Name
+    reason: Words
 
 
 class EndOfDay(Command, tag="endofday"):
     """The lane's card terminal closes its day (ZVT 06 50): it submits its batch and reports the totals."""
+
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -308,20 +336,20 @@ class CardTender(Command, tag="card"):
     """Pay (or, when the sale is due negative, refund) by card through the lane's terminal. The store
     node sends the amount to the terminal: all that is still due unless `amount` splits it."""
 
-    amount: int = 0
+    amount: Amount = 0
 
 
 class GiftCardTender(Command, tag="giftcard"):
     """Redeem a gift card or voucher held at central (or, on a refund, credit it back)."""
 
-    card: str
-    amount: int = 0  # 0: as much as the card holds, up to what is due
+    card: Name
+    amount: Amount = 0  # 0: as much as the card holds, up to what is due
 
 
 class InvoiceTender(Command, tag="invoice"):
     """What is still due goes on the invoice of a customer registered at central."""
 
-    customer: str
+    customer: Name
 
 
 class ResolvePayment(Command, tag="resolve"):
@@ -329,7 +357,7 @@ class ResolvePayment(Command, tag="resolve"):
 
 
 class GiftCardQuery(Command, tag="giftcard?"):
-    card: str
+    card: Name
 
 
 class TerminalTotal(msgspec.Struct, kw_only=True):
@@ -400,7 +428,8 @@ StoreToTill = (
 #   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
 #   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
-#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
+#   29 AdminHello  30 AdminWelcome
 # ---------------------------------------------------------------------------------------------
 
 
@@ -419,9 +448,18 @@ class Stream(StrEnum):
 
 
 class LinkHello(LinkFrame, tag=1):
+    """A store's hello. The key fields say who it claims to be (protocol.link proves it): `key` its raw
+    Ed25519 public key; `token` the one-time enrolment token on its first connect; during a key
+    rotation `key` is the new key, `previous` the old one and `rotation` the old key's ROTATION
+    signature over the new key."""
+
     node: str
     role: str  # "store"
     version: int = LINK_VERSION
+    key: bytes = b""
+    token: str = ""
+    rotation: bytes = b""
+    previous: bytes = b""
 
 
 class LinkWelcome(LinkFrame, tag=2):
@@ -463,6 +501,20 @@ class LinkError(LinkFrame, tag=5):
     message: str
 
 
+class LinkChallenge(LinkFrame, tag=27):
+    """Central's answer to a hello it may welcome: sign this fresh nonce (with central's node name,
+    your store id and key) so a recorded hello and proof are worth nothing on another connection."""
+
+    node: str
+    nonce: bytes
+
+
+class LinkProof(LinkFrame, tag=28):
+    """The store's Ed25519 signature (Purpose.PROOF) over the challenge; then central welcomes."""
+
+    signature: bytes
+
+
 class LinkRequest(LinkFrame, tag=6):
     """An operator tool's request to central (the admin subprotocol: `reconcile`); the reply carries
     the same id. Store <-> central questions are typed frames since link version 2 (Question below)."""
@@ -479,6 +531,19 @@ class LinkReply(LinkFrame, tag=7):
     error: str = ""
 
 
+class AdminHello(LinkFrame, tag=29):
+    """Operator tool -> central, first on the admin subprotocol: the operator token from central's folder
+    (central/operators.py). Nothing else is read before it; a wrong one gets a LinkError and the door."""
+
+    token: str
+
+
+class AdminWelcome(LinkFrame, tag=30):
+    """Central -> operator tool: the token was right; requests (LinkRequest) may follow."""
+
+    node: str
+
+
 # Master data, central -> store. Rows travel as plain arrays in the column order of central's
 # registers (central/registers/catalog.py), straight from and into SQL rows.
 VatRateRow = tuple[str, int]  # code, rate
@@ -490,6 +555,9 @@ PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), star
 TillRow = tuple[str, str, str, int]  # store, till, name, lane
 PriceKeyRow = tuple[str, str, int, int]  # a deleted price: item, store, starts, ends
 TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header, receipt_footer, quick_keys
+# number, name, role (cashier | supervisor | manager), stores ("*" or "S001,S002"), pin_hash: the slow hash
+# (protocol.pins), "" when the operator does not work at the store the row is sent to
+OperatorRow = tuple[str, str, str, str, str]
 
 
 class CatalogPull(LinkFrame, tag=8):
@@ -521,6 +589,7 @@ class CatalogChunk(LinkFrame, tag=9):
     id: int = 0  # the pull this answers
     epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
     deleted_prices: list[PriceKeyRow] = []  # prices central deleted: the store drops them
+    operators: list[OperatorRow] = []  # the operator register (issue 13): who may log in at which store
 
 
 class CatalogNotice(LinkFrame, tag=10):
@@ -590,6 +659,15 @@ class RecordPayment(msgspec.Struct, array_like=True):
     card: str = ""  # a gift card or voucher: its number (a bearer token held at central, not a bank card)
 
 
+class RecordApproval(msgspec.Struct, array_like=True):
+    """A supervisor's approval of something a cashier may not do alone, journaled with the sale it was
+    given in: what (`void`, `cancel`, `return`, `label`, `price`), who approved, and the detail."""
+
+    action: str
+    approver: str  # the supervisor's (or manager's) operator number
+    detail: str = ""
+
+
 class SaleRecord(msgspec.Struct, array_like=True):
     store: str
     lane: int
@@ -608,6 +686,7 @@ class SaleRecord(msgspec.Struct, array_like=True):
     change: int
     payments: list[RecordPayment] = []
     refund_of: str = ""  # a refund: the receipt id (store-lane-receipt_no) of the sale it pays back
+    approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale (issue 13)
 
 
 class StockLine(msgspec.Struct, array_like=True):
@@ -667,6 +746,7 @@ class GiftCardMove(msgspec.Struct, array_like=True):
     sale_id: str
     at: int
     offline: bool = False  # taken by the store while central was unreachable (allowed up to a limit)
+    refund_of: str = ""  # a store's credit: the receipt id (store-lane-receipt_no) it pays back to the card
 
 
 class GiftCardState(msgspec.Struct, array_like=True):
@@ -827,6 +907,10 @@ LinkMessage = (
     | LinkError
     | LinkRequest
     | LinkReply
+    | LinkChallenge
+    | LinkProof
+    | AdminHello
+    | AdminWelcome
     | CatalogPull
     | CatalogChunk
     | CatalogNotice

@@ -13,7 +13,7 @@ keep every key a store ever had and still verify records signed before a rotatio
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -21,9 +21,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from runtime.files import SECRET, replace_file
+
 PUBLIC_BYTES = 32
 SIGNATURE_BYTES = 64
 NONCE_BYTES = 32
+TOKEN_CHARS = 64  # an enrolment token (secrets.token_urlsafe(32) is 43): longer is refused unread
+
+# What a store may call itself: printable ASCII that is safe in a log, a file name and a terminal, and
+# short. A store id is a key in every register and every log line, so NUL, RTL marks, emoji or a
+# megabyte of name are refused at the door rather than escaped everywhere after it.
+STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
 class Purpose(Enum):
@@ -36,6 +44,10 @@ class Purpose(Enum):
 
 class IdentityError(ValueError):
     """A key file or key bytes that cannot be used; the text says which and why."""
+
+
+def valid_store_id(s: str) -> bool:
+    return STORE_ID.fullmatch(s) is not None
 
 
 def generate() -> Ed25519PrivateKey:
@@ -52,21 +64,12 @@ def key_id(public: bytes) -> str:
 
 
 def save_private(path: Path, key: Ed25519PrivateKey) -> None:
-    """Write the key 0600 through a temporary file and a rename, so a crash never leaves half a key
-    and the secret is never readable by others, not even for a moment."""
+    """Write the key 0600, whole or not at all (runtime.files.replace_file)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
+    replace_file(path, data, mode=SECRET)
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:

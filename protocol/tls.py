@@ -5,15 +5,13 @@ none; stores trust the CA (or central's own certificate, pinned) named in their 
 kinds build their ssl contexts here only, so the rules are one: TLS 1.2 at least, hostname checked,
 and a pinned leaf certificate accepted as a trust anchor (VERIFY_X509_PARTIAL_CHAIN).
 
-Private keys are written 0600 through a temporary file and a rename (protocol.identity does the
-same for store keys), certificates 0644.
+Private keys are written 0600 and certificates 0644 by runtime.files.replace_file.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import ssl
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from runtime.files import PUBLIC, SECRET, replace_file
 
 CA_DAYS = 3650
 CERT_DAYS = 825
@@ -36,15 +36,7 @@ class TlsError(ValueError):
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
+    replace_file(path, data, mode=mode)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -98,8 +90,8 @@ def make_ca(folder: Path, chain: str = "storepos chain") -> bool:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(folder / CA_KEY, _key_pem(key), 0o600)
-    _write(folder / CA_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(folder / CA_KEY, _key_pem(key), SECRET)
+    _write(folder / CA_CERT, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
     return True
 
 
@@ -134,8 +126,8 @@ def issue_server(folder: Path, hosts: list[str], *, stem: str = "central") -> bo
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write(key_path, _key_pem(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(key_path, _key_pem(key), SECRET)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
     return True
 
 

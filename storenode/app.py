@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,6 @@ from pathlib import Path
 import trio
 
 from devices.scanner import ScanEvent
-from protocol import identity
 from protocol.frames import (
     ActorStatus,
     GiftCardInfo,
@@ -40,12 +40,14 @@ from protocol.frames import (
     StockQuestion,
 )
 from protocol.gs1 import decode as decode_label
+from protocol.identity import IdentityError
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import ActorFailed, Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
-from storenode import peripherals, stock
+from storenode import identity as store_identity
+from storenode import operators, peripherals, stock
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
@@ -59,18 +61,30 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
-KEY_FILE = Path("identity") / "store.key"  # under the store's data_dir
+KEY_FILE = Path(store_identity.FOLDER) / store_identity.KEY  # under the store's data_dir
 
 
 def load_signer(config: StoreConfig) -> chain.Signer:
-    """The store key, made when there is none (logged): the one place the node reads it, so lanes and
-    tools get a signer handed down instead of reading key files themselves."""
-    path = config.data_path / KEY_FILE
-    key, made = identity.load_or_create(path)
-    signer = chain.Signer(config.store, key)
-    if made:
-        log.info("store %s: made its store key %s at %s", config.store, signer.key_id, path)
-    return signer
+    """The store key as the journal signs with it: read once here (made, and logged, when there is none),
+    so lanes get a signer handed down instead of reading key files. A key file that cannot be used is
+    said here and the node sells on: its records are journaled unsigned and signed at the first start
+    with a usable key (chain.sign_unsigned), before the link sends them. After a rotation central has
+    accepted, records are signed with the old key until the next start: central keeps retired keys."""
+    try:
+        me, _ = store_identity.load(config.data_path, config.store)
+    except IdentityError as exc:
+        log.error("store %s journals unsigned until its key can be used: %s", config.store, exc)
+        return chain.Signer(config.store, None)
+    return chain.Signer(config.store, me.key)
+
+
+def _private(db: Path) -> None:
+    """The database file readable by this user only (0600), made so before SQLite opens it: SQLite
+    creates its -wal and -shm files with the database's own permissions."""
+    if db.exists():
+        os.chmod(db, 0o600)
+    else:
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
 
 class StoreNode:
@@ -79,6 +93,7 @@ class StoreNode:
         config.data_path.mkdir(parents=True, exist_ok=True)
         catalog_path = Path(config.catalog) if config.catalog else replica.demo_catalog_path()
         self.catalog = replica.read_catalog(catalog_path)  # refuse a bad catalogue before anything starts
+        _private(config.db_path)  # it holds operators' PIN hashes
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
@@ -176,12 +191,13 @@ class StoreNode:
         task_status.started()
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        operators = await trio.to_thread.run_sync(replica.prepare_operators, self.catalog)
-        count = await self.db.write(lambda c: replica.load(c, self.catalog, operators, self.config.currency))
+        count = await self.db.write(lambda c: replica.load(c, self.catalog, self.config.currency))
+        operators_in_file = len(self.catalog.operators)
         if count is None:
-            log.info("%d operators loaded; items come from central's catalogue", len(operators))
+            log.info("%d operators in the catalogue file; items come from central's catalogue", operators_in_file)
         else:
-            log.info("catalogue file loaded: %d items, %d operators", count, len(operators))
+            log.info("catalogue file loaded: %d items, %d operators", count, operators_in_file)
+        await self._report_lockouts()
         await self.catalog_follower.start()
         task_status.started()
 
@@ -229,7 +245,13 @@ class StoreNode:
             raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
         return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 
+    async def _report_lockouts(self) -> None:
+        """The operators alarm, as the database has it now (a lock that ran out is cleared here)."""
+        now = self.clock.now_ms()
+        operators.report(self.health, await self.db.read(lambda c: operators.locked(c, now)))
+
     async def status(self) -> Status:
+        await self._report_lockouts()
         backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)
         return Status(
             store=self.config.store,
@@ -249,7 +271,10 @@ class StoreNode:
         if not 1 <= query.limit <= 200:
             raise Rejected("bad_limit", f"a search returns 1 to 200 items, not {query.limit}")
         store, currency, now = self.config.store, self.config.currency, self.clock.now_ms()
-        found = await self.db.read(lambda c: replica.search(c, query.text, query.limit, store, currency, now))
+        try:
+            found = await self.db.read(lambda c: replica.search(c, query.text, query.limit, store, currency, now))
+        except replica.SearchRefused as exc:
+            raise Rejected("bad_search", str(exc)) from None
         return SearchResult(text=query.text, items=found)
 
     async def price_check(self, query: PriceCheck) -> ItemInfo:

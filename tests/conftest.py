@@ -11,35 +11,25 @@ import pytest
 import trio
 
 from central.app import CentralNode
-from central.registers import identities
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
-from protocol import identity
 from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
-from storenode.app import KEY_FILE, StoreNode
-from tests.kit.nodes import T0, make_store_config
+from storenode.app import StoreNode
+from tests.kit import certificates
+from tests.kit.nodes import T0, central_node, enrolled, make_store_config
 
 
-@pytest.fixture(autouse=True)
-def enrolled_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until enrolment is merged (the identity change puts each store's key at central): central holds
-    the key of every store node whose data folder is under this test's tmp_path, as enrolment would.
-    In-process nodes only; tests of real processes register keys with devtools.store_keys."""
-    held = identities.keys
-
-    def keys(conn: sqlite3.Connection, store: str) -> dict[str, bytes]:
-        found = held(conn, store)
-        for path in tmp_path.rglob(str(KEY_FILE)):
-            public = identity.public_bytes(identity.load_private(path))
-            found.setdefault(identity.key_id(public), public)
-        return found
-
-    monkeypatch.setattr(identities, "keys", keys)
+@pytest.fixture(scope="session", autouse=True)
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TLS chain (CA, central's and the proxy's certificates) for the whole session."""
+    folder = tmp_path_factory.mktemp("chain")
+    certificates.use(folder)
+    return folder
 
 
 @pytest.fixture
 async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
-    node = CentralNode(tmp_path / "central" / "central.db", port=0)
+    node = central_node(tmp_path / "central" / "central.db")
     await nursery.start(node.run)
     return node
 
@@ -61,6 +51,6 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clock: FixedClock) -> StoreNode:
-    node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
+    node = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=clock)
     await nursery.start(node.run)
     return node

@@ -11,6 +11,8 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
+                         big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
@@ -69,6 +71,7 @@ from protocol.frames import (
     VoidLine,
 )
 from protocol.money import MoneyError, format_money, format_rate, parse_money
+from protocol.text import plain_lines
 from till.client import TillClient, TillDisconnected, connect
 
 ANSWER_TIMEOUT = 20.0
@@ -84,7 +87,19 @@ class InputError(ValueError):
 
 def parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKey] = ()) -> Command | str | None:
     """A command for the store, a local word ("help", "quit", "keys"), or None for nothing to do.
-    `quick_keys` are the ones the store's welcome gave, in key order (key 1 is the first)."""
+    `quick_keys` are the ones the store's welcome gave, in key order (key 1 is the first). A line
+    ending `approve <number> <pin>` carries a supervisor's approval (the store asked: approval_needed)."""
+    words = line.split()
+    if len(words) >= 4 and words[-3].lower() == "approve":
+        command = _parse(" ".join(words[:-3]), currency, cash_due, quick_keys)
+        if not hasattr(command, "approver"):
+            raise InputError(f"{words[0]!r} takes no approval")
+        command.approver, command.approver_pin = words[-2], words[-1]  # type: ignore[union-attr]
+        return command
+    return _parse(line, currency, cash_due, quick_keys)
+
+
+def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKey]) -> Command | str | None:
     line = line.strip()
     if not line or line.startswith("#"):
         return None
@@ -306,7 +321,13 @@ async def run_till(
     hook: Hook | None = None,
 ) -> int:
     """Drive a lane until quit or end of input; returns 1 when the store was never reachable.
-    `hook` sees each line first and may take it (the demo uses it to drive simulated devices)."""
+    `hook` sees each line first and may take it (the demo uses it to drive simulated devices).
+    Everything shown passes `plain_lines`: item names and store messages never reach the terminal
+    as escape sequences."""
+
+    def say(text: str) -> None:
+        out(plain_lines(text))
+
     subprotocol = SUBPROTOCOL_JSON if use_json else SUBPROTOCOL_MSGPACK
     source = lines_from(script, read_stdin)
     attached_once = False
@@ -316,20 +337,20 @@ async def run_till(
             async with connect(url, lane, till, subprotocol=subprotocol) as client:
                 attached_once, tries, delay = True, 0, 0.2
                 assert client.state is not None
-                out(f"attached to lane {lane} at {url} as {till}")
-                out(show_state(client.state))
-                finished = await _session(client, source, out, hook)
+                say(f"attached to lane {lane} at {url} as {till}")
+                say(show_state(client.state))
+                finished = await _session(client, source, say, hook)
                 if finished:
                     return 0
         except (OSError, HandshakeError, ConnectionClosed, TillDisconnected, trio.TooSlowError) as exc:
             tries += 1
             if not attached_once and tries >= FIRST_CONNECT_TRIES:
-                out(f"! cannot reach the store at {url}: {exc}")
+                say(f"! cannot reach the store at {url}: {exc}")
                 return 1
             # The outcome of a command in flight is unknown; the basket shown on reattach tells.
-            out(f"! connection to the store lost ({type(exc).__name__}); reattaching")
+            say(f"! connection to the store lost ({type(exc).__name__}); reattaching")
         except ConnectionRefusedError as exc:
-            out(f"! the store refused this till: {exc}")
+            say(f"! the store refused this till: {exc}")
             return 1
         await trio.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -32,6 +32,12 @@ Registers and columns (* required; the key columns come first)
   till-config  store (empty: the chain's default), receipt_header, receipt_footer (one receipt line
              per line, at most 42 characters each), quick_keys ("label=barcode" per line, in key
              order; labels at most 16 characters, barcodes known to central)
+  operators  number*, name*, role (cashier | supervisor | manager, default cashier), stores* ("*":
+             every store; else store ids separated by commas or spaces), pin (required for a new
+             operator; left out, an operator keeps the PIN they have). A PIN is 4 to 12 digits, not
+             one digit repeated, written as text ("0042" in JSON quotes). Central keeps only its slow
+             hash (protocol.pins: scrypt, a salt per operator); no error message repeats a PIN, and
+             export writes number, name, role and stores only, never the PIN or its hash.
 Import them in that order: each refers only to registers above it.
 
 `storepos central delete prices FILE` deletes the prices a file names by item, store, start and end
@@ -66,9 +72,16 @@ upsert by key (see catalog.REGISTERS). Rows not in the file are left alone (noth
 this slice; an item is retired with active = false); rows equal to the stored ones are not changes.
 If anything changed, the catalogue version goes up by exactly one, whatever the number of rows.
 
+Text is made plain on the way in (protocol.text: control and format characters dropped, tabs and
+line breaks as spaces except in the multi-line till-config columns): a name is later printed, shown on
+customer displays and terminals, and must never carry a device's commands.
+
 Export writes every row sorted by key (code point order, independent of database collation), every
 column in the order above, money as decimal text and times as ISO 8601 UTC ("Z", milliseconds only
-when not zero), so the same data gives the same bytes and importing an export changes nothing.
+when not zero), so the same data gives the same bytes and importing an export changes nothing. A CSV
+cell that a spreadsheet would run as a formula (leading =, +, -, @) is written with a leading
+apostrophe, which import takes off again. The file is replaced whole and never written through a
+symlink (runtime.files.replace_file).
 """
 
 from __future__ import annotations
@@ -76,6 +89,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 import re
 import sqlite3
 import typing
@@ -89,10 +103,12 @@ import msgspec
 
 from central.registers import catalog
 from central.schema import MIGRATIONS
-from protocol import quickkeys
+from protocol import pins, quickkeys
 from protocol.gs1 import Gs1Config
 from protocol.money import MoneyError, format_money, parse_money
+from protocol.text import from_spreadsheet_safe, plain, plain_lines, spreadsheet_safe
 from runtime.database import DatabaseError, immediate, migrate, open_connection
+from runtime.files import replace_file
 
 # Central's own writes hold the lock for a group commit at a time; an operator can wait that long.
 BUSY_TIMEOUT_MS = 30_000
@@ -190,6 +206,7 @@ class Format:
     check: Check  # against central's registers, under the write lock
     to_stored: Callable[[Record, str, Problems], None] | None = None  # file fields -> register fields
     to_file: Callable[[Any], msgspec.Struct] | None = None  # register row -> file row
+    out_row: type[msgspec.Struct] | None = None  # what export writes, when not `row` (operators: no PIN)
 
 
 def parse_instant(value: int | str) -> int:
@@ -268,6 +285,82 @@ def _price_to_file(price: catalog.Price) -> PriceRow:
         end=format_instant(price.ends) if campaign else None,
         price=format_money(price.price, price.currency),
     )
+
+
+class OperatorRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An operator as a file holds it: the PIN in clear, which central turns into its hash at once."""
+
+    number: catalog.Key
+    name: catalog.Name
+    role: typing.Literal["cashier", "supervisor", "manager"] = "cashier"
+    stores: str
+    pin: str | int | None = None  # int only to refuse it without repeating it (a PIN is text)
+
+
+class OperatorOut(msgspec.Struct, kw_only=True):
+    """An operator as export writes it: who, in which role, where; never the PIN or its hash."""
+
+    number: str
+    name: str
+    role: str
+    stores: str
+
+
+def _operator_to_stored(record: Record, currency: str, problems: Problems) -> None:
+    good, failed = record.good, record.failed
+    stores = good.get("stores")
+    if stores is not None:
+        ids = sorted(set(re.split(r"[,\s]+", stores.strip())) - {""})
+        if not ids:
+            problems.at(record, "stores", f"name the stores (ids) or {catalog.ALL_STORES} for every store")
+            failed.add("stores")
+        elif catalog.ALL_STORES in ids and len(ids) > 1:
+            problems.at(record, "stores", f"{catalog.ALL_STORES} means every store; it takes no others with it")
+            failed.add("stores")
+        else:
+            good["stores"] = ",".join(ids)
+    pin = good.get("pin")
+    if pin is None:
+        return
+    problem = "write the PIN as text (in quotes)" if isinstance(pin, int) else pins.policy_problem(pin)
+    if problem is not None:  # never the PIN itself in a message: it goes to a terminal and to logs
+        problems.at(record, "pin", problem)
+        failed.add("pin")
+        good.pop("pin")
+
+
+def _operator_to_file(operator: catalog.Operator) -> OperatorOut:
+    return OperatorOut(number=operator.number, name=operator.name, role=operator.role, stores=operator.stores)
+
+
+def _hash_pins(conn: sqlite3.Connection, records: list[Record]) -> None:
+    """Each PIN given becomes its slow hash, before the write lock is taken (some 70 ms a PIN). A PIN
+    the operator already has keeps its stored hash, so importing the same file again changes nothing."""
+    stored = catalog.operator_hashes(conn)
+    for record in records:
+        pin = record.good.pop("pin", None)
+        if pin is None:
+            continue
+        old = stored.get(record.good.get("number", ""))
+        record.good["pin_hash"] = old if old is not None and pins.verify(pin, old) else pins.hash_pin(pin)
+
+
+def _check_operators(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
+    stores = catalog.store_ids(conn)
+    stored = catalog.operator_hashes(conn)
+    for record in records:
+        good = record.good
+        for store in good.get("stores", "").split(","):
+            if store and store != catalog.ALL_STORES and store not in stores and "stores" not in record.failed:
+                problems.at(record, "stores", f"{store} is not a known store")
+        if "pin_hash" in good or good.get("pin") is not None or "pin" in record.failed or "number" not in good:
+            continue
+        old = stored.get(good["number"])
+        if old is None:
+            problems.at(record, "pin", f"required: operator {good['number']} is new")
+            record.failed.add("pin")
+        else:
+            good["pin_hash"] = old
 
 
 def _check_vat_rates(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
@@ -384,6 +477,14 @@ FORMATS_BY_KIND: dict[str, Format] = {
     "prices": Format(catalog.REGISTERS["prices"], PriceRow, _check_prices, _price_to_stored, _price_to_file),
     "tills": Format(catalog.REGISTERS["tills"], catalog.Till, _check_tills),
     "till-config": Format(catalog.REGISTERS["till-config"], catalog.TillConfig, _check_till_config),
+    "operators": Format(
+        catalog.REGISTERS["operators"],
+        OperatorRow,
+        _check_operators,
+        _operator_to_stored,
+        _operator_to_file,
+        OperatorOut,
+    ),
 }
 KINDS = tuple(FORMATS_BY_KIND)
 
@@ -449,7 +550,7 @@ def _read_csv(
             if len(cells) != len(header):
                 problems.at(record, None, f"{len(cells)} cells, but the header names {len(header)} columns")
                 continue
-            record.values = {c: v for c, v in zip(header, cells, strict=True) if c in columns}
+            record.values = {c: from_spreadsheet_safe(v) for c, v in zip(header, cells, strict=True) if c in columns}
             records.append(record)
     except csv.Error as exc:
         raise Rejected([f"{name} line {reader.line_num}: not readable as CSV: {exc}"]) from None
@@ -461,6 +562,8 @@ def _read_json(name: str, data: bytes, problems: Problems) -> list[Record]:
         parsed = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise Rejected([f"{name}: not valid JSON: {exc}"]) from None
+    except RecursionError:
+        raise Rejected([f"{name}: not valid JSON: nested too deeply"]) from None
     if not isinstance(parsed, list):
         raise Rejected([f"{name}: expected a list of objects, got a JSON {type(parsed).__name__}"])
     records: list[Record] = []
@@ -501,6 +604,9 @@ def _fields(row_type: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, 
     return msgspec.structs.fields(row_type)
 
 
+MULTILINE = frozenset({"receipt_header", "receipt_footer", "quick_keys"})  # one entry per line
+
+
 def _validate(record: Record, row_type: type[msgspec.Struct], problems: Problems, missing: set[str]) -> None:
     """Check the record field by field (not as one msgspec conversion, which stops at the first bad
     field), keeping the good fields and defaults for the absent optional ones."""
@@ -515,6 +621,8 @@ def _validate(record: Record, row_type: type[msgspec.Struct], problems: Problems
             else:
                 record.good[f.name] = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
             continue
+        if isinstance(raw, str):  # no printer, display or terminal command ever enters master data
+            raw = plain_lines(raw) if f.name in MULTILINE else plain(raw)
         try:
             record.good[f.name] = msgspec.convert(raw, f.type, strict=False)
         except msgspec.ValidationError as exc:
@@ -593,6 +701,8 @@ def import_file(
     when the rows are written."""
     prepared = read_file(path, kind, currency)
     fmt, problems = prepared.format, prepared.problems
+    if fmt.register.kind == "operators" and not problems.found:
+        _hash_pins(conn, prepared.records)
     with immediate(conn):
         if fmt.register.kind == "prices":
             _check_currency(conn, currency)
@@ -631,9 +741,9 @@ def export_bytes(conn: sqlite3.Connection, kind: str, suffix: str, *, currency: 
         return msgspec.json.format(msgspec.json.encode(rows), indent=2) + b"\n", len(rows), version
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(fmt.row.__struct_fields__)
+    writer.writerow((fmt.out_row or fmt.row).__struct_fields__)
     for row in rows:
-        writer.writerow(_cell(value) for value in msgspec.structs.astuple(row))
+        writer.writerow(spreadsheet_safe(_cell(value)) for value in msgspec.structs.astuple(row))
     return out.getvalue().encode(), len(rows), version
 
 
@@ -649,12 +759,9 @@ def export_file(conn: sqlite3.Connection, kind: str, path: Path, *, currency: st
     """Write a register to `path` (replacing it whole, never leaving half a file); returns the row
     count and the catalogue version written."""
     data, count, version = export_bytes(conn, kind, _suffix(path), currency=currency)
-    partial = path.with_name(path.name + ".partial")
     try:
-        partial.write_bytes(data)
-        partial.replace(path)
+        replace_file(path, data)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise Unusable(f"{path}: {exc.strerror or exc}") from None
     return count, version
 
@@ -664,7 +771,12 @@ def open_catalog(db: Path, *, create: bool) -> sqlite3.Connection:
     if not create and not db.exists():
         raise Unusable(f"{db}: no central database here")
     try:
+        if not db.exists():  # it will hold operators' PIN hashes: this user's alone (0600) from the start
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        os.chmod(db, 0o600)
         conn = open_connection(db)
+    except OSError as exc:
+        raise Unusable(f"{db}: {exc.strerror or exc}") from None
     except sqlite3.Error as exc:
         raise Unusable(f"{db}: {exc}") from None
     try:

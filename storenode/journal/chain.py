@@ -31,14 +31,14 @@ class Signer:
     """The store key, as the journal uses it: handed down from the node that loaded it, so no lane
     reads key files and the signed bytes are built only in protocol.identity."""
 
-    def __init__(self, store: str, key: Ed25519PrivateKey) -> None:
+    def __init__(self, store: str, key: Ed25519PrivateKey | None) -> None:
         self.store = store
-        self.key = key
-        self.public = identity.public_bytes(key)
-        self.key_id = identity.key_id(self.public)
+        self.key = key  # None: the node has no usable key; records stay unsigned until it has (sign_unsigned)
+        self.public = identity.public_bytes(key) if key is not None else b""
+        self.key_id = identity.key_id(self.public) if key is not None else ""
 
     def sign(self, chain_head: bytes) -> bytes:
-        return identity.sign(self.key, Purpose.JOURNAL, self.store, chain_head)
+        return identity.sign(self.key, Purpose.JOURNAL, self.store, chain_head) if self.key is not None else b""
 
 
 def append(
@@ -82,6 +82,8 @@ def append(
 def sign_unsigned(conn: sqlite3.Connection, signer: Signer) -> int:
     """Sign every record journaled before records were signed (their hashes are already there);
     returns how many. Run once at the node's start, before the link sends anything."""
+    if signer.key is None:
+        return 0
     rows = conn.execute("SELECT lane, receipt_no, hash FROM journal WHERE sig = x''").fetchall()
     for lane, receipt_no, digest in rows:
         conn.execute(

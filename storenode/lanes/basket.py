@@ -13,6 +13,7 @@ import msgspec
 
 from protocol.frames import (
     Line,
+    RecordApproval,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -59,6 +60,7 @@ class LaneState(msgspec.Struct):
     status_before: str = ""  # what `status` was when the pending call began (tender, usually)
     cancelling: bool = False  # a cancel is undoing the sale's card payments one reversal at a time
     refund_of: str = ""  # a refund of this receipt id: only its lines come back, to the tenders it was paid with
+    approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale, journaled with it
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -99,7 +101,7 @@ def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
     require_operator(state)
     if state.status in (OPEN, TENDER):
         raise Rejected("sale_open", f"sale {state.sale_id} is already open on lane {state.lane}")
-    return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[])
+    return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[], approvals=[])
 
 
 def add_line(
@@ -180,11 +182,16 @@ def to_total(state: LaneState) -> LaneState:
     return msgspec.structs.replace(state, status=TENDER)
 
 
-def check_cash(state: LaneState, amount: int, currency: str) -> int:
+MOST_CHANGE = 1_000_000  # minor units (10,000.00): more than any banknote pays over any sale
+
+
+def check_cash(state: LaneState, amount: int, currency: str, most_change: int = MOST_CHANGE) -> int:
     """The cash due for this sale, after refusing a tender that cannot complete it.
 
     A sale with returns may be due negative: the customer tenders nothing and the change is the
-    refund. A negative tender is refused: cash paid out is change, never a tender."""
+    refund. A negative tender is refused: cash paid out is change, never a tender. So is a tender whose
+    change would be beyond `most_change` (store.toml payments.max_change): a mistyped 10^15 was taken
+    and printed a change of 1.8 x 10^19, and cash of 2^64 - 1 on a refund crashed the lane."""
     if amount < 0:
         raise Rejected("bad_amount", "a tender cannot be negative; tender 0 to refund a return")
     if state.status not in (OPEN, TENDER):
@@ -196,6 +203,12 @@ def check_cash(state: LaneState, amount: int, currency: str) -> int:
         raise Rejected(
             "tender_short",
             f"tendered {format_money(amount, currency)} is less than {format_money(due, currency)} due",
+        )
+    if amount - due > most_change:
+        raise Rejected(
+            "tender_too_large",
+            f"tendered {format_money(amount, currency)} would give more than {format_money(most_change, currency)}"
+            " change; check the amount",
         )
     return due
 
@@ -265,6 +278,7 @@ def record(
         change=change,
         payments=list(state.payments),
         refund_of=state.refund_of,
+        approvals=list(state.approvals),
     )
 
 

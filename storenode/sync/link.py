@@ -21,6 +21,17 @@ progress (no pong, no ack advancing while batches are in flight) is declared dow
 The hello with its version check, the heartbeat and questions by id are protocol.link's Session, the
 same code central runs. A central of another protocol version is not connection trouble: it is
 reported once, plainly (health state "incompatible"), and tried again only every INCOMPATIBLE_RETRY.
+
+The store proves who it is in the hello (protocol.link; its key and token on disk: storenode.identity,
+read again at every connect). A central that refuses that identity (not enrolled, revoked, a spent
+token) is not connection trouble either: health state "refused" says what to do about it, and the
+link tries again only every REFUSED_RETRY.
+
+Central proves who it is first, with TLS: the link dials wss trusting only `central.ca` (the chain's
+CA or central's certificate pinned). Whoever answers without a certificate that verifies gets no
+hello, so no event and no chance to claim cursors that would delete the outbox; health state
+"refused" says "central's certificate is not trusted: ..." and the usual backoff retries. Plain ws://
+is dialled only with `central.insecure`, warned about at every start.
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
@@ -49,17 +62,19 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     LinkError,
-    LinkHello,
     Question,
     Stream,
 )
-from protocol.link import Incompatible, NoAnswer, Refused, Session, SessionError, greet
+from protocol.identity import IdentityError
+from protocol.link import BAD_PROOF, Incompatible, NoAnswer, Refused, Session, SessionError, greet
+from protocol.tls import TlsError, client_context
 from protocol.versions import shown
-from protocol.websocket import dial
+from protocol.websocket import CertificateRefused, dial
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
-from storenode.config import StoreConfig
+from storenode import identity
+from storenode.config import StoreConfig, link_problems
 from storenode.journal import chain
 from storenode.sync import outbox
 from storenode.sync.catalog import CatalogFollower
@@ -70,6 +85,7 @@ log = logging.getLogger(__name__)
 STREAMS = tuple(Stream)
 RECONNECT = Backoff(initial=0.2, cap=10.0, jitter=0.2)
 INCOMPATIBLE_RETRY = 60.0  # a central of another version: try again this seldom (it may be upgraded meanwhile)
+REFUSED_RETRY = 60.0  # central refused who we are: try again this seldom (an operator must act first)
 
 
 class Stalled(Exception):
@@ -125,6 +141,7 @@ class SyncLink:
         self.window = window
         self.catalog = catalog  # keeps the master-data replica following central while the link is up
         self.version = LINK_VERSION  # the link protocol this store speaks (tests play an older store)
+        self.refused_retry = REFUSED_RETRY
         self.online = False
         self.batches_sent = 0  # event batches sent to central since start (how well lingering batches)
         self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
@@ -162,10 +179,25 @@ class SyncLink:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
         self.signal.backlog = await self.db.read(outbox.backlog)
+        try:
+            identity.load(self.config.data_path, self.config.store)  # the key exists from the first start on (logged)
+        except IdentityError as exc:  # said here once; each connect reads it again and says so on the health board
+            log.error("store %s cannot use its key: %s", self.config.store, exc)
         task_status.started()
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")
             await trio.sleep_forever()
+        problems = link_problems(self.config.central)
+        if problems:  # load_config refuses these; a config built in code gets here
+            log.error("link to central %s not started: %s", url, "; ".join(problems))
+            self.health.set(self.name, "refused", error="; ".join(problems), detail=url)
+            await trio.sleep_forever()
+        if urlsplit(url).scheme == "ws":
+            log.warning(
+                "link to central %s is plain ws:// (central.insecure = true): sales, stock and gift cards "
+                "cross the network readable, and anyone on the way can pose as central",
+                url,
+            )
         failures = 0
         refused = ""
         while True:
@@ -181,8 +213,32 @@ class SyncLink:
                 self._set_online(False, error=f"incompatible: {exc}", state="incompatible")
                 await trio.sleep(INCOMPATIBLE_RETRY)
                 continue
+            except CertificateRefused as exc:
+                # Not connection trouble: whoever answers is not the central this store trusts. Nothing is
+                # sent to it; retried as usual (the operator may be fixing central.ca or the certificate).
+                reason = f"central's certificate is not trusted: {exc}"
+                if reason != refused:
+                    log.error("link to central %s refused: %s", url, reason)
+                refused = reason
+                self._session = None
+                self._set_online(False, error=reason, state="refused")
+                failures += 1
+                await trio.sleep(self.backoff.delay(failures, self.rng))
+                continue
+            except (Refused, IdentityError) as exc:
+                if isinstance(exc, IdentityError) or exc.code in REFUSALS:
+                    hint = refusal(self.config.store, exc.code, str(exc)) if isinstance(exc, Refused) else str(exc)
+                    if hint != refused:
+                        log.error("link to central %s: %s", url, hint)
+                    refused = hint
+                    self._session = None
+                    self._set_online(False, error=hint, state="refused")
+                    await trio.sleep(self.refused_retry)
+                    continue
+                reason = f"{type(exc).__name__}: {exc}"
             except (
                 OSError,
+                TlsError,
                 HandshakeError,
                 ConnectionClosed,
                 SessionError,
@@ -203,10 +259,12 @@ class SyncLink:
 
     async def _run_session(self, url: str) -> None:
         heartbeat = self.config.central.heartbeat
-        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
+        trust = client_context(Path(self.config.central.ca)) if urlsplit(url).scheme == "wss" else None
+        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2, ssl_context=trust) as ws:
+            me, _ = identity.load(self.config.data_path, self.config.store)
             with trio.fail_after(heartbeat * 2):
-                hello = LinkHello(node=self.config.store, role="store", version=self.version)
-                welcome = await greet(ws, hello, peer="central")
+                welcome = await greet(ws, me.hello(self.version), peer="central", key=me.proving)
+            me.accepted()  # the token is spent, a rotation done: central made it durable before it welcomed
             positions = await self.db.read(outbox.positions)
             streams: dict[str, _Stream] = {}
             for name in STREAMS:
@@ -393,3 +451,29 @@ class SyncLink:
             return JournalAnswer(lane=question.lane, entries=entries)
 
         return await self.db.read(read)
+
+
+REFUSALS = {  # central's refusal codes about who the store is, and what its operator should do
+    "unknown_store": "enrol",
+    "not_enrolled": "enrol",
+    "bad_token": "token",
+    "token_expired": "token",
+    "revoked": "revoked",
+    "bad_key": "key",
+    BAD_PROOF: "key",
+    "bad_store_id": "id",
+}
+
+
+def refusal(store: str, code: str, said: str) -> str:
+    """What the store's health says when central refuses its identity: plainly what to do, then central's words."""
+    init = "storepos store init --config <store.toml> --token TOKEN"
+    enroll = f"storepos central store enroll {store}"
+    todo = {
+        "enrol": f"store {store} is not enrolled at central: run `{enroll}` at central and `{init}` here",
+        "token": f"central refused the enrolment token: get a new one (`{enroll}` at central) and run `{init}` here",
+        "revoked": f"store {store} is revoked at central: its operator must decide; this store cannot connect",
+        "key": f"central does not accept this store's key: re-enrol it (`{enroll}` at central, `{init}` here)",
+        "id": f"central refuses the store id {store!r}: use letters, digits, _ and - (at most 32) in store.toml",
+    }[REFUSALS.get(code, "key")]
+    return f"refused by central ({code}): {todo} [{said}]"

@@ -23,7 +23,6 @@ from protocol.frames import (
     GiftCardQuestion,
     LanesQuestion,
     LinkError,
-    LinkHello,
     LinkWelcome,
     Login,
     Question,
@@ -35,8 +34,9 @@ from protocol.link import Refused, Session, greet
 from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
+from tests.kit import certificates
 from tests.kit.journal import StoreKey
-from tests.kit.nodes import make_store_config
+from tests.kit.nodes import central_node, enrolled, make_store_config, registered
 from till.client import connect
 
 KEY = StoreKey("S9")
@@ -50,10 +50,10 @@ def batch(*seqs: int, store: str = "S9") -> EventBatch:
 async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> None:
     codec = LinkCodec()
     await central.db.write(KEY.enrol)
+    hello, key = KEY.hello(), KEY.signer.key
     with trio.fail_after(20):
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {}
 
             async def send(frame: object) -> object:
@@ -75,22 +75,21 @@ async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> No
             assert await send(batch(6)) == Ack(store="S9", stream="journal", seq=6)  # the link survived it all
         got = await central.db.read(lambda c: sales.receipts(c, "S9"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5, 6]
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {"journal": 6}
             assert len(welcome.catalog_epoch) == 16  # named when central's database was made
 
 
 async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nursery: trio.Nursery) -> None:
     # Reserve central's port first, so the store can be pointed at it while nobody listens there.
-    probe = CentralNode(tmp_path / "probe.db", port=0)
+    probe = central_node(tmp_path / "probe.db", port=0)
     async with trio.open_nursery() as scratch:
         await scratch.start(probe.run)
         port = probe.bound_port
         scratch.cancel_scope.cancel()
-    config = make_store_config(tmp_path, central_url=f"ws://127.0.0.1:{port}")
-    store = StoreNode(config, clock=FixedClock(0))
+    config = make_store_config(tmp_path, central_url=f"wss://127.0.0.1:{port}")
+    store = StoreNode(enrolled(config, tmp_path / "central.db"), clock=FixedClock(0))
     await nursery.start(store.run)
     with trio.fail_after(60):
         async with connect(store.url, lane=1, till="T1") as till:
@@ -100,7 +99,7 @@ async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nu
                 assert isinstance(await till.request(CashTender(amount=2000)), Receipt)
             status = await till.status()
             assert status.link == "offline" and status.outbox == 10  # type: ignore[union-attr]  # 5 sales + 5 stock
-        central = CentralNode(tmp_path / "central.db", port=port)
+        central = central_node(tmp_path / "central.db", port=port)
         await nursery.start(central.run)
         await store.signal.wait_empty()
         got = await central.db.read(lambda c: sales.receipts(c, "S001"))
@@ -112,8 +111,9 @@ async def test_questions_over_a_real_link_get_typed_answers_or_refusals(central:
     """A store's session asks central, which answers through questions.ANSWERS by the question's type."""
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 2500, "SEK", at=0))
     with trio.fail_after(20):
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await greet(ws, LinkHello(node="S9", role="store"), peer="central")
+        hello, key = await registered(central, "S9")
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            await greet(ws, hello, peer="central", key=key)
             session = Session(ws, "central", refuse_all, ask_timeout=5)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(session.run, ignore_frames)

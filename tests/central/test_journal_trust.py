@@ -39,6 +39,7 @@ from storenode.app import StoreNode
 from storenode.sync import outbox
 from storenode.sync.link import ALARMS
 from storepos import commands
+from tests.kit import certificates
 from tests.kit.journal import StoreKey
 from tests.kit.nodes import T0, make_store_config, store_node
 from till.client import connect
@@ -47,11 +48,11 @@ Send = Callable[[EventBatch], Awaitable[object]]
 
 
 @asynccontextmanager
-async def link(central: CentralNode, store: str) -> AsyncIterator[Send]:
+async def link(central: CentralNode, key: StoreKey) -> AsyncIterator[Send]:
     """A raw store link: hello, then each batch answered by one frame (an Ack or a LinkError)."""
     codec = LinkCodec()
-    async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-        await greet(ws, LinkHello(node=store, role="store"), peer="central")
+    async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+        await greet(ws, key.hello(), peer="central", key=key.signer.key)
 
         async def send(frame: EventBatch) -> object:
             await ws.send_message(codec.encode(frame))
@@ -87,7 +88,7 @@ async def test_forged_records_are_refused_whole_with_an_alarm_and_nothing_applie
         (journal(msgspec.structs.replace(real[0], sig=b"", key="")), "bad_signature"),
     ]
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             for frame, code in cases:
                 refused = await send(frame)
                 assert isinstance(refused, LinkError) and refused.code == code, refused
@@ -102,7 +103,7 @@ async def test_a_record_ahead_of_the_lane_is_refused_as_a_receipt_gap(central: C
     key = StoreKey("S9")
     await central.db.write(key.enrol)
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             assert await send(journal(key.event(1, 1))) == Ack(store="S9", stream="journal", seq=1)
             ahead = await send(journal(key.event(2, 3)))  # two receipts ahead, properly signed, next seq
             assert isinstance(ahead, LinkError) and ahead.code == "receipt_gap"
@@ -119,11 +120,11 @@ async def test_identical_resends_after_a_lost_ack_are_acknowledged_and_applied_o
     codec = LinkCodec()
     events = [key.event(n, n) for n in (1, 2, 3)]
     with trio.fail_after(20):
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:  # the ack is lost with the link
-            await greet(ws, LinkHello(node="S9", role="store"), peer="central")
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            await greet(ws, key.hello(), peer="central", key=key.signer.key)  # the ack is lost with the link
             await ws.send_message(codec.encode(journal(*events[:2])))
             await ws.get_message()  # the ack arrives, and the store dies before it deletes anything
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             assert await send(journal(*events[:2])) == Ack(store="S9", stream="journal", seq=2)
             assert await send(journal(*events)) == Ack(store="S9", stream="journal", seq=3)
             assert await send(journal(events[0])) == Ack(store="S9", stream="journal", seq=1)  # what it sent
@@ -135,7 +136,7 @@ async def test_another_event_under_a_used_seq_is_refused_as_a_conflict_never_ack
     key = StoreKey("S9")
     await central.db.write(key.enrol)
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             assert await send(journal(key.event(1, 1), key.event(2, 2))) == Ack(store="S9", stream="journal", seq=2)
             other = key.event(2, 2, total=999)  # validly signed even: a different record under seq 2
             refused = await send(journal(other))
@@ -156,7 +157,7 @@ async def test_a_seq_under_the_cursor_that_central_has_no_record_of_is_never_ack
     await central.db.write(key.enrol)
     await central.db.write(lambda c: c.execute("INSERT INTO stream_cursors VALUES ('S9', 'journal', 1)"))
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             refused = await send(journal(key.event(1, 1)))
             assert isinstance(refused, LinkError) and refused.code == "conflict"
     assert await held(central, "S9") == ([], {"journal": 1})
@@ -212,7 +213,7 @@ async def test_central_verify_journal_finds_a_record_whose_stored_signature_was_
     key = StoreKey("S9")
     await central.db.write(key.enrol)
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             assert await send(journal(*(key.event(n, n) for n in (1, 2, 3)))) == Ack(
                 store="S9", stream="journal", seq=3
             )
@@ -236,7 +237,7 @@ async def test_central_alarms_lists_what_was_refused(central: CentralNode, capsy
     key = StoreKey("S9")
     await central.db.write(key.enrol)
     with trio.fail_after(20):
-        async with link(central, "S9") as send:
+        async with link(central, key) as send:
             for _ in range(2):  # the same refusal again counts up its alarm
                 assert isinstance(await send(journal(key.event(1, 5))), LinkError)
             assert isinstance(
@@ -250,6 +251,10 @@ async def test_central_alarms_lists_what_was_refused(central: CentralNode, capsy
     out = capsys.readouterr().out
     assert "store S9 receipt_gap (x2" in out and "unknown_key" in out
     assert commands.central_alarms(central.db.path, "S8") == 0
+
+
+async def any_key(hello: LinkHello) -> bytes:
+    return hello.key  # whoever answers at central's URL takes the store at its word
 
 
 class FakeCentral:
@@ -270,7 +275,7 @@ class FakeCentral:
             return LinkWelcome(node="fake", acked=self.acked)
 
         try:
-            await accept(ws, welcome, node="fake")
+            await accept(ws, welcome, node="fake", identify=any_key)
             while True:
                 frame = self.codec.decode(await ws.get_message())
                 if isinstance(frame, Ping):
@@ -307,7 +312,8 @@ async def test_a_central_claiming_more_than_was_sent_deletes_nothing(
 ) -> None:
     fake = FakeCentral(acked, beyond)
     port = await nursery.start(serve, fake.serve, "127.0.0.1", 0, "fake central")
-    store = StoreNode(make_store_config(tmp_path, central_url=f"ws://127.0.0.1:{port}"), clock=FixedClock(T0))
+    config = make_store_config(tmp_path, central_url=f"ws://127.0.0.1:{port}", insecure=True)
+    store = StoreNode(config, clock=FixedClock(T0))
     await nursery.start(store.run)
     with trio.fail_after(30):
         await sell_two(store)

@@ -97,7 +97,7 @@ def test_transliteration_happens_before_fitting() -> None:
 def test_unmappable_and_control_characters() -> None:
     assert displayable("Crème brûlée") == "Crème brûlée"  # all in PC850
     assert displayable("Łódź") == "?ódz"
-    assert displayable("a\x1b@b\nc\x0cd") == "a @b c d"  # never a command from an item name
+    assert displayable("a\x1b@b\nc\x0cd") == "a@b c d"  # never a command from an item name (protocol.text)
     assert displayable("\u201cquoted\u201d \u2013 ok\u2026") == '"quoted" - ok...'
     for ch in displayable("☃ Ω ≈ ✓ \u0301 \u00ad"):
         ch.encode("cp850")  # every result encodes, one byte each

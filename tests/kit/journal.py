@@ -9,7 +9,7 @@ from central.registers import identities
 from protocol import identity
 from protocol.chain import GENESIS, chain_hash
 from protocol.codec import decode_record, encode_record
-from protocol.frames import Event, SaleRecord
+from protocol.frames import Event, LinkHello, SaleRecord
 from storenode.app import StoreNode
 from storenode.journal.chain import Signer
 
@@ -44,6 +44,10 @@ class StoreKey:
     def enrol(self, conn: sqlite3.Connection) -> None:
         """Central holds this key for the store (what enrolment does; central migration 9's table)."""
         identities.register(conn, self.signer.store, self.signer.public, 0)
+
+    def hello(self) -> LinkHello:
+        """The hello of a store holding this key (greet proves it with `signer.key`)."""
+        return LinkHello(node=self.signer.store, role="store", key=self.signer.public)
 
     def event(self, seq: int, receipt_no: int, *, lane: int = 1, total: int | None = None, store: str = "") -> Event:
         record = SaleRecord(

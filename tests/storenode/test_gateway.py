@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 import msgspec
 import pytest
 import trio
@@ -25,6 +28,7 @@ from protocol.frames import (
 from protocol.websocket import dial
 from storenode.app import StoreNode
 from storenode.lanes import basket
+from storenode.lanes import lane as lane_module
 from till.client import TillClient, connect
 
 MILK, COFFEE = "7310000000010", "7310000000034"
@@ -110,7 +114,9 @@ async def test_a_reattaching_till_gets_its_basket_back(store: StoreNode) -> None
             assert again.welcome is not None and again.state is not None
             assert [(x.code, x.qty) for x in again.state.lines] == [(MILK, 1), (COFFEE, 2)]
             assert again.state.operator == "1" and again.state.status == "open"
-            assert isinstance(await again.request(CancelSale()), Receipt)  # a cancelled sale is journaled
+            assert isinstance(
+                await again.request(CancelSale(approver="2", approver_pin="4321")), Receipt
+            )  # a cancelled sale is journaled
             while again.state.status != "ready":  # the cleared lane is pushed right after the receipt
                 await again.pushed.wait()
             assert again.state.lines == []
@@ -127,8 +133,8 @@ async def test_two_tills_on_one_lane_both_see_every_change(store: StoreNode) -> 
             assert b.state.lines[0].code == MILK
 
 
-async def test_a_crashing_lane_restarts_from_its_persisted_state(
-    store: StoreNode, monkeypatch: pytest.MonkeyPatch
+async def test_a_bug_in_one_command_answers_internal_and_the_lane_goes_on_without_a_restart(
+    store: StoreNode, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = basket.to_total
     calls = {"n": 0}
@@ -144,9 +150,43 @@ async def test_a_crashing_lane_restarts_from_its_persisted_state(
         async with connect(store.url, lane=1, till="T1") as till:
             await logged_in(till)
             await till.request(Scan(code=MILK))
-            failed = await expect_error(till, Total(), "lane_failed")
-            assert "injected lane bug" in failed.message
-            # the lane comes back (supervised) with the basket it had persisted
+            failed = await expect_error(till, Total(), "internal")
+            reference = failed.message.split("log reference ")[1].split(")")[0]
+            assert "injected lane bug" not in failed.message  # the till hears a reference, the log has the rest
+            assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
+            # the same till on the same lane, with the basket it had saved
+            state = await till.request(Total())
+            assert isinstance(state, SaleState) and state.status == "tender" and len(state.lines) == 1
+            assert store.health.get("lane-1").restarts == 0
+
+
+async def test_a_lane_that_cannot_even_reload_its_saved_state_restarts(
+    store: StoreNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard goes on from saved state; when that read fails too, the lane is broken and its supervisor
+    restarts it (the other lane untouched)."""
+    real_total, real_load = basket.to_total, lane_module.load_saved
+    calls = {"total": 0, "load": 0}
+
+    def crash_once(state: basket.LaneState) -> basket.LaneState:
+        calls["total"] += 1
+        if calls["total"] == 1:
+            raise RuntimeError("injected lane bug")
+        return real_total(state)
+
+    def load_fails_once(conn: Any, lane: int) -> Any:
+        calls["load"] += 1
+        if calls["load"] == 1:
+            raise sqlite3.OperationalError("injected: disk I/O error")
+        return real_load(conn, lane)
+
+    with trio.fail_after(20):
+        async with connect(store.url, lane=1, till="T1") as till:
+            await logged_in(till)
+            await till.request(Scan(code=MILK))
+            monkeypatch.setattr(basket, "to_total", crash_once)
+            monkeypatch.setattr(lane_module, "load_saved", load_fails_once)
+            await expect_error(till, Total(), "lane_failed")
             state = await till.request(Total())
             assert isinstance(state, SaleState) and state.status == "tender" and len(state.lines) == 1
             assert store.health.get("lane-1").restarts == 1

@@ -15,7 +15,7 @@ from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.journal import chain
 from storenode.schema import MIGRATIONS
-from tests.kit.nodes import T0, make_store_config, stoppable
+from tests.kit.nodes import T0, enrolled, make_store_config, stoppable
 from tests.kit.waits import drained
 from till.client import connect
 
@@ -50,7 +50,7 @@ async def test_unsigned_records_are_signed_at_start_and_central_books_them(
             assert isinstance(receipt, Receipt)
         life.cancel()
     assert unsign(offline.db_path) == 1
-    second = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=FixedClock(T0))
+    second = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=FixedClock(T0))
     with trio.fail_after(30):
         await nursery.start(second.run)
         await drained(second)

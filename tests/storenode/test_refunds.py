@@ -156,7 +156,7 @@ async def test_gift_card_and_invoice_receipt_is_credited_back_to_them(
     await central.db.write(lambda c: giftcards.issue(c, "GC-3", "giftcard", 5000, "SEK", at=0))
     await central.db.write(lambda c: giftcards.issue(c, "GC-9", "giftcard", 100, "SEK", at=0))
     await central.db.write(lambda c: customers.register(c, "C-77", "Acme AB"))
-    store = await start_store(tmp_path, nursery, central.url)
+    store = await start_store(tmp_path, nursery, central)
     with trio.fail_after(25):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:

@@ -76,11 +76,15 @@ async def test_a_hostile_till_name_reaches_the_refusal_and_the_log_bounded_and_p
     store: StoreNode, caplog: pytest.LogCaptureFixture
 ) -> None:
     codec = TillCodec(SUBPROTOCOL_MSGPACK, "till")
-    name = "\x1b[2J\x07" * 5000  # clears a terminal and rings its bell, 20,000 characters of it
+    name = "\x1b[2J\x07" * 12  # clears a terminal and rings its bell: 60 characters (a name has at most 64)
     with trio.fail_after(10):
         async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+            await ws.send_message(codec.encode(Hello(till=name * 300, lane=1, version=PROTOCOL_VERSION + 1)))
+            too_long = codec.decode(await ws.get_message())
             await ws.send_message(codec.encode(Hello(till=name, lane=1, version=PROTOCOL_VERSION + 1)))
             error = codec.decode(await ws.get_message())
+    assert isinstance(too_long, Error) and too_long.code == "bad_frame", too_long
+    assert too_long.message.isprintable() and len(too_long.message) < 300, too_long.message
     assert isinstance(error, Error) and error.code == "incompatible_version"
     assert error.message.isprintable() and len(error.message) < 300, error.message
     logged = [r.getMessage() for r in caplog.records if r.name == "storenode.gateway"]
