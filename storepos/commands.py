@@ -32,6 +32,7 @@ from runtime.ready import write_ready_file
 from storenode import operators as till_operators
 from storenode.app import KEY_FILE, StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
+from storenode.identity import RETIRED
 from storenode.journal import chain
 from storenode.sync import outbox, replica
 from storenode.sync.replica import CatalogError
@@ -388,13 +389,13 @@ def verify_journal(config_path: Path) -> int:
         fail(f"{config.db_path}: no store database")
         return 2
     try:
-        public = identity.public_bytes(identity.load_private(config.data_path / KEY_FILE))
+        keys = _store_keys(config.data_path)
     except identity.IdentityError as exc:
         fail(f"cannot check the journal's signatures: {exc}")
         return 2
     conn = open_connection(config.db_path, readonly=True)
     try:
-        checked, problems = chain.verify(conn, config.store, {identity.key_id(public): public})
+        checked, problems = chain.verify(conn, config.store, keys)
     finally:
         conn.close()
     for problem in problems:
@@ -406,6 +407,14 @@ def verify_journal(config_path: Path) -> int:
         " verified"
     )
     return 0
+
+
+def _store_keys(data_dir: Path) -> dict[str, bytes]:
+    """The store's current key and the ones rotated out (kept in identity/retired/), by key id: records
+    signed before a rotation verify with the key that signed them."""
+    paths = [data_dir / KEY_FILE, *sorted((data_dir / KEY_FILE.parent / RETIRED).glob("*.key"))]
+    publics = [identity.public_bytes(identity.load_private(path)) for path in paths]
+    return {identity.key_id(public): public for public in publics}
 
 
 def pin_hash() -> int:
