@@ -71,8 +71,9 @@ from bench.measurements import (
     warn_if_disturbed,
     write_report,
 )
-from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
+from bench.processes import BenchError, Fleet, central_tls, node_argv, run_script, store_toml
 from central.registers import catalog, imports
+from devtools.processes import enrol
 from protocol.frames import CancelSale, Error, Login, SaleState, Scan, Status
 from protocol.gs1 import check_digit
 from runtime.database import migrate, open_connection
@@ -198,10 +199,12 @@ async def start_pair(
 ) -> tuple[trio.Process, trio.Process, str, float]:
     """Central on `db` and a fresh store linked to it; returns both, the store's url and the instant
     (time.perf_counter) the store process was started."""
-    argv = node_argv("central", "run", "--db", str(db), "--port", "0")
+    tls_args, ca = central_tls(db.parent)  # a restart of this central (same folder) finds the same certificate
+    argv = node_argv("central", "run", "--db", str(db), "--port", "0", *tls_args)
     central, central_url = await fleet.start(f"{name}-central", argv, folder)
-    toml = store_toml(f"S-{name}", f"Store {name}", "SEK", range(1, lanes + 1), central=central_url)
+    toml = store_toml(f"S-{name}", f"Store {name}", "SEK", range(1, lanes + 1), central=central_url, ca=ca)
     (folder / "store.toml").write_text(toml)
+    enrol(db, folder / "store.toml")
     started = time.perf_counter()
     store, url = await fleet.start(f"{name}-store", node_argv("store", "run", "--config", "store.toml"), folder)
     return central, store, url, started

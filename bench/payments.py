@@ -35,12 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import argparse
 import os
 import sqlite3
+import ssl
 import tempfile
 import time
 import uuid
 from typing import Any
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.measurements import (
     Window,
@@ -52,10 +54,11 @@ from bench.measurements import (
     warn_if_disturbed,
     write_report,
 )
-from bench.processes import BenchError, Fleet, node_argv, run_script, store_toml
-from central.registers import giftcards, imports
+from bench.processes import BenchError, Fleet, central_tls, node_argv, run_script, store_toml
+from central.registers import giftcards, identities, imports
 from devices.sim.zvt import ZvtSimulator
 from devices.terminal import ZvtTcp, ZvtTerminal
+from protocol import identity
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec
 from protocol.frames import (
     CardTender,
@@ -63,12 +66,14 @@ from protocol.frames import (
     GiftCardMove,
     GiftCardMoveQuestion,
     LinkHello,
-    LinkWelcome,
     Login,
     SaleState,
     Scan,
 )
+from protocol.link import greet
+from protocol.tls import client_context
 from protocol.websocket import dial
+from runtime.database import immediate
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff, ChildSpec, Intensity, Supervisor
 from till.client import TillClient, connect
@@ -148,13 +153,33 @@ def prepare_central(db: Path) -> None:
         conn.close()
 
 
-async def redeeming_lane(url: str, lane: int, until: float, counts: list[int], latencies: list[int]) -> None:
+def enrolled_stores(db: Path, lanes: int) -> dict[int, Ed25519PrivateKey]:
+    """A key for each simulated store, registered at central through the registry's own function."""
+    keys = {lane: identity.generate() for lane in range(lanes)}
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        with immediate(conn):
+            for lane, key in keys.items():
+                identities.register(conn, f"B{lane:02d}", identity.public_bytes(key), int(time.time() * 1000))
+    finally:
+        conn.close()
+    return keys
+
+
+async def redeeming_lane(
+    url: str,
+    trust: ssl.SSLContext | None,
+    lane: int,
+    key: Ed25519PrivateKey,
+    until: float,
+    counts: list[int],
+    latencies: list[int],
+) -> None:
     codec = LinkCodec()
     store = f"B{lane:02d}"
-    async with dial(url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-        await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
-        if not isinstance(codec.decode(await ws.get_message()), LinkWelcome):
-            raise BenchError(f"central did not welcome {store}")
+    async with dial(url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=trust) as ws:
+        hello = LinkHello(node=store, role="store", key=identity.public_bytes(key))
+        await greet(ws, hello, peer="central", key=key)
         n = 0
         while trio.current_time() < until:
             n += 1
@@ -195,15 +220,19 @@ def sqlite_floor(path: Path, seconds: float) -> dict[str, float]:
 async def giftcard_part(args: argparse.Namespace, folder: Path, fleet: Fleet) -> dict[str, Any]:
     db = folder / "central.db"
     prepare_central(db)
-    central, url = await fleet.start("central", node_argv("central", "run", "--db", str(db), "--port", "0"), folder)
+    tls_args, ca = central_tls(folder)
+    argv = node_argv("central", "run", "--db", str(db), "--port", "0", *tls_args)
+    central, url = await fleet.start("central", argv, folder)
+    trust = client_context(Path(ca)) if ca else None
     counts = [0] * args.lanes
     latencies: list[int] = []
+    keys = enrolled_stores(db, args.lanes)
     window = Window({"central": central.pid, "bench": os.getpid()})
     window.begin()
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for lane in range(args.lanes):
-            nursery.start_soon(redeeming_lane, url, lane, start + args.seconds, counts, latencies)
+            nursery.start_soon(redeeming_lane, url, trust, lane, keys[lane], start + args.seconds, counts, latencies)
     elapsed = trio.current_time() - start
     window.end()
     cpu = window.record()

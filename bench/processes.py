@@ -39,6 +39,7 @@ import msgspec
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
+from devtools.certificates import provision
 from runtime.ready import wait_ready_file, write_ready_file
 
 START_TIMEOUT = 60.0  # bound on a node starting (until its ready file says where), and on a worker's wait for go
@@ -75,18 +76,33 @@ def store_toml(
     *,
     settings: str = "",
     central: str | None = None,
+    ca: str = "",
     batch: int | None = None,
 ) -> str:
     """The store.toml of a benchmark's store node: its data in store-data/ beside the file, the till
     gateway on a free localhost port (the ready file says which), `settings` (more top-level lines),
-    and with `central` its link to central (`batch`: events per EventBatch; else the node's default)."""
+    and with `central` its link to central (`ca`: what a wss:// central is checked against, see
+    `central_tls`; a ws:// central is allowed as insecure; `batch`: events per EventBatch; else the
+    node's default)."""
     text = (
         f'store = "{store}"\nname = "{name}"\ncurrency = "{currency}"\nlanes = [{", ".join(map(str, lanes))}]\n'
         f'data_dir = "store-data"\n{settings}\n[gateway]\nhost = "127.0.0.1"\nport = 0\n'
     )
     if central is not None:
-        text += f'\n[central]\nurl = "{central}"\n' + ("" if batch is None else f"batch = {batch}\n")
+        text += f'\n[central]\nurl = "{central}"\n' + (f'ca = "{ca}"\n' if ca else "")
+        text += ("insecure = true\n" if central.startswith("ws://") else "") + (
+            "" if batch is None else f"batch = {batch}\n"
+        )
     return text
+
+
+def central_tls(folder: Path, *, plain: bool = False) -> tuple[list[str], str]:
+    """A benchmark central's TLS: a chain CA and central's certificate for 127.0.0.1 in `folder`
+    (where its central.db is, as `storepos central init` would put them), or plain ws. Returns the
+    extra `central run` arguments and the CA a store trusts ("" for plain)."""
+    if plain:
+        return ["--insecure"], ""
+    return [], str(provision(folder))
 
 
 async def stop(proc: trio.Process, grace: float = STOP_TIMEOUT) -> None:

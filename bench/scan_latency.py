@@ -91,6 +91,7 @@ from bench.processes import (
     BenchError,
     Fleet,
     answer,
+    central_tls,
     check_running,
     node_argv,
     round_robin,
@@ -100,6 +101,7 @@ from bench.processes import (
     store_toml,
     wait_for_go,
 )
+from devtools.processes import enrol
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import CancelSale, CashTender, Command, Error, Login, Receipt, SaleState, Scan, TillFrame, Total
 from protocol.websocket import dial
@@ -173,6 +175,9 @@ def merge(parts: list[PhaseResult]) -> PhaseResult:
 # ---------------------------------------------------------------------------------------------
 
 
+DEMO_PINS = {"1": "1234", "2": "4321"}  # the file holds only their hashes; the README gives the demo's PINs
+
+
 @functools.cache
 def demo_catalog() -> tuple[list[str], str, str]:
     """Barcodes (first of each item sold by the piece: items sold by weight need a scale) and the
@@ -182,7 +187,7 @@ def demo_catalog() -> tuple[list[str], str, str]:
     codes = [item["barcodes"][0] for item in data["items"] if item.get("unit", "") in PIECE_UNITS]
     if not codes:
         raise BenchError("the demo catalogue has no item sold by the piece to scan")
-    return codes, operator["number"], operator["pin"]
+    return codes, operator["number"], DEMO_PINS[operator["number"]]
 
 
 def echo_payload() -> bytes:
@@ -695,13 +700,15 @@ async def bench(args: argparse.Namespace) -> int:
     fleet = Fleet()
     ok = False
     try:
+        tls_args, ca = central_tls(folder)
         central, central_url = await fleet.start(
-            "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), folder
+            "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), folder
         )
         lanes = range(1, max(LANES, *args.tills, *args.paced) + 1)
         pin = "" if args.cpu is None else f"cpu = {args.cpu}"
-        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url)
+        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url, ca=ca)
         (folder / "store.toml").write_text(toml)
+        enrol(folder / "central.db", folder / "store.toml")
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
         echo_argv = [sys.executable, str(SCRIPT), "--echo-server", "--cpu", str(args.cpu)]
         echo, echo_url = await fleet.start("echo", echo_argv, folder)

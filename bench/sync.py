@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 import argparse
 import functools
+import hashlib
 import itertools
 import math
 import os
@@ -60,11 +61,12 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketRequest
 
 from bench.measurements import (
@@ -88,6 +90,7 @@ from bench.processes import (
     BenchError,
     Fleet,
     answer,
+    central_tls,
     check_running,
     leaves,
     node_argv,
@@ -99,11 +102,19 @@ from bench.processes import (
     tail,
     wait_for_go,
 )
+from central.registers import identities
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from devtools.processes import enrol
+from protocol import identity
+from protocol.chain import GENESIS, chain_hash
 from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
-from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, LinkWelcome, SaleRecord, Status, Stream
+from protocol.frames import Ack, Event, EventBatch, LinkError, LinkHello, SaleRecord, Status, Stream
+from protocol.link import greet
+from protocol.tls import client_context
 from protocol.websocket import dial
-from runtime.database import migrate, open_connection
+from runtime.database import immediate, migrate, open_connection
+from storenode.app import KEY_FILE
+from storenode.journal.chain import Signer
 from storenode.lanes import basket, closing
 from storenode.lanes.basket import READY, Item, LaneState
 from storenode.schema import MIGRATIONS as STORE_MIGRATIONS
@@ -149,7 +160,7 @@ def catalog_items() -> dict[str, Item]:
     try:
         migrate(conn, STORE_MIGRATIONS)
         conn.execute("BEGIN")
-        replica.load(conn, catalog, [], "SEK")
+        replica.load(conn, catalog, "SEK")
         conn.execute("COMMIT")
         found = {code: replica.lookup(conn, code, STORE, "SEK", BASE_MS) for code in codes}
     finally:
@@ -200,12 +211,12 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
     job (closing.close_sale), in transactions of PREP_TX sales."""
     started = time.perf_counter()
     catalog, codes = catalog_codes()
+    signer = Signer(STORE, identity.load_or_create(db.parent / KEY_FILE)[0])  # the replay store's key beside it
     conn = open_connection(db)
     try:
         migrate(conn, STORE_MIGRATIONS)
-        operators = replica.prepare_operators(catalog)
         conn.execute("BEGIN IMMEDIATE")
-        replica.load(conn, catalog, operators, "SEK")
+        replica.load(conn, catalog, "SEK")
         conn.execute("COMMIT")
         rng = random.Random(seed)
         lines = 0
@@ -218,7 +229,14 @@ def prepare_store(db: Path, sales: int, seed: int) -> Prep:
                     rng, lane, now, codes, lambda code, at=now: replica.lookup(conn, code, STORE, "SEK", at)
                 )
                 closed = closing.close_sale(
-                    conn, state, store=STORE, currency=CURRENCY, kind="sale", closed_at=now, tendered=tendered
+                    conn,
+                    state,
+                    store=STORE,
+                    currency=CURRENCY,
+                    kind="sale",
+                    closed_at=now,
+                    signer=signer,
+                    tendered=tendered,
                 )
                 lines += sum(len(movement.lines) for movement in closed.movements)
             conn.execute("COMMIT")
@@ -250,8 +268,12 @@ def replay_frames(db: Path, batch: int) -> list[bytes]:
     try:
         per_stream = []
         for name in STREAMS:
-            rows = conn.execute("SELECT seq, kind, body FROM outbox WHERE stream = ? ORDER BY seq", (name,))
-            events = [Event(seq=seq, kind=kind, body=body) for seq, kind, body in rows]
+            rows = conn.execute(  # each journal event with its record's signature, as outbox.pending reads them
+                "SELECT o.seq, o.kind, o.body, j.sig, j.key FROM outbox o"
+                " LEFT JOIN journal j ON o.stream = 'journal' AND j.seq = o.seq WHERE o.stream = ? ORDER BY o.seq",
+                (name,),
+            )
+            events = [Event(seq, kind, body, sig or b"", key or "") for seq, kind, body, sig, key in rows]
             per_stream.append(
                 [
                     codec.encode(EventBatch(store=STORE, stream=name, events=events[i : i + batch]))
@@ -267,13 +289,33 @@ def ingest_store_name(index: int) -> str:
     return f"B{index:03d}"
 
 
+def ingest_store_key(index: int) -> Ed25519PrivateKey:
+    """A simulated store's key, the same in every client process (derived from its name: a benchmark's)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"bench:{ingest_store_name(index)}".encode()).digest())
+
+
+def register_ingest_stores(central_db: Path, stores: Iterable[int]) -> None:
+    """Enrol the simulated stores at central with their keys, through the registry's own function."""
+    conn = open_connection(central_db)
+    try:
+        migrate(conn, CENTRAL_MIGRATIONS)
+        with immediate(conn):
+            for i in stores:
+                public = identity.public_bytes(ingest_store_key(i))
+                identities.register(conn, ingest_store_name(i), public, int(time.time() * 1000))
+    finally:
+        conn.close()
+
+
 def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
     """One simulated store's journal: `sales` sales over 4 lanes, canonical bodies as the store hashes them."""
     by_code = catalog_items()
     codes = sorted(by_code)
     rng = random.Random(seed * 1_000_003 + index)
     store = ingest_store_name(index)
+    signer = Signer(store, ingest_store_key(index))
     receipt_nos = dict.fromkeys(LANES, 0)
+    heads = dict.fromkeys(LANES, GENESIS)
     out = []
     for seq in range(1, sales + 1):
         lane = LANES[(seq - 1) % len(LANES)]
@@ -289,7 +331,9 @@ def ingest_events(index: int, sales: int, seed: int) -> list[Event]:
             closed_at=now,
             tendered=tendered,
         )
-        out.append(Event(seq=seq, kind="sale", body=encode_record(record)))
+        body = encode_record(record)
+        heads[lane] = chain_hash(heads[lane], body)
+        out.append(Event(seq=seq, kind="sale", body=body, sig=signer.sign(heads[lane]), key=signer.key_id))
     return out
 
 
@@ -342,7 +386,7 @@ async def sink_server(ready_file: Path, db: Path | None) -> None:
                     await ws.send_message(ACK_SIZED)
                     continue
                 _tag, store, stream, events = msgspec.msgpack.decode(data)
-                rows = [(stream, seq, body) for seq, _kind, body in events]
+                rows = [(stream, seq, body) for seq, _kind, body, *_signed in events]
                 async with lock:
                     await trio.to_thread.run_sync(insert, rows)
                 await ws.send_message(codec.encode(Ack(store=store, stream=stream, seq=rows[-1][1])))
@@ -550,14 +594,17 @@ async def replay_run(
     (work / "store-data").mkdir(parents=True)
     store_db = work / "store-data" / "store.db"
     await trio.to_thread.run_sync(shutil.copyfile, template, store_db)
+    await trio.to_thread.run_sync(shutil.copytree, template.parent / KEY_FILE.parent, store_db.parent / KEY_FILE.parent)
+    tls_args, ca = central_tls(work, plain=args.plain)
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
     )
     store: trio.Process | None = None
     profilers: list[Profiler] = []
     try:
-        toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, batch=batch)
+        toml = store_toml(STORE, "sync benchmark store", CURRENCY, LANES, central=central_url, ca=ca, batch=batch)
         (work / "store.toml").write_text(toml)
+        enrol(work / "central.db", work / "store.toml")
         central_cpu0 = cpu_seconds(central.pid)
         machine = Window({})
         machine.begin()
@@ -593,7 +640,7 @@ async def replay_run(
         t_rec = time.perf_counter()
         with trio.fail_after(RECONCILE_TIMEOUT):
             rec = await trio.run_process(
-                node_argv("central", "reconcile", "--store", STORE, "--url", central_url),
+                node_argv("central", "reconcile", "--store", STORE, "--url", central_url, "--central-dir", str(work)),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
@@ -658,6 +705,7 @@ class IngestSpec(msgspec.Struct):
     seed: int
     floor: bool  # a bare sink: no hello, one ack-sized reply per frame, in order
     timeout: float
+    ca: str = ""  # what a wss:// central is checked against (bench.processes.central_tls)
 
 
 class IngestResult(msgspec.Struct):
@@ -705,13 +753,15 @@ async def link_store(spec: IngestSpec, index: int, frames: list[tuple[int, bytes
     store = ingest_store_name(index)
     readied = False
     try:
-        async with dial(spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT) as ws:
+        trust = client_context(Path(spec.ca)) if spec.ca else None
+        async with dial(
+            spec.url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=START_TIMEOUT, ssl_context=trust
+        ) as ws:
             if not spec.floor:
-                await ws.send_message(codec.encode(LinkHello(node=store, role="store")))
+                key = ingest_store_key(index)
+                hello = LinkHello(node=store, role="store", key=identity.public_bytes(key))
                 with trio.fail_after(START_TIMEOUT):
-                    welcome = codec.decode(await ws.get_message())
-                if not isinstance(welcome, LinkWelcome):
-                    raise BenchError(f"{store}: expected a welcome, got {welcome!r}")
+                    welcome = await greet(ws, hello, peer="central", key=key)
                 if welcome.acked.get(Stream.JOURNAL, 0):
                     raise BenchError(f"{store}: central already holds {welcome.acked} (not a fresh central.db)")
             gate.ready()
@@ -959,12 +1009,14 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
     warn_if_disturbed("ingest websocket floor", out["floor_ws"]["window"])
 
     print(f"  ingest: {args.stores} stores x {args.store_sales} sales into a real central ...", flush=True)
+    tls_args, ca = central_tls(work, plain=args.plain)
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0"), work
+        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
     )
     profiler: Profiler | None = None
     try:
-        spec = msgspec.structs.replace(base, url=central_url)
+        spec = msgspec.structs.replace(base, url=central_url, ca=ca)
+        await trio.to_thread.run_sync(register_ingest_stores, work / "central.db", spec.stores)
         window = Window({"central": central.pid})
 
         async def on_go() -> None:
@@ -1195,6 +1247,7 @@ async def bench(args: argparse.Namespace) -> int:
                 "ingest_batch": args.ingest_batch,
                 "client_procs": args.client_procs,
                 "seed": args.seed,
+                "link": "plain ws" if args.plain else "tls",
                 "node_log_level": "WARNING",
                 "status_poll_s": args.poll,
                 "repeat": args.repeat,
@@ -1254,6 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="run each replay R times (the verdict takes the median)")
     p.add_argument("--only", choices=["replay", "ingest"], help="run one part only")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plain", action="store_true", help="store and central over plain ws:// (default: TLS)")
     p.add_argument("--replay-timeout", type=float, default=600.0, help="bound on one replay (seconds)")
     p.add_argument("--ingest-timeout", type=float, default=300.0, help="bound on one ingest phase (seconds)")
     p.add_argument("--poll", type=float, default=POLL, help=f"seconds between status polls in the replay ({POLL:g})")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from functools import partial
 from pathlib import Path
 
 import trio
 
 from central.ingest import Ingest
 from central.schema import MIGRATIONS
-from protocol.websocket import serve
+from protocol.websocket import HANDSHAKE_TIMEOUT, serve
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import ChildSpec, Strategy, Supervisor
@@ -26,10 +28,16 @@ class CentralNode:
         port: int = 8700,
         node: str = "central",
         chunk_rows: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
+        """`ssl_context`: central's certificate (protocol.tls.server_context); without it central
+        serves plain ws, which only `central run --insecure` and a few tests ask for."""
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
+        self.handshake_timeout = handshake_timeout
         self.health = HealthBoard()
         self.db = Database(db_path, MIGRATIONS)
         self.ingest = Ingest(node, self.db)
@@ -40,11 +48,21 @@ class CentralNode:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.bound_port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.bound_port}"
 
     async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            self.bound_port = await nursery.start(serve, self.ingest.serve, self.host, self.port, "stores")
+            self.bound_port = await nursery.start(
+                partial(
+                    serve,
+                    self.ingest.serve,
+                    self.host,
+                    self.port,
+                    "stores",
+                    ssl_context=self.ssl_context,
+                    handshake_timeout=self.handshake_timeout,
+                )
+            )
             self.listening.set()
             task_status.started()
 

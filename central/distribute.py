@@ -12,6 +12,10 @@ as the version it names, which found nothing more to send: at that point the sto
 exactly central's catalogue at that version, however long the transfer took. This is what makes
 "the store sells from some published version" hold without ever locking central's writers out.
 
+Operators travel like any register, but a store is sent an operator's PIN hash only when the operator
+works there ("" otherwise, so a store that held it drops it): a store's copy never holds hashes it has
+no use for.
+
 Deleted prices travel as their tombstones' keys, read like one more register. Versions count within
 one catalogue, named by its epoch (given when central's database was made): positions carry it, and
 a store holding another catalogue's versions is told by the welcome and takes a snapshot.
@@ -47,6 +51,7 @@ FIELDS = {
     "tills": "tills",
     "till-config": "till_configs",
     "price-deletes": "deleted_prices",
+    "operators": "operators",
 }
 _BY_KIND = {**REGISTERS, PRICE_TOMBSTONES.kind: PRICE_TOMBSTONES}
 DISTRIBUTED: tuple[Register, ...] = tuple(_BY_KIND[k] for k in FIELDS)
@@ -114,7 +119,10 @@ def read_chunk(
         if taken:
             last = taken[-1]
             cursors[register.kind] = [last[-1], *(last[register.columns.index(k)] for k in register.key)]
-            setattr(chunk, FIELDS[register.kind], [row[:-1] for row in taken])
+            sent = [row[:-1] for row in taken]
+            if register.kind == "operators":  # a PIN hash goes only to the stores the operator works at
+                sent = [catalog.operator_for_store(row, store) for row in sent]
+            setattr(chunk, FIELDS[register.kind], sent)
         budget_rows -= len(taken)
         if len(taken) < len(found) or len(found) == limit or budget_bytes < 0:
             chunk.done = False  # there may be more of this register

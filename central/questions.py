@@ -63,7 +63,9 @@ async def _move(db: Database, store: str, question: GiftCardMoveQuestion) -> Gif
         raise Refused(f"a move for store {move.store}, not {store}")
     if move.offline:
         raise Refused("offline moves travel in the giftcard stream")
-    return GiftCardAnswer(card=await db.write(lambda c: giftcards.move(c, move), durable=True))
+    # A credit only as a refund of this store's receipt, within its limits: giftcards.store_move declines
+    # any other with the reason, which the till shows.
+    return GiftCardAnswer(card=await db.write(lambda c: giftcards.store_move(c, move), durable=True))
 
 
 ANSWERS: dict[type[Question[Any]], Callable[[Database, str, Any], Awaitable[Answer]]] = {

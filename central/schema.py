@@ -219,4 +219,109 @@ MIGRATIONS = [
         CREATE INDEX price_tombstones_version ON price_tombstones (version, item, store, starts, ends);
         """,
     ),
+    Migration(
+        9,
+        # The store registry (central/registers/identities.py): a store's status and its open enrolment
+        # token (only the token's SHA-256, with its expiry), and every key the store ever had, never
+        # deleted (a revoked store's past records still verify). A key is current while retired_at is
+        # NULL; signed_by names the key that signed it in a rotation ('' when it came with a token).
+        """
+        CREATE TABLE store_identities (
+            store TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'enrolled', 'revoked')),
+            token_hash BLOB,
+            token_expires INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            enrolled_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID;
+        CREATE TABLE store_keys (
+            store TEXT NOT NULL REFERENCES store_identities (store),
+            key_id TEXT NOT NULL,
+            public BLOB NOT NULL CHECK (length(public) = 32),
+            added_at INTEGER NOT NULL,
+            retired_at INTEGER,
+            signed_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (store, key_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    Migration(
+        10,
+        # The verified journal (central/registers/sales.py): each sale keeps its chain hash as central
+        # derived it and the store key's signature with the key's id ('' / x'' : applied before this).
+        # event_digests: what was applied at each (store, stream, seq), so a resend is told from a
+        # different event under a used number (central/registers/cursors.py); the journal's own sales
+        # rows serve for it (they keep the whole event). alarms: what an operator
+        # must look at (central/registers/alarms.py); a repeat of the newest alarm of its store only
+        # counts up.
+        """
+        ALTER TABLE sales ADD COLUMN hash BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE sales ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE sales ADD COLUMN key TEXT NOT NULL DEFAULT '';
+        CREATE TABLE event_digests (
+            store TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            PRIMARY KEY (store, stream, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            first_at INTEGER NOT NULL,
+            last_at INTEGER NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX alarms_store ON alarms (store, id);
+        """,
+    ),
+    Migration(
+        11,
+        # Authorisation of stores' gift card credits (central/registers/giftcards.py): limits per store
+        # (store '' is the chain's, for every store without its own row; amounts in minor units), and
+        # what each credit names and when central took it, so "credited against this receipt" and
+        # "credited by this store today" are sums over the moves themselves, never counters that drift.
+        # Offline credits that broke the rules are applied or held, and flagged for someone to follow up.
+        """
+        CREATE TABLE giftcard_limits (
+            store TEXT PRIMARY KEY,
+            per_move INTEGER NOT NULL CHECK (per_move >= 0),
+            per_day INTEGER NOT NULL CHECK (per_day >= 0)
+        ) WITHOUT ROWID;
+        INSERT INTO giftcard_limits (store, per_move, per_day) VALUES ('', 100000, 500000);
+        ALTER TABLE giftcard_moves ADD COLUMN refund_of TEXT NOT NULL DEFAULT '';
+        ALTER TABLE giftcard_moves ADD COLUMN day TEXT NOT NULL DEFAULT '';
+        CREATE INDEX giftcard_credits_by_receipt ON giftcard_moves (refund_of, card) WHERE kind = 'credit';
+        CREATE INDEX giftcard_credits_by_day ON giftcard_moves (store, day) WHERE kind = 'credit';
+        CREATE TABLE giftcard_flags (
+            move TEXT PRIMARY KEY,
+            card TEXT NOT NULL,
+            store TEXT NOT NULL,
+            refund_of TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            applied INTEGER NOT NULL CHECK (applied IN (0, 1)),
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
+    # 12: the operator register (issue 13): a PIN is stored only
+    # as its slow hash (protocol.pins); distribution sends it only to the stores the operator works at.
+    Migration(
+        12,
+        """
+        CREATE TABLE operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'manager')),
+            stores TEXT NOT NULL,
+            pin_hash TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX operators_version ON operators (version, number);
+        """,
+    ),
 ]

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import trio
 
+from central.registers import identities
 from runtime.ready import wait_ready_file
+from storenode.config import load_config
+from storenode.identity import save_token
 
 STORE_TOML = """\
 store = "E2E"
@@ -23,8 +26,17 @@ port = 0
 
 [central]
 url = "{central}"
+ca = "{ca}"
 heartbeat = 1.0
 """
+
+
+def enrol(central_db: Path, config: Path) -> None:
+    """Enrol the store of `config` at the central whose database is `central_db`, as its operators
+    would: `storepos central store enroll` there (the same function), the token kept for the store's
+    first connect as `storepos store init --token` keeps it. Done before the store starts."""
+    settings = load_config(config)
+    save_token(settings.data_path, identities.enrol_at(central_db, settings.store))
 
 
 class Processes:

@@ -20,7 +20,9 @@ import msgspec
 # read the newer frames); peers of different versions refuse each other with a clear error instead of
 # misreading each other (protocol.versions).
 PROTOCOL_VERSION = 1  # till <-> store
-LINK_VERSION = 2  # store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest
+# store <-> central; 2: questions are typed frames (tags 11-26), no longer LinkRequest; 3: a store proves
+# its identity in the hello exchange (LinkHello's key fields, LinkChallenge, LinkProof)
+LINK_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,10 +83,14 @@ class StartSale(Command, tag="start"):
 class Scan(Command, tag="scan"):
     code: Code
     qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class VoidLine(Command, tag="void"):
     line: Number
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Total(Command, tag="total"):
@@ -101,7 +107,8 @@ class CashTender(Command, tag="cash"):
 
 
 class CancelSale(Command, tag="cancel"):
-    pass
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StatusRequest(Command, tag="status?"):
@@ -115,6 +122,8 @@ class ReturnItem(Command, tag="return"):
 
     code: Code
     qty: Quantity = 1
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockMove(Command, tag="move"):
@@ -124,11 +133,15 @@ class StockMove(Command, tag="move"):
     qty: Quantity
     reason: Name  # receipt | transfer | adjust
     note: Words = ""  # delivery note, transfer id: travels to central as the movement's ref
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockCount(Command, tag="count"):
     code: Code
     counted: Quantity
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class StockQuery(Command, tag="stock?"):
@@ -169,6 +182,9 @@ class SetAside(Command, tag="setaside"):
 
 class EndOfDay(Command, tag="endofday"):
     """The lane's card terminal closes its day (ZVT 06 50): it submits its batch and reports the totals."""
+
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -419,7 +435,8 @@ StoreToTill = (
 #   8 CatalogPull  9 CatalogChunk  10 CatalogNotice  11 Ping  12 Pong  13 Refusal
 #   14 RatesQuestion  15 RatesAnswer  16 CustomerQuestion  17 CustomerAnswer  18 GiftCardMoveQuestion
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
-#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer
+#   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
+#   29 AdminHello  30 AdminWelcome
 # ---------------------------------------------------------------------------------------------
 
 
@@ -438,9 +455,18 @@ class Stream(StrEnum):
 
 
 class LinkHello(LinkFrame, tag=1):
+    """A store's hello. The key fields say who it claims to be (protocol.link proves it): `key` its raw
+    Ed25519 public key; `token` the one-time enrolment token on its first connect; during a key
+    rotation `key` is the new key, `previous` the old one and `rotation` the old key's ROTATION
+    signature over the new key."""
+
     node: str
     role: str  # "store"
     version: int = LINK_VERSION
+    key: bytes = b""
+    token: str = ""
+    rotation: bytes = b""
+    previous: bytes = b""
 
 
 class LinkWelcome(LinkFrame, tag=2):
@@ -455,6 +481,8 @@ class Event(msgspec.Struct, array_like=True):
     seq: int
     kind: str
     body: bytes  # canonical bytes of the record, exactly as hashed into the store journal
+    sig: bytes = b""  # journal events: the store key's signature over the record's chain hash
+    key: str = ""  # journal events: the id of the key that made `sig` (protocol.identity.key_id)
 
 
 class EventBatch(LinkFrame, tag=3):
@@ -464,8 +492,10 @@ class EventBatch(LinkFrame, tag=3):
 
 
 class Ack(LinkFrame, tag=4):
-    """Cumulative: central has applied everything up to `seq`. `gap` says central stopped at a
-    hole (events arrived out of order), so the store should resend from seq + 1 right away."""
+    """Cumulative: central holds everything up to `seq`, the highest seq of the acknowledged batch it
+    holds (never one the store did not send: a store alarms on an ack beyond what it sent). `gap` says
+    central stopped at a hole (events arrived out of order) and `seq` is its cursor, so the store
+    should resend from seq + 1 right away."""
 
     store: str
     stream: str
@@ -476,6 +506,20 @@ class Ack(LinkFrame, tag=4):
 class LinkError(LinkFrame, tag=5):
     code: str
     message: str
+
+
+class LinkChallenge(LinkFrame, tag=27):
+    """Central's answer to a hello it may welcome: sign this fresh nonce (with central's node name,
+    your store id and key) so a recorded hello and proof are worth nothing on another connection."""
+
+    node: str
+    nonce: bytes
+
+
+class LinkProof(LinkFrame, tag=28):
+    """The store's Ed25519 signature (Purpose.PROOF) over the challenge; then central welcomes."""
+
+    signature: bytes
 
 
 class LinkRequest(LinkFrame, tag=6):
@@ -494,6 +538,19 @@ class LinkReply(LinkFrame, tag=7):
     error: str = ""
 
 
+class AdminHello(LinkFrame, tag=29):
+    """Operator tool -> central, first on the admin subprotocol: the operator token from central's folder
+    (central/operators.py). Nothing else is read before it; a wrong one gets a LinkError and the door."""
+
+    token: str
+
+
+class AdminWelcome(LinkFrame, tag=30):
+    """Central -> operator tool: the token was right; requests (LinkRequest) may follow."""
+
+    node: str
+
+
 # Master data, central -> store. Rows travel as plain arrays in the column order of central's
 # registers (central/registers/catalog.py), straight from and into SQL rows.
 VatRateRow = tuple[str, int]  # code, rate
@@ -505,6 +562,9 @@ PriceRow = tuple[str, str, int, int, int, str]  # item, store ('' = chain), star
 TillRow = tuple[str, str, str, int]  # store, till, name, lane
 PriceKeyRow = tuple[str, str, int, int]  # a deleted price: item, store, starts, ends
 TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header, receipt_footer, quick_keys
+# number, name, role (cashier | supervisor | manager), stores ("*" or "S001,S002"), pin_hash: the slow hash
+# (protocol.pins), "" when the operator does not work at the store the row is sent to
+OperatorRow = tuple[str, str, str, str, str]
 
 
 class CatalogPull(LinkFrame, tag=8):
@@ -536,6 +596,7 @@ class CatalogChunk(LinkFrame, tag=9):
     id: int = 0  # the pull this answers
     epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
     deleted_prices: list[PriceKeyRow] = []  # prices central deleted: the store drops them
+    operators: list[OperatorRow] = []  # the operator register (issue 13): who may log in at which store
 
 
 class CatalogNotice(LinkFrame, tag=10):
@@ -605,6 +666,15 @@ class RecordPayment(msgspec.Struct, array_like=True):
     card: str = ""  # a gift card or voucher: its number (a bearer token held at central, not a bank card)
 
 
+class RecordApproval(msgspec.Struct, array_like=True):
+    """A supervisor's approval of something a cashier may not do alone, journaled with the sale it was
+    given in: what (`void`, `cancel`, `return`, `label`, `price`), who approved, and the detail."""
+
+    action: str
+    approver: str  # the supervisor's (or manager's) operator number
+    detail: str = ""
+
+
 class SaleRecord(msgspec.Struct, array_like=True):
     store: str
     lane: int
@@ -623,6 +693,7 @@ class SaleRecord(msgspec.Struct, array_like=True):
     change: int
     payments: list[RecordPayment] = []
     refund_of: str = ""  # a refund: the receipt id (store-lane-receipt_no) of the sale it pays back
+    approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale (issue 13)
 
 
 class StockLine(msgspec.Struct, array_like=True):
@@ -682,6 +753,7 @@ class GiftCardMove(msgspec.Struct, array_like=True):
     sale_id: str
     at: int
     offline: bool = False  # taken by the store while central was unreachable (allowed up to a limit)
+    refund_of: str = ""  # a store's credit: the receipt id (store-lane-receipt_no) it pays back to the card
 
 
 class GiftCardState(msgspec.Struct, array_like=True):
@@ -842,6 +914,10 @@ LinkMessage = (
     | LinkError
     | LinkRequest
     | LinkReply
+    | LinkChallenge
+    | LinkProof
+    | AdminHello
+    | AdminWelcome
     | CatalogPull
     | CatalogChunk
     | CatalogNotice

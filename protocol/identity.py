@@ -13,6 +13,7 @@ keep every key a store ever had and still verify records signed before a rotatio
 from __future__ import annotations
 
 import hashlib
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from runtime.files import SECRET, replace_file
 PUBLIC_BYTES = 32
 SIGNATURE_BYTES = 64
 NONCE_BYTES = 32
+TOKEN_CHARS = 64  # an enrolment token (secrets.token_urlsafe(32) is 43): longer is refused unread
+
+# What a store may call itself: printable ASCII that is safe in a log, a file name and a terminal, and
+# short. A store id is a key in every register and every log line, so NUL, RTL marks, emoji or a
+# megabyte of name are refused at the door rather than escaped everywhere after it.
+STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
 class Purpose(Enum):
@@ -37,6 +44,10 @@ class Purpose(Enum):
 
 class IdentityError(ValueError):
     """A key file or key bytes that cannot be used; the text says which and why."""
+
+
+def valid_store_id(s: str) -> bool:
+    return STORE_ID.fullmatch(s) is not None
 
 
 def generate() -> Ed25519PrivateKey:

@@ -10,40 +10,49 @@ The transport is anything with a websocket's `send_message` / `get_message` (a t
 connection, or a pair of memory channels in tests); a closed transport raises
 trio_websocket.ConnectionClosed, which ends the session and propagates to the caller.
 
-Where TLS and proof of identity plug in (a later change, not done here): TLS wraps the transport
-(protocol.websocket.dial/serve open it with an ssl context), so nothing in this module changes for
-it. Proof of identity (Ed25519) is the hello exchange's business and stays inside `greet` and
-`accept`: the hello gains the store's key id and a signature over central's challenge (or the TLS
-channel binding), appended with defaults; `accept` verifies it before it sends the welcome and
-refuses with a LinkError like a version mismatch, and `greet` signs. No caller changes.
+TLS wraps the transport (protocol.websocket.dial/serve open it with an ssl context), so nothing in
+this module changes for it. Proof of identity is the hello exchange's business and stays inside
+`greet` and `accept`: the hello names the store's public key (and, once, its enrolment token, or
+during a rotation its previous key); `accept` bounds every field, asks the caller's `identify` which
+key that store must prove (the registry refuses unknown, unenrolled, revoked stores), challenges it
+with a fresh nonce, and verifies the store's Ed25519 signature over (nonce, central node, store id,
+key) before it builds the welcome. A recorded hello and proof are worth nothing on another connection
+(another nonce); a hello without the key's proof never reaches the welcome, so it never touches what
+central holds for the real store. Every refusal is one LinkError, then the caller closes.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, Protocol, TypeVar, cast
 
 import msgspec
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio_websocket import ConnectionClosed
 
+from protocol import identity
 from protocol.codec import FrameError, LinkCodec
 from protocol.frames import (
     LINK_VERSION,
     QUESTIONS,
     Answer,
+    LinkChallenge,
     LinkError,
     LinkFrame,
     LinkHello,
+    LinkProof,
     LinkWelcome,
     Ping,
     Pong,
     Question,
     Refusal,
 )
+from protocol.identity import NONCE_BYTES, PUBLIC_BYTES, SIGNATURE_BYTES, TOKEN_CHARS, Purpose
 from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch, shown
 
 log = logging.getLogger(__name__)
@@ -66,6 +75,9 @@ class Ask(Protocol):
 
 
 Answerer = Callable[[Question[Any]], Awaitable[Answer]]  # raises Refused to refuse
+Identify = Callable[[LinkHello], Awaitable[bytes]]  # the public key the hello's store must prove; raises Refused
+
+BAD_PROOF = "bad_proof"
 
 
 class SessionError(Exception):
@@ -92,15 +104,23 @@ class Silent(SessionError):
     """The peer stopped answering the heartbeat while the connection stayed open."""
 
 
-async def greet(channel: Channel, hello: LinkHello, *, peer: str) -> LinkWelcome:
-    """The dialling side's half of the hello: say hello, read the welcome, check its version. The
-    caller bounds it (trio.fail_after).
+async def greet(channel: Channel, hello: LinkHello, *, peer: str, key: Ed25519PrivateKey | None = None) -> LinkWelcome:
+    """The dialling side's half of the hello: say hello, answer the peer's challenge with `key` (the
+    private half of `hello.key`), read the welcome, check its version. The caller bounds it
+    (trio.fail_after).
 
     Raises Incompatible when either side finds the versions incompatible (when it is us, the peer is
-    told so first), Refused when the peer refused the hello for another reason."""
+    told so first), Refused when the peer refused the hello for another reason (its code says which)."""
     codec = LinkCodec()
     await channel.send_message(codec.encode(hello))
     reply = codec.decode(await channel.get_message())
+    if isinstance(reply, LinkChallenge):
+        if key is None:
+            await _refuse(channel, codec, BAD_PROOF, f"store {hello.node} has no key to prove itself with")
+            raise SessionError(f"{peer} asked for a proof of identity and we have no key")
+        signature = prove(key, reply.nonce, reply.node, hello.node, hello.key)
+        await channel.send_message(codec.encode(LinkProof(signature=signature)))
+        reply = codec.decode(await channel.get_message())
     if isinstance(reply, LinkError):
         message = shown(reply.message, 400)  # the peer's words: bounded before they reach a log
         if reply.code == INCOMPATIBLE_VERSION:
@@ -115,18 +135,42 @@ async def greet(channel: Channel, hello: LinkHello, *, peer: str) -> LinkWelcome
     return reply
 
 
+def prove(key: Ed25519PrivateKey, nonce: bytes, central: str, store: str, public: bytes) -> bytes:
+    """The store's proof: its signature over the challenge, bound to this central, store and key."""
+    return identity.sign(key, Purpose.PROOF, nonce, central, store, public)
+
+
+def bounds(hello: LinkHello) -> tuple[str, str] | None:
+    """What is wrong with the hello's shape, as (code, message), before anything is looked up: every
+    field bounded, so no database or log ever sees an unbounded or unprintable one."""
+    if not identity.valid_store_id(hello.node):
+        named = ascii(hello.node[:40]) + ("..." if len(hello.node) > 40 else "")  # no RTL mark or emoji gets out
+        return "bad_store_id", f"{named} is not a store id (letters, digits, _ and -, at most 32)"
+    if len(hello.key) not in (0, PUBLIC_BYTES) or len(hello.previous) not in (0, PUBLIC_BYTES):
+        return "bad_key", f"a store key is {PUBLIC_BYTES} bytes"
+    if len(hello.rotation) not in (0, SIGNATURE_BYTES) or bool(hello.rotation) != bool(hello.previous):
+        return "bad_key", f"a rotation names the previous key and its {SIGNATURE_BYTES}-byte signature"
+    if len(hello.token) > TOKEN_CHARS:
+        return "bad_token", f"an enrolment token is at most {TOKEN_CHARS} characters"
+    return None
+
+
 async def accept(
     channel: Channel,
     welcome: Callable[[LinkHello], Awaitable[LinkWelcome]],
     *,
     node: str,
+    identify: Identify,
     role: str = "store",
     version: int = LINK_VERSION,
 ) -> LinkHello:
-    """The accepting side's half: read the hello, check it and its version, send the welcome that
-    `welcome` builds for that peer (stamped with our version). A peer refused here is told why in a
-    LinkError before this raises (Incompatible, or Refused for a hello that is not one). The caller
-    bounds it (trio.fail_after): a peer that never says hello must not hold a connection open."""
+    """The accepting side's half: read the hello, check its version (first: a store of another version
+    is told that, whatever else is wrong), then its fields' bounds, then who it is (`identify` names
+    the key it must prove, or raises Refused), challenge it with a fresh nonce and verify its proof;
+    only then send the welcome that `welcome` builds for that peer (stamped with our version;
+    `welcome` may still refuse with Refused). A peer refused here is told why in one LinkError before
+    this raises (Incompatible, or Refused with the code). The caller bounds it (trio.fail_after): a
+    peer that never says hello, or never proves, must not hold a connection open."""
     codec = LinkCodec()
     data = await channel.get_message()
     try:
@@ -136,12 +180,32 @@ async def accept(
         raise Refused(f"undecodable hello: {exc}", "hello_first") from None
     if not isinstance(hello, LinkHello) or hello.role != role or not hello.node:
         await _refuse(channel, codec, "hello_first", f"send a {role} hello first")
-        raise Refused(f"expected a {role} hello, got {hello!r}"[:200], "hello_first")
+        raise Refused(f"expected a {role} hello, got {type(hello).__name__}", "hello_first")
     if not compatible(version, hello.version):
         message = mismatch("link", node, version, f"{role} {hello.node}", hello.version)
         await _refuse(channel, codec, INCOMPATIBLE_VERSION, message)
-        raise Incompatible(f"we refused {role} {hello.node}: {message}")
-    await channel.send_message(codec.encode(msgspec.structs.replace(await welcome(hello), version=version)))
+        raise Incompatible(f"we refused {role} {shown(hello.node)}: {message}")
+    wrong = bounds(hello)
+    if wrong is not None:
+        await _refuse(channel, codec, *wrong)
+        raise Refused(wrong[1], wrong[0])
+    try:
+        public = await identify(hello)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        await channel.send_message(codec.encode(LinkChallenge(node=node, nonce=nonce)))
+        try:
+            proof = codec.decode(await channel.get_message())
+        except FrameError as exc:
+            raise Refused(f"{role} {hello.node} sent no proof (cannot decode: {exc})", BAD_PROOF) from None
+        if not isinstance(proof, LinkProof):
+            raise Refused(f"{role} {hello.node} sent {type(proof).__name__}, not a proof", BAD_PROOF)
+        if not identity.verify(public, proof.signature, Purpose.PROOF, nonce, node, hello.node, public):
+            raise Refused(f"{role} {hello.node} did not prove it holds its key", BAD_PROOF)
+        reply = await welcome(hello)
+    except Refused as exc:
+        await _refuse(channel, codec, exc.code, str(exc))
+        raise
+    await channel.send_message(codec.encode(msgspec.structs.replace(reply, version=version)))
     return hello
 
 

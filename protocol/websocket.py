@@ -10,17 +10,31 @@ The guard patches a private method, so it is installed by `serve` and `connect` 
 storepos opens goes through one of them), not as a side effect of importing the protocol, and
 pyproject pins trio-websocket below the next minor release: a release that moves the method fails
 loudly here instead of running unguarded.
+
+TLS (wss) is served from an ssl context given to `serve` and dialled with one given to `dial`
+(protocol.tls builds both); see `serve` and `_dial_tls` for what is ours rather than the library's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 import wsproto.events
-from trio_websocket import WebSocketConnection, WebSocketRequest, WebSocketServer, _impl, open_websocket_url
+from trio_websocket import (
+    ConnectionTimeout,
+    HandshakeError,
+    WebSocketConnection,
+    WebSocketRequest,
+    WebSocketServer,
+    _impl,
+    open_websocket_url,
+    wrap_client_stream,
+)
 from wsproto.connection import ConnectionState
 
 from protocol.admission import AddressLimit
@@ -45,15 +59,87 @@ def guard() -> None:
     connection._storepos_ping_guard = True  # type: ignore[attr-defined]
 
 
+CONNECT_TIMEOUT = 60.0  # trio-websocket's own default for the connect and the close
+
+
+class CertificateRefused(OSError):
+    """The peer's TLS certificate did not verify against what we trust (another chain's CA, a pinned
+    certificate that is not the peer's, a host name it does not name). An OSError, as every other
+    reason a peer cannot be reached is, but with the verifier's own words and the host in it."""
+
+
 def dial(url: str, **options: Any) -> AbstractAsyncContextManager[WebSocketConnection]:
-    """`trio_websocket.open_websocket_url` with the guard installed first."""
+    """`trio_websocket.open_websocket_url` with the guard installed first; wss:// through `_dial_tls`."""
     guard()
+    if urlsplit(url).scheme == "wss":
+        return _dial_tls(url, **options)
     return open_websocket_url(url, **options)
+
+
+@asynccontextmanager
+async def _dial_tls(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    disconnect_timeout: float = CONNECT_TIMEOUT,
+    **options: Any,
+) -> AsyncIterator[WebSocketConnection]:
+    """A wss connection whose TLS handshake is ours, done before the websocket's.
+
+    trio-websocket runs the TLS handshake lazily inside its reader task and drops the reason when it
+    fails, so a certificate that does not verify looked like a ConnectionTimeout a whole connect
+    timeout later. Handshaking first fails at once with CertificateRefused naming the host and what
+    the verifier said (a store shows it in its health); the rest is trio-websocket's own client on
+    the verified stream, its exceptions unwrapped from the nursery as open_websocket_url's are."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    context = ssl_context or ssl.create_default_context()
+    deadline = trio.current_time() + connect_timeout
+    try:
+        with trio.fail_at(deadline):
+            stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=context, https_compatible=True)
+            try:
+                await stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+    except trio.TooSlowError:
+        raise ConnectionTimeout from None
+    except trio.BrokenResourceError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise CertificateRefused(f"certificate of {host}:{port} not trusted: {cause.verify_message}") from cause
+        raise HandshakeError(f"TLS handshake with {host}:{port} failed: {cause or exc}") from exc
+    except OSError as exc:
+        raise HandshakeError(f"cannot connect to {host}:{port}: {exc}") from exc
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_at(deadline):
+                    ws = await wrap_client_stream(nursery, stream, host, resource, **options)
+            except trio.TooSlowError:
+                await trio.aclose_forcefully(stream)
+                raise ConnectionTimeout from None
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(disconnect_timeout):  # cancelled, aclose still closes the stream
+                    await ws.aclose()
+    except BaseExceptionGroup as group:  # one failure (the caller's or the reader's) raised as itself
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 class ListenError(OSError):
     """A node could not open its listening socket (port taken, address not ours): said plainly, not
     as a nursery's exception group, because it is the first thing an operator has to fix."""
+
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds a connection has for its TLS and websocket handshakes before it is closed
 
 
 async def serve(
@@ -62,20 +148,30 @@ async def serve(
     port: int,
     purpose: str,
     *,
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
     per_address: int = 0,
-    handshake_timeout: float = 60.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve websockets on host:port; reports the bound port (useful with port 0) once listening.
+    """Serve websockets on host:port (wss with `ssl_context`); reports the bound port (useful with
+    port 0) once listening.
+
+    The TLS handshake runs in the connection's own task, not the accept loop, so a client that never
+    finishes it delays nobody; `handshake_timeout` bounds both handshakes together, so such a client
+    (or one that opens TCP and says nothing) does not hold a descriptor for the library's default
+    minute. Garbage, plain HTTP on the TLS port or a failed handshake end that one connection only.
     `per_address` (0: no limit) bounds the connections one address holds open at once, handshaking or
-    not (protocol.admission); a client that has not completed its handshake within `handshake_timeout`
-    seconds is dropped."""
+    not (protocol.admission)."""
     guard()
     try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        sockets = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         raise ListenError(exc.errno, f"cannot listen for {purpose} on {host}:{port}: {exc.strerror or exc}") from None
-    port = listeners[0].socket.getsockname()[1]  # before any wrapping hides the socket
+    listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]] = sockets
+    if ssl_context is not None:
+        # https_compatible: closing does not wait on the peer's close_notify (as trio-websocket's own wss)
+        listeners = [trio.SSLListener(s, ssl_context, https_compatible=True) for s in sockets]
+    bound = sockets[0].socket.getsockname()[1]  # before any wrapping hides the socket
     accepting: list[trio.abc.Listener[trio.abc.Stream]] = list(listeners)
     if per_address:
         accepting = [AddressLimit(listener, per_address) for listener in accepting]
@@ -83,4 +179,4 @@ async def serve(
     server = WebSocketServer(handler, accepting, connect_timeout=handshake_timeout)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        task_status.started(port)
+        task_status.started(bound)

@@ -2,6 +2,7 @@
 
 root (one-for-all: the database first, everything else depends on it)
   ├─ database
+  ├─ journal signing (transient: signs rows journaled before records were signed, before the link sends)
   ├─ catalog load (transient: runs once per root start)
   ├─ lanes (one-for-one, escalates: a lane that keeps dying means the node is unwell)
   ├─ devices (one-for-one, never escalates: a dead printer must not stop a lane)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -38,12 +40,14 @@ from protocol.frames import (
     StockQuestion,
 )
 from protocol.gs1 import decode as decode_label
+from protocol.identity import IdentityError
 from runtime.clock import Clock, SystemClock
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import ActorFailed, Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
-from storenode import peripherals, stock
+from storenode import identity as store_identity
+from storenode import operators, peripherals, stock
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
@@ -57,6 +61,31 @@ from storenode.sync.outbox import OutboxSignal
 
 log = logging.getLogger(__name__)
 
+KEY_FILE = Path(store_identity.FOLDER) / store_identity.KEY  # under the store's data_dir
+
+
+def load_signer(config: StoreConfig) -> chain.Signer:
+    """The store key as the journal signs with it: read once here (made, and logged, when there is none),
+    so lanes get a signer handed down instead of reading key files. A key file that cannot be used is
+    said here and the node sells on: its records are journaled unsigned and signed at the first start
+    with a usable key (chain.sign_unsigned), before the link sends them. After a rotation central has
+    accepted, records are signed with the old key until the next start: central keeps retired keys."""
+    try:
+        me, _ = store_identity.load(config.data_path, config.store)
+    except IdentityError as exc:
+        log.error("store %s journals unsigned until its key can be used: %s", config.store, exc)
+        return chain.Signer(config.store, None)
+    return chain.Signer(config.store, me.key)
+
+
+def _private(db: Path) -> None:
+    """The database file readable by this user only (0600), made so before SQLite opens it: SQLite
+    creates its -wal and -shm files with the database's own permissions."""
+    if db.exists():
+        os.chmod(db, 0o600)
+    else:
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+
 
 class StoreNode:
     def __init__(self, config: StoreConfig, *, clock: Clock | None = None) -> None:
@@ -64,9 +93,11 @@ class StoreNode:
         config.data_path.mkdir(parents=True, exist_ok=True)
         catalog_path = Path(config.catalog) if config.catalog else replica.demo_catalog_path()
         self.catalog = replica.read_catalog(catalog_path)  # refuse a bad catalogue before anything starts
+        _private(config.db_path)  # it holds operators' PIN hashes
         self.health = HealthBoard()
         self.db = Database(config.db_path, MIGRATIONS)
         self.signal = OutboxSignal()
+        self.signer = load_signer(config)
         self.lane_devices, self.device_specs = peripherals.build(config, self.health, self._scanned)
         self.clock = clock or SystemClock()
         self.catalog_follower = CatalogFollower(self.db, self.health, self.clock)
@@ -79,6 +110,7 @@ class StoreNode:
             signal=self.signal,
             link_state=lambda: ("online" if self.link.online else "offline") if config.central.url else "",
             ask=self.link.ask,
+            signer=self.signer,
             devices=self.lane_devices,
         )
         self.lanes = {n: Lane(n, self.ctx) for n in config.lanes}
@@ -133,6 +165,7 @@ class StoreNode:
         )
         children = [
             ChildSpec("database", self.db.run),
+            ChildSpec("journal-signing", self._sign_journal, Restart.TRANSIENT),
             ChildSpec("catalog", self._load_catalog, Restart.TRANSIENT),
             ChildSpec("lanes", lanes.run),
             ChildSpec("devices", devices.run),
@@ -148,13 +181,22 @@ class StoreNode:
             health=self.health,
         )
 
+    async def _sign_journal(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Rows journaled before records were signed get their signature now, in one job, before the link
+        starts: every record central receives is signed."""
+        signed = await self.db.write(lambda c: chain.sign_unsigned(c, self.signer), durable=True)
+        if signed:
+            log.info("signed %d journal records made before records were signed", signed)
+        task_status.started()
+
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        operators = await trio.to_thread.run_sync(replica.prepare_operators, self.catalog)
-        count = await self.db.write(lambda c: replica.load(c, self.catalog, operators, self.config.currency))
+        count = await self.db.write(lambda c: replica.load(c, self.catalog, self.config.currency))
+        operators_in_file = len(self.catalog.operators)
         if count is None:
-            log.info("%d operators loaded; items come from central's catalogue", len(operators))
+            log.info("%d operators in the catalogue file; items come from central's catalogue", operators_in_file)
         else:
-            log.info("catalogue file loaded: %d items, %d operators", count, len(operators))
+            log.info("catalogue file loaded: %d items, %d operators", count, operators_in_file)
+        await self._report_lockouts()
         await self.catalog_follower.start()
         task_status.started()
 
@@ -202,7 +244,13 @@ class StoreNode:
             raise Rejected("central_offline", "gift card balances are held at central, which is unreachable") from None
         return GiftCardInfo(card=card.card, kind=card.kind, balance=card.balance, currency=card.currency)
 
+    async def _report_lockouts(self) -> None:
+        """The operators alarm, as the database has it now (a lock that ran out is cleared here)."""
+        now = self.clock.now_ms()
+        operators.report(self.health, await self.db.read(lambda c: operators.locked(c, now)))
+
     async def status(self) -> Status:
+        await self._report_lockouts()
         backlog, receipts = self.signal.backlog, await self.db.read(chain.last_receipts)
         return Status(
             store=self.config.store,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -27,11 +28,13 @@ class TillsConfig(msgspec.Struct, forbid_unknown_fields=True):
     idle_logout: float = 900.0  # seconds without a command before the till's operator is logged out; 0: never
     per_address: int = 16  # connections open or opening at once from one address; beyond it, closed at once
     handshake_timeout: float = 5.0  # seconds to complete the websocket handshake, and again to say hello
-    origins: list[str] = []  # browser tills: the Origins allowed (https://till.example); none without Origin
+    origins: list[str] = []  # browser tills' Origins (https://till.example); a request without one is no browser's
 
 
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
-    url: str = ""  # ws://host:port of central; empty means this store runs without central
+    url: str = ""  # wss://host:port of central; empty means this store runs without central
+    ca: str = ""  # the chain's CA certificate, or central's own certificate pinned (relative to the config file)
+    insecure: bool = False  # allow a plain ws:// url: anyone on the path reads and forges the link
     heartbeat: float = 5.0  # seconds between pings; a link without a pong is down within 3 heartbeats
     batch: int = 1000  # events per batch sent to central (and at most 512 KiB); up to 4 batches in flight
     linger: float = 0.1  # seconds the link waits, once a sale is queued, for more to send with it (0: none)
@@ -80,6 +83,24 @@ class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_change: int = 1_000_000  # minor units: a cash tender giving more change is refused as mistyped
 
 
+class OperatorsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """PIN guessing: `pin_failures` wrong PINs in a row lock that operator (on every lane, across
+    restarts: the count is in the store's database) for `lockout_minutes`; the store shows an alarm."""
+
+    pin_failures: int = 5
+    lockout_minutes: float = 15.0
+
+
+class ApprovalConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What a cashier may do alone; beyond it a supervisor approves at the same till (storenode.lanes.approval).
+    Voiding after total, cancelling a sale with lines and the terminal's end of day always need one."""
+
+    receiptless_returns: int = 10_000  # minor units returned without a receipt in one sale (100.00)
+    stock_moves: int = 100  # units (or grams) one stock move or count may change the level by
+    label_factor: int = 10  # a price label may say at most this many times the item's price (and no less than 1/x)
+    refunded_days: int = 30  # a receipt-less return of an item refunded on a receipt this lately needs approval
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: str
     lanes: list[int]
@@ -96,6 +117,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     devices: list[DeviceConfig] = []
     gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
     payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
+    operators: OperatorsConfig = msgspec.field(default_factory=lambda: OperatorsConfig())
+    approval: ApprovalConfig = msgspec.field(default_factory=lambda: ApprovalConfig())
     cpu: int | None = None  # keep every thread of the node on this CPU core (Linux): see runtime/affinity.py
 
     @property
@@ -126,6 +149,7 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append(
             f"central.linger must be 0 or more and less than central.heartbeat, not {config.central.linger}"
         )
+    problems.extend(link_problems(config.central))
     if not 0 <= config.payments.max_change <= 10**12:
         problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
     if config.tills.idle_logout < 0:
@@ -136,6 +160,11 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append(
             f"tills.handshake_timeout must be above 0 and at most 60 s, not {config.tills.handshake_timeout}"
         )
+    if config.operators.pin_failures < 1 or config.operators.lockout_minutes <= 0:
+        problems.append("operators.pin_failures must be 1 or more and operators.lockout_minutes more than 0")
+    approval = config.approval
+    if min(approval.receiptless_returns, approval.stock_moves, approval.refunded_days) < 0 or approval.label_factor < 1:
+        problems.append("approval limits cannot be negative, and approval.label_factor is 1 or more")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:
@@ -148,7 +177,33 @@ def load_config(path: str | Path) -> StoreConfig:
         config = msgspec.structs.replace(config, data_dir=str((path.parent / config.data_dir).resolve()))
     if config.catalog and not Path(config.catalog).is_absolute():
         config = msgspec.structs.replace(config, catalog=str((path.parent / config.catalog).resolve()))
+    if config.central.ca and not Path(config.central.ca).is_absolute():
+        ca = str((path.parent / config.central.ca).resolve())
+        config = msgspec.structs.replace(config, central=msgspec.structs.replace(config.central, ca=ca))
+    if config.central.ca and urlsplit(config.central.url).scheme == "wss" and not Path(config.central.ca).is_file():
+        raise ConfigError(f"{path}: central.ca {config.central.ca} is not a file (copy ca.pem from central's folder)")
     return config
+
+
+def link_problems(link: LinkConfig) -> list[str]:
+    """What is wrong with [central]: TLS is the default, plain ws:// only when asked for by name. The
+    store node checks this again before it dials, for a config not read from a file."""
+    if not link.url:
+        return []
+    scheme = urlsplit(link.url).scheme
+    if scheme == "ws" and not link.insecure:
+        return [
+            f"central.url {link.url} is plain ws://, readable and forgeable on the way: use wss:// with "
+            "central.ca, or set central.insecure = true to accept that"
+        ]
+    if scheme == "wss" and not link.ca:
+        return [
+            "central.ca must name the certificate central's is checked against: the chain's ca.pem from "
+            "central's folder (made by `storepos central init`), or central's own central.pem to pin it"
+        ]
+    if scheme not in ("ws", "wss"):
+        return [f"central.url must be wss://host:port, not {link.url}"]
+    return []
 
 
 def device_problems(config: StoreConfig) -> list[str]:

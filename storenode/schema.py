@@ -258,4 +258,82 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        13,
+        # Every journal record is signed by the store key over its chain hash (storenode/journal/chain.py),
+        # kept beside it with the key's id. Rows from before this migration are signed once, at the node's
+        # next start; so the append-only trigger now lets exactly that through: a signature set once on an
+        # unsigned row, every other column as it was. The index finds a record's signature by its outbox
+        # seq (covering: no second lookup), so the link reads it in the job that reads the outbox.
+        """
+        ALTER TABLE journal ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE journal ADD COLUMN key TEXT NOT NULL DEFAULT '';
+        DROP TRIGGER journal_no_update;
+        CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+        WHEN OLD.sig != x'' OR NEW.sig = x'' OR NEW.key = ''
+            OR (NEW.lane, NEW.receipt_no, NEW.kind, NEW.sale_id, NEW.body, NEW.prev_hash, NEW.hash, NEW.seq,
+                NEW.refund_of)
+            IS NOT (OLD.lane, OLD.receipt_no, OLD.kind, OLD.sale_id, OLD.body, OLD.prev_hash, OLD.hash, OLD.seq,
+                OLD.refund_of)
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+        CREATE INDEX journal_seq ON journal (seq, sig, key);
+        """,
+    ),
+    # 14: operators (issue 13). Central's operator register is
+    # replicated like the catalogue (operators/stage_operators, central's columns: the PIN only as its slow
+    # hash, protocol.pins); the catalogue file's operators, for a chain that holds none at central, live
+    # apart (file_operators). The old table held PBKDF2 hashes of the file's PINs, remade at every start:
+    # nothing to keep. Wrong PINs count per operator in the database, so a lockout holds on every lane and
+    # across restarts; approvals outside a sale (stock, the terminal's end of day) are kept in `approvals`.
+    Migration(
+        14,
+        """
+        DROP TABLE operators;
+        CREATE TABLE operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            stores TEXT NOT NULL,
+            pin_hash TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            stores TEXT NOT NULL,
+            pin_hash TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE file_operators (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            pin_hash TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE operator_lockouts (
+            number TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            locked_until INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE approvals (
+            at INTEGER NOT NULL,
+            lane INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            approver TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        -- A store that already holds central's catalogue may have pulled the versions that brought
+        -- central's operators with a program that did not keep them: it takes one snapshot (a transfer
+        -- from 0, staged beside the live tables, which sell on meanwhile), so the operators arrive.
+        DELETE FROM stage_vat_rates WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_item_groups WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_items WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_barcodes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_prices WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_tills WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_till_configs WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_price_deletes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
+        """,
+    ),
 ]

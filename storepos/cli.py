@@ -15,7 +15,7 @@ from runtime.supervision import Escalation
 
 # The master registers operators import and export, in the order they depend on each other
 # (central.registers.imports.KINDS; named here so parsing the command line stays light).
-REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices", "tills", "till-config")
+REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices", "tills", "till-config", "operators")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,10 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-interactive", action="store_true", help="after the script, wait for Ctrl-C only")
 
     central = sub.add_parser("central", help="the central node").add_subparsers(dest="action", required=True)
+    init = central.add_parser("init", help="make central's chain CA, TLS certificate and database (once)")
+    init.add_argument("--db", type=Path, default=Path("central.db"), help="the database; its folder gets the rest")
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="a name or address stores dial central by (repeatable; default: localhost, 127.0.0.1, this hostname)",
+    )
     run = central.add_parser("run", help="run the central node")
     run.add_argument("--db", type=Path, default=Path("central.db"))
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8700)
+    run.add_argument("--insecure", action="store_true", help="serve plain ws:// without TLS (never in production)")
     run.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
     # Rows per catalogue chunk sent to stores; small values make transfers long enough for crash tests.
     run.add_argument("--chunk-rows", type=int, help=argparse.SUPPRESS)
@@ -39,9 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--db", type=Path, default=Path("central.db"))
     listing.add_argument("--store", help="list this store's receipts one by one")
 
+    alarm = central.add_parser("alarms", help="what stores sent that central refused as untrusted (oldest first)")
+    alarm.add_argument("--db", type=Path, default=Path("central.db"))
+    alarm.add_argument("--store", help="only this store's alarms")
+    audit = central.add_parser(
+        "verify-journal", help="check every stored sale's receipt numbers, hash chain and own signature"
+    )
+    audit.add_argument("--db", type=Path, default=Path("central.db"))
+    audit.add_argument("--store", help="only this store's journal")
+
     rec = central.add_parser("reconcile", help="compare central's copy of a store's journal with the store's own")
     rec.add_argument("--store", required=True)
-    rec.add_argument("--url", default="ws://127.0.0.1:8700", help="the running central node")
+    rec.add_argument("--url", default="wss://127.0.0.1:8700", help="the running central node")
+    rec.add_argument(
+        "--central-dir", type=Path, default=Path("."), help="central's folder: its operator.token (and ca.pem for wss)"
+    )
     for verb, what in (("import", "apply a CSV or JSON file to"), ("export", "write a CSV or JSON file of")):
         transfer = central.add_parser(verb, help=f"{what} a master register (format from the extension)")
         transfer.add_argument("register", choices=REGISTERS)
@@ -56,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--currency", default="SEK", help="the chain currency of the prices (default SEK)")
 
     _payment_parsers(central)
+    _identity_parsers(central)
 
     store = sub.add_parser("store", help="a store node").add_subparsers(dest="action", required=True)
     srun = store.add_parser("run", help="run a store node")
@@ -64,8 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     status = store.add_parser("status", help="show a store node's actors, link and journal")
     status.add_argument("--config", type=Path, required=True)
     status.add_argument("--url", help="the node's till gateway (default: from the config)")
+    store.add_parser(
+        "pin-hash",
+        help="read a PIN from the terminal (or standard input) and print its hash for a catalogue file's operator",
+    )
     verify = store.add_parser("verify-journal", help="check every lane's receipt numbers and hash chain")
     verify.add_argument("--config", type=Path, required=True)
+    init = store.add_parser("init", help="make the store's key (and keep central's enrolment token)")
+    init.add_argument("--config", type=Path, required=True)
+    init.add_argument("--token", default="", help="the one-time token `storepos central store enroll` printed")
+    rotate = store.add_parser("rotate-key", help="prepare a new store key, taken by central at the next hello")
+    rotate.add_argument("--config", type=Path, required=True)
 
     till = sub.add_parser("till", help="a terminal till: barcodes and commands on standard input")
     till.add_argument("--store", required=True, help="the store node, e.g. ws://127.0.0.1:8701")
@@ -77,13 +108,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    gift = central.add_parser("giftcard", help="gift cards and vouchers: issue, balance, reload, overdrafts")
-    gift.add_argument("verb", choices=["issue", "balance", "reload", "overdrafts"])
+    gift = central.add_parser(
+        "giftcard", help="gift cards and vouchers: issue, balance, reload, overdrafts, stores' credit limits, flagged"
+    )
+    gift.add_argument("verb", choices=["issue", "balance", "reload", "overdrafts", "limits", "flagged"])
     gift.add_argument("card", nargs="?", default="")
     gift.add_argument("amount", nargs="?", help="issue/reload: the amount, e.g. 500.00")
     gift.add_argument("--kind", choices=["giftcard", "voucher"], default="giftcard")
     gift.add_argument("--currency", default="SEK")
     gift.add_argument("--db", type=Path, default=Path("central.db"))
+    gift.add_argument("--store", default="", help="limits: this store's own (default: the chain's, for every store)")
+    gift.add_argument("--per-move", help="limits: the most one credit from a store may give, e.g. 1000.00")
+    gift.add_argument("--per-day", help="limits: the most a store may credit in a day (UTC), e.g. 5000.00")
     rate = central.add_parser("rate", help="exchange rates for foreign cash: set or list")
     rate.add_argument("verb", choices=["set", "list"])
     rate.add_argument("currency", nargs="?")
@@ -95,6 +131,20 @@ def _payment_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser
     cust.add_argument("number", nargs="?")
     cust.add_argument("name", nargs="?")
     cust.add_argument("--db", type=Path, default=Path("central.db"))
+
+
+def _identity_parsers(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stores = central.add_parser("store", help="the stores central accepts: enroll, revoke, list")
+    verbs = stores.add_subparsers(dest="verb", required=True)
+    enroll = verbs.add_parser("enroll", help="register a store and print its one-time enrolment token")
+    enroll.add_argument("store")
+    enroll.add_argument("--valid-hours", type=float, default=72.0, help="how long the token is usable (default 72)")
+    enroll.add_argument("--db", type=Path, default=Path("central.db"))
+    revoke = verbs.add_parser("revoke", help="refuse a store from now on (its past records still verify)")
+    revoke.add_argument("store")
+    revoke.add_argument("--db", type=Path, default=Path("central.db"))
+    listing = verbs.add_parser("list", help="every store with its status, current key and times")
+    listing.add_argument("--db", type=Path, default=Path("central.db"))
 
 
 def _payments(args: argparse.Namespace) -> int:
@@ -113,6 +163,10 @@ def _payments(args: argparse.Namespace) -> int:
     match args.action, args.verb:
         case "giftcard", "overdrafts":
             return pay.overdrafts(args.db)
+        case "giftcard", "limits":
+            return pay.limits(args.db, args.store, args.per_move, args.per_day, args.currency)
+        case "giftcard", "flagged":
+            return pay.flagged(args.db)
         case "giftcard", verb:
             return pay.giftcard(args.db, verb, args.card, args.amount, args.kind, args.currency)
         case "rate", verb:
@@ -180,12 +234,23 @@ def _dispatch(args: argparse.Namespace) -> int:
             from storepos.demo import run_demo
 
             return run_demo(args.dir, interactive=not args.no_interactive)
+        case "central", "init":
+            return commands.central_init(args.db, args.host)
         case "central", "run":
-            return _serve(lambda: commands.central_run(args.db, args.host, args.port, args.ready_file, args.chunk_rows))
+            context = commands.central_tls(args.db, insecure=args.insecure)
+            return _serve(
+                lambda: commands.central_run(
+                    args.db, args.host, args.port, args.ready_file, args.chunk_rows, context=context
+                )
+            )
         case "central", "reconcile":
-            return trio.run(commands.central_reconcile, args.url, args.store)
+            return trio.run(commands.central_reconcile, args.url, args.store, args.central_dir)
         case "central", "sales":
             return commands.central_sales(args.db, args.store)
+        case "central", "alarms":
+            return commands.central_alarms(args.db, args.store)
+        case "central", "verify-journal":
+            return commands.central_verify_journal(args.db, args.store)
         case "central", "import":
             return commands.central_import(args.db, args.register, args.file, args.currency)
         case "central", "delete":
@@ -194,6 +259,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             return commands.central_export(args.db, args.register, args.file, args.currency)
         case "central", ("giftcard" | "rate" | "customer"):
             return _payments(args)
+        case "central", "store":
+            from storepos import identity_commands as ids
+
+            if args.verb == "enroll":
+                return ids.central_enroll(args.db, args.store, args.valid_hours)
+            if args.verb == "revoke":
+                return ids.central_revoke(args.db, args.store)
+            return ids.central_list(args.db)
+        case "store", "init":
+            from storepos import identity_commands as ids
+
+            return ids.store_init(args.config, args.token)
+        case "store", "rotate-key":
+            from storepos import identity_commands as ids
+
+            return ids.store_rotate(args.config)
         case "store", "run":
             config = commands.store_config(args.config)
             if config is None:
@@ -201,6 +282,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _serve(lambda: commands.store_run(config, args.ready_file))
         case "store", "status":
             return trio.run(commands.store_status, args.config, args.url)
+        case "store", "pin-hash":
+            return commands.pin_hash()
         case "store", "verify-journal":
             return commands.verify_journal(args.config)
         case "till", _:

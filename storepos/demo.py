@@ -19,14 +19,16 @@ from pathlib import Path
 import msgspec
 import trio
 
-from central.registers import catalog, imports, sales
+from central.registers import catalog, identities, imports, sales
 from devices.sim.kit import LaneKit
 from protocol.frames import Status
 from protocol.gs1 import Gs1Config
 from protocol.money import format_money
 from runtime.database import open_connection
 from runtime.ready import wait_ready_file
+from storenode import identity
 from storenode.config import load_config
+from storenode.identity import save_token
 from storenode.sync import replica
 from till.client import TillClient, connect
 from till.terminal import Hook, run_till, show_state
@@ -46,6 +48,7 @@ port = 0
 
 [central]
 url = "{central}"
+ca = "ca.pem"
 heartbeat = 2.0
 """
 
@@ -220,8 +223,24 @@ async def _stop_on_sigterm(scope: trio.CancelScope) -> None:
             return
 
 
+async def _init_central(folder: Path, db: Path) -> None:
+    """`storepos central init`, as an operator runs it once: the chain CA, central's certificate
+    (the store's ca = "ca.pem" is the CA in this same folder) and the database."""
+    done = await trio.run_process(
+        [sys.executable, "-m", "storepos", "central", "init", "--db", str(db)],
+        stdin=subprocess.DEVNULL,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    (folder / "central-init.log").write_bytes(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"storepos demo: central init failed:\n{done.stderr.decode(errors='replace')}")
+
+
 async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
     central_db = folder / "central.db"
+    await _init_central(folder, central_db)
     central, central_url = await _node(["central", "run", "--db", str(central_db), "--port", "0"], folder, "central")
     try:
         config = folder / "store.toml"
@@ -229,9 +248,13 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         settings = load_config(config)
         files = folder / "catalogue"
         version = await trio.to_thread.run_sync(import_catalogue, central_db, files, settings.currency, settings.gs1)
+        token = await trio.to_thread.run_sync(identities.enrol_at, central_db, settings.store)
+        save_token(settings.data_path, token)
+        print(f"store DEMO01 enrolled at central; its one-time token waits in {identity.folder(settings.data_path)}")
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
-            print(f"central at {central_url}; store DEMO01 with lanes 1 and 2 at {store_url}")
+            print(f"central at {central_url} (TLS: chain CA {folder / 'ca.pem'})")
+            print(f"store DEMO01 with lanes 1 and 2 at {store_url}")
             if await _await_replica(store_url, version):
                 print(f"store DEMO01 sells from catalogue version {version} from central (imported from {files})")
             else:
@@ -255,7 +278,7 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print("\n--- at central ---")
             print(await _await_sale(central_db))
             print(f"\nTry: storepos central sales --db {central_db}")
-            print(f"     storepos central reconcile --store DEMO01 --url {central_url}")
+            print(f"     storepos central reconcile --store DEMO01 --url {central_url} --central-dir {folder}")
             print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
             print(f"     storepos store status --config {config} --url {store_url}")
             print(f"     storepos store verify-journal --config {config}")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
+
 from central.registers import customers, giftcards, imports, rates
 from central.registers.customers import CustomerError
 from central.registers.giftcards import GiftCardError
@@ -79,6 +81,49 @@ def overdrafts(db: Path) -> int:
             print(
                 f"card {o.card}: store {o.store} took {format_money(o.taken, 'SEK')} offline in sale {o.sale_id}, "
                 f"{format_money(o.overdraft, 'SEK')} more than the card held (move {o.move})"
+            )
+        return 0
+
+    return _exit(command)
+
+
+def limits(db: Path, store: str, per_move: str | None, per_day: str | None, currency: str) -> int:
+    """Show the stores' gift card credit limits, or set one store's (no --store: the chain's)."""
+
+    def command() -> int:
+        if per_move is not None or per_day is not None:
+            move_minor = None if per_move is None else parse_money(per_move, currency)
+            day_minor = None if per_day is None else parse_money(per_day, currency)
+            _run(db, lambda c: giftcards.set_limits(c, store, move_minor, day_minor), create=True)
+        rows = _run(db, giftcards.limit_rows)
+        if store and all(row.store != store for row in rows):
+            rows = [msgspec.structs.replace(_run(db, lambda c: giftcards.limits(c, store)), store=store)]
+        for row in rows:
+            if store and row.store not in (store, giftcards.CHAIN):
+                continue
+            who = f"store {row.store}" if row.store else "chain (every store without its own)"
+            print(
+                f"{who}: credits at most {currency} {format_money(row.per_move, currency)} each, "
+                f"{currency} {format_money(row.per_day, currency)} a day"
+            )
+        return 0
+
+    return _exit(command, (GiftCardError, MoneyError))
+
+
+def flagged(db: Path) -> int:
+    """Offline credits from stores that broke the rules, for someone to follow up."""
+
+    def command() -> int:
+        found = _run(db, giftcards.flagged)
+        if not found:
+            print("no flagged gift card credits")
+        for f in found:
+            what = "applied" if f.applied else "HELD, not applied"
+            receipt = f" for receipt {f.refund_of}" if f.refund_of else ""
+            print(
+                f"card {f.card}: store {f.store} credited {format_money(f.amount, 'SEK')} offline{receipt}, "
+                f"{what} (move {f.move}): {f.reason}"
             )
         return 0
 

@@ -15,12 +15,21 @@ from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
-from tests.kit.nodes import T0, make_store_config
+from tests.kit import certificates
+from tests.kit.nodes import T0, central_node, enrolled, make_store_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TLS chain (CA, central's and the proxy's certificates) for the whole session."""
+    folder = tmp_path_factory.mktemp("chain")
+    certificates.use(folder)
+    return folder
 
 
 @pytest.fixture
 async def central(tmp_path: Path, nursery: trio.Nursery) -> CentralNode:
-    node = CentralNode(tmp_path / "central" / "central.db", port=0)
+    node = central_node(tmp_path / "central" / "central.db")
     await nursery.start(node.run)
     return node
 
@@ -42,6 +51,6 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 async def store(tmp_path: Path, nursery: trio.Nursery, central: CentralNode, clock: FixedClock) -> StoreNode:
-    node = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=clock)
+    node = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=clock)
     await nursery.start(node.run)
     return node

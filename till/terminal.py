@@ -11,6 +11,8 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
+                         big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
@@ -87,7 +89,19 @@ class InputError(ValueError):
 
 def parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKey] = ()) -> Command | str | None:
     """A command for the store, a local word ("help", "quit", "keys"), or None for nothing to do.
-    `quick_keys` are the ones the store's welcome gave, in key order (key 1 is the first)."""
+    `quick_keys` are the ones the store's welcome gave, in key order (key 1 is the first). A line
+    ending `approve <number> <pin>` carries a supervisor's approval (the store asked: approval_needed)."""
+    words = line.split()
+    if len(words) >= 4 and words[-3].lower() == "approve":
+        command = _parse(" ".join(words[:-3]), currency, cash_due, quick_keys)
+        if not hasattr(command, "approver"):
+            raise InputError(f"{words[0]!r} takes no approval")
+        command.approver, command.approver_pin = words[-2], words[-1]  # type: ignore[union-attr]
+        return command
+    return _parse(line, currency, cash_due, quick_keys)
+
+
+def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKey]) -> Command | str | None:
     line = line.strip()
     if not line or line.startswith("#"):
         return None

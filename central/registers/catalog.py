@@ -1,5 +1,5 @@
 """The chain's master registers at central: VAT rates, item groups, stores, items, barcodes, prices,
-tills and till configuration.
+tills, till configuration and operators.
 
 Central owns these; every store sells from a copy (central/distribute.py sends it). Two rules shape
 the storage:
@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from protocol import pricing
+from protocol import pins, pricing
 from protocol.gs1 import Gs1Config, check_digit, valid
 from protocol.pricing import PriceRule
 
@@ -110,6 +110,21 @@ class TillConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     quick_keys: Text = ""
 
 
+ALL_STORES = pins.ALL_STORES
+
+
+class Operator(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An operator as central stores it: never the PIN, only its slow hash (protocol.pins), which is sent
+    only to the stores the operator works at and never exported. `stores` is "*" (every store of the
+    chain) or store ids joined by commas, sorted."""
+
+    number: Key
+    name: Name
+    role: Literal["cashier", "supervisor", "manager"] = "cashier"
+    stores: str
+    pin_hash: str
+
+
 class PriceKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A deleted price: its key, as its tombstone keeps it for distribution."""
 
@@ -145,6 +160,7 @@ REGISTERS: dict[str, Register] = {
         Register("prices", "prices", Price, ("item", "store", "starts", "ends")),
         Register("tills", "tills", Till, ("store", "till")),
         Register("till-config", "till_configs", TillConfig, ("store",)),
+        Register("operators", "operators", Operator, ("number",)),
     )
 }
 # Not a register operators import: the keys of deleted prices, sent to stores like register rows.
@@ -384,3 +400,15 @@ def price_at(conn: sqlite3.Connection, item: str, store: str, at_ms: int) -> int
     ).fetchall()
     applied = pricing.applicable((PriceRule(*r) for r in rules), store, at_ms)
     return None if applied is None else applied.price
+
+
+def operator_hashes(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each operator's stored PIN hash, by number: an import keeps it when the PIN given is the same."""
+    return dict(conn.execute("SELECT number, pin_hash FROM operators").fetchall())
+
+
+def operator_for_store(row: Sequence[Any], store: str) -> tuple[Any, ...]:
+    """An operator row as a store is sent it: the PIN hash only where the operator works, "" elsewhere
+    (so a store that held it drops it, and no store holds hashes it has no use for)."""
+    number, name, role, stores, pin_hash = row
+    return (number, name, role, stores, pin_hash if pins.works_at(stores, store) else "")

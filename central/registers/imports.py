@@ -32,6 +32,12 @@ Registers and columns (* required; the key columns come first)
   till-config  store (empty: the chain's default), receipt_header, receipt_footer (one receipt line
              per line, at most 42 characters each), quick_keys ("label=barcode" per line, in key
              order; labels at most 16 characters, barcodes known to central)
+  operators  number*, name*, role (cashier | supervisor | manager, default cashier), stores* ("*":
+             every store; else store ids separated by commas or spaces), pin (required for a new
+             operator; left out, an operator keeps the PIN they have). A PIN is 4 to 12 digits, not
+             one digit repeated, written as text ("0042" in JSON quotes). Central keeps only its slow
+             hash (protocol.pins: scrypt, a salt per operator); no error message repeats a PIN, and
+             export writes number, name, role and stores only, never the PIN or its hash.
 Import them in that order: each refers only to registers above it.
 
 `storepos central delete prices FILE` deletes the prices a file names by item, store, start and end
@@ -83,6 +89,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 import re
 import sqlite3
 import typing
@@ -96,7 +103,7 @@ import msgspec
 
 from central.registers import catalog
 from central.schema import MIGRATIONS
-from protocol import quickkeys
+from protocol import pins, quickkeys
 from protocol.gs1 import Gs1Config
 from protocol.money import MoneyError, format_money, parse_money
 from protocol.text import from_spreadsheet_safe, plain, plain_lines, spreadsheet_safe
@@ -199,6 +206,7 @@ class Format:
     check: Check  # against central's registers, under the write lock
     to_stored: Callable[[Record, str, Problems], None] | None = None  # file fields -> register fields
     to_file: Callable[[Any], msgspec.Struct] | None = None  # register row -> file row
+    out_row: type[msgspec.Struct] | None = None  # what export writes, when not `row` (operators: no PIN)
 
 
 def parse_instant(value: int | str) -> int:
@@ -277,6 +285,82 @@ def _price_to_file(price: catalog.Price) -> PriceRow:
         end=format_instant(price.ends) if campaign else None,
         price=format_money(price.price, price.currency),
     )
+
+
+class OperatorRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An operator as a file holds it: the PIN in clear, which central turns into its hash at once."""
+
+    number: catalog.Key
+    name: catalog.Name
+    role: typing.Literal["cashier", "supervisor", "manager"] = "cashier"
+    stores: str
+    pin: str | int | None = None  # int only to refuse it without repeating it (a PIN is text)
+
+
+class OperatorOut(msgspec.Struct, kw_only=True):
+    """An operator as export writes it: who, in which role, where; never the PIN or its hash."""
+
+    number: str
+    name: str
+    role: str
+    stores: str
+
+
+def _operator_to_stored(record: Record, currency: str, problems: Problems) -> None:
+    good, failed = record.good, record.failed
+    stores = good.get("stores")
+    if stores is not None:
+        ids = sorted(set(re.split(r"[,\s]+", stores.strip())) - {""})
+        if not ids:
+            problems.at(record, "stores", f"name the stores (ids) or {catalog.ALL_STORES} for every store")
+            failed.add("stores")
+        elif catalog.ALL_STORES in ids and len(ids) > 1:
+            problems.at(record, "stores", f"{catalog.ALL_STORES} means every store; it takes no others with it")
+            failed.add("stores")
+        else:
+            good["stores"] = ",".join(ids)
+    pin = good.get("pin")
+    if pin is None:
+        return
+    problem = "write the PIN as text (in quotes)" if isinstance(pin, int) else pins.policy_problem(pin)
+    if problem is not None:  # never the PIN itself in a message: it goes to a terminal and to logs
+        problems.at(record, "pin", problem)
+        failed.add("pin")
+        good.pop("pin")
+
+
+def _operator_to_file(operator: catalog.Operator) -> OperatorOut:
+    return OperatorOut(number=operator.number, name=operator.name, role=operator.role, stores=operator.stores)
+
+
+def _hash_pins(conn: sqlite3.Connection, records: list[Record]) -> None:
+    """Each PIN given becomes its slow hash, before the write lock is taken (some 70 ms a PIN). A PIN
+    the operator already has keeps its stored hash, so importing the same file again changes nothing."""
+    stored = catalog.operator_hashes(conn)
+    for record in records:
+        pin = record.good.pop("pin", None)
+        if pin is None:
+            continue
+        old = stored.get(record.good.get("number", ""))
+        record.good["pin_hash"] = old if old is not None and pins.verify(pin, old) else pins.hash_pin(pin)
+
+
+def _check_operators(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
+    stores = catalog.store_ids(conn)
+    stored = catalog.operator_hashes(conn)
+    for record in records:
+        good = record.good
+        for store in good.get("stores", "").split(","):
+            if store and store != catalog.ALL_STORES and store not in stores and "stores" not in record.failed:
+                problems.at(record, "stores", f"{store} is not a known store")
+        if "pin_hash" in good or good.get("pin") is not None or "pin" in record.failed or "number" not in good:
+            continue
+        old = stored.get(good["number"])
+        if old is None:
+            problems.at(record, "pin", f"required: operator {good['number']} is new")
+            record.failed.add("pin")
+        else:
+            good["pin_hash"] = old
 
 
 def _check_vat_rates(conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config) -> None:
@@ -393,6 +477,14 @@ FORMATS_BY_KIND: dict[str, Format] = {
     "prices": Format(catalog.REGISTERS["prices"], PriceRow, _check_prices, _price_to_stored, _price_to_file),
     "tills": Format(catalog.REGISTERS["tills"], catalog.Till, _check_tills),
     "till-config": Format(catalog.REGISTERS["till-config"], catalog.TillConfig, _check_till_config),
+    "operators": Format(
+        catalog.REGISTERS["operators"],
+        OperatorRow,
+        _check_operators,
+        _operator_to_stored,
+        _operator_to_file,
+        OperatorOut,
+    ),
 }
 KINDS = tuple(FORMATS_BY_KIND)
 
@@ -609,6 +701,8 @@ def import_file(
     when the rows are written."""
     prepared = read_file(path, kind, currency)
     fmt, problems = prepared.format, prepared.problems
+    if fmt.register.kind == "operators" and not problems.found:
+        _hash_pins(conn, prepared.records)
     with immediate(conn):
         if fmt.register.kind == "prices":
             _check_currency(conn, currency)
@@ -647,7 +741,7 @@ def export_bytes(conn: sqlite3.Connection, kind: str, suffix: str, *, currency: 
         return msgspec.json.format(msgspec.json.encode(rows), indent=2) + b"\n", len(rows), version
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(fmt.row.__struct_fields__)
+    writer.writerow((fmt.out_row or fmt.row).__struct_fields__)
     for row in rows:
         writer.writerow(spreadsheet_safe(_cell(value)) for value in msgspec.structs.astuple(row))
     return out.getvalue().encode(), len(rows), version
@@ -677,7 +771,12 @@ def open_catalog(db: Path, *, create: bool) -> sqlite3.Connection:
     if not create and not db.exists():
         raise Unusable(f"{db}: no central database here")
     try:
+        if not db.exists():  # it will hold operators' PIN hashes: this user's alone (0600) from the start
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        os.chmod(db, 0o600)
         conn = open_connection(db)
+    except OSError as exc:
+        raise Unusable(f"{db}: {exc.strerror or exc}") from None
     except sqlite3.Error as exc:
         raise Unusable(f"{db}: {exc}") from None
     try:

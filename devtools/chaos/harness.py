@@ -20,10 +20,13 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central.registers import sales
+from devtools.certificates import provision
 from devtools.chaos.proxy import ChaosProxy, Faults
-from devtools.processes import Processes
+from devtools.processes import Processes, enrol
+from protocol import identity
 from protocol.codec import decode_record
 from protocol.frames import CashTender, Error, Login, Receipt, ReturnItem, SaleState, Scan
+from storenode.app import KEY_FILE
 from storenode.journal import chain as journal_chain
 from till.client import TillDisconnected, connect
 
@@ -39,6 +42,7 @@ port = 0
 
 [central]
 url = "{central}"
+ca = "{ca}"
 heartbeat = {heartbeat}
 batch = 50
 """
@@ -88,21 +92,24 @@ async def _sell(url: str, lane: int, receipts: dict[str, int], rng: random.Rando
         pass
 
 
-async def run_chaos(folder: Path, plan: ChaosPlan) -> ChaosResult:
+async def run_chaos(folder: Path, plan: ChaosPlan, chain: Path | None = None) -> ChaosResult:
+    """`chain`: TLS material to copy into central's folder (a test session's); made here without it."""
     rng = random.Random(plan.seed)
     procs = Processes(folder)
     central_db = folder / "central.db"
     receipts: dict[str, int] = {}
     store_kills = central_kills = 0
     try:
+        ca = provision(folder, chain)  # central's folder: it serves wss, the proxy too, the store trusts both
         central, central_url = await procs.start("central", "central", "run", "--db", str(central_db), "--port", "0")
         port = central_url.rsplit(":", 1)[1]
         async with trio.open_nursery() as nursery:
-            proxy = ChaosProxy(central_url, plan.faults, rng=random.Random(plan.seed + 1))
+            proxy = ChaosProxy(central_url, plan.faults, rng=random.Random(plan.seed + 1), chain=folder)
             await nursery.start(proxy.run)
             config = folder / "store.toml"
             lanes = ", ".join(str(n) for n in range(1, plan.lanes + 1))
-            config.write_text(STORE_TOML.format(lanes=lanes, central=proxy.url, heartbeat=plan.heartbeat))
+            config.write_text(STORE_TOML.format(lanes=lanes, central=proxy.url, ca=ca, heartbeat=plan.heartbeat))
+            enrol(central_db, config)
             for round_no in range(plan.rounds):
                 store, url = await procs.start(f"store-{round_no}", "store", "run", "--config", str(config))
                 async with trio.open_nursery() as sellers:
@@ -201,8 +208,12 @@ def check(folder: Path, store: str, receipts: dict[str, int]) -> list[str]:
         here, there = _totals([row[3] for row in journal]), _totals([row[3] for row in at_central])
         if here != there:
             problems.append(f"totals differ: store {here} central {there}")
-        _, broken = journal_chain.verify(local)  # the store's own chain, end to end
+        key = identity.load_private(folder / "store-data" / KEY_FILE)
+        public = identity.public_bytes(key)
+        _, broken = journal_chain.verify(local, store, {identity.key_id(public): public})  # the store's own chain
         problems += [f"store journal: {p}" for p in broken]
+        _, unverified = sales.verify(remote, store)  # central's copy: every record's own signature too
+        problems += [f"central journal: {p}" for p in unverified]
         heads_here = {}
         for lane, no, _, _, digest in sorted(journal):
             heads_here[lane] = (no, digest)

@@ -8,18 +8,16 @@ keeping the connection open (the case only a heartbeat detects).
 from __future__ import annotations
 
 import random
+import ssl
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-    WebSocketRequest,
-    serve_websocket,
-)
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
 
-from protocol.websocket import dial
+from devtools.certificates import proxy_contexts
+from protocol.websocket import dial, serve
 
 
 @dataclass
@@ -43,17 +41,26 @@ class Stats:
 
 
 class ChaosProxy:
-    def __init__(self, upstream: str, faults: Faults, *, rng: random.Random, port: int = 0) -> None:
+    def __init__(
+        self, upstream: str, faults: Faults, *, rng: random.Random, port: int = 0, chain: Path | None = None
+    ) -> None:
+        """`chain`: a folder with the chain's CA (devtools.certificates.make_chain): the proxy then
+        serves wss with a certificate of its own from it and dials a wss `upstream` trusting it, so
+        what it does to frames happens over TLS as the store and central speak it."""
         self.upstream = upstream
         self.faults = faults
         self.rng = rng
         self.port = port
         self.stats = Stats()
         self._links: set[trio.CancelScope] = set()
+        self._serve_tls: ssl.SSLContext | None = None
+        self._dial_tls: ssl.SSLContext | None = None
+        if chain is not None:
+            self._serve_tls, self._dial_tls = proxy_contexts(chain)
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self._serve_tls else 'ws'}://127.0.0.1:{self.port}"
 
     def cut_all(self) -> None:
         for scope in list(self._links):
@@ -61,8 +68,9 @@ class ChaosProxy:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(serve_websocket, self._link, "127.0.0.1", self.port, None)
-            self.port = server.port
+            self.port = await nursery.start(
+                partial(serve, self._link, "127.0.0.1", self.port, "the chaos proxy", ssl_context=self._serve_tls)
+            )
             task_status.started()
 
     async def _link(self, request: WebSocketRequest) -> None:
@@ -70,7 +78,7 @@ class ChaosProxy:
         downstream = await request.accept(subprotocol=offered[0] if offered else None)
         self.stats.links += 1
         try:
-            async with dial(self.upstream, subprotocols=list(offered)) as upstream:
+            async with dial(self.upstream, subprotocols=list(offered), ssl_context=self._dial_tls) as upstream:
                 async with trio.open_nursery() as nursery:
                     self._links.add(nursery.cancel_scope)
                     nursery.start_soon(self._pump, downstream, upstream, nursery.cancel_scope)

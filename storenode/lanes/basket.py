@@ -13,6 +13,7 @@ import msgspec
 
 from protocol.frames import (
     Line,
+    RecordApproval,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -59,6 +60,7 @@ class LaneState(msgspec.Struct):
     status_before: str = ""  # what `status` was when the pending call began (tender, usually)
     cancelling: bool = False  # a cancel is undoing the sale's card payments one reversal at a time
     refund_of: str = ""  # a refund of this receipt id: only its lines come back, to the tenders it was paid with
+    approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale, journaled with it
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -99,7 +101,7 @@ def open_sale(state: LaneState, sale_id: str, now_ms: int) -> LaneState:
     require_operator(state)
     if state.status in (OPEN, TENDER):
         raise Rejected("sale_open", f"sale {state.sale_id} is already open on lane {state.lane}")
-    return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[])
+    return msgspec.structs.replace(state, status=OPEN, sale_id=sale_id, opened_at=now_ms, lines=[], approvals=[])
 
 
 def add_line(
@@ -276,6 +278,7 @@ def record(
         change=change,
         payments=list(state.payments),
         refund_of=state.refund_of,
+        approvals=list(state.approvals),
     )
 
 

@@ -39,12 +39,13 @@ def close_sale(
     currency: str,
     kind: str,
     closed_at: int,
+    signer: chain.Signer,
     tendered: int = 0,
     cash: RecordTender | None = None,
     extra: Callable[[sqlite3.Connection], int] | None = None,
 ) -> Closed:
-    """Journal the sale (`kind` "sale") or cancelled sale ("cancel") on `state`'s lane, queue it for central,
-    record its stock movements and save the lane cleared. `tendered`/`cash` are the cash closing it (see
+    """Journal the sale (`kind` "sale") or cancelled sale ("cancel") on `state`'s lane, signed by `signer`, queue
+    it for central, record its stock movements and save the lane cleared. `tendered`/`cash` are the cash closing it (see
     basket.record); `extra` queues more events for central in the same transaction (gift card moves) and says
     how many. A refund of a receipt is checked against the receipt here, once its cash part is known."""
 
@@ -64,7 +65,7 @@ def close_sale(
         return record
 
     record, _ = chain.append(
-        conn, state.lane, build, lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, kind, body)
+        conn, state.lane, build, signer, lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, kind, body)
     )
     movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if kind == "sale" else []
     for movement in movements:

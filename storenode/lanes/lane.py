@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hmac
 import logging
 import sqlite3
 import uuid
@@ -34,7 +33,7 @@ import trio
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
-from protocol import gs1, link
+from protocol import gs1, link, pins
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -48,6 +47,7 @@ from protocol.frames import (
     Logout,
     QuickKey,
     Receipt,
+    RecordApproval,
     RecordPayment,
     RefundOf,
     ResolvePayment,
@@ -73,9 +73,10 @@ from runtime.clock import Clock
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import Mailbox, Rejected, serve
-from storenode import stock
+from storenode import operators, stock
 from storenode.config import StoreConfig
-from storenode.lanes import basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.journal.chain import Signer
+from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -96,8 +97,6 @@ from storenode.sync.outbox import OutboxSignal
 log = logging.getLogger(__name__)
 
 SCALE_TIMEOUT = 3.0
-MAX_PIN_FAILURES = 5
-PIN_LOCKOUT = 60.0  # seconds of trio time
 
 _T = TypeVar("_T")
 
@@ -188,6 +187,7 @@ class StoreContext:
     signal: OutboxSignal
     link_state: Callable[[], str]  # "online" / "offline", or "" for a store without central
     ask: Ask  # a question to central over the sync link (gift cards, rates, customers); Offline without one
+    signer: Signer  # the store key, signing each journal record as it is appended
     devices: dict[int, LaneDevices] = field(default_factory=dict)
 
 
@@ -203,8 +203,6 @@ class Lane:
         self._asker: Subscriber | None = None  # the till whose request is being handled: it alone gets its ref
         self.devices = ctx.devices.get(number) or LaneDevices()
         self.layout = receipt_layout(ctx.config)
-        self._pin_failures = 0
-        self._locked_until = 0.0
         self._nursery: trio.Nursery | None = None
         self._money_running = False  # a card call or the terminal's end of day is running beside the lane
         self._reader: sqlite3.Connection | None = None  # scans look up here, on the event loop (see _read)
@@ -559,22 +557,23 @@ class Lane:
                 new = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms())
                 await self._save(new, ref=ref, message="sale started")
             case Scan(code=code, qty=qty):
-                await self._scan(code.strip(), qty, ref)
+                await self._scan(code.strip(), qty, ref, asker=command)
             case ReturnItem(code=code, qty=qty):
-                await self._scan(code.strip(), qty, ref, returned=True)
+                await self._scan(code.strip(), qty, ref, returned=True, asker=command)
             case StockMove(code=code, qty=qty, reason=reason, note=note):
                 if reason not in stock.MANUAL_REASONS:
                     raise Rejected("bad_reason", f"reason must be one of {', '.join(stock.MANUAL_REASONS)}")
                 if not qty or abs(qty) > 1_000_000:
                     raise Rejected("bad_quantity", f"a stock movement needs a quantity, not {qty}")
-                await self._stock(code, reason, qty, note, conn, ref)
+                await self._stock(code, reason, qty, note, conn, ref, command)
             case StockCount(code=code, counted=counted):
                 if not 0 <= counted <= 10_000_000:
                     raise Rejected("bad_quantity", f"a count must be 0 or more, not {counted}")
-                await self._stock(code, "count", counted, "", conn, ref)
+                await self._stock(code, "count", counted, "", conn, ref, command)
             case VoidLine(line=no):
                 new = basket.void_line(state, no)
-                await self._save(new, ref=ref, message=f"voided line {no}")
+                given = await self._approval(approval.void(state, no), command)
+                await self._save(_with(new, given), ref=ref, message=f"voided line {no}")
             case Total():
                 new = basket.to_total(state)
                 due = self._money(basket.cash_due(new, self.currency))
@@ -597,43 +596,105 @@ class Lane:
             case EndOfDay():
                 terminal = self.devices.terminal
                 name = terminal.name if terminal is not None else None
-                await self._apply(terminal_admin.end_of_day(state, name, self._money_running, ref), conn)
+                effects = terminal_admin.end_of_day(state, name, self._money_running, ref)  # refusals first
+                given = await self._approval(approval.end_of_day(name or "the terminal"), command)
+                if given is not None:
+                    await self._record_approval(given)
+                await self._apply(effects, conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
+                given = await self._approval(approval.cancel(state), command)
                 if state.tenders:
-                    await self._cancel(ref, conn)
+                    self.state = _with(state, given)  # saved with the cancel's first step; journaled with it
+                    try:
+                        await self._cancel(ref, conn)
+                    except Rejected:
+                        if self.state.sale_id == state.sale_id and not self.state.cancelling:
+                            self.state = msgspec.structs.replace(self.state, approvals=state.approvals)
+                        raise
                 elif state.lines:
-                    await self._close(Close(state, "cancel", ref), conn)
+                    await self._close(Close(_with(state, given), "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
-    async def _check_pin(self, number: str, pin: str) -> str:
-        """The operator's name if the PIN is theirs; wrong PINs count towards the lane's lockout, whether
-        typed to log in or to approve a supervisor's action."""
-        now = trio.current_time()
-        if now < self._locked_until:
-            raise Rejected("locked", f"too many wrong PINs; try again in {self._locked_until - now:.0f} s")
-        found = await self.ctx.db.read(lambda c: replica.operator(c, number))
-        ok = False
-        if found is not None:
-            _, salt, expected = found
-            ok = hmac.compare_digest(await trio.to_thread.run_sync(replica.hash_pin, pin, salt), expected)
+    async def _check_pin(self, number: str, pin: str) -> operators.Operator:
+        """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the
+        store's database (every lane, across restarts; storenode.operators), whether typed to log in or to
+        approve; an unknown number is checked against the dummy hash and counted the same way, so it
+        costs what a wrong PIN costs and locks out alike. The hash runs in a thread, off the event loop."""
+        config, store = self.ctx.config.operators, self.ctx.config.store
+        now = self.ctx.clock.now_ms()
+
+        def look(c: sqlite3.Connection) -> tuple[operators.Operator | None, int, int]:
+            return operators.find(c, number, store), operators.locked_until(c, number), operators.failures(c, number)
+
+        found, until, failures = await self.ctx.db.read(look)
+        if until > now:
+            raise Rejected(
+                "locked",
+                f"operator {number} is locked after {config.pin_failures} wrong PINs until "
+                f"{operators.clock_text(until)}; a supervisor sees the store's alarm",
+            )
+        ok = await trio.to_thread.run_sync(pins.verify, pin, found.pin_hash if found is not None else "")
         if not ok or found is None:
-            self._pin_failures += 1
-            if self._pin_failures >= MAX_PIN_FAILURES:
-                self._pin_failures = 0
-                self._locked_until = now + PIN_LOCKOUT
+            lockout_ms = round(config.lockout_minutes * 60_000)
+            limit = config.pin_failures
+            locked = await self.ctx.db.write(lambda c: operators.failed(c, number, now, limit, lockout_ms))
+            if locked:
+                log.warning("lane %d: operator %r locked after %d wrong PINs", self.number, number, limit)
+                await self._report_lockouts()
             raise Rejected("wrong_pin", "wrong operator number or PIN")
-        self._pin_failures = 0
-        return found[0]
+        if failures or until:
+            await self.ctx.db.write(lambda c: operators.succeeded(c, number))
+            if until:
+                await self._report_lockouts()
+        return found
+
+    async def _report_lockouts(self) -> None:
+        now = self.ctx.clock.now_ms()
+        operators.report(self.ctx.health, await self.ctx.db.read(lambda c: operators.locked(c, now)))
+
+    async def _approval(self, needed: approval.Needed | None, command: Command | None) -> RecordApproval | None:
+        """A supervisor's approval of `needed` (None when nothing needs one): the logged-in operator's own
+        when they are a supervisor or manager, else the number and PIN the command carries."""
+        if needed is None:
+            return None
+        logged_in = self.state.operator
+        if logged_in:
+            store = self.ctx.config.store
+            me = await self.ctx.db.read(lambda c: operators.find(c, logged_in, store))
+            if me is not None and me.approves:
+                return RecordApproval(action=needed.action, approver=me.number, detail=needed.detail)
+        number, pin = getattr(command, "approver", ""), getattr(command, "approver_pin", "")
+        if not number:
+            raise Rejected(
+                "approval_needed",
+                f"{needed.what} needs a supervisor's approval: {needed.why}; "
+                "send it again with a supervisor's number and PIN",
+            )
+        approver = await self._check_pin(number, pin)
+        if not approver.approves:
+            raise Rejected(
+                "approval_needed",
+                f"{needed.what} needs a supervisor's approval ({needed.why}); operator {number} is a {approver.role}",
+            )
+        log.info("lane %d: %s approved by operator %s", self.number, needed.what, number)
+        return RecordApproval(action=needed.action, approver=approver.number, detail=needed.detail)
+
+    async def _record_approval(self, given: RecordApproval) -> None:
+        """An approval outside a sale's journal record (the terminal's end of day): kept in `approvals`."""
+        at, lane, operator = self.ctx.clock.now_ms(), self.number, self.state.operator
+        await self.ctx.db.write(
+            lambda c: operators.record_approval(c, at, lane, operator, given.approver, given.action, given.detail)
+        )
 
     async def _login(self, number: str, pin: str, ref: int) -> None:
-        name = await self._check_pin(number, pin)
+        name = (await self._check_pin(number, pin)).name
         state = self.state
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
@@ -641,20 +702,35 @@ class Lane:
         new = msgspec.structs.replace(state, operator=number, status=status)
         await self._save(new, ref=ref, message=f"operator {number} ({name}) logged in")
 
-    async def _stock(self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int) -> None:
+    async def _stock(
+        self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command
+    ) -> None:
+        """A stock move (or count) here; one that changes the level by more than store.toml's
+        approval.stock_moves needs a supervisor, who is kept with it in `approvals`."""
         basket.require_operator(self.state)
         movement_at = self.ctx.clock.now_ms()
-        store_id = self.ctx.config.store
+        store_id, lane, operator = self.ctx.config.store, self.number, self.state.operator
 
-        def job(c: sqlite3.Connection) -> tuple[basket.Item, int]:
+        def look(c: sqlite3.Connection) -> tuple[basket.Item, int]:
             item = self._lookup(c, code)
             if item is None:
                 raise Rejected("unknown_barcode", f"no item has barcode {code}")
-            ref_text = note or f"{reason} by operator {self.state.operator} on lane {self.number}"
+            return item, stock.level(c, item.item)
+
+        item, level = await self.ctx.db.read(look)
+        change = qty - level if reason == "count" else qty
+        needed = approval.stock(change, self.ctx.config.approval, f"a {reason} of {change:+d} {item.name}")
+        given = await self._approval(needed, command)
+
+        def job(c: sqlite3.Connection) -> tuple[basket.Item, int]:
+            ref_text = note or f"{reason} by operator {operator} on lane {lane}"
             movement = StockMovement(
                 store=store_id, reason=reason, ref=ref_text, at=movement_at, lines=[StockLine(item=item.item, qty=qty)]
             )
             stock.record(c, movement)
+            if given is not None:
+                detail = f"{item.item} {reason} {given.detail}"
+                operators.record_approval(c, movement_at, lane, operator, given.approver, given.action, detail)
             return item, stock.level(c, item.item)
 
         item, here = await self.ctx.db.write(job)
@@ -708,7 +784,9 @@ class Lane:
         self._publish(ref=ref, message=f"returned: {qty} x {name} {self._money(back)} (receipt {state.refund_of})")
         self._show(lambda: display.item_lines(f"returned: {qty} x {name}", self._money(back)))
 
-    async def _scan(self, code: str, qty: int, ref: int, *, returned: bool = False) -> None:
+    async def _scan(
+        self, code: str, qty: int, ref: int, *, returned: bool = False, asker: Command | None = None
+    ) -> None:
         state = self.state
         basket.require_operator(state)
         problem = gs1.code_problem(code)
@@ -752,6 +830,12 @@ class Lane:
             grams = await self._weigh(item)
             new, item = await self._read(lambda c: decide(c, grams))
             assert new is not None
+        refunded_on = None
+        if returned and not (measured is not None and measured.price):
+            since = now - self.ctx.config.approval.refunded_days * 86_400_000
+            refunded_on = await self._read(lambda c: refunds.refunded_on_receipt(c, item.item, since))
+        needed = self._scan_needs(state, new, item, measured, returned, refunded_on)
+        new = _with(new, await self._approval(needed, asker))
         await self._persist(new)
         self.state = new
         line = new.lines[-1]
@@ -762,6 +846,28 @@ class Lane:
         prefix = "returned: " if returned else ""
         self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}", popup=item.popup)
         self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
+
+    def _scan_needs(
+        self,
+        before: LaneState,
+        after: LaneState,
+        item: basket.Item,
+        measured: gs1.Measured | None,
+        returned: bool,
+        refunded_on: str | None,
+    ) -> approval.Needed | None:
+        """Whether the line just added needs a supervisor: a price label outside the item's range, or a
+        receipt-less return (above the store's amount, of a price label at all, or of an item refunded on a
+        receipt lately)."""
+        config, currency = self.ctx.config.approval, self.currency
+        label_price = measured.price if measured is not None else 0
+        if returned:
+            return approval.returned(
+                before, after, config, currency, price_label=bool(label_price), refunded_on=refunded_on
+            )
+        if label_price:
+            return approval.label(item, label_price, config, currency)
+        return None
 
     async def _weigh(self, item: basket.Item) -> int:
         """A stable, positive, fresh weight from this lane's scale, or a refusal the till shows."""
@@ -907,7 +1013,12 @@ class Lane:
 
     async def _set_aside(self, command: SetAside) -> None:
         reason = terminal_admin.aside_reason(self.state, command, self._money_running)
-        await self._check_pin(command.operator, command.pin)  # before the terminal or the state is touched
+        checked = await self._check_pin(command.operator, command.pin)  # before the terminal or the state is touched
+        if not checked.approves:
+            raise Rejected(
+                "approval_needed",
+                f"setting a card payment aside is a supervisor's; operator {command.operator} is a {checked.role}",
+            )
         pending = self.state.pending
         assert pending is not None
         last = await terminal_admin.ask_once_more(self.devices.terminal, pending, self.number)
@@ -931,6 +1042,7 @@ class Lane:
                 currency=config.currency,
                 kind=close.kind,
                 closed_at=now,
+                signer=self.ctx.signer,
                 tendered=close.tendered,
                 cash=close.cash,
                 extra=(lambda c: payments.queue_moves(c, moves)) if moves else None,
@@ -969,6 +1081,13 @@ class Lane:
             self._broadcast(answer)
         message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)
+
+
+def _with(state: LaneState, given: RecordApproval | None) -> LaneState:
+    """The lane's state with an approval just given, to be journaled with the sale."""
+    if given is None:
+        return state
+    return msgspec.structs.replace(state, approvals=[*state.approvals, given])
 
 
 def _dressed(layout: ReceiptLayout, look: replica.TillLook | None) -> ReceiptLayout:

@@ -4,8 +4,9 @@ was already taken.
 
 Refunds: in a refund of a receipt (storenode.lanes.refunds) money goes back only to the tenders the receipt
 was paid with, never more than each took: card through the terminal (06 31), a gift card credited, an
-invoice credited, cash. A return without its receipt goes back only in cash or to a gift card (store
-credit): a refund to a bank card needs the receipt that shows the card paid.
+invoice credited, cash. A return without its receipt goes back only in cash: a refund to a bank card needs
+the receipt that shows the card paid, and central credits a gift card only as a refund naming a receipt of
+this store (the move's `refund_of`), within the store's limits per credit and per day.
 
 Decisions, not deeds: what a tender does to a sale is decided here by plain functions of the lane's state
 and what the lane read or heard for it (how much of a receipt may still go back by each tender, central's
@@ -448,7 +449,13 @@ def giftcard(
     card_no = command.card.strip()
     if not card_no or len(card_no) > 64:
         raise Rejected("bad_card", "a gift card number is 1 to 64 characters")
-    if remaining < 0 and state.refund_of:  # back to the gift card the receipt was paid with
+    if remaining < 0 and not state.refund_of:
+        raise Rejected(
+            "needs_receipt",
+            "money goes back to a gift card only in a refund of a receipt paid with it (refund <receipt id>); "
+            "without the receipt, pay back in cash",
+        )
+    if remaining < 0:  # back to the gift card the receipt was paid with
         amount = _refund_amount(state, command.amount, remaining, currency, ("giftcard", card_no), rooms)
     else:
         amount = _amount(command.amount, remaining, currency)
@@ -461,6 +468,7 @@ def giftcard(
         store=store,
         sale_id=state.sale_id,
         at=now_ms,
+        refund_of=state.refund_of if remaining < 0 else "",  # the receipt central checks the credit against
     )
     pending = RecordPayment(
         kind=move.kind, method="giftcard", outcome="unknown", amount=amount, currency=move.currency,

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import msgspec
 
 from devices.escpos import receipt_id
-from protocol import gs1
+from protocol.codec import decode_record
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
+from protocol.receipts import parse_receipt_id
 from runtime.mailbox import Rejected
 from storenode.journal import chain
 from storenode.lanes.basket import LaneState
@@ -51,13 +52,13 @@ def describe(key: Key) -> str:
 
 def parse_receipt(text: str, store: str) -> tuple[int, int]:
     """(lane, receipt number) from a receipt id as printed under its code: store-lane-number."""
-    parts = text.strip().rsplit("-", 2)
-    numbers = parts[1:] if len(parts) == 3 else []
-    if not numbers or not all(gs1.digits(n) and len(n) <= 12 for n in numbers):  # int64-safe: SQLite takes it
+    parsed = parse_receipt_id(text)
+    if parsed is None:
         raise Rejected("bad_receipt", f"{text.strip()!r} is not a receipt id (store-lane-number, as {store}-1-42)")
-    if parts[0] != store:
-        raise Rejected("other_store", f"receipt {text.strip()} is from store {parts[0]}, not this store ({store})")
-    return int(parts[1]), int(parts[2])
+    owner, lane, receipt_no = parsed
+    if owner != store:
+        raise Rejected("other_store", f"receipt {text.strip()} is from store {owner}, not this store ({store})")
+    return lane, receipt_no
 
 
 def original(conn: sqlite3.Connection, receipt: str, store: str, currency: str) -> SaleRecord:
@@ -204,3 +205,26 @@ def return_lines(
         "over_return",
         f"receipt {found.receipt} has {sold} of {matching[0].name}; only {can} more can be returned",
     )
+
+
+RECENT_REFUNDS = 1000  # the newest journaled refunds a receipt-less return is checked against
+
+
+def refunded_on_receipt(conn: sqlite3.Connection, item: str, since_ms: int) -> str | None:
+    """The receipt this store lately refunded `item` on (a journaled refund closed since `since_ms`,
+    newest first), or None.
+
+    Why: the same goods can be refunded twice, to the card on their receipt and again in cash as a
+    receipt-less return. The store cannot tell a receipt-less return of goods bought elsewhere from a
+    second refund in general, but it can see that the same item went back on a receipt lately: then a
+    supervisor decides (storenode.lanes.approval), whatever the amount."""
+    rows = conn.execute(
+        "SELECT body FROM journal WHERE refund_of != '' ORDER BY seq DESC LIMIT ?", (RECENT_REFUNDS,)
+    ).fetchall()
+    for (body,) in rows:
+        record = decode_record(body)
+        if record.closed_at < since_ms:
+            break
+        if any(line.item == item and not line.voided for line in record.lines):
+            return record.refund_of
+    return None

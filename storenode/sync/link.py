@@ -1,9 +1,17 @@
 """The store's link to central: replays the outbox in order, deletes what central acknowledged.
 
 Connection trouble is the normal case for a store, not a crash: the actor reconnects by itself with
-capped, jittered backoff and the lanes never notice. Central says in its welcome what it has already
-applied, so a resend after any failure starts exactly where central stands; central's dedupe makes
-a duplicate harmless anyway.
+capped, jittered backoff and the lanes never notice.
+
+What the store deletes is decided by the store alone: an outbox event goes only once central has
+acknowledged it *in this session*, and only if this session sent it. So every session resends from
+the oldest event still in the outbox (central acknowledges an identical resend by its digest, without
+applying it twice); the welcome's cursors delete nothing, since whoever answers at central's URL
+writes them. An ack beyond what this session sent, or a welcome claiming more than this store ever
+numbered, is an alarm (logged ERROR, kept on the health board under "sync-alarms"), and nothing is
+deleted for it. A batch central refuses (a LinkError: a conflict, a bad signature...) ends the
+session; its events stay in the outbox and the refusal stays on the sync actor's health, which
+`storepos store status` shows, until central acknowledges past it.
 
 Replay is pipelined: up to `window` batches are in flight while acks (cumulative, highest
 contiguous seq) come back on their own task. Memory stays bounded however long the backlog is: the
@@ -13,6 +21,17 @@ progress (no pong, no ack advancing while batches are in flight) is declared dow
 The hello with its version check, the heartbeat and questions by id are protocol.link's Session, the
 same code central runs. A central of another protocol version is not connection trouble: it is
 reported once, plainly (health state "incompatible"), and tried again only every INCOMPATIBLE_RETRY.
+
+The store proves who it is in the hello (protocol.link; its key and token on disk: storenode.identity,
+read again at every connect). A central that refuses that identity (not enrolled, revoked, a spent
+token) is not connection trouble either: health state "refused" says what to do about it, and the
+link tries again only every REFUSED_RETRY.
+
+Central proves who it is first, with TLS: the link dials wss trusting only `central.ca` (the chain's
+CA or central's certificate pinned). Whoever answers without a certificate that verifies gets no
+hello, so no event and no chance to claim cursors that would delete the outbox; health state
+"refused" says "central's certificate is not trusted: ..." and the usual backoff retries. Plain ws://
+is dialled only with `central.insecure`, warned about at every start.
 """
 
 from __future__ import annotations
@@ -22,7 +41,9 @@ import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
@@ -41,16 +62,19 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     LinkError,
-    LinkHello,
     Question,
     Stream,
 )
-from protocol.link import Incompatible, NoAnswer, Refused, Session, SessionError, greet
-from protocol.websocket import dial
+from protocol.identity import IdentityError
+from protocol.link import BAD_PROOF, Incompatible, NoAnswer, Refused, Session, SessionError, greet
+from protocol.tls import TlsError, client_context
+from protocol.versions import shown
+from protocol.websocket import CertificateRefused, dial
 from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.supervision import Backoff
-from storenode.config import StoreConfig
+from storenode import identity
+from storenode.config import StoreConfig, link_problems
 from storenode.journal import chain
 from storenode.sync import outbox
 from storenode.sync.catalog import CatalogFollower
@@ -61,6 +85,7 @@ log = logging.getLogger(__name__)
 STREAMS = tuple(Stream)
 RECONNECT = Backoff(initial=0.2, cap=10.0, jitter=0.2)
 INCOMPATIBLE_RETRY = 60.0  # a central of another version: try again this seldom (it may be upgraded meanwhile)
+REFUSED_RETRY = 60.0  # central refused who we are: try again this seldom (an operator must act first)
 
 
 class Stalled(Exception):
@@ -77,12 +102,18 @@ NO_ANSWER = (Offline, NoAnswer)  # central said nothing usable
 A = TypeVar("A", bound=Answer)
 
 
-class _Stream:
-    """Replay position of one stream in the current session."""
+ALARMS = "sync-alarms"  # the health board's entry for what central said that cannot be true
+KEPT_ALARMS = 20
 
-    def __init__(self, acked: int) -> None:
-        self.acked = acked  # central has applied everything up to here
-        self.sent = acked  # we have sent everything up to here
+
+class _Stream:
+    """Replay position of one stream in the current session: starts before the oldest event still in
+    the outbox (nothing older exists here to send or delete)."""
+
+    def __init__(self, before_oldest: int) -> None:
+        self.acked = before_oldest  # central acknowledged, in this session, everything up to here
+        self.sent = before_oldest  # this session has sent everything up to here (back to a gap ack's resend)
+        self.high = before_oldest  # the highest seq this session has sent: no ack may name more
         self.last_progress = trio.current_time()
 
 
@@ -110,12 +141,17 @@ class SyncLink:
         self.window = window
         self.catalog = catalog  # keeps the master-data replica following central while the link is up
         self.version = LINK_VERSION  # the link protocol this store speaks (tests play an older store)
+        self.refused_retry = REFUSED_RETRY
         self.online = False
         self.batches_sent = 0  # event batches sent to central since start (how well lingering batches)
         self.on_change: list[Callable[[bool], None]] = []  # told whenever online flips
         self._session: Session | None = None
         self._progress = trio.Event()
         self._resend = False  # central asked for events again (a gap): the sender reads at its next wake
+        self.alarms: list[str] = []  # the newest KEPT_ALARMS things central said that cannot be true
+        self.alarm_count = 0  # how many since start
+        self.refusal = ""  # central's refusal of a batch, shown until it acknowledges past it
+        self._refused: dict[str, int] = {}  # stream -> the seq central must acknowledge to end the refusal
         self._answers: dict[type[Question[Any]], Callable[[Any], Awaitable[Answer]]] = {
             LanesQuestion: self._lanes,
             JournalQuestion: self._journal,
@@ -125,7 +161,8 @@ class SyncLink:
         changed = online != self.online
         self.online = online
         state = state or ("online" if online else "offline")
-        self.health.set(self.name, state, error=error, detail=self.config.central.url)
+        detail = self.config.central.url + (f"; batch refused: {self.refusal}" if self.refusal else "")
+        self.health.set(self.name, state, error=error, detail=detail)
         if changed:
             for hook in self.on_change:
                 hook(online)
@@ -142,10 +179,25 @@ class SyncLink:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.config.central.url
         self.signal.backlog = await self.db.read(outbox.backlog)
+        try:
+            identity.load(self.config.data_path, self.config.store)  # the key exists from the first start on (logged)
+        except IdentityError as exc:  # said here once; each connect reads it again and says so on the health board
+            log.error("store %s cannot use its key: %s", self.config.store, exc)
         task_status.started()
         if not url:
             self.health.set(self.name, "disabled", detail="no central configured")
             await trio.sleep_forever()
+        problems = link_problems(self.config.central)
+        if problems:  # load_config refuses these; a config built in code gets here
+            log.error("link to central %s not started: %s", url, "; ".join(problems))
+            self.health.set(self.name, "refused", error="; ".join(problems), detail=url)
+            await trio.sleep_forever()
+        if urlsplit(url).scheme == "ws":
+            log.warning(
+                "link to central %s is plain ws:// (central.insecure = true): sales, stock and gift cards "
+                "cross the network readable, and anyone on the way can pose as central",
+                url,
+            )
         failures = 0
         refused = ""
         while True:
@@ -161,8 +213,32 @@ class SyncLink:
                 self._set_online(False, error=f"incompatible: {exc}", state="incompatible")
                 await trio.sleep(INCOMPATIBLE_RETRY)
                 continue
+            except CertificateRefused as exc:
+                # Not connection trouble: whoever answers is not the central this store trusts. Nothing is
+                # sent to it; retried as usual (the operator may be fixing central.ca or the certificate).
+                reason = f"central's certificate is not trusted: {exc}"
+                if reason != refused:
+                    log.error("link to central %s refused: %s", url, reason)
+                refused = reason
+                self._session = None
+                self._set_online(False, error=reason, state="refused")
+                failures += 1
+                await trio.sleep(self.backoff.delay(failures, self.rng))
+                continue
+            except (Refused, IdentityError) as exc:
+                if isinstance(exc, IdentityError) or exc.code in REFUSALS:
+                    hint = refusal(self.config.store, exc.code, str(exc)) if isinstance(exc, Refused) else str(exc)
+                    if hint != refused:
+                        log.error("link to central %s: %s", url, hint)
+                    refused = hint
+                    self._session = None
+                    self._set_online(False, error=hint, state="refused")
+                    await trio.sleep(self.refused_retry)
+                    continue
+                reason = f"{type(exc).__name__}: {exc}"
             except (
                 OSError,
+                TlsError,
                 HandshakeError,
                 ConnectionClosed,
                 SessionError,
@@ -183,13 +259,23 @@ class SyncLink:
 
     async def _run_session(self, url: str) -> None:
         heartbeat = self.config.central.heartbeat
-        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2) as ws:
+        trust = client_context(Path(self.config.central.ca)) if urlsplit(url).scheme == "wss" else None
+        async with dial(url, subprotocols=[LINK_SUBPROTOCOL], connect_timeout=heartbeat * 2, ssl_context=trust) as ws:
+            me, _ = identity.load(self.config.data_path, self.config.store)
             with trio.fail_after(heartbeat * 2):
-                hello = LinkHello(node=self.config.store, role="store", version=self.version)
-                welcome = await greet(ws, hello, peer="central")
-            streams: dict[str, _Stream] = {name: _Stream(welcome.acked.get(name, 0)) for name in STREAMS}
-            for name, stream in streams.items():
-                await self.db.write(partial(outbox.acknowledge, stream=name, upto=stream.acked))
+                welcome = await greet(ws, me.hello(self.version), peer="central", key=me.proving)
+            me.accepted()  # the token is spent, a rotation done: central made it durable before it welcomed
+            positions = await self.db.read(outbox.positions)
+            streams: dict[str, _Stream] = {}
+            for name in STREAMS:
+                before_oldest, last = positions.get(name, (0, 0))
+                streams[name] = _Stream(before_oldest)
+                claimed = welcome.acked.get(name, 0)
+                if claimed > last:
+                    self._alarm(
+                        f"central's welcome claims {name} events up to {claimed}, but this store has numbered"
+                        f" only {last}; nothing deleted"
+                    )
             self.signal.backlog = await self.db.read(outbox.backlog)
             if self.catalog is not None:
                 self.catalog.announced(welcome.catalog, welcome.catalog_epoch)
@@ -239,6 +325,7 @@ class SyncLink:
                         stream.last_progress = trio.current_time()  # the stall clock starts with the first batch
                     await session.send(EventBatch(store=self.config.store, stream=name, events=events))
                     stream.sent = events[-1].seq
+                    stream.high = max(stream.high, stream.sent)
                     self.batches_sent += 1
                     more = more or rest
                 if more:
@@ -282,6 +369,12 @@ class SyncLink:
             stream = streams.get(frame.stream)
             if stream is None:
                 return
+            if frame.seq > stream.high:
+                self._alarm(
+                    f"central acknowledged {frame.stream} up to {frame.seq}, but this session sent only up to"
+                    f" {stream.high}; nothing deleted"
+                )
+                return
             if frame.gap and frame.seq >= stream.acked:
                 # Central saw events out of order and kept none past the hole: resend from there.
                 stream.sent = max(frame.seq, stream.acked)
@@ -296,6 +389,11 @@ class SyncLink:
             if stream.sent < stream.acked:
                 stream.sent = stream.acked
             await self.db.write(partial(outbox.acknowledge, stream=frame.stream, upto=frame.seq))
+            if frame.seq >= self._refused.get(frame.stream, frame.seq + 1):
+                del self._refused[frame.stream]
+                if not self._refused:
+                    self.refusal = ""
+                    self._set_online(True)
             self._progress.set()
             self._progress = trio.Event()
         elif isinstance(frame, CatalogChunk | CatalogNotice) and self.catalog is not None:
@@ -306,9 +404,29 @@ class SyncLink:
         elif isinstance(frame, LinkError) and frame.code == "bad_pull" and self.catalog is not None:
             self.catalog.refused(frame.message)
         elif isinstance(frame, LinkError):
-            raise Refused(f"central refused: {frame.code}: {frame.message}", frame.code)
+            self._refuse(streams, frame)
+            raise Refused(f"central refused: {shown(frame.code)}: {shown(frame.message, 400)}", frame.code)
         else:
             log.warning("unexpected %s from central; ignored", type(frame).__name__)
+
+    def _alarm(self, text: str) -> None:
+        """Central said something that cannot be true of this store: kept on the health board (and
+        logged ERROR) for an operator, since acting on it could lose sales."""
+        log.error("central %s: %s", self.config.central.url, text)
+        self.alarms = [*self.alarms, text][-KEPT_ALARMS:]
+        self.alarm_count += 1
+        self.health.set(ALARMS, "alarm", error=text, detail=f"{self.alarm_count} alarms since start")
+
+    def _refuse(self, streams: dict[str, _Stream], frame: LinkError) -> None:
+        """Central refused something this session sent: its events stay in the outbox, and the refusal
+        stays on the health board until central acknowledges, in some session, every stream that had
+        events in flight past where it stood. The error frame does not say which batch it refused;
+        the oldest event of each stream in flight bounds it."""
+        pending = {name: s.acked + 1 for name, s in streams.items() if s.sent > s.acked}
+        if pending:
+            self.refusal = f"{shown(frame.code)}: {shown(frame.message, 400)}"
+            self._refused = pending
+            log.error("central refused a batch: %s", self.refusal)
 
     async def _answer(self, question: Question[Any]) -> Answer:
         """Central's questions about this store's journal (for reconciliation)."""
@@ -333,3 +451,29 @@ class SyncLink:
             return JournalAnswer(lane=question.lane, entries=entries)
 
         return await self.db.read(read)
+
+
+REFUSALS = {  # central's refusal codes about who the store is, and what its operator should do
+    "unknown_store": "enrol",
+    "not_enrolled": "enrol",
+    "bad_token": "token",
+    "token_expired": "token",
+    "revoked": "revoked",
+    "bad_key": "key",
+    BAD_PROOF: "key",
+    "bad_store_id": "id",
+}
+
+
+def refusal(store: str, code: str, said: str) -> str:
+    """What the store's health says when central refuses its identity: plainly what to do, then central's words."""
+    init = "storepos store init --config <store.toml> --token TOKEN"
+    enroll = f"storepos central store enroll {store}"
+    todo = {
+        "enrol": f"store {store} is not enrolled at central: run `{enroll}` at central and `{init}` here",
+        "token": f"central refused the enrolment token: get a new one (`{enroll}` at central) and run `{init}` here",
+        "revoked": f"store {store} is revoked at central: its operator must decide; this store cannot connect",
+        "key": f"central does not accept this store's key: re-enrol it (`{enroll}` at central, `{init}` here)",
+        "id": f"central refuses the store id {store!r}: use letters, digits, _ and - (at most 32) in store.toml",
+    }[REFUSALS.get(code, "key")]
+    return f"refused by central ({code}): {todo} [{said}]"

@@ -10,7 +10,7 @@ import sqlite3
 
 import trio
 
-from protocol.frames import Event
+from protocol.frames import Event, Stream
 
 
 def enqueue(conn: sqlite3.Connection, stream: str, kind: str, body: bytes) -> int:
@@ -24,6 +24,11 @@ def enqueue(conn: sqlite3.Connection, stream: str, kind: str, body: bytes) -> in
     return seq
 
 
+_PENDING = "SELECT seq, kind, body, x'', '' FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?"
+_PENDING_JOURNAL = (  # the record's signature from the journal, by its outbox seq (a covering index)
+    "SELECT o.seq, o.kind, o.body, j.sig, j.key FROM outbox o LEFT JOIN journal j ON j.seq = o.seq"
+    " WHERE o.stream = ? AND o.seq > ? ORDER BY o.seq LIMIT ?"
+)
 MAX_BATCH_BYTES = 512 * 1024  # well under a websocket peer's 1 MiB message limit, whatever the sales hold
 
 
@@ -31,18 +36,19 @@ def pending(
     conn: sqlite3.Connection, stream: str, after: int, limit: int, max_bytes: int = MAX_BATCH_BYTES
 ) -> list[Event]:
     """The next events in order: at most `limit` of them and about `max_bytes` of bodies, but always
-    at least one, so a batch of big sales never outgrows a websocket message and stalls replay."""
+    at least one, so a batch of big sales never outgrows a websocket message and stalls replay.
+    Journal events carry their record's signature and key id, read from the journal in this query."""
     rows = conn.execute(
-        "SELECT seq, kind, body FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+        _PENDING_JOURNAL if stream == Stream.JOURNAL else _PENDING,
         (stream, after, limit),
     )
     events: list[Event] = []
     size = 0
-    for seq, kind, body in rows:
-        size += len(body) + 16
+    for seq, kind, body, sig, key in rows:
+        size += len(body) + 96
         if events and size > max_bytes:
             break
-        events.append(Event(seq=seq, kind=kind, body=body))
+        events.append(Event(seq=seq, kind=kind, body=body, sig=sig or b"", key=key or ""))
     return events
 
 
@@ -63,6 +69,16 @@ def pending_of(conn: sqlite3.Connection, after: dict[str, int], limit: int) -> d
 
 def acknowledge(conn: sqlite3.Connection, stream: str, upto: int) -> int:
     return conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, upto)).rowcount
+
+
+def positions(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """Per stream: (the seq before its oldest event still here, the last seq it ever numbered). A
+    session resends from the first; central can never rightly claim more than the second."""
+    out: dict[str, tuple[int, int]] = {}
+    for stream, last in conn.execute("SELECT stream, last_seq FROM streams").fetchall():
+        oldest = conn.execute("SELECT MIN(seq) FROM outbox WHERE stream = ?", (stream,)).fetchone()[0]
+        out[stream] = ((oldest if oldest is not None else last + 1) - 1, last)
+    return out
 
 
 def oldest_unacked(conn: sqlite3.Connection, stream: str) -> int | None:

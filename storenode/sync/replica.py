@@ -6,13 +6,12 @@ one built in shadow tables a slice at a time and swapped in by renames in one tr
 so lanes never wait long behind it. Either way the replica is always exactly some version central
 published, and a cut transfer, or a cut build, leaves selling on the last good one. A catalogue file
 (the packaged demo catalogue by default) seeds a store that has never heard from central (version 0)
-and always supplies the operators, which central does not hold.
+and supplies the operators while central holds none for the chain (storenode.operators: central's
+register, once it has any operator, replaces the file's list).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import sqlite3
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocol import pricing, quickkeys
+from protocol import pins, pricing, quickkeys
 from protocol.frames import CatalogChunk, Found, ItemInfo
 from protocol.pricing import PriceRule
 from storenode.lanes.basket import Item
@@ -45,9 +44,14 @@ class CatalogItem(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CatalogOperator(msgspec.Struct, forbid_unknown_fields=True):
+    """An operator of a store that gets none from central: the PIN only as its slow hash (protocol.pins;
+    `storepos store pin-hash` makes one). A plain `pin` is refused by name, never read."""
+
     number: str
     name: str
-    pin: str
+    pin_hash: str = ""
+    role: str = "cashier"  # cashier | supervisor | manager
+    pin: str = ""  # refused: a file of plain-text PINs is how they leaked
 
 
 class Catalog(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,20 +83,20 @@ def read_catalog(path: Path) -> Catalog:
             if code in seen_codes:
                 raise CatalogError(f"{path}: barcode {code} belongs to {seen_codes[code]} and {item.item}")
             seen_codes[code] = item.item
-    return catalog
-
-
-def hash_pin(pin: str, salt: bytes) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, 50_000)
-
-
-def prepare_operators(catalog: Catalog) -> list[tuple[str, str, bytes, bytes]]:
-    """Hash the PINs (slow on purpose) before the load transaction, outside the database thread."""
-    rows = []
+    numbers: set[str] = set()
     for op in catalog.operators:
-        salt = os.urandom(16)
-        rows.append((op.number, op.name, salt, hash_pin(op.pin, salt)))
-    return rows
+        if op.pin:
+            raise CatalogError(
+                f"{path}: operator {op.number} has a plain-text pin; give pin_hash instead (storepos store pin-hash)"
+            )
+        if not pins.well_formed(op.pin_hash):
+            raise CatalogError(f"{path}: operator {op.number} needs a pin_hash as `storepos store pin-hash` prints it")
+        if op.role not in pins.ROLES:
+            raise CatalogError(f"{path}: operator {op.number} has role {op.role!r}; one of {', '.join(pins.ROLES)}")
+        if op.number in numbers:
+            raise CatalogError(f"{path}: operator {op.number} appears twice")
+        numbers.add(op.number)
+    return catalog
 
 
 class ReplicaGap(ValueError):
@@ -123,6 +127,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "prices": ("item", "store", "starts", "ends", "price", "currency"),
     "tills": ("store", "till", "name", "lane"),
     "till_configs": ("store", "receipt_header", "receipt_footer", "quick_keys"),
+    "operators": ("number", "name", "role", "stores", "pin_hash"),
 }
 _KEYS: dict[str, tuple[str, ...]] = {
     "vat_rates": ("code",),
@@ -132,6 +137,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "prices": ("item", "store", "starts", "ends"),
     "tills": ("store", "till"),
     "till_configs": ("store",),
+    "operators": ("number",),
 }
 _SEARCHED = ("name", "receipt_text")  # the columns of items the search index (items_fts) holds
 
@@ -152,6 +158,7 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
         "prices": chunk.prices,
         "tills": chunk.tills,
         "till_configs": chunk.till_configs,
+        "operators": chunk.operators,
     }
 
 
@@ -340,13 +347,14 @@ def forget_transfer(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE replica SET transfer_base = NULL, cursor = x'', ready = NULL, ready_epoch = '' WHERE id = 1")
 
 
-def load(
-    conn: sqlite3.Connection, catalog: Catalog, operators: list[tuple[str, str, bytes, bytes]], currency: str
-) -> int | None:
-    """Load the operators, and the items too unless central's data is already here: returns how many
-    items were loaded, or None when the replica holds a version from central (which always wins)."""
-    conn.execute("DELETE FROM operators")
-    conn.executemany("INSERT INTO operators (number, name, salt, pin_hash) VALUES (?,?,?,?)", operators)
+def load(conn: sqlite3.Connection, catalog: Catalog, currency: str) -> int | None:
+    """Load the file's operators, and the items too unless central's data is already here: returns how
+    many items were loaded, or None when the replica holds a version from central (which always wins)."""
+    conn.execute("DELETE FROM file_operators")
+    conn.executemany(
+        "INSERT INTO file_operators (number, name, role, pin_hash) VALUES (?, ?, ?, ?)",
+        [(op.number, op.name, op.role, op.pin_hash) for op in catalog.operators],
+    )
     if state(conn).version:
         return None
     for table in ("barcodes", "prices", "items"):
@@ -506,8 +514,3 @@ def till_look(conn: sqlite3.Connection, store: str) -> TillLook | None:
         return None
     header, footer, keys = row
     return TillLook(header.splitlines(), footer.splitlines(), quickkeys.parse(keys))
-
-
-def operator(conn: sqlite3.Connection, number: str) -> tuple[str, bytes, bytes] | None:
-    row = conn.execute("SELECT name, salt, pin_hash FROM operators WHERE number = ?", (number,)).fetchone()
-    return (row[0], row[1], row[2]) if row else None

@@ -404,7 +404,7 @@ def test_export_then_import_is_byte_identical_and_bumps_nothing(
     before = snapshot(db)
     fresh = tmp_path / "fresh.db"
     for suffix in (".csv", ".json"):
-        for kind in imports.KINDS:
+        for kind in imports.KINDS[:-1]:  # not operators: an export carries no PIN (tests/central/test_operators.py)
             first = tmp_path / f"out-{kind}{suffix}"
             assert commands.central_export(db, kind, first, "SEK") == 0
             count = len(before[catalog.REGISTERS[kind].table])

@@ -11,7 +11,7 @@ import trio
 
 from central.app import CentralNode
 from central.registers import giftcards, sales
-from protocol.codec import LINK_SUBPROTOCOL, LinkCodec, encode_record
+from protocol.codec import LINK_SUBPROTOCOL, LinkCodec
 from protocol.frames import (
     Ack,
     Answer,
@@ -23,12 +23,10 @@ from protocol.frames import (
     GiftCardQuestion,
     LanesQuestion,
     LinkError,
-    LinkHello,
     LinkWelcome,
     Login,
     Question,
     Receipt,
-    SaleRecord,
     Scan,
     StockQuestion,
 )
@@ -36,42 +34,26 @@ from protocol.link import Refused, Session, greet
 from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.kit.nodes import make_store_config
+from tests.kit import certificates
+from tests.kit.journal import StoreKey
+from tests.kit.nodes import central_node, enrolled, make_store_config, registered
 from till.client import connect
 
-
-def record(receipt_no: int, store: str = "S9") -> bytes:
-    return encode_record(
-        SaleRecord(
-            store=store,
-            lane=1,
-            receipt_no=receipt_no,
-            kind="sale",
-            sale_id=f"sale-{receipt_no}",
-            operator="1",
-            opened_at=0,
-            closed_at=0,
-            currency="SEK",
-            lines=[],
-            total=100 * receipt_no,
-            rounding=0,
-            vat=[],
-            tenders=[],
-            change=0,
-        )
-    )
+KEY = StoreKey("S9")
 
 
 def batch(*seqs: int, store: str = "S9") -> EventBatch:
-    return EventBatch(store=store, stream="journal", events=[Event(seq=s, kind="sale", body=record(s)) for s in seqs])
+    """Receipts numbered as their seqs on lane 1, signed by S9's key (the same bytes on every resend)."""
+    return EventBatch(store=store, stream="journal", events=[KEY.event(s, s) for s in seqs])
 
 
 async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> None:
     codec = LinkCodec()
+    await central.db.write(KEY.enrol)
+    hello, key = KEY.hello(), KEY.signer.key
     with trio.fail_after(20):
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {}
 
             async def send(frame: object) -> object:
@@ -80,6 +62,7 @@ async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> No
 
             assert await send(batch(1, 2, 3)) == Ack(store="S9", stream="journal", seq=3)
             assert await send(batch(2, 3)) == Ack(store="S9", stream="journal", seq=3)  # a resend
+            assert await send(batch(1, 2)) == Ack(store="S9", stream="journal", seq=2)  # names only what it got
             # a gap: nothing applied, and the ack says so
             assert await send(batch(5, 6)) == Ack(store="S9", stream="journal", seq=3, gap=True)
             assert await send(batch(3, 4, 5)) == Ack(store="S9", stream="journal", seq=5)
@@ -92,22 +75,21 @@ async def test_duplicates_and_gaps_are_never_applied(central: CentralNode) -> No
             assert await send(batch(6)) == Ack(store="S9", stream="journal", seq=6)  # the link survived it all
         got = await central.db.read(lambda c: sales.receipts(c, "S9"))
         assert [r.receipt_no for r in got] == [1, 2, 3, 4, 5, 6]
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await ws.send_message(codec.encode(LinkHello(node="S9", role="store")))
-            welcome = codec.decode(await ws.get_message())
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            welcome = await greet(ws, hello, peer="central", key=key)
             assert isinstance(welcome, LinkWelcome) and welcome.acked == {"journal": 6}
             assert len(welcome.catalog_epoch) == 16  # named when central's database was made
 
 
 async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nursery: trio.Nursery) -> None:
     # Reserve central's port first, so the store can be pointed at it while nobody listens there.
-    probe = CentralNode(tmp_path / "probe.db", port=0)
+    probe = central_node(tmp_path / "probe.db", port=0)
     async with trio.open_nursery() as scratch:
         await scratch.start(probe.run)
         port = probe.bound_port
         scratch.cancel_scope.cancel()
-    config = make_store_config(tmp_path, central_url=f"ws://127.0.0.1:{port}")
-    store = StoreNode(config, clock=FixedClock(0))
+    config = make_store_config(tmp_path, central_url=f"wss://127.0.0.1:{port}")
+    store = StoreNode(enrolled(config, tmp_path / "central.db"), clock=FixedClock(0))
     await nursery.start(store.run)
     with trio.fail_after(60):
         async with connect(store.url, lane=1, till="T1") as till:
@@ -117,7 +99,7 @@ async def test_a_store_sells_offline_and_replays_exactly_once(tmp_path: Path, nu
                 assert isinstance(await till.request(CashTender(amount=2000)), Receipt)
             status = await till.status()
             assert status.link == "offline" and status.outbox == 10  # type: ignore[union-attr]  # 5 sales + 5 stock
-        central = CentralNode(tmp_path / "central.db", port=port)
+        central = central_node(tmp_path / "central.db", port=port)
         await nursery.start(central.run)
         await store.signal.wait_empty()
         got = await central.db.read(lambda c: sales.receipts(c, "S001"))
@@ -129,8 +111,9 @@ async def test_questions_over_a_real_link_get_typed_answers_or_refusals(central:
     """A store's session asks central, which answers through questions.ANSWERS by the question's type."""
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 2500, "SEK", at=0))
     with trio.fail_after(20):
-        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL]) as ws:
-            await greet(ws, LinkHello(node="S9", role="store"), peer="central")
+        hello, key = await registered(central, "S9")
+        async with dial(central.url, subprotocols=[LINK_SUBPROTOCOL], ssl_context=certificates.trust()) as ws:
+            await greet(ws, hello, peer="central", key=key)
             session = Session(ws, "central", refuse_all, ask_timeout=5)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(session.run, ignore_frames)

@@ -13,12 +13,12 @@ import trio
 from central.app import CentralNode
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.conftest import make_store_config
+from tests.kit.nodes import enrolled, make_store_config
 from till.client import connect
 
 
 @pytest.mark.e2e  # waits 1.5 s of real time to show there is no reconnect loop
-@pytest.mark.parametrize(("store_version", "central_version"), [(1, 2), (2, 3)], ids=["older-store", "newer-central"])
+@pytest.mark.parametrize(("store_version", "central_version"), [(2, 3), (3, 4)], ids=["older-store", "newer-central"])
 async def test_a_store_of_another_version_is_refused_and_both_sides_say_why(
     tmp_path: Path,
     central: CentralNode,
@@ -29,7 +29,7 @@ async def test_a_store_of_another_version_is_refused_and_both_sides_say_why(
 ) -> None:
     caplog.set_level(logging.INFO)
     central.ingest.version = central_version
-    store = StoreNode(make_store_config(tmp_path, central_url=central.url), clock=FixedClock(0))
+    store = StoreNode(enrolled(make_store_config(tmp_path, central_url=central.url), central), clock=FixedClock(0))
     store.link.version = store_version
     await nursery.start(store.run)
     both = f"store S001 speaks link protocol version {store_version} but central speaks version {central_version}"

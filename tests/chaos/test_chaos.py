@@ -10,6 +10,7 @@ import trio
 
 from devtools.chaos.harness import ChaosPlan, check, run_chaos
 from devtools.chaos.proxy import Faults
+from tests.kit import certificates
 
 pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast lo
 async def test_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     plan = ChaosPlan(rounds=5, lanes=3, seed=11)
     with trio.fail_after(240):
-        result = await run_chaos(tmp_path, plan)
+        result = await run_chaos(tmp_path, plan, certificates.chain())
     assert len(result.receipts) > 20, "too few sales to prove anything"
     assert result.store_kills == 5 and result.central_kills == 2
     assert result.proxy["duplicates"] and result.proxy["reorders"], result.proxy  # the faults really happened
@@ -30,7 +31,7 @@ async def test_check_catches_a_lost_and_a_duplicated_event(tmp_path: Path) -> No
 
     plan = ChaosPlan(rounds=1, lanes=1, seed=3, kill_central_every=0, faults=Faults())
     with trio.fail_after(120):
-        result = await run_chaos(tmp_path, plan)
+        result = await run_chaos(tmp_path, plan, certificates.chain())
     assert check(tmp_path, "CHAOS", result.receipts) == []
     db = sqlite3.connect(tmp_path / "central.db")
     lane, no, body = db.execute("SELECT lane, receipt_no, body FROM sales ORDER BY receipt_no DESC LIMIT 1").fetchone()
@@ -38,7 +39,9 @@ async def test_check_catches_a_lost_and_a_duplicated_event(tmp_path: Path) -> No
     db.commit()
     problems = check(tmp_path, "CHAOS", result.receipts)
     assert any("never reached central" in p for p in problems), problems
-    db.execute("INSERT INTO sales VALUES ('CHAOS', ?, ?, 'sale', 'dup', 'SEK', 0, 0, 0, ?)", (lane, no, body))
+    db.execute(
+        "INSERT INTO sales VALUES ('CHAOS', ?, ?, 'sale', 'dup', 'SEK', 0, 0, 0, ?, x'', x'', '')", (lane, no, body)
+    )
     db.execute("INSERT INTO stock_moves VALUES ('CHAOS', 0, '1001', 'sale', -1, 'dup', 0)")
     db.execute("UPDATE stock SET qty = qty - 1 WHERE location = 'CHAOS' AND item = '1001'")
     db.commit()

@@ -32,7 +32,7 @@ def lane_row(db: Path) -> tuple[int, LaneState]:
 
 async def test_scans_acknowledged_just_before_kill_9_come_back(tmp_path: Path, procs: Processes) -> None:
     config = tmp_path / "store.toml"
-    config.write_text(STORE_TOML.format(central=""))
+    config.write_text(STORE_TOML.format(central="", ca=""))
     db = tmp_path / "store-data" / "store.db"
     store, url = await procs.start("store", "store", "run", "--config", str(config))
     with trio.fail_after(40):
@@ -62,7 +62,7 @@ async def test_a_sale_closed_just_before_kill_9_is_journaled_once_and_not_reopen
     tmp_path: Path, procs: Processes
 ) -> None:
     config = tmp_path / "store.toml"
-    config.write_text(STORE_TOML.format(central=""))
+    config.write_text(STORE_TOML.format(central="", ca=""))
     db = tmp_path / "store-data" / "store.db"
     store, url = await procs.start("store", "store", "run", "--config", str(config))
     with trio.fail_after(40):

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import trio
 
-from devtools.processes import STORE_TOML, Processes, storepos
+from devtools.certificates import provision
+from devtools.processes import STORE_TOML, Processes, enrol, storepos
 from protocol.frames import CashTender, Error, Login, Receipt, SaleState, Scan
 from protocol.gs1 import check_digit
 from runtime.database import open_connection
 from storenode.sync import replica
+from tests.kit import certificates
 from till.client import connect
 
 pytestmark = pytest.mark.e2e  # real storepos processes: left out of the fast loop
@@ -93,11 +95,13 @@ async def test_a_store_killed_while_staging_a_snapshot_resumes_to_exactly_centra
         version = 4  # one per file that changed something
         assert "catalogue version 4" in done.stdout.decode()
 
+        ca = provision(tmp_path, certificates.chain())
         _, central_url = await procs.start(
             "central", "central", "run", "--db", str(central_db), "--port", "0", "--chunk-rows", str(CHUNK_ROWS)
         )
         config = tmp_path / "store.toml"
-        config.write_text(STORE_TOML.format(central=central_url))
+        config.write_text(STORE_TOML.format(central=central_url, ca=ca))
+        enrol(central_db, config)
         store, _ = await procs.start("store", "store", "run", "--config", str(config))
         while staging(store_db)[2] < 1000:  # noqa: ASYNC110 - another process's file: poll it
             await trio.sleep(0.01)

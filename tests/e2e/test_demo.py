@@ -54,6 +54,7 @@ def test_demo_sells_shows_central_and_stops_on_ctrl_c(tmp_path: Path, stop: sign
         assert f"[{paid}]\n[{change}]" in text  # the customer display
         assert "drawer kicked 1 time(s)" in text and "[QR: DEMO01-1-1]" in text  # printer and drawer
         assert "store DEMO01: 1 sale(s), total SEK 204.07" in text
+        assert "central at wss://127.0.0.1:" in text and "made chain CA" in (tmp_path / "central-init.log").read_text()
         assert "store DEMO01 sells from catalogue version 4 from central" in text  # not from its own file
         assert "> find pap\nfound 2 for 'pap':" in text and "Paper towels 4 rolls" in text
         assert "Lager 3.5% 50 cl (1021, 7310000000218): SEK 16.95 (VAT 12%)\n  !! Check age: 18+" in text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from devtools.processes import STORE_TOML, Processes, storepos
+from devtools.processes import STORE_TOML, Processes, enrol, storepos
 from protocol.frames import CashTender, Login, Receipt, SaleState, Scan
 from runtime.affinity import available_cpus
 from till.client import connect
@@ -20,9 +20,13 @@ MILK, COFFEE, NEWS = "7310000000010", "7310000000034", "7310000000171"
 
 
 async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, procs: Processes) -> None:
+    init = await storepos("central", "init", "--db", str(tmp_path / "central.db"))  # as an operator sets it up
+    assert init.returncode == 0, init.stderr.decode()
     _, central_url = await procs.start("central", "central", "run", "--db", str(tmp_path / "central.db"), "--port", "0")
+    assert central_url.startswith("wss://")
     config = tmp_path / "store.toml"
-    config.write_text(STORE_TOML.format(central=central_url))
+    config.write_text(STORE_TOML.format(central=central_url, ca="ca.pem"))  # central's folder is the store's here
+    enrol(tmp_path / "central.db", config)
     _, store_url = await procs.start("store", "store", "run", "--config", str(config))
     script = tmp_path / "till.txt"
     script.write_text(f"login 1 1234\n{MILK}\n2*{COFFEE}\nbogus\n999\ntotal\ncash 50\ncash\nquit\n")
@@ -53,7 +57,7 @@ async def test_sell_from_a_scripted_till_and_see_it_at_central(tmp_path: Path, p
 
 async def test_basket_survives_kill_9_and_journal_catches_tampering(tmp_path: Path, procs: Processes) -> None:
     config = tmp_path / "store.toml"
-    config.write_text(STORE_TOML.format(central=""))  # no central: the store sells alone
+    config.write_text(STORE_TOML.format(central="", ca=""))  # no central: the store sells alone
     store, url = await procs.start("store", "store", "run", "--config", str(config))
     with trio.fail_after(30):
         async with connect(url, lane=1, till="T1") as till:
@@ -129,7 +133,9 @@ def _allowed_cpus(pid: int) -> dict[int, str]:
 async def test_a_store_kept_on_one_cpu_runs_every_thread_there_and_sells(tmp_path: Path, procs: Processes) -> None:
     cpu = max(available_cpus())
     config = tmp_path / "store.toml"
-    toml = STORE_TOML.format(central="").replace('data_dir = "store-data"', f'data_dir = "store-data"\ncpu = {cpu}')
+    toml = STORE_TOML.format(central="", ca="").replace(
+        'data_dir = "store-data"', f'data_dir = "store-data"\ncpu = {cpu}'
+    )
     config.write_text(toml)
     store, url = await procs.start("store", "store", "run", "--config", str(config))
     with trio.fail_after(30):

@@ -6,6 +6,7 @@ deleted without breaking another. Real-process launching and the chaos proxy are
 devtools/, because the benchmarks need them too and bench/ must not import tests/.
 
     nodes.py     store and central configs and nodes in-process (T0, make_store_config, start_store ...)
+    certificates.py  the session's TLS chain: the CA stores trust, the certificate centrals serve
     waits.py     waiting on what a test watches: a till's pushes, a link, a journal in another process
     payments.py  the demo catalogue's codes, the ZVT simulator, paying through a till, gift card balances
     journal.py   a store's journal read back as another process would

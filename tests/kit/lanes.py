@@ -30,6 +30,7 @@ import trio
 from trio.testing import MockClock
 
 from devices.terminal import PaymentResult, Report
+from protocol import identity
 from protocol.frames import (
     Answer,
     Command,
@@ -58,6 +59,7 @@ from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
 from storenode.config import LinkConfig, PaymentsConfig, StoreConfig
 from storenode.gateway import LANE_TIMEOUT
+from storenode.journal.chain import Signer
 from storenode.lanes.lane import Attach, Do, Lane, StoreContext
 from storenode.peripherals import LaneDevices
 from storenode.schema import MIGRATIONS
@@ -109,10 +111,9 @@ class LaneDatabase(Database):
 
 
 @functools.cache
-def demo_catalog() -> tuple[replica.Catalog, list[tuple[str, str, bytes, bytes]]]:
-    """The packaged demo catalogue and its operators with hashed PINs (slow on purpose: hashed once)."""
-    catalog = replica.read_catalog(replica.demo_catalog_path())
-    return catalog, replica.prepare_operators(catalog)
+def demo_catalog() -> replica.Catalog:
+    """The packaged demo catalogue (its operators' PINs as slow hashes: operator 1 / 1234, 2 / 4321)."""
+    return replica.read_catalog(replica.demo_catalog_path())
 
 
 # -- the card terminal ----------------------------------------------------------------------------------
@@ -332,7 +333,8 @@ class LaneRig:
         frame, or the refusal as an Error)."""
         command.ref = next(self._refs)
         seen = len(self.till.frames)
-        with self.work.held() if isinstance(command, PIN_COMMANDS) else _nothing():
+        hashes = isinstance(command, PIN_COMMANDS) or bool(getattr(command, "approver", ""))
+        with self.work.held() if hashes else _nothing():
             try:
                 with trio.fail_after(LANE_TIMEOUT):
                     await self.lane.mailbox.ask(Do(command, self.till))
@@ -377,8 +379,8 @@ async def open_lane(
     db = LaneDatabase(config.db_path, work)
     with work.held():
         await nursery.start(db.run)
-    catalog, operators = demo_catalog()
-    await db.write(lambda c: replica.load(c, catalog, operators, config.currency))
+    catalog = demo_catalog()
+    await db.write(lambda c: replica.load(c, catalog, config.currency))
     ctx = StoreContext(
         config=config,
         db=db,
@@ -387,6 +389,7 @@ async def open_lane(
         signal=OutboxSignal(),
         link_state=lambda: "online" if central.online else "offline",
         ask=central_link(central),
+        signer=Signer(config.store, identity.generate()),
         devices={1: LaneDevices(terminal=terminal, payment_timeout=60)},
     )
     lane = Lane(1, ctx)

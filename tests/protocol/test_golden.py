@@ -20,6 +20,8 @@ from protocol.frames import (
     QUESTIONS,
     Ack,
     ActorStatus,
+    AdminHello,
+    AdminWelcome,
     CancelSale,
     CardTender,
     CashTender,
@@ -52,9 +54,11 @@ from protocol.frames import (
     LanesAnswer,
     LanesQuestion,
     Line,
+    LinkChallenge,
     LinkError,
     LinkHello,
     LinkMessage,
+    LinkProof,
     LinkReply,
     LinkRequest,
     LinkWelcome,
@@ -67,6 +71,7 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    RecordApproval,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -445,8 +450,22 @@ GIFTCARD_STATE = GiftCardState(card="GC-1", kind="giftcard", balance=4000, curre
 LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "LinkHello",
-        LinkHello(node="S001", role="store", version=2),
-        "9401a453303031a573746f726502",
+        # Link version 3 appended the identity fields (key, token, rotation, previous): the golden changed
+        # with them; a hello of an older store (4 elements) still decodes, to be refused by its version.
+        LinkHello(node="S001", role="store", version=3, key=bytes(range(32)), token="tok"),
+        "9801a453303031a573746f726503c420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "a3746f6bc400c400",
+    ),
+    (
+        "LinkChallenge",
+        LinkChallenge(node="central", nonce=bytes(range(32))),
+        "931ba763656e7472616cc420000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    ),
+    (
+        "LinkProof",
+        LinkProof(signature=bytes(range(64))),
+        "921cc440000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+        "303132333435363738393a3b3c3d3e3f",
     ),
     (
         "LinkWelcome",
@@ -461,7 +480,18 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             stream="lane-1",
             events=[Event(seq=41, kind="sale", body=b"\x01\x02\xff"), Event(seq=42, kind="cancel", body=b"")],
         ),
-        "9403a453303031a66c616e652d31929329a473616c65c4030102ff932aa663616e63656cc400",
+        # Event's `sig` and `key` were appended with signed journals (link 3): every event now carries
+        # both, empty outside the journal stream; an older batch without them still decodes (below).
+        "9403a453303031a66c616e652d31929529a473616c65c4030102ffc400a0952aa663616e63656cc400c400a0",
+    ),
+    (
+        "EventBatch (journal, signed)",
+        EventBatch(
+            store="S001",
+            stream="journal",
+            events=[Event(seq=43, kind="sale", body=b"\x01", sig=b"\x07" * 64, key="0123456789abcdef")],
+        ),
+        "9403a453303031a76a6f75726e616c91952ba473616c65c40101c440" + "07" * 64 + "b030313233343536373839616263646566",
     ),
     (
         "Ack",
@@ -485,6 +515,9 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         LinkReply(id=10, ok=False, error="unknown question"),
         "95070ac2c400b0756e6b6e6f776e207175657374696f6e",
     ),
+    # The admin subprotocol's operator authentication (central/operators.py): first frame each way.
+    ("AdminHello", AdminHello(token="tok-1"), "921da5746f6b2d31"),
+    ("AdminWelcome", AdminWelcome(node="central"), "921ea763656e7472616c"),
     (
         "CatalogPull",
         CatalogPull(base=12, cursor=b"\x81\x01", id=3),
@@ -507,12 +540,15 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             id=3,
             epoch="9f3a",
             deleted_prices=[("2001", "S001", 500, 900)],
+            operators=[("7", "Kim", "supervisor", "S001,S002", "scrypt$16384$8$1$00$00")],
         ),
-        "9f090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
-        "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
-        "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
-        "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a432303031a4"
-        "53303031cd01f4cd0384",
+        # `operators` appended (issue 13): the chunk of an older central still decodes (below).
+        "dc0010090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa"
+        "42414e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a000"
+        "00cd09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e740191"
+        "94a0ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a4323030"
+        "31a453303031cd01f4cd03849195a137a34b696daa73757065727669736f72a9533030312c53303032b67363727970742431"
+        "3633383424382431243030243030",
     ),
     (
         "CatalogNotice",
@@ -534,7 +570,8 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
     (
         "GiftCardMoveQuestion",
         GiftCardMoveQuestion(id=11, move=GIFTCARD_MOVE),
-        "93120b99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c2",
+        # GiftCardMove gained `refund_of` (issue 12): array-like, so the default "" is encoded (a0).
+        "93120b9aa26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c2a0",
     ),
     (
         "GiftCardAnswer",
@@ -608,11 +645,44 @@ SALE_RECORD = SaleRecord(
 
 # RecordLine gained `origin` and SaleRecord `refund_of` (refunds of a receipt, appended with defaults):
 # records are 17-element arrays and lines 11-element arrays since then.
-SALE_RECORD_HEX = (
+SALE_RECORD_HEX_V4 = (
     "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
     "4bcd138800a000cd070890a0"
+)
+# SaleRecord gained `approvals` (issue 13, appended with a default): records are 18-element arrays
+# since then; the 17-element records journaled before (v4) still decode and verify as they were.
+SALE_RECORD_HEX = (
+    "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
+    "4bcd138800a000cd070890a090"
+)
+SALE_RECORD_PAID_HEX = (
+    "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
+    "4bcd0bb800aa35323530303030313a370096a463617368a3455552cd03e8cd2c88a0ce00aeb690cd0708929fa77061796d656e74a463"
+    "617264a8617070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30"
+    "313139a6313233343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da8676966"
+    "7463617264a86465636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
+    "a090"
+)
+# A cancel a supervisor approved, with a void after total approved by another.
+SALE_RECORD_APPROVED = msgspec.structs.replace(
+    SALE_RECORD,
+    kind="cancel",
+    approvals=[
+        RecordApproval(action="cancel", approver="2", detail="2 lines"),
+        RecordApproval(action="void", approver="7", detail="line 2"),
+    ],
+)
+SALE_RECORD_APPROVED_HEX = (
+    "dc0012a4533030310307a663616e63656cab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b"
+    "929b01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad3733"
+    "3130303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a3"
+    "53454bcd138800a000cd070890a09293a663616e63656ca132a732206c696e657393a4766f6964a137a66c696e652032"
 )
 # RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
 # defaults): records were 16-element arrays and tenders 6-element arrays from then (v3).
@@ -656,7 +726,7 @@ SALE_RECORD_PAID = msgspec.structs.replace(
         ),
     ],
 )  # fmt: skip
-SALE_RECORD_PAID_HEX = (
+SALE_RECORD_PAID_HEX_V4 = (
     "dc0011a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
@@ -690,10 +760,15 @@ SALE_RECORD_REFUND = msgspec.structs.replace(
     change=0,
     refund_of="S001-3-7",
 )
-SALE_RECORD_REFUND_HEX = (
+SALE_RECORD_REFUND_HEX_V4 = (
     "dc0011a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
     "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d37"
+)
+SALE_RECORD_REFUND_HEX = (
+    "dc0012a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
+    "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d3790"
 )
 
 
@@ -776,6 +851,7 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V4)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V3)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V2)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V1)) == SALE_RECORD
@@ -792,6 +868,7 @@ def test_sale_state_before_payments_still_decodes() -> None:
 def test_paid_sale_record_golden() -> None:
     assert encode_record(SALE_RECORD_PAID).hex() == SALE_RECORD_PAID_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX)) == SALE_RECORD_PAID
+    assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V4)) == SALE_RECORD_PAID
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V3)) == SALE_RECORD_PAID
 
 
@@ -800,6 +877,12 @@ def test_refund_sale_record_golden() -> None:
     decoded = decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX))
     assert decoded == SALE_RECORD_REFUND and decoded.refund_of == "S001-3-7" and decoded.lines[0].origin == 1
     assert b"4761739001010119" not in bytes.fromhex(SALE_RECORD_PAID_HEX)
+    assert decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX_V4)) == SALE_RECORD_REFUND
+
+
+def test_approved_sale_record_golden() -> None:
+    assert encode_record(SALE_RECORD_APPROVED).hex() == SALE_RECORD_APPROVED_HEX
+    assert decode_record(bytes.fromhex(SALE_RECORD_APPROVED_HEX)) == SALE_RECORD_APPROVED
 
 
 def test_payment_link_bodies_golden() -> None:
@@ -812,13 +895,39 @@ def test_payment_link_bodies_golden() -> None:
     )
     rate = ExchangeRate(base="SEK", currency="EUR", rate=11_450_000, at=1_795_000_000_000)
     goldens = [
-        (move, "99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3"),
+        (move, "9aa26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3a0"),
+        (
+            msgspec.structs.replace(move, move="m2", kind="credit", sale_id="s2", offline=False, refund_of="S001-1-42"),
+            "9aa26d32a6637265646974a447432d31cd03e8a353454ba453303031a27332cf000001a1ee565e00c2a9533030312d312d3432",
+        ),
         (state, "97a447432d31a86769667463617264cd0fa0a353454bc2cd03e8a178"),
         (rate, "94a353454ba3455552ce00aeb690cf000001a1ee565e00"),
     ]
     for body, golden in goldens:
         assert msgspec.msgpack.encode(body).hex() == golden
         assert msgspec.msgpack.decode(bytes.fromhex(golden), type=type(body)) == body
+
+
+CATALOG_CHUNK_BEFORE_OPERATORS = (
+    "9f090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa4241"
+    "4e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a00000cd"
+    "09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e74019194a0"
+    "ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a432303031a4"
+    "53303031cd01f4cd0384"
+)
+
+
+def test_catalog_chunk_before_operators_still_decodes() -> None:
+    chunk = next(f for name, f, _ in LINK_FRAMES if name == "CatalogChunk")
+    old = LinkCodec().decode(bytes.fromhex(CATALOG_CHUNK_BEFORE_OPERATORS))
+    assert old == msgspec.structs.replace(chunk, operators=[])
+
+
+def test_a_gift_card_move_from_before_refund_of_still_decodes() -> None:
+    """Moves queued in a store's outbox before credits named their receipt arrive without the field."""
+    old = bytes.fromhex("99a26d31a672656465656da447432d31cd03e8a353454ba453303031a27331cf000001a1ee565e00c3")
+    move = msgspec.msgpack.decode(old, type=GiftCardMove)
+    assert move.offline and move.refund_of == ""
 
 
 def test_encode_record_is_deterministic() -> None:
@@ -840,9 +949,10 @@ def test_default_fields_are_omitted_on_till_frames() -> None:
 
 
 def test_link_frame_default_version_is_encoded() -> None:
-    # Array-like frames always carry every field, defaults included (here link version 2).
-    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 2
-    assert LinkCodec().encode(LinkHello(node="S001", role="store")).hex() == "9401a453303031a573746f726502"
+    # Array-like frames always carry every field, defaults included (here link version 3 and empty keys).
+    assert PROTOCOL_VERSION == 1 and LINK_VERSION == 3
+    hello = LinkHello(node="S001", role="store")
+    assert LinkCodec().encode(hello).hex() == "9801a453303031a573746f726503c400a0c400c400"
 
 
 def test_a_hello_of_link_version_1_still_decodes() -> None:
@@ -1033,9 +1143,16 @@ def test_link_frame_extra_trailing_fields_are_ignored() -> None:
     assert LinkCodec().decode(bytes.fromhex("9404a453303031a66c616e652d312a")) == Ack("S001", "lane-1", 42)
     old_welcome = bytes.fromhex("9402a763656e7472616c82a66c616e652d3129a66c616e652d320702")
     assert LinkCodec().decode(old_welcome) == LinkWelcome(node="central", acked={"lane-1": 41, "lane-2": 7}, version=2)
-    data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", "extra"]], 9])
+    data = msgspec.msgpack.encode([3, "S001", "lane-1", [[41, "sale", b"\x01", b"\x07", "k", "extra"]], 9])
     assert LinkCodec().decode(data) == EventBatch(
-        store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01")]
+        store="S001", stream="lane-1", events=[Event(seq=41, kind="sale", body=b"\x01", sig=b"\x07", key="k")]
+    )
+    # and a batch from a store that predates signed journals still decodes, with empty signatures
+    old_batch = bytes.fromhex("9403a453303031a66c616e652d31929329a473616c65c4030102ff932aa663616e63656cc400")
+    assert LinkCodec().decode(old_batch) == EventBatch(
+        store="S001",
+        stream="lane-1",
+        events=[Event(seq=41, kind="sale", body=b"\x01\x02\xff"), Event(seq=42, kind="cancel", body=b"")],
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
 
+from protocol import identity
 from protocol.codec import LinkCodec
 from protocol.frames import (
     LINK_VERSION,
@@ -28,6 +29,7 @@ from protocol.frames import (
     LinkError,
     LinkFrame,
     LinkHello,
+    LinkProof,
     LinkWelcome,
     Ping,
     Pong,
@@ -37,9 +39,18 @@ from protocol.frames import (
     Refusal,
     StockQuestion,
 )
-from protocol.link import Incompatible, NoAnswer, Refused, Session, Silent, accept, greet
+from protocol.link import Incompatible, NoAnswer, Refused, Session, Silent, accept, greet, prove
 
 CODEC = LinkCodec()
+KEY = identity.generate()
+HELLO = LinkHello(node="S001", role="store", key=identity.public_bytes(KEY))
+
+
+async def identify(hello: LinkHello) -> bytes:
+    """The registry's part, played: the one store it knows, S001, must prove KEY."""
+    if hello.node != "S001":
+        raise Refused(f"central does not know store {hello.node}", "unknown_store")
+    return HELLO.key
 
 
 class End:
@@ -116,13 +127,13 @@ async def test_hello_then_questions_both_ways(autojump_clock: trio.abc.Clock) ->
             got: list[LinkWelcome] = []
 
             async def store_side() -> None:
-                got.append(await greet(store_end, LinkHello(node="S001", role="store"), peer="central"))
+                got.append(await greet(store_end, HELLO, peer="central", key=KEY))
                 greeted.set()
 
             nursery.start_soon(store_side)
-            hello = await accept(central_end, welcome, node="central")
+            hello = await accept(central_end, welcome, node="central", identify=identify)
             await greeted.wait()
-            assert hello == LinkHello(node="S001", role="store", version=LINK_VERSION)
+            assert hello == HELLO
             assert got == [LinkWelcome(node="central", acked={"journal": 3}, version=LINK_VERSION)]
 
             store = Session(
@@ -157,8 +168,8 @@ async def test_central_refuses_a_store_of_another_version_and_both_say_why(
 
             nursery.start_soon(store_side)
             with pytest.raises(Incompatible) as info:
-                await accept(central_end, welcome, node="central")
-    both = "store S001 speaks link protocol version 1 but central speaks version 2"
+                await accept(central_end, welcome, node="central", identify=identify)
+    both = f"store S001 speaks link protocol version 1 but central speaks version {LINK_VERSION}"
     assert both in str(info.value)  # the refusing side
     assert both in str(refused[0]) and str(refused[0]).startswith("central refused us")  # the refused side
     assert any(both in r.getMessage() and "incompatible_version" in r.getMessage() for r in caplog.records)
@@ -176,7 +187,7 @@ async def test_a_store_refuses_a_central_of_another_version(
             with pytest.raises(Incompatible) as info:
                 await greet(store_end, LinkHello(node="S001", role="store"), peer="central")
             told = await central_end.receive()
-    both = "central speaks link protocol version 1 but store S001 speaks version 2"
+    both = f"central speaks link protocol version 1 but store S001 speaks version {LINK_VERSION}"
     assert (
         str(info.value)
         == f"we refused central: {both}: they cannot work together until one is upgraded to match the other"
@@ -190,13 +201,71 @@ async def test_a_hello_that_is_not_one_is_refused(autojump_clock: trio.abc.Clock
     with trio.fail_after(5):
         await store_end.send(Ping())
         with pytest.raises(Refused, match="expected a store hello"):
-            await accept(central_end, welcome, node="central")
+            await accept(central_end, welcome, node="central", identify=identify)
         told = await store_end.receive()
         assert isinstance(told, LinkError) and told.code == "hello_first"
         await central_end.send(LinkError(code="hello_first", message="send a store hello first"))
         with pytest.raises(Refused, match="central refused us: hello_first") as info:
             await greet(store_end, LinkHello(node="S001", role="store"), peer="central")
         assert info.value.code == "hello_first"
+
+
+async def test_a_proof_made_for_another_challenge_is_refused_before_the_welcome(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A store that signs something else (an old nonce, another central's name) is refused with
+    bad_proof, and `welcome` is never asked: nothing of the store's is touched."""
+    store_end, central_end = pair()
+    welcomed: list[LinkHello] = []
+
+    async def counting(hello: LinkHello) -> LinkWelcome:
+        welcomed.append(hello)
+        return await welcome(hello)
+
+    with trio.fail_after(5):
+        await store_end.send(HELLO)
+        async with trio.open_nursery() as nursery:
+            refused: list[Refused] = []
+
+            async def central_side() -> None:
+                with pytest.raises(Refused) as info:
+                    await accept(central_end, counting, node="central", identify=identify)
+                refused.append(info.value)
+
+            nursery.start_soon(central_side)
+            challenge = await store_end.receive()
+            assert challenge.node == "central" and len(challenge.nonce) == identity.NONCE_BYTES
+            other = bytes(32)  # a recorded nonce: not this connection's
+            await store_end.send(LinkProof(signature=prove(KEY, other, "central", "S001", HELLO.key)))
+            told = await store_end.receive()
+    assert isinstance(told, LinkError) and told.code == "bad_proof"
+    assert refused[0].code == "bad_proof" and welcomed == []
+
+
+async def test_a_hello_out_of_bounds_is_refused_before_identify(autojump_clock: trio.abc.Clock) -> None:
+    asked: list[LinkHello] = []
+
+    async def recording(hello: LinkHello) -> bytes:
+        asked.append(hello)
+        return await identify(hello)
+
+    bad = [
+        (LinkHello(node="S\x00001", role="store", key=HELLO.key), "bad_store_id"),
+        (LinkHello(node="S" * 1000, role="store", key=HELLO.key), "bad_store_id"),
+        (LinkHello(node="S001", role="store", key=b"\x01" * 31), "bad_key"),
+        (LinkHello(node="S001", role="store", key=HELLO.key, token="t" * 100_000), "bad_token"),
+        (LinkHello(node="S001", role="store", key=HELLO.key, previous=HELLO.key), "bad_key"),
+    ]
+    with trio.fail_after(5):
+        for hello, code in bad:
+            store_end, central_end = pair()
+            await store_end.send(hello)
+            with pytest.raises(Refused) as info:
+                await accept(central_end, welcome, node="central", identify=recording)
+            told = await store_end.receive()
+            assert info.value.code == code and isinstance(told, LinkError) and told.code == code
+            assert len(told.message) < 200  # the peer's name comes back bounded
+    assert asked == []
 
 
 # -------------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ async def test_an_end_of_day_report_goes_with_ref_0_to_a_till_that_took_over(rig
     rig.terminal.end_of_day = slow_end_of_day  # type: ignore[method-assign]
     with trio.fail_after(120):
         assert isinstance(await rig.do(Login(operator="1", pin="1234")), SaleState)
-        await rig.lane.mailbox.ask(Do(EndOfDay(ref=41), rig.till))  # runs beside the lane; answered later
+        with rig.work.held():  # runs beside the lane, answered later; a supervisor approves it
+            await rig.lane.mailbox.ask(Do(EndOfDay(ref=41, approver="2", approver_pin="4321"), rig.till))
         other = FakeTill()
         other.till = "T2"
         with rig.work.held():

@@ -24,7 +24,7 @@ def replica_db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     c = open_connection(tmp_path / "store.db")
     migrate(c, MIGRATIONS)
     with immediate(c):
-        replica.load(c, replica.read_catalog(replica.demo_catalog_path()), [], "SEK")
+        replica.load(c, replica.read_catalog(replica.demo_catalog_path()), "SEK")
     yield c
     c.close()
 

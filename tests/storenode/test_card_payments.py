@@ -79,7 +79,7 @@ async def test_split_cash_and_card_then_cancel_reverses_the_card(tmp_path: Path,
             state = await pay_by_card(till, CardTender(amount=3000))
             assert (state.paid, state.due, state.status) == (5000, 1995, "tender")
             assert sim.charged == 3000
-            answer = await till.request(CancelSale())
+            answer = await till.request(CancelSale(approver="2", approver_pin="4321"))
             assert isinstance(answer, SaleState) and answer.status == "paying"  # the reversal runs at the terminal
             await next_receipt(till)
     assert sim.charged == 0 and [t.kind for t in sim.journal[-2:]] == ["payment", "reversal"]

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from protocol import identity
 from protocol.codec import decode_record
 from protocol.frames import RecordTender
 from runtime.database import immediate, migrate, open_connection
@@ -24,6 +25,7 @@ from storenode.lanes.saved import load_state
 from storenode.schema import MIGRATIONS
 
 STORE, SEK, NOW = "S001", "SEK", 1_795_000_000_000
+SIGNER = chain.Signer(STORE, identity.generate())
 COFFEE = Item(item="COFF", name="Coffee", price=6995, vat_rate=2500)
 MILK = Item(item="MILK1", name="Milk 1l", price=1590, vat_rate=1200)
 
@@ -45,7 +47,7 @@ def a_sale(lane: int = 2, sale_id: str = "") -> LaneState:
 
 def close(db: sqlite3.Connection, state: LaneState, **how: Any) -> closing.Closed:
     with immediate(db):
-        return closing.close_sale(db, state, store=STORE, currency=SEK, closed_at=NOW + 60_000, **how)
+        return closing.close_sale(db, state, store=STORE, currency=SEK, closed_at=NOW + 60_000, signer=SIGNER, **how)
 
 
 def outbox(db: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -58,7 +60,7 @@ def test_a_sale_closes_into_the_journal_the_outbox_and_stock_and_clears_the_lane
     assert (record.lane, record.receipt_no, record.kind, record.total, record.change) == (2, 1, "sale", 10175, 9800)
     [(body,)] = db.execute("SELECT body FROM journal WHERE lane = 2").fetchall()
     assert decode_record(body) == record
-    assert chain.verify(db)[1] == []
+    assert chain.verify(db, STORE, {SIGNER.key_id: SIGNER.public})[1] == []
     assert [(m.reason, sorted((x.item, x.qty) for x in m.lines)) for m in closed.movements] == [
         ("sale", [("COFF", -1), ("MILK1", -2)])
     ]

@@ -32,9 +32,10 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.sync import replica
+from tests.kit import certificates
 from tests.kit.catalog import commit
 from tests.kit.catalog import seed_central as seed
-from tests.kit.nodes import HOUR, T0, stoppable, store_node
+from tests.kit.nodes import HOUR, T0, central_node, stoppable, store_node
 from tests.kit.waits import offline
 from till.client import connect
 
@@ -103,7 +104,7 @@ async def test_a_campaign_starts_and_ends_on_the_store_clock_with_central_gone(t
     clock = FixedClock(T0)
     with trio.fail_after(30):
         async with trio.open_nursery() as outer:
-            central = CentralNode(tmp_path / "central" / "central.db", port=0)
+            central = central_node(tmp_path / "central" / "central.db", port=0)
             central_running = trio.CancelScope()
             await outer.start(stoppable, central_running, central.run)
             store = store_node(tmp_path, central, "S001", clock)
@@ -221,7 +222,7 @@ async def test_duplicated_and_reordered_chunks_still_end_in_centrals_exact_catal
     """A chunk answering an earlier pull (a duplicate, a late one) must never be taken for the answer to
     the current one: its position, or an old snapshot's "replace everything", would corrupt the copy."""
     central.ingest.chunk_rows = 7
-    proxy = ChaosProxy(central.url, Faults(duplicate=0.3), rng=random.Random(5))
+    proxy = ChaosProxy(central.url, Faults(duplicate=0.3), rng=random.Random(5), chain=certificates.chain())
     await nursery.start(proxy.run)
     with trio.fail_after(60):
         version = await seed(central, 120)
@@ -255,7 +256,7 @@ async def test_a_store_moved_to_another_central_takes_a_snapshot_even_at_the_sam
             await first.start(store.run)
             await store.catalog_follower.wait_version(version)
             first.cancel_scope.cancel()
-        other = CentralNode(tmp_path / "other" / "central.db", port=0)
+        other = central_node(tmp_path / "other" / "central.db", port=0)
         await nursery.start(other.run)
         assert await seed(other, 8) == version  # the same version number, another catalogue
         moved = store_node(tmp_path, other, "S001")  # the same data folder, linked to the other central

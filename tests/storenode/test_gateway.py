@@ -118,7 +118,9 @@ async def test_a_reattaching_till_gets_its_basket_back(store: StoreNode) -> None
             assert "waiting: log in" in again.state.message
             await expect_error(again, CancelSale(), "not_logged_in")
             await logged_in(again)
-            assert isinstance(await again.request(CancelSale()), Receipt)  # a cancelled sale is journaled
+            assert isinstance(
+                await again.request(CancelSale(approver="2", approver_pin="4321")), Receipt
+            )  # a cancelled sale is journaled
             while again.state.status != "ready":  # the cleared lane is pushed right after the receipt
                 await again.pushed.wait()
             assert again.state.lines == []

@@ -225,7 +225,7 @@ async def test_a_cash_receipt_is_refunded_in_cash_never_beyond_it(rig: LaneRig) 
         assert refund.refund_of == receipt and [(x.origin, x.qty) for x in refund.lines] == [(1, -1)]
         assert [(t.kind, t.amount) for t in refund.tenders] == [("cash", 0)] and refund.change == 1600  # cash-rounded
         assert rig.terminal.calls == []
-        assert (await rig.db.read(chain.verify))[1] == []
+        assert (await rig.db.read(lambda c: chain.verify(c, "S001", signed_by(rig))))[1] == []
 
 
 async def test_a_card_receipt_is_refunded_to_the_card(rig: LaneRig) -> None:
@@ -244,4 +244,10 @@ async def test_a_card_receipt_is_refunded_to_the_card(rig: LaneRig) -> None:
         ]
         _, refund = await rig.journal()
         assert [(t.kind, t.amount) for t in refund.tenders] == [("card", -6995)]
-        assert (await rig.db.read(chain.verify))[1] == []
+        assert (await rig.db.read(lambda c: chain.verify(c, "S001", signed_by(rig))))[1] == []
+
+
+def signed_by(rig: LaneRig) -> dict[str, bytes]:
+    """The lane's store key, as verification looks keys up."""
+    signer = rig.lane.ctx.signer
+    return {signer.key_id: signer.public}

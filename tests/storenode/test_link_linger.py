@@ -13,8 +13,8 @@ from central.registers import sales
 from protocol.frames import CashTender, Login, Receipt, Scan
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from storenode.config import ConfigError, LinkConfig, load_config
-from tests.kit.nodes import T0, make_store_config
+from storenode.config import ConfigError, load_config
+from tests.kit.nodes import T0, enrolled, make_store_config
 from tests.kit.waits import drained, online
 from till.client import connect
 
@@ -25,8 +25,8 @@ async def test_two_sales_within_the_linger_go_to_central_in_one_batch_per_stream
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     config = make_store_config(tmp_path, central_url=central.url)
-    config = msgspec.structs.replace(config, central=LinkConfig(url=central.url, heartbeat=1.0, linger=0.5))
-    store = StoreNode(config, clock=FixedClock(T0))
+    config = msgspec.structs.replace(config, central=msgspec.structs.replace(config.central, linger=0.5))
+    store = StoreNode(enrolled(config, central), clock=FixedClock(T0))
     with trio.fail_after(30):
         await nursery.start(store.run)
         await online(store)

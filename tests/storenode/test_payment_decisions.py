@@ -376,7 +376,11 @@ def test_a_gift_card_attempt_is_saved_before_central_is_asked_and_not_shown_yet(
 
 def test_a_gift_card_credit_goes_back_to_a_card_the_receipt_was_paid_with() -> None:
     move, _ = asked(a_refund(), GiftCardTender(card="GC-1"), {("giftcard", "GC-1"): 6995})
-    assert (move.kind, move.amount) == ("credit", 6995)
+    assert (move.kind, move.amount, move.refund_of) == ("credit", 6995, RECEIPT)  # central checks it against this
+    redeem, _ = asked(at_tender(), GiftCardTender(card="GC-1"))
+    assert redeem.refund_of == ""
+    with rejected("needs_receipt"):  # no store credit without the receipt: central would not take it
+        asked(msgspec.structs.replace(a_refund(), refund_of=""), GiftCardTender(card="GC-1"))
     with rejected("not_paid_by"):
         asked(a_refund(), GiftCardTender(card="GC-2"), {("giftcard", "GC-1"): 6995})
 

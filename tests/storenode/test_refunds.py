@@ -110,7 +110,7 @@ async def test_partial_refunds_go_back_to_card_and_cash_never_beyond_the_receipt
     assert [(t.kind, t.amount) for t in second.tenders] == [("card", -3410), ("cash", 0)] and second.change == 5200
     conn = sqlite3.connect(store.config.db_path)
     try:
-        assert chain.verify(conn)[1] == []
+        assert chain.verify(conn, "S001", {store.signer.key_id: store.signer.public})[1] == []
         assert [r.receipt_no for r in chain.refunds_of(conn, receipt)] == [first.receipt_no, second.receipt_no]
     finally:
         conn.close()
@@ -156,7 +156,7 @@ async def test_gift_card_and_invoice_receipt_is_credited_back_to_them(
     await central.db.write(lambda c: giftcards.issue(c, "GC-3", "giftcard", 5000, "SEK", at=0))
     await central.db.write(lambda c: giftcards.issue(c, "GC-9", "giftcard", 100, "SEK", at=0))
     await central.db.write(lambda c: customers.register(c, "C-77", "Acme AB"))
-    store = await start_store(tmp_path, nursery, central.url)
+    store = await start_store(tmp_path, nursery, central)
     with trio.fail_after(25):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:

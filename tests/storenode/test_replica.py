@@ -28,7 +28,7 @@ def open_store(path: Path) -> sqlite3.Connection:
     migrate(c, MIGRATIONS)
     catalog = replica.read_catalog(replica.demo_catalog_path())
     with immediate(c):  # a store that has never heard from central sells the file's items
-        replica.load(c, catalog, [], "SEK")
+        replica.load(c, catalog, "SEK")
     return c
 
 

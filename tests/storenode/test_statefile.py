@@ -104,7 +104,7 @@ def row(db: Path) -> tuple[int, LaneState]:
 async def scanned_then_stopped(tmp_path: Path, central: CentralNode, *codes: str) -> StoreNode:
     """A store that sold `codes` on lane 1 and was stopped (the row is not written on the way out)."""
     async with trio.open_nursery() as life:
-        store = await start_store(tmp_path, life, central.url)
+        store = await start_store(tmp_path, life, central)
         async with connect(store.url, lane=1, till="T1") as till:
             await till.request(Login(operator="1", pin="1234"))
             for code in codes:
@@ -119,7 +119,7 @@ async def test_scans_kept_only_in_the_file_come_back_and_reach_the_row(tmp_path:
         db = store.config.db_path
         assert row(db)[1].lines == []  # the scans never went through the database
         async with trio.open_nursery() as life:
-            store = await start_store(tmp_path, life, central.url)
+            store = await start_store(tmp_path, life, central)
             async with connect(store.url, lane=1, till="T1") as till:
                 assert till.state is not None and [x.code for x in till.state.lines] == [MILK, COFFEE]
             assert [x.code for x in row(db)[1].lines] == [MILK, COFFEE]  # saved at load
@@ -140,7 +140,7 @@ async def test_a_newer_database_save_outranks_the_file(tmp_path: Path, central: 
         finally:
             conn.close()
         async with trio.open_nursery() as life:
-            store = await start_store(tmp_path, life, central.url)
+            store = await start_store(tmp_path, life, central)
             async with connect(store.url, lane=1, till="T1") as till:
                 # the cleared row wins; its operator is not logged in at a till after a restart: closed
                 assert till.state is not None and till.state.status == "closed" and till.state.lines == []
@@ -150,7 +150,7 @@ async def test_a_newer_database_save_outranks_the_file(tmp_path: Path, central: 
 async def test_a_closed_sale_never_comes_back_from_the_file(tmp_path: Path, central: CentralNode) -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as life:
-            store = await start_store(tmp_path, life, central.url)
+            store = await start_store(tmp_path, life, central)
             async with connect(store.url, lane=1, till="T1") as till:
                 await till.request(Login(operator="1", pin="1234"))
                 await till.request(Scan(code=MILK))
@@ -162,7 +162,7 @@ async def test_a_closed_sale_never_comes_back_from_the_file(tmp_path: Path, cent
         assert kept is not None and len(kept.state.lines) == 2  # the open basket is still in the file
         assert kept.base < row(db)[0]
         async with trio.open_nursery() as life:
-            store = await start_store(tmp_path, life, central.url)
+            store = await start_store(tmp_path, life, central)
             async with connect(store.url, lane=1, till="T1") as till:
                 # the cleared row wins; its operator is not logged in at a till after a restart: closed
                 assert till.state is not None and till.state.status == "closed" and till.state.lines == []

@@ -26,7 +26,8 @@ from protocol.frames import (
 )
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
-from tests.kit.nodes import make_store_config
+from tests.kit import certificates
+from tests.kit.nodes import enrolled, make_store_config
 from tests.kit.waits import drained
 from till.client import TillClient, connect
 
@@ -42,7 +43,7 @@ async def test_stock_moves_merge_at_central_and_other_stores_are_visible(
 ) -> None:
     config = make_store_config(tmp_path / "two", central_url=central.url)
     config.store = "S002"
-    other = StoreNode(config, clock=FixedClock(0))
+    other = StoreNode(enrolled(config, central), clock=FixedClock(0))
     await nursery.start(other.run)
     with trio.fail_after(30):
         async with connect(other.url, lane=1, till="B") as b:
@@ -83,7 +84,7 @@ async def test_stock_moves_merge_at_central_and_other_stores_are_visible(
 
 
 async def test_offline_the_till_gets_a_clear_answer_not_a_hang(tmp_path: Path, nursery: trio.Nursery) -> None:
-    store = StoreNode(make_store_config(tmp_path, central_url="ws://127.0.0.1:9"), clock=FixedClock(0))
+    store = StoreNode(make_store_config(tmp_path, central_url="wss://127.0.0.1:9"), clock=FixedClock(0))
     await nursery.start(store.run)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="A") as a:
@@ -103,11 +104,11 @@ async def test_offline_the_till_gets_a_clear_answer_not_a_hang(tmp_path: Path, n
 async def test_a_silent_link_is_declared_down_and_recovers(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:
-    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1))
+    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1), chain=certificates.chain())
     await nursery.start(proxy.run)
     config = make_store_config(tmp_path, central_url=proxy.url)
     config.central.heartbeat = 0.3
-    store = StoreNode(config, clock=FixedClock(0))
+    store = StoreNode(enrolled(config, central), clock=FixedClock(0))
     await nursery.start(store.run)
     with trio.fail_after(20):
         async with connect(store.url, lane=1, till="A") as a:

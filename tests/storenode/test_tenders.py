@@ -29,8 +29,9 @@ from protocol.money import parse_rate
 from storenode.app import StoreNode
 from storenode.config import PaymentsConfig
 from storenode.lanes.saved import load_state
+from tests.kit import certificates
 from tests.kit.journal import journal
-from tests.kit.nodes import T0, start_store
+from tests.kit.nodes import T0, central_node, start_store
 from tests.kit.payments import COFFEE, MILK, balance_of, selling
 from tests.kit.waits import drained, online, until
 from till.client import connect
@@ -40,8 +41,8 @@ async def test_two_stores_cannot_both_spend_the_last_of_a_card(
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     await central.db.write(lambda c: giftcards.issue(c, "GC-1", "giftcard", 6995, "SEK", at=0))
-    a = await start_store(tmp_path / "a", nursery, central.url, store="S001")
-    b = await start_store(tmp_path / "b", nursery, central.url, store="S002")
+    a = await start_store(tmp_path / "a", nursery, central, store="S001")
+    b = await start_store(tmp_path / "b", nursery, central, store="S002")
     answers: dict[str, object] = {}
     with trio.fail_after(20):
         await online(a)
@@ -66,7 +67,7 @@ async def test_gift_card_split_with_cash_and_a_cancel_gives_the_card_its_money_b
     tmp_path: Path, nursery: trio.Nursery, central: CentralNode
 ) -> None:
     await central.db.write(lambda c: giftcards.issue(c, "GC-2", "giftcard", 5000, "SEK", at=0))
-    store = await start_store(tmp_path, nursery, central.url)
+    store = await start_store(tmp_path, nursery, central)
     with trio.fail_after(20):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:
@@ -76,7 +77,7 @@ async def test_gift_card_split_with_cash_and_a_cancel_gives_the_card_its_money_b
             state = await till.request(GiftCardTender(card="GC-2"))
             assert isinstance(state, SaleState) and (state.paid, state.due) == (5000, 1995)
             assert state.tenders[0].kind == "giftcard" and "0.00 left" in state.message
-            cancelled = await till.request(CancelSale())
+            cancelled = await till.request(CancelSale(approver="2", approver_pin="4321"))
             assert isinstance(cancelled, Receipt)
             await drained(store)  # the void travels in the outbox
             assert await balance_of(central, "GC-2") == 5000
@@ -98,9 +99,9 @@ async def test_offline_gift_cards_follow_the_policy_and_reconcile_with_an_overdr
     with socket.socket() as probe:  # central will come up later on this port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    central = CentralNode(tmp_path / "central.db", port=port)
+    central = central_node(tmp_path / "central.db", port=port)
     policy = PaymentsConfig(giftcard_offline="allow", giftcard_offline_limit=5000)
-    store = await start_store(tmp_path, nursery, f"ws://127.0.0.1:{port}", payments=policy)
+    store = await start_store(tmp_path, nursery, central, url=f"wss://127.0.0.1:{port}", payments=policy)
     with trio.fail_after(30):
         async with connect(store.url, lane=1, till="T1") as till:
             await selling(till, COFFEE)
@@ -135,7 +136,7 @@ async def test_invoice_and_foreign_cash_at_centrals_rate_even_offline(
     await central.db.write(lambda c: customers.register(c, "C-77", "Acme AB"))
     eur = ExchangeRate(base="SEK", currency="EUR", rate=parse_rate("11.45", "SEK", "EUR"), at=T0)
     await central.db.write(lambda c: rates.publish(c, eur))
-    store = await start_store(tmp_path, nursery, central.url, payments=PaymentsConfig(foreign_cash=["EUR"]))
+    store = await start_store(tmp_path, nursery, central, payments=PaymentsConfig(foreign_cash=["EUR"]))
     with trio.fail_after(20):
         await online(store)
         async with connect(store.url, lane=1, till="T1") as till:
@@ -167,11 +168,11 @@ async def test_a_store_that_dies_waiting_for_a_gift_card_answer_voids_the_move_o
     on the way down). On restart the lane finds the attempt it saved before asking and voids the move
     through the outbox, so the card gets its money back and the sale stays unpaid, never paid twice."""
     await central.db.write(lambda c: giftcards.issue(c, "GC-9", "giftcard", 5000, "SEK", at=0))
-    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1))
+    proxy = ChaosProxy(central.url, Faults(), rng=random.Random(1), chain=certificates.chain())
     await nursery.start(proxy.run)
     with trio.fail_after(30):
         async with trio.open_nursery() as first_life:
-            store = await start_store(tmp_path, first_life, proxy.url)
+            store = await start_store(tmp_path, first_life, central, url=proxy.url)
             await online(store)
             async with connect(store.url, lane=1, till="T1") as till:
                 await selling(till, COFFEE)
@@ -184,7 +185,7 @@ async def test_a_store_that_dies_waiting_for_a_gift_card_answer_voids_the_move_o
                 first_life.cancel_scope.cancel()  # the store is gone mid-answer
         assert await balance_of(central, "GC-9") == 0  # central did redeem
 
-        store = await start_store(tmp_path, nursery, central.url)  # restarted, central reachable again
+        store = await start_store(tmp_path, nursery, central)  # restarted, central reachable again
         await drained(store)  # the void travels in the outbox
         assert await balance_of(central, "GC-9") == 5000
         async with connect(store.url, lane=1, till="T1") as till:

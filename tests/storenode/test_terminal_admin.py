@@ -109,7 +109,7 @@ async def test_end_of_day_reports_the_terminals_totals(tmp_path: Path, nursery: 
                 assert isinstance(busy, Error) and busy.code == "sale_open"
                 await till.request(CardTender())
                 await until(till, lambda s: s.status == "ready")
-            report = await till.request(EndOfDay())
+            report = await till.request(EndOfDay(approver="2", approver_pin="4321"))
             assert isinstance(report, TerminalReport), report
             done = await until(till, lambda s: s.message.startswith("end of day done"))
             assert "2 card payments" in done.message

@@ -27,6 +27,7 @@ from protocol.frames import (
     QuickKey,
     RefundOf,
     ResolvePayment,
+    ReturnItem,
     SaleState,
     Scan,
     SearchResult,
@@ -41,7 +42,7 @@ from protocol.frames import (
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from tests.kit.catalog import commit
-from tests.kit.nodes import HOUR, T0, make_store_config
+from tests.kit.nodes import HOUR, T0, enrolled, make_store_config
 from till.terminal import InputError, parse, run_till, show, show_state
 
 
@@ -121,6 +122,13 @@ async def test_unreachable_store_gives_up_with_a_message(tmp_path: Path) -> None
         ("refund S001-1-42", RefundOf(receipt="S001-1-42")),
         ("setaside 2 4321 terminal replaced", SetAside(operator="2", pin="4321", reason="terminal replaced")),
         ("endofday", EndOfDay()),
+        ("endofday approve 2 4321", EndOfDay(approver="2", approver_pin="4321")),
+        ("void 3 approve 2 4321", VoidLine(line=3, approver="2", approver_pin="4321")),
+        ("cancel APPROVE 7 0042", CancelSale(approver="7", approver_pin="0042")),
+        (
+            "return 7310000000010 3 approve 2 4321",
+            ReturnItem(code="7310000000010", qty=3, approver="2", approver_pin="4321"),
+        ),
     ],
 )
 def test_payment_commands(line: str, expected: object) -> None:
@@ -128,7 +136,17 @@ def test_payment_commands(line: str, expected: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["cash 10 EUR USD", "cash 10 part part", "card x", "giftcard", "refund", "setaside 2 4321", "endofday 1"]
+    "line",
+    [
+        "cash 10 EUR USD",
+        "cash 10 part part",
+        "card x",
+        "giftcard",
+        "refund",
+        "setaside 2 4321",
+        "endofday 1",
+        "total approve 2 4321",
+    ],
 )
 def test_bad_payment_commands(line: str) -> None:
     with pytest.raises(InputError):
@@ -212,7 +230,7 @@ async def test_a_campaign_from_central_ends_in_the_store_zone(
     tmp_path: Path, central: CentralNode, nursery: trio.Nursery
 ) -> None:
     config = msgspec.structs.replace(make_store_config(tmp_path, central_url=central.url), timezone="Asia/Tokyo")
-    store = StoreNode(config, clock=FixedClock(T0))
+    store = StoreNode(enrolled(config, central), clock=FixedClock(T0))
     with trio.fail_after(30):
         await nursery.start(store.run)
         await commit(central, "vat-rates", [VatRate(code="A", rate=1200)])
