@@ -408,8 +408,7 @@ class Lane:
                     await self._take_over(holder, conn, takeover)
                 elif takeover is not None:  # a free lane, or this till's own: taking it over is logging in
                     self.holder = conn
-                    await self._login(takeover.operator, takeover.pin, 0)
-                    self._start_session(conn, takeover.operator)
+                    await self._login(takeover.operator, takeover.pin, 0, conn)
                 self.holder = conn
                 look = await self.ctx.db.read(lambda c: replica.till_look(c, self.ctx.config.store))
                 conn.push(
@@ -522,11 +521,10 @@ class Lane:
         is told who took it over and dropped, and its session ends."""
         self.holder = conn  # the login's state goes to the till taking over, never to the one it replaces
         try:
-            await self._login(login.operator, login.pin, 0)
+            await self._login(login.operator, login.pin, 0, conn)
         except BaseException:
             self.holder = holder
             raise
-        self._start_session(conn, login.operator)
         log.warning("lane %d: till %s took over from till %s", self.number, conn.till, holder.till)
         holder.drop(
             Error(
@@ -544,8 +542,7 @@ class Lane:
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         match command:
             case Login(operator=number, pin=pin):
-                await self._login(number, pin, ref)
-                self._start_session(conn, number)
+                await self._login(number, pin, ref, conn)
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
@@ -693,14 +690,19 @@ class Lane:
             lambda c: operators.record_approval(c, at, lane, operator, given.approver, given.action, given.detail)
         )
 
-    async def _login(self, number: str, pin: str, ref: int) -> None:
+    async def _login(self, number: str, pin: str, ref: int, conn: Subscriber | None) -> None:
+        """The session starts before the login's state is published, or the till's answer to its own
+        login would show the lane closed (a ready lane without a session shows as closed: `_frame`)."""
         name = (await self._check_pin(number, pin)).name
         state = self.state
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
             raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
         status = state.status if state.status in (OPEN, TENDER, PAYING) else READY
         new = msgspec.structs.replace(state, operator=number, status=status)
-        await self._save(new, ref=ref, message=f"operator {number} ({name}) logged in")
+        await self._persist(new)
+        self.state = new
+        self._start_session(conn, number)
+        self._publish(ref=ref, message=f"operator {number} ({name}) logged in")
 
     async def _stock(
         self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command
