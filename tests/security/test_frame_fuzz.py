@@ -37,7 +37,7 @@ from protocol.frames import (
 )
 from storenode.journal import chain
 from tests.kit.fuzzing import CASHIER, CASHIER_PIN, MANAGER, MANAGER_PIN, MILK, commands
-from tests.kit.lanes import LaneRig, open_lane
+from tests.kit.lanes import FakeCentral, LaneRig, open_lane
 
 SOAK = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 LANE_EXAMPLES = SOAK or 200
@@ -60,7 +60,8 @@ def on_lane_rig(body: Callable[[LaneRig], Awaitable[None]]) -> None:
         with tempfile.TemporaryDirectory() as folder:
             async with trio.open_nursery() as nursery:
                 with trio.fail_after(BOUND):
-                    rig = await open_lane(Path(folder), nursery, clock)
+                    central = FakeCentral(giftcards={"GC-1": 50_00}, customers={"C1": "Acme AB"})
+                    rig = await open_lane(Path(folder), nursery, clock, central=central)
                     await body(rig)
                 clock.autojump_threshold = math.inf  # the database thread's shutdown is real work
                 nursery.cancel_scope.cancel()
@@ -85,8 +86,10 @@ def not_internal(frame: TillFrame, command: Command) -> None:
 async def sell(rig: LaneRig) -> None:
     """A normal sale from whatever the fuzzing left: the cashier logs in, a sale left open is cancelled
     with the manager's approval (or settled first), then milk is sold for cash and a receipt printed."""
-    login = await answer(rig, Login(operator=CASHIER, pin=CASHIER_PIN))
-    assert isinstance(login, SaleState), login
+    state = rig.till.state
+    if state is None or state.status == "closed":  # logged out (or never logged in)
+        login = await answer(rig, Login(operator=CASHIER, pin=CASHIER_PIN))
+        assert isinstance(login, SaleState), login
     state = rig.till.state
     assert state is not None
     if state.status == "paying":
@@ -116,6 +119,7 @@ async def verified(rig: LaneRig) -> None:
 def fuzz_lane(sequence: list[Command], *, internal_allowed: bool) -> None:
     async def body(rig: LaneRig) -> None:
         lane = rig.lane
+        assert isinstance(await answer(rig, Login(operator=CASHIER, pin=CASHIER_PIN)), SaleState)
         for command in sequence:
             frame = await answer(rig, command)
             event(f"{type(command).__name__} -> {frame.code if isinstance(frame, Error) else type(frame).__name__}")
