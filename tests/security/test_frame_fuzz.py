@@ -365,3 +365,15 @@ async def test_any_frame_or_bytes_over_the_gateway_leave_every_lane_selling(
 
     with trio.fail_after(WIRE_EXAMPLES * 30):
         await trio.to_thread.run_sync(explore)
+
+
+def test_a_logins_own_answer_shows_the_lane_ready_with_its_operator() -> None:
+    """Found by the fuzzing: the state answering a login said `closed` with no operator (the session began
+    only after the login's state was published), so a till showed its cashier logged out until the next
+    frame."""
+
+    async def body(rig: LaneRig) -> None:
+        state = await answer(rig, Login(operator=CASHIER, pin=CASHIER_PIN))
+        assert isinstance(state, SaleState) and (state.status, state.operator) == ("ready", CASHIER), state
+
+    on_lane_rig(body)
