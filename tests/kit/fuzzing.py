@@ -9,6 +9,9 @@ superscript digits, combining marks, empty strings and very long ones.
 Operator numbers "1" and "2" (the demo catalogue's cashier and manager) are drawn only with their
 right PINs: a fuzzed wrong PIN for them would lock them out, and the sale each example ends with
 logs in as "1" (and a cancel is approved by "2").
+
+The central link's frames (`STEPS`) are built the same way from LinkMessage's declarations, with raw
+MessagePack, noise and forged batches (the fuzzing store's id, another key) mixed in.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import typing
 from typing import Any
 
 import msgspec
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from protocol.frames import (
     CardTender,
     CashTender,
     Command,
+    Event,
+    EventBatch,
     GiftCardTender,
+    LinkMessage,
     Login,
     RefundOf,
     ReturnItem,
@@ -31,6 +38,7 @@ from protocol.frames import (
     TillToStore,
     Total,
 )
+from tests.kit.journal import StoreKey
 
 CASHIER, CASHIER_PIN = "1", "1234"
 MANAGER, MANAGER_PIN = "2", "4321"
@@ -164,3 +172,78 @@ def commands(*, within: bool) -> st.SearchStrategy[Command]:
         ]
     ).map(lambda c: msgspec.structs.replace(c))
     return st.sampled_from([fuzzed, fuzzed, steps]).flatmap(lambda drawn: drawn)  # one_of would flatten
+
+
+# -- the central link -------------------------------------------------------------------------------
+
+FUZZER = "S777"  # the store whose proven session sends the fuzzed link frames
+
+INTS = st.one_of(st.integers(-5, 100), st.sampled_from(INT64_EDGES), st.integers(-(2**63), 2**64 - 1))
+TEXT = st.one_of(ANY_TEXT, st.sampled_from(["", FUZZER, "OTHER", "journal", "stock", "giftcard", "S001"]))
+
+
+def _values(hint: Any) -> st.SearchStrategy[Any]:
+    """Values of a link frame's field type, any that MessagePack carries (nested structs, tuples, lists)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is int:
+        return INTS
+    if hint is str:
+        return TEXT
+    if hint is bytes:
+        return st.binary(max_size=80)
+    if hint is bool:
+        return st.booleans()
+    if hint is type(None):
+        return st.none()
+    if origin is list:
+        return st.lists(_values(args[0]), max_size=4)
+    if origin is dict:
+        return st.dictionaries(_values(args[0]), _values(args[1]), max_size=3)
+    if origin is tuple:
+        return st.tuples(*(_values(a) for a in args))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return st.one_of([_values(a) for a in args])
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return link_frames(hint)
+    raise TypeError(f"no fuzzing strategy for {hint!r}")
+
+
+def link_frames(cls: type[msgspec.Struct]) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls)
+    return st.builds(cls, **{f.name: _values(hints[f.name]) for f in msgspec.structs.fields(cls)})
+
+
+def _encoded(frame: Any) -> bytes | None:
+    """MessagePack of a frame or any value; None for an integer beyond its 64 bits (nothing is sent)."""
+    try:
+        return msgspec.msgpack.encode(frame)
+    except OverflowError:
+        return None
+
+
+RAW = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.one_of(INTS, TEXT, st.binary(max_size=20)), max_size=8).map(_encoded),
+    st.sampled_from([b"\x91" * 100_000 + b"\xc0", b"\xdd\xff\xff\xff\xff", b"\xc1"]),  # deep, huge, invalid
+)
+FORGER = StoreKey(FUZZER)  # the fuzzing store's id, but a key central never registered for it
+FORGED = st.integers(1, 5).map(lambda n: EventBatch(store=FUZZER, stream="journal", events=[FORGER.event(n, n)]))
+BATCHES = st.builds(
+    EventBatch,
+    store=st.sampled_from([FUZZER, "OTHER", ""]),
+    stream=st.sampled_from(["journal", "stock", "giftcard", "x"]),
+    events=_values(list[Event]),
+)
+ANY_FRAME = st.one_of([link_frames(c) for c in typing.get_args(LinkMessage)])
+STEPS = st.lists(
+    st.sampled_from([ANY_FRAME, ANY_FRAME, BATCHES, FORGED]).flatmap(lambda drawn: drawn.map(_encoded)) | RAW,
+    max_size=8,
+)
+
+LINK_SETTINGS = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # one central carries state across examples: no shrinking
+    suppress_health_check=list(HealthCheck),
+)
