@@ -12,8 +12,8 @@ import trio
 from hypothesis import given, settings
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from protocol.codec import LINK_SUBPROTOCOL, LinkCodec
-from protocol.frames import LinkChallenge, LinkWelcome
+from protocol.codec import LINK_SUBPROTOCOL, FrameError, LinkCodec
+from protocol.frames import LinkChallenge, LinkWelcome, Ping, Pong
 from protocol.websocket import serve
 from runtime.clock import FixedClock
 from runtime.supervision import Backoff
@@ -47,10 +47,13 @@ async def test_any_link_frame_from_central_leaves_the_store_selling(
             await ws.send_message(CODEC.encode(LinkWelcome(node="central", acked={})))
             async with trio.open_nursery() as inner:
 
-                async def drain() -> None:
+                async def drain() -> None:  # answering the store's heartbeat, so only the fuzzing ends a link
                     with contextlib.suppress(ConnectionClosed):
                         while True:
-                            await ws.get_message()
+                            with contextlib.suppress(FrameError):
+                                frame = CODEC.decode(await ws.get_message())
+                                if isinstance(frame, Ping):
+                                    await ws.send_message(CODEC.encode(Pong(id=frame.id)))
 
                 inner.start_soon(drain)
                 steps = await pending.receive()
