@@ -1,11 +1,14 @@
-"""Store -> central sync: a long offline backlog replayed, and central ingesting from 200 stores at once.
+"""Store -> central sync: a long offline backlog replayed, central ingesting from 200 stores at once,
+and 200 stores reconnecting at once; over TLS with enrolled store keys and signed journals.
 
     .venv/bin/python bench/sync.py [--sales 100000] [--batch 500[,1000,...]] [--stores 200]
-        [--store-sales 250] [--ingest-batch 50] [--client-procs K] [--py-spy] [--out F.json]
+        [--store-sales 250] [--ingest-batch 50] [--client-procs K] [--repeat R]
+        [--link both|tls|plain] [--only replay|ingest|reconnect] [--py-spy] [--out F.json]
 
 Why: a store sells offline for as long as its line is down, and the day the line comes back its
 backlog has to reach central before anyone trusts the chain's figures again; and central is one
-process serving every store of the chain at once. Both are measured with the real processes
+process serving every store of the chain at once, which all dial it together the moment it comes
+back after a restart or an outage. All are measured with the real processes
 (`storepos central run`, `storepos store run`, logging at WARNING), and each figure is set against a
 floor measured in the same run on the same (shared, noisy, 2-core) machine, because an absolute
 number alone cannot say whether the code or the machine was slow.
@@ -20,23 +23,47 @@ link online. Afterwards: central holds exactly N sales of the store with N disti
 its stream cursors and stock agree with the store, and `storepos central reconcile` exits 0. Peak RSS
 (VmHWM) of both nodes is read just before they are stopped. With several `--batch` values the replay
 runs once per value from a copy of the same store.db (store.toml [central] batch).
+Over which link: with `--link both` (the default) each replay runs twice back to back from the same
+template, over TLS (central serving wss with its certificate, the store checking it against the
+chain's CA) and over plain ws (`central run --insecure`, the store's `insecure = true`), the two
+taking turns at going first per `--repeat`; the figure is the TLS run's time over the plain one's,
+pair by pair, with the median over repeats judged (<= 1.3x, and the TLS replay <= 30 s). The store
+signs its journal (the template's records are signed at close, as a lane signs them) and central
+verifies the newest record of each lane in each batch on both links, since it has no switch for
+that: the pair differs by TLS alone, and the cost of the signature checks is measured apart (that
+many Ed25519 verifications, timed here) and printed beside the ratio.
 Floor: the same frames (the same event bodies, batched the same way, encoded as the real EventBatch)
 over one bare trio-websocket connection to a sink process that inserts each batch into a bare SQLite
 table (WAL, one synchronous=FULL commit per batch, as central commits) and answers one small ack per
 batch, with the link's window of 4 batches in flight per stream: the least work a replay can do.
 
-Ingest. A fresh central; this process (or `--client-procs` worker processes) opens `--stores` link
-connections at once, each says LinkHello, reads the LinkWelcome and sends its pre-encoded sales
+Ingest. A fresh central over TLS (plain only with `--link plain`) with the simulated stores' keys
+enrolled; this process (or `--client-procs` worker processes) opens `--stores` link connections at
+once, each says LinkHello, proves its key, reads the LinkWelcome and sends its pre-encoded, signed sales
 (SaleRecord bodies made with basket.record + encode_record) as EventBatch frames of `--ingest-batch`,
 4 batches in flight like the real link, until its last seq is acked. Figure: sales / wall time from
 the first batch sent to the last ack, with per-batch ack latency. Afterwards central must hold every
-sale exactly once. Floors: the same rows into central's own `sales` table with one FULL commit per
-batch in one process (no network, no decoding), and the same frames sent over the same number of
-bare websocket connections to a sink that answers each with an ack-sized message (no database).
+sale exactly once, raised no alarm, store each sale with its signature and key id, and pass its own
+full journal audit (central.registers.sales.verify: every record's signature, every chain); then
+one store sends its next sale signed with another store's key, which central must refuse
+(bad_signature) with exactly one alarm: the run's central was verifying, not merely unbothered.
+Floors: the same rows into central's own `sales` table with one FULL commit per batch in one process
+(no network, no decoding), and the same frames sent over the same number of bare (plain) websocket
+connections to a sink that answers each with an ack-sized message (no database).
 The client's CPU time is reported: on 2 cores one client process can itself be the limit.
 
-Internal modes (how the script starts its own helpers): `--sink-server --ready-file F [--sink-db D]`
-and `--ingest-worker SPEC`.
+Reconnect. A fresh central over TLS with the `--stores` keys enrolled; each simulated store (all in
+this process) connects, is welcomed and disconnects; a second later all dial at the same instant and
+each times its dial start -> LinkWelcome (TCP, TLS handshake, websocket upgrade, hello, challenge,
+proof, welcome), and dial start -> websocket open on the way; then the wall time from the gate to
+the last welcome, and the server's CPU per connection. Floors: the same connections, the same way,
+to a bare TLS websocket echo (served by the listener central serves with, its certificate from the
+same kind of chain) and to a bare plain one: TLS handshake + one round trip, and the round trip
+alone. No target is set; the figures are reported. The client shares the machine's 2 cores with
+the server here, as it does in the floors.
+
+Internal modes (how the script starts its own helpers): `--sink-server --ready-file F [--sink-db D]
+[--sink-tls FOLDER]` and `--ingest-worker SPEC`.
 """
 
 from __future__ import annotations
@@ -1302,6 +1329,9 @@ async def reconnect_storm(url: str, ca: str, stores: int, echo: bool, window: Wi
             cpu = time.process_time() - cpu0
             window.end()
     wall = gate.last_at - gate.go_at if gate.latencies_ns else 0.0
+    record = window.record(cpu)
+    server_cpu = next(iter(window.cpu().values()))
+    server_pct = next(iter(record["cpu_pct"].values()), None)
     return {
         "stores": stores,
         "welcomed": len(gate.latencies_ns),
@@ -1311,63 +1341,104 @@ async def reconnect_storm(url: str, ca: str, stores: int, echo: bool, window: Wi
         "client_cpu_s": cpu,
         "errors": dict(gate.errors),
         "error_count": max(sum(gate.errors.values()), stores - len(gate.latencies_ns)),
-        "window": window.record(cpu),
+        "window": record,
+        "client_pct": record["cpu_pct"].get("client"),
+        "server_pct": server_pct,
+        "server_cpu_ms_per_conn": None if server_cpu is None else 1000 * server_cpu / stores,
+    }
+
+
+TARGETS = ("central", "floor_tls", "floor_plain")  # what a reconnect round storms, taking turns at going first
+
+
+def storm_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's storms over the rounds: the median of each round's p50, p99, wall and CPU figures,
+    the largest max; errors added up."""
+    errors: Counter[str] = Counter()
+    for r in records:
+        errors.update(r["errors"])
+
+    def mid(pick: Callable[[dict[str, Any]], float | None]) -> float | None:
+        values = [v for v in map(pick, records) if v is not None]
+        return median(values) if values else None
+
+    return {
+        "rounds": len(records),
+        "stores": records[0]["stores"],
+        "welcomed": min(r["welcomed"] for r in records),
+        "latency": {
+            "p50_ms": mid(lambda r: r["latency"].get("p50_ms")),
+            "p99_ms": mid(lambda r: r["latency"].get("p99_ms")),
+            "max_ms": max(r["latency"].get("max_ms", 0.0) for r in records),
+        },
+        "connect": {
+            "p50_ms": mid(lambda r: r["connect"].get("p50_ms")),
+            "p99_ms": mid(lambda r: r["connect"].get("p99_ms")),
+        },
+        "wall_s": mid(lambda r: r["wall_s"]),
+        "client_pct": mid(lambda r: r["client_pct"]),
+        "server_pct": mid(lambda r: r["server_pct"]),
+        "server_cpu_ms_per_conn": mid(lambda r: r["server_cpu_ms_per_conn"]),
+        "errors": dict(errors),
+        "error_count": sum(r["error_count"] for r in records),
     }
 
 
 async def reconnect_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The storm against a real central (TLS unless --link plain), then the floors: the same
-    connections to a bare TLS websocket echo and to a bare plain one."""
+    """`--repeat` rounds, each a storm against a real central (TLS unless --link plain) and the same
+    storm against each floor: a bare TLS websocket echo and a bare plain one, the three taking turns
+    at going first. All three servers run throughout (idle ones cost nothing)."""
     work = folder / "reconnect"
     await trio.Path(work).mkdir(parents=True)
     link = "plain" if args.link == "plain" else "tls"
-    out: dict[str, Any] = {"link": link}
-
-    for name, plain in (("floor_tls", False), ("floor_plain", True)):
-        print(
-            f"  reconnect floor: {args.stores} connections to a bare {'plain' if plain else 'TLS'} websocket echo ...",
-            flush=True,
-        )
-        echo_dir = work / name
-        await trio.Path(echo_dir).mkdir()
-        _tls_args, ca = central_tls(echo_dir, plain=plain)
-        sink, sink_url = await fleet.start("sink", sink_argv(None, None if plain else echo_dir), echo_dir)
-        try:
-            record = await reconnect_storm(sink_url, ca, args.stores, True, Window({"sink": sink.pid}))
-        finally:
-            await fleet.stop(sink)
-        record["url"] = sink_url
-        warn_if_disturbed(f"reconnect {name}", record["window"])
-        out[name] = record
-
-    print(f"  reconnect: {args.stores} stores at once into a real central over {link} with proof ...", flush=True)
-    tls_args, ca = central_tls(work, plain=link == "plain")
-    central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
-    )
-    if central_url.startswith("wss://") != (link == "tls"):
-        raise BenchError(f"central for a {link} reconnect listens at {central_url}")
+    servers: dict[str, tuple[trio.Process, str, str]] = {}  # target -> (process, url, CA)
+    rounds: list[dict[str, Any]] = []
     try:
+        for name, plain in (("floor_tls", False), ("floor_plain", True)):
+            echo_dir = work / name
+            await trio.Path(echo_dir).mkdir()
+            _tls_args, ca = central_tls(echo_dir, plain=plain)
+            sink, sink_url = await fleet.start("sink", sink_argv(None, None if plain else echo_dir), echo_dir)
+            servers[name] = (sink, sink_url, ca)
+        tls_args, ca = central_tls(work, plain=link == "plain")
+        central, central_url = await fleet.start(
+            "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
+        )
+        servers["central"] = (central, central_url, ca)
+        if central_url.startswith("wss://") != (link == "tls"):
+            raise BenchError(f"central for a {link} reconnect listens at {central_url}")
         await trio.to_thread.run_sync(register_ingest_stores, work / "central.db", range(args.stores))
-        record = await reconnect_storm(central_url, ca, args.stores, False, Window({"central": central.pid}))
-        record["central_memory_mb"] = memory_mb(central.pid)
-        check_running({"central": central}, work, "the reconnect storm")
+        for r in range(args.repeat):
+            print(
+                f"  reconnect round {r + 1}/{args.repeat}: {args.stores} stores at once into central over {link} "
+                "with proof, and into bare TLS and plain websocket echoes ...",
+                flush=True,
+            )
+            done: dict[str, Any] = {"round": r}
+            for name in TARGETS[r % 3 :] + TARGETS[: r % 3]:
+                proc, url, trust = servers[name]
+                window = Window({"central" if name == "central" else "sink": proc.pid})
+                done[name] = await reconnect_storm(url, trust, args.stores, name != "central", window)
+                warn_if_disturbed(f"reconnect round {r + 1} {name}", done[name]["window"])
+                check_running({"central": central}, work, "the reconnect storms")
+            rounds.append(done)
+        central_memory = memory_mb(central.pid)
     finally:
-        await fleet.stop(central)
+        for proc, _url, _ca in servers.values():
+            await fleet.stop(proc)
     conn = sqlite3.connect(f"file:{work / 'central.db'}?mode=ro", uri=True)
     try:
         raised = journal_alarms.alarms(conn)
     finally:
         conn.close()
-    record["problems"] = [f"central raised alarms {[(a.store, a.kind) for a in raised[:3]]}"] if raised else []
-    record["url"] = central_url
-    warn_if_disturbed("reconnect", record["window"])
-    out["central"] = record
+    out: dict[str, Any] = {"link": link, "urls": {k: v[1] for k, v in servers.items()}, "rounds": rounds}
+    for name in TARGETS:
+        out[name] = storm_summary([done[name] for done in rounds])
+    out["central"]["memory_mb"] = central_memory
+    out["central"]["problems"] = [f"central raised alarms {[(a.store, a.kind) for a in raised[:3]]}"] if raised else []
     for name in ("floor_tls", "floor_plain"):
-        floor = out[name]["latency"].get("p50_ms")
-        out[f"p50_ratio_to_{name}"] = (
-            record["latency"]["p50_ms"] / floor if floor and "p50_ms" in record["latency"] else None
-        )
+        floor, real = out[name]["latency"]["p50_ms"], out["central"]["latency"]["p50_ms"]
+        out[f"p50_ratio_to_{name}"] = real / floor if floor and real else None
     return out
 
 
@@ -1509,40 +1580,42 @@ def print_reconnect(report: dict[str, Any]) -> None:
     rc = report["reconnect"]
     print(
         f"\nRECONNECT: {rc['central']['stores']} stores dial at the same instant (each connected, was welcomed and "
-        f"disconnected first, {SETTLE_S:g} s before); one client process"
+        f"disconnected first, {SETTLE_S:g} s before); one client process; {len(rc['rounds'])} round(s)"
     )
     head = (
-        f"{'what':<40} {'done':>5} {'p50':>8} {'p99':>8} {'max':>8} {'all in':>7} {'open p50':>8} {'open p99':>8} "
-        f"{'client%':>7} {'server%':>7} {'errors':>6}"
+        f"{'what':<40} {'rnd':>3} {'done':>5} {'p50':>8} {'p99':>8} {'max':>8} {'all in':>7} {'open p50':>8} "
+        f"{'open p99':>8} {'client%':>7} {'server%':>7} {'srv ms/conn':>11} {'errors':>6}"
     )
+    labels = {
+        "central": f"central ({rc['link']} + hello + proof + welcome)",
+        "floor_tls": "floor: bare TLS websocket echo",
+        "floor_plain": "floor: bare plain websocket echo",
+    }
     print(head)
     print("-" * len(head))
-    rows = (
-        ("central", f"central ({rc['link']} + hello + proof + welcome)", "central"),
-        ("floor_tls", "floor: bare TLS websocket echo", "sink"),
-        ("floor_plain", "floor: bare plain websocket echo", "sink"),
-    )
-    for key, label, server in rows:
-        r = rc[key]
+    rows = [(done[name], labels[name], str(done["round"] + 1)) for done in rc["rounds"] for name in TARGETS]
+    rows += [(rc[name], labels[name], "med") for name in TARGETS] if len(rc["rounds"]) > 1 else []
+    for r, label, rnd in rows:
         lat, con = r["latency"], r["connect"]
-        wall = r["wall_s"]
         print(
-            f"{label:<40} {r['welcomed']:>5} {lat.get('p50_ms', 0):>6.1f}ms {lat.get('p99_ms', 0):>6.1f}ms "
-            f"{lat.get('max_ms', 0):>6.1f}ms {wall:>6.2f}s {con.get('p50_ms', 0):>6.1f}ms "
-            f"{con.get('p99_ms', 0):>6.1f}ms "
-            f"{100 * r['client_cpu_s'] / wall if wall else 0:>7.0f} "
-            f"{fmt(r['window']['cpu_pct'].get(server), '.0f'):>7} {r['error_count']:>6}"
+            f"{label:<40} {rnd:>3} {r['welcomed']:>5} {fmt(lat.get('p50_ms'), '.1f'):>6}ms "
+            f"{fmt(lat.get('p99_ms'), '.1f'):>6}ms {fmt(lat.get('max_ms'), '.1f'):>6}ms {fmt(r['wall_s']):>6}s "
+            f"{fmt(con.get('p50_ms'), '.1f'):>6}ms {fmt(con.get('p99_ms'), '.1f'):>6}ms "
+            f"{fmt(r['client_pct'], '.0f'):>7} {fmt(r['server_pct'], '.0f'):>7} "
+            f"{fmt(r['server_cpu_ms_per_conn'], '.2f'):>11} {r['error_count']:>6}"
         )
     print(
         "p50/p99/max: each store's dial start -> LinkWelcome (floors: -> the echo's reply); all in: the gate -> the "
         "last one; open: dial start -> websocket open (TCP, TLS handshake, HTTP upgrade); %: CPU over the storm in % "
-        "of one core"
+        "of one core; srv ms/conn: the server's CPU over the storm per connection (what bounds how many stores a "
+        "core welcomes per second, whatever the client shares the machine with); med: the median of the rounds' "
+        "figures (max: the largest)"
     )
     for problem in rc["central"]["problems"]:
         print(f"!!! reconnect: {problem}")
-    for key, _label, _server in rows:
-        for error, n in rc[key]["errors"].items():
-            print(f"!!! reconnect {key}: {n} x {error}")
+    for name in TARGETS:
+        for error, n in rc[name]["errors"].items():
+            print(f"!!! reconnect {name}: {n} x {error}")
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, Any]:
@@ -1595,16 +1668,18 @@ def verdicts(report: dict[str, Any]) -> dict[str, Any]:
         out["ingest"]["target"] += f" over {ingest['link']}"
     if report["reconnect"] is not None:
         rc = report["reconnect"]
-        c, ft, fp = (rc[k]["latency"] for k in ("central", "floor_tls", "floor_plain"))
-        failed = rc["central"]["problems"] or any(rc[k]["error_count"] for k in ("central", "floor_tls", "floor_plain"))
+        c, ft, fp = (rc[k]["latency"] for k in TARGETS)
+        failed = rc["central"]["problems"] or any(rc[k]["error_count"] for k in TARGETS)
+        rounds = len(rc["rounds"])
+        over = f" (median of {rounds} rounds; max: the largest)" if rounds > 1 else ""
         out["reconnect"] = {
             "target": f"reconnect of {rc['central']['stores']} stores at once over {rc['link']} + proof: "
             "no target given, reported",
-            "measured": f"p50 {c.get('p50_ms', 0):.0f} ms, p99 {c.get('p99_ms', 0):.0f} ms, max "
-            f"{c.get('max_ms', 0):.0f} ms, all welcomed {rc['central']['wall_s']:.2f} s after the gate; "
-            "floors p50/p99: "
-            f"TLS echo {ft.get('p50_ms', 0):.0f}/{ft.get('p99_ms', 0):.0f} ms, "
-            f"plain echo {fp.get('p50_ms', 0):.0f}/{fp.get('p99_ms', 0):.0f} ms",
+            "measured": f"p50 {fmt(c['p50_ms'], '.0f')} ms, p99 {fmt(c['p99_ms'], '.0f')} ms, max "
+            f"{fmt(c['max_ms'], '.0f')} ms, all welcomed {fmt(rc['central']['wall_s'])} s after the gate{over}; "
+            f"floors p50/p99: TLS echo {fmt(ft['p50_ms'], '.0f')}/{fmt(ft['p99_ms'], '.0f')} ms, "
+            f"plain echo {fmt(fp['p50_ms'], '.0f')}/{fmt(fp['p99_ms'], '.0f')} ms; central's CPU "
+            f"{fmt(rc['central']['server_cpu_ms_per_conn'])} ms per store",
             "verdict": "FAIL" if failed else "INFO",
         }
     return out
@@ -1703,7 +1778,7 @@ async def bench(args: argparse.Namespace) -> int:
             errors += ingest["central"]["error_count"] + ingest["floor_ws"]["error_count"]
         if reconnect is not None:
             problems += len(reconnect["central"]["problems"])
-            errors += sum(reconnect[k]["error_count"] for k in ("central", "floor_tls", "floor_plain"))
+            errors += sum(reconnect[k]["error_count"] for k in TARGETS)
         if problems or errors:
             print(f"\n!!! THIS RUN HAD {problems} CHECK FAILURES AND {errors} ERRORS: the figures are not valid !!!")
         ok = not problems and not errors
