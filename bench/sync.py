@@ -633,6 +633,11 @@ def verify_replay(central_db: Path, store_db: Path, prep: Prep) -> dict[str, Any
     return {"central_sales": sales_n, "distinct_receipts": distinct, "cursors": cursors, "problems": problems}
 
 
+def nodes_cpu(run: dict[str, Any]) -> float:
+    """CPU seconds of store and central over a replay (0 where /proc could not tell)."""
+    return sum(v or 0.0 for v in run["cpu_s"].values())
+
+
 def tls_vs_plain(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The TLS replay's time over the plain one's, pair by pair (same repeat, same batch), and the
     median per batch: the pairs ran back to back, from the same template, so the machine's drift
@@ -648,12 +653,16 @@ def tls_vs_plain(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "tls_s": tls["seconds"],
                     "plain_s": plain[0]["seconds"],
                     "ratio": tls["seconds"] / plain[0]["seconds"],
+                    "cpu_ratio": nodes_cpu(tls) / nodes_cpu(plain[0]) if nodes_cpu(plain[0]) else None,
                 }
             )
     batches = sorted({p["batch"] for p in pairs})
     return {
         "pairs": pairs,
         "median_ratio_by_batch": {b: median([p["ratio"] for p in pairs if p["batch"] == b]) for b in batches},
+        "median_cpu_ratio_by_batch": {
+            b: median([p["cpu_ratio"] for p in pairs if p["batch"] == b and p["cpu_ratio"]] or [0.0]) for b in batches
+        },
     }
 
 
@@ -1512,10 +1521,13 @@ def print_replay(report: dict[str, Any]) -> None:
     for pair in versus["pairs"]:
         print(
             f"TLS / plain, repeat {pair['repeat']}, batch {pair['batch']}: {pair['tls_s']:.2f} s / "
-            f"{pair['plain_s']:.2f} s = {pair['ratio']:.2f}x"
+            f"{pair['plain_s']:.2f} s = {pair['ratio']:.2f}x (store + central CPU: {fmt(pair['cpu_ratio'])}x)"
         )
     for batch, ratio in versus["median_ratio_by_batch"].items():
-        print(f"TLS / plain, batch {batch}, median over repeats: {ratio:.2f}x")
+        print(
+            f"TLS / plain, batch {batch}, median over repeats: {ratio:.2f}x "
+            f"(store + central CPU: {versus['median_cpu_ratio_by_batch'][batch]:.2f}x)"
+        )
     checks = report["replay"].get("signature_checks")
     if checks:
         for batch, n in checks["checks_by_batch"].items():
