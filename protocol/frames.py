@@ -55,9 +55,16 @@ class Command(TillFrame, kw_only=True, omit_defaults=True):
 
 
 class Hello(TillFrame, tag="hello"):
+    """A till attaching to its lane (lane 0: a client that only asks, such as `storepos store status`).
+    A lane has one till; another takes it over only with `takeover` and an operator's number and PIN,
+    logged in at the new till as the attach happens (the first till is told and detached)."""
+
     till: Name
     lane: Number
     version: Number = PROTOCOL_VERSION
+    takeover: bool = False
+    operator: Name = ""
+    pin: Name = ""
 
 
 class Login(Command, tag="login"):

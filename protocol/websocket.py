@@ -37,6 +37,8 @@ from trio_websocket import (
 )
 from wsproto.connection import ConnectionState
 
+from protocol.admission import AddressLimit
+
 
 def guard() -> None:
     """Install the ping guard once (idempotent)."""
@@ -148,6 +150,7 @@ async def serve(
     *,
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    per_address: int = 0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve websockets on host:port (wss with `ssl_context`); reports the bound port (useful with
@@ -156,7 +159,9 @@ async def serve(
     The TLS handshake runs in the connection's own task, not the accept loop, so a client that never
     finishes it delays nobody; `handshake_timeout` bounds both handshakes together, so such a client
     (or one that opens TCP and says nothing) does not hold a descriptor for the library's default
-    minute. Garbage, plain HTTP on the TLS port or a failed handshake end that one connection only."""
+    minute. Garbage, plain HTTP on the TLS port or a failed handshake end that one connection only.
+    `per_address` (0: no limit) bounds the connections one address holds open at once, handshaking or
+    not (protocol.admission)."""
     guard()
     try:
         sockets = await trio.open_tcp_listeners(port, host=host)
@@ -166,7 +171,12 @@ async def serve(
     if ssl_context is not None:
         # https_compatible: closing does not wait on the peer's close_notify (as trio-websocket's own wss)
         listeners = [trio.SSLListener(s, ssl_context, https_compatible=True) for s in sockets]
-    server = WebSocketServer(handler, listeners, connect_timeout=handshake_timeout)
+    bound = sockets[0].socket.getsockname()[1]  # before any wrapping hides the socket
+    accepting: list[trio.abc.Listener[trio.abc.Stream]] = list(listeners)
+    if per_address:
+        accepting = [AddressLimit(listener, per_address) for listener in accepting]
+    # typed for trio's own listeners, but any Listener serves: it goes to trio.serve_listeners
+    server = WebSocketServer(handler, accepting, connect_timeout=handshake_timeout)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        task_status.started(server.port)
+        task_status.started(bound)

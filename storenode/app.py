@@ -118,8 +118,7 @@ class StoreNode:
         self.health.listeners.append(lambda h: self._republish(owners.get(h.name)))
         self.link.on_change.append(self._link_changed)
         self.gateway = Gateway(
-            config.gateway.host,
-            config.gateway.port,
+            config,
             self.lanes,
             {
                 StatusRequest: lambda _: self.status(),

@@ -21,6 +21,16 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True):
     port: int = 8701
 
 
+class TillsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Who may hold a till connection and for how long. A connection costs the store a descriptor before
+    it has said anything, and a browser on the store's network is a client too: both are bounded here."""
+
+    idle_logout: float = 900.0  # seconds without a command before the till's operator is logged out; 0: never
+    per_address: int = 16  # connections open or opening at once from one address; beyond it, closed at once
+    handshake_timeout: float = 5.0  # seconds to complete the websocket handshake, and again to say hello
+    origins: list[str] = []  # browser tills' Origins (https://till.example); a request without one is no browser's
+
+
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # wss://host:port of central; empty means this store runs without central
     ca: str = ""  # the chain's CA certificate, or central's own certificate pinned (relative to the config file)
@@ -103,6 +113,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     receipt_footer: list[str] = msgspec.field(default_factory=lambda: ["Thank you for shopping with us"])
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     central: LinkConfig = msgspec.field(default_factory=LinkConfig)
+    tills: TillsConfig = msgspec.field(default_factory=TillsConfig)
     devices: list[DeviceConfig] = []
     gs1: Gs1Config = msgspec.field(default_factory=Gs1Config)  # variable-measure barcode layout
     payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
@@ -141,6 +152,14 @@ def load_config(path: str | Path) -> StoreConfig:
     problems.extend(link_problems(config.central))
     if not 0 <= config.payments.max_change <= 10**12:
         problems.append(f"payments.max_change must be 0 to 10^12 minor units, not {config.payments.max_change}")
+    if config.tills.idle_logout < 0:
+        problems.append(f"tills.idle_logout must be seconds (0: never), not {config.tills.idle_logout}")
+    if config.tills.per_address < 1:
+        problems.append(f"tills.per_address must be 1 or more, not {config.tills.per_address}")
+    if not 0 < config.tills.handshake_timeout <= 60:
+        problems.append(
+            f"tills.handshake_timeout must be above 0 and at most 60 s, not {config.tills.handshake_timeout}"
+        )
     if config.operators.pin_failures < 1 or config.operators.lockout_minutes <= 0:
         problems.append("operators.pin_failures must be 1 or more and operators.lockout_minutes more than 0")
     approval = config.approval

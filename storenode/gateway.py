@@ -3,11 +3,18 @@
 A till holds no sale logic, so anything that goes wrong between the two ends in an error frame or a
 dropped connection, never in lost state: the lane has it, and a reattaching till gets it back in its
 Welcome. Bad frames are answered and the connection lives on.
+
+Who gets in (store.toml [tills]): a known subprotocol is required, and a browser's Origin must be one the
+store allows (a page elsewhere on the store's network must not drive a lane); one address holds at most
+`per_address` connections, each of which has `handshake_timeout` seconds for its handshake and as long
+again for its hello; and nothing is answered (not even a stock or price question) before a hello.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,11 +22,13 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from protocol.codec import SUBPROTOCOL_JSON, TILL_SUBPROTOCOLS, FrameError, TillCodec
-from protocol.frames import PROTOCOL_VERSION, Command, Error, Hello, TillFrame
+from protocol.codec import TILL_SUBPROTOCOLS, FrameError, TillCodec
+from protocol.frames import PROTOCOL_VERSION, Command, Error, Hello, Login, SaleState, TillFrame, Welcome
+from protocol.text import plain
 from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch
 from protocol.websocket import serve
 from runtime.mailbox import ActorFailed, Rejected
+from storenode.config import StoreConfig
 from storenode.lanes.lane import Attach, Detach, Do, Lane
 
 log = logging.getLogger(__name__)
@@ -48,7 +57,11 @@ class TillConnection:
         self.till = ""
         self.answering = False
         self.refused = ""  # set when the till is refused: the reason it is closed with, once told
+        self.close_code = 1002
         self.overflowed = False
+        self.said_hello = False  # any hello, welcomed or not: the hello deadline is met
+        self.greeted = False  # its last hello was welcomed: questions are answered
+        self.asked: set[Lane] = set()  # lanes it asked to attach to: each hears of its end
         self._frames: deque[TillFrame] = deque()
         self._writer_waits = trio.lowlevel.ParkingLot()
 
@@ -69,9 +82,19 @@ class TillConnection:
         while frames:
             await self.ws.send_message(self.codec.encode(frames.popleft()))
 
+    def drop(self, notice: Error) -> None:
+        """The lane gave this till's place to another: tell it why, then close (see `writer`)."""
+        self.push(notice)
+        self.refused, self.close_code = "another till took this lane over", 1000
+        self._writer_waits.unpark_all()
+
     async def writer(self) -> None:
         try:
             while not self.overflowed:
+                if self.refused and not self.answering:  # else the reading task closes it after its frame
+                    await self.send_queued()
+                    await self.ws.aclose(code=self.close_code, reason=self.refused)
+                    return
                 if not self._frames or self.answering:
                     await self._writer_waits.park()
                     continue
@@ -83,10 +106,13 @@ class TillConnection:
 
 
 class Gateway:
-    def __init__(self, host: str, port: int, lanes: dict[int, Lane], queries: dict[type, Query]) -> None:
-        """`queries` answer frames that need no lane (status, stock lookups), even before a hello."""
-        self.host = host
-        self.port = port
+    def __init__(self, config: StoreConfig, lanes: dict[int, Lane], queries: dict[type, Query]) -> None:
+        """`queries` answer frames that need no lane (status, stock lookups), after a hello."""
+        self.config = config
+        self.host = config.gateway.host
+        self.port = config.gateway.port
+        self.tills = config.tills
+        self.origins = {origin.rstrip("/").lower() for origin in config.tills.origins}
         self.lanes = lanes
         self.queries = queries
         self.bound_port = 0
@@ -94,26 +120,58 @@ class Gateway:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            self.bound_port = await nursery.start(serve, self._serve, self.host, self.port, "tills")
+            self.bound_port = await nursery.start(
+                functools.partial(
+                    serve,
+                    per_address=self.tills.per_address,
+                    handshake_timeout=self.tills.handshake_timeout,
+                ),
+                self._serve,
+                self.host,
+                self.port,
+                "tills",
+            )
             log.info("till gateway listening on ws://%s:%d", self.host, self.bound_port)
             self.listening.set()
             task_status.started()
 
+    def _refusal(self, request: WebSocketRequest) -> tuple[int, str] | None:
+        """Why a handshake is refused (an HTTP status and a reason), or None to accept it."""
+        if not any(p in TILL_SUBPROTOCOLS for p in request.proposed_subprotocols):
+            return 400, f"a till must ask for a subprotocol: one of {', '.join(TILL_SUBPROTOCOLS)}"
+        origins = [value for name, value in request.headers if name.lower() == b"origin"]
+        for origin in origins:  # a browser's; a till program sends none
+            text = origin.decode("latin-1").strip()
+            if text.rstrip("/").lower() not in self.origins:
+                return 403, f"origin {plain(text)[:200]} is not one of this store's tills (store.toml [tills] origins)"
+        return None
+
     async def _serve(self, request: WebSocketRequest) -> None:
-        offered = request.proposed_subprotocols
-        chosen = next((p for p in offered if p in TILL_SUBPROTOCOLS), None)
-        if offered and chosen is None:
-            await request.reject(400, body=f"subprotocol must be one of {', '.join(TILL_SUBPROTOCOLS)}".encode())
+        refusal = self._refusal(request)
+        if refusal is not None:
+            status, reason = refusal
+            log.info("till handshake refused (%d): %s", status, reason)
+            await request.reject(status, body=reason.encode())
             return
+        chosen = next(p for p in request.proposed_subprotocols if p in TILL_SUBPROTOCOLS)
         ws = await request.accept(subprotocol=chosen)
-        conn = TillConnection(ws, TillCodec(chosen or SUBPROTOCOL_JSON, "store"))
+        conn = TillConnection(ws, TillCodec(chosen, "store"))
         lane: Lane | None = None
+        hello_by = trio.current_time() + self.tills.handshake_timeout
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn.writer)
                 try:
                     while True:
-                        data = await ws.get_message()
+                        with trio.move_on_at(math.inf if conn.said_hello else hello_by) as waiting:
+                            data = await ws.get_message()
+                        if waiting.cancelled_caught:
+                            log.info(
+                                "a till connection said no hello within %g s; closed", self.tills.handshake_timeout
+                            )
+                            await ws.aclose(code=1008, reason="no hello in time")
+                            nursery.cancel_scope.cancel()
+                            break
                         conn.answering = True
                         try:
                             lane = await self._frame(conn, lane, data)
@@ -121,7 +179,7 @@ class Gateway:
                             conn.answering = False
                         await conn.send_queued()
                         if conn.refused:
-                            await ws.aclose(code=1002, reason=conn.refused)
+                            await ws.aclose(code=conn.close_code, reason=conn.refused)
                             nursery.cancel_scope.cancel()
                             break
                 except ConnectionClosed:
@@ -129,8 +187,8 @@ class Gateway:
         except Exception:
             log.exception("till connection %s failed", conn.till or "(before hello)")
         finally:
-            if lane is not None:
-                lane.mailbox.tell_nowait(Detach(conn))
+            for asked in conn.asked:  # an attach that timed out here may still have been done there
+                await _detach(asked, conn)
 
     async def _frame(self, conn: TillConnection, lane: Lane | None, data: bytes | str) -> Lane | None:
         try:
@@ -140,7 +198,9 @@ class Gateway:
             return lane
         ref = getattr(frame, "ref", 0)
         query = self.queries.get(type(frame))
-        if query is not None:
+        if query is not None and not conn.greeted:
+            conn.push(Error(code="hello_first", message="say hello before asking anything", ref=ref))
+        elif query is not None:
             try:
                 with trio.fail_after(LANE_TIMEOUT):
                     answer = await query(frame)
@@ -152,6 +212,8 @@ class Gateway:
             conn.push(answer)
         elif isinstance(frame, Hello):
             return await self._hello(conn, lane, frame)
+        elif lane is None and conn.greeted:
+            conn.push(Error(code="no_lane", message="this connection asks without a lane: say hello with one", ref=ref))
         elif lane is None:
             conn.push(Error(code="hello_first", message="send hello with your till id and lane first", ref=ref))
         elif isinstance(frame, Command):
@@ -170,6 +232,7 @@ class Gateway:
         return lane
 
     async def _hello(self, conn: TillConnection, current: Lane | None, hello: Hello) -> Lane | None:
+        conn.said_hello = True
         if not compatible(PROTOCOL_VERSION, hello.version):
             # A till of another protocol version would misread what it is sent: refuse it, saying why.
             message = mismatch("till", "this store", PROTOCOL_VERSION, f"till {hello.till or '?'}", hello.version)
@@ -178,26 +241,51 @@ class Gateway:
             conn.refused = "incompatible protocol version"
             return current
         lane = self.lanes.get(hello.lane)
-        if lane is None:
+        if lane is None and hello.lane:
             known = ", ".join(str(n) for n in sorted(self.lanes))
             conn.push(Error(code="unknown_lane", message=f"lane {hello.lane} is not configured (lanes: {known})"))
             return current
         if not hello.till:
             conn.push(Error(code="bad_hello", message="hello needs a till id"))
             return current
+        if hello.takeover and not (hello.operator and hello.pin):
+            conn.push(Error(code="bad_hello", message="taking a lane over needs an operator number and PIN"))
+            return current
         if current is not None and current is not lane:
-            current.mailbox.tell_nowait(Detach(conn))
-        conn.till = hello.till
-        await self._ask(conn, lane, Attach(conn), 0)
-        return lane
+            await _detach(current, conn)
+            current = None
+        conn.till, conn.greeted = hello.till, False
+        if lane is None:  # lane 0: a client that asks (status, stock, prices) and sells nothing
+            conn.greeted = True
+            state = SaleState(lane=0, status="closed", currency=self.config.currency)
+            conn.push(Welcome(store=self.config.store, lane=0, till=hello.till, state=state))
+            return None
+        takeover = Login(operator=hello.operator, pin=hello.pin) if hello.takeover else None
+        conn.asked.add(lane)
+        if await self._ask(conn, lane, Attach(conn, takeover), 0):
+            conn.greeted = True
+            return lane
+        return current
 
-    async def _ask(self, conn: TillConnection, lane: Lane, request: Attach | Do, ref: int) -> None:
+    async def _ask(self, conn: TillConnection, lane: Lane, request: Attach | Do, ref: int) -> bool:
+        """Ask the lane; True once it has done the request, else the till is told why not."""
         try:
             with trio.fail_after(LANE_TIMEOUT):
                 await lane.mailbox.ask(request)
+            return True
         except Rejected as refusal:
             conn.push(Error(code=refusal.code, message=refusal.message, ref=ref))
         except trio.TooSlowError:
             conn.push(Error(code="lane_busy", message=f"lane {lane.number} did not answer in time", ref=ref))
         except ActorFailed as exc:
             conn.push(Error(code="lane_failed", message=f"lane {lane.number} failed and is restarting: {exc}", ref=ref))
+        return False
+
+
+async def _detach(lane: Lane, conn: TillConnection) -> None:
+    """Tell the lane this till is gone: it logs the till's operator out and frees the lane for another
+    till, so it must arrive even when the lane's mailbox is full, and even while this task is cancelled."""
+    if lane.mailbox.tell_nowait(Detach(conn)):
+        return
+    with trio.CancelScope(shield=True), trio.move_on_after(LANE_TIMEOUT):
+        await lane.mailbox.tell(Detach(conn))

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import trio
@@ -39,6 +40,9 @@ from storenode.sync.replica import CatalogError
 from till.client import connect
 
 log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
 
 
 def fail(message: str) -> None:
@@ -124,19 +128,27 @@ async def central_run(
             write_ready_file(ready_file, url=node.url)
 
 
-def central_alarms(db: Path, store: str | None) -> int:
-    """Exit 1 when there are alarms (so scripts notice), 0 when none."""
+def _read_central(db: Path, read: Callable[[sqlite3.Connection], T]) -> T | None:
+    """What `read` finds in central's database, read-only; None (said on stderr) when there is no
+    database or it cannot be read, for the command to exit 2."""
     if not db.exists():
-        fail(f"{db}: no central database here")
-        return 2
+        fail(f"{db}: no central database here (start it with `storepos central run --db {db}`)")
+        return None
     conn = open_connection(db, readonly=True)
     try:
-        found = alarms.alarms(conn, store)
+        return read(conn)
     except sqlite3.OperationalError as exc:
         fail(f"{db}: {exc}")
-        return 2
+        return None
     finally:
         conn.close()
+
+
+def central_alarms(db: Path, store: str | None) -> int:
+    """Exit 1 when there are alarms (so scripts notice), 0 when none."""
+    found = _read_central(db, lambda conn: alarms.alarms(conn, store))
+    if found is None:
+        return 2
     if not found:
         print("no alarms" + (f" for store {store}" if store else ""))
         return 0
@@ -151,17 +163,10 @@ def _utc(ms: int) -> str:
 
 
 def central_verify_journal(db: Path, store: str | None) -> int:
-    if not db.exists():
-        fail(f"{db}: no central database here")
+    verified = _read_central(db, lambda conn: sales.verify(conn, store))
+    if verified is None:
         return 2
-    conn = open_connection(db, readonly=True)
-    try:
-        checked, problems = sales.verify(conn, store)
-    except sqlite3.OperationalError as exc:
-        fail(f"{db}: {exc}")
-        return 2
-    finally:
-        conn.close()
+    checked, problems = verified
     for problem in problems:
         print(f"journal broken: {problem}")
     if problems:
@@ -171,27 +176,21 @@ def central_verify_journal(db: Path, store: str | None) -> int:
 
 
 def central_sales(db: Path, store: str | None) -> int:
-    if not db.exists():
-        fail(f"{db}: no central database here (start it with `storepos central run --db {db}`)")
+    if store:
+        records = _read_central(db, lambda conn: sales.receipts(conn, store))
+        if records is None:
+            return 2
+        if not records:
+            print(f"no sales from store {store}")
+        for r in records:
+            print(
+                f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
+                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}"
+            )
+        return 0
+    summaries = _read_central(db, sales.summaries)
+    if summaries is None:
         return 2
-    conn = open_connection(db, readonly=True)
-    try:
-        if store:
-            records = sales.receipts(conn, store)
-            if not records:
-                print(f"no sales from store {store}")
-            for r in records:
-                print(
-                    f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
-                    f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}"
-                )
-            return 0
-        summaries = sales.summaries(conn)
-    except sqlite3.OperationalError as exc:
-        fail(f"{db}: {exc}")
-        return 2
-    finally:
-        conn.close()
     if not summaries:
         print("no sales have arrived yet")
     for s in summaries:

@@ -284,7 +284,8 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print(f"     storepos store verify-journal --config {config}")
             print(f"     storepos till --store {store_url} --lane 2")
             if interactive:
-                print("\n--- your till on lane 1: scan barcodes (e.g. 7310000000010), type help; Ctrl-C ends ---")
+                print("\n--- your till on lane 1: login 1 1234, then scan barcodes (e.g. 7310000000010); help ---")
+                print("    the scripted till's login ended with its connection: a login belongs to one till")
                 print("    @scan CODE scans at the lane's scanner, @weigh GRAMS uses its scale, @display reads it")
                 print("    card pays at the lane's card terminal; giftcard, invoice and split tenders need central")
                 await run_till(store_url, 1, "demo-till-1", hook=hook)

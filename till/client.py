@@ -19,6 +19,7 @@ from protocol.frames import (
     Command,
     Error,
     Hello,
+    Login,
     Receipt,
     SaleState,
     Status,
@@ -97,9 +98,14 @@ class TillClient:
         command.ref = next(self._refs)
         return await self._exchange(command.ref, command)
 
-    async def hello(self) -> TillFrame:
-        """Attach to the lane; answered by a Welcome carrying the lane's current state, or an Error."""
-        return await self._exchange(0, Hello(till=self.till, lane=self.lane))
+    async def hello(self, takeover: Login | None = None) -> TillFrame:
+        """Attach to the lane (lane 0: say hello only to ask questions); answered by a Welcome carrying the
+        lane's current state, or an Error. With `takeover`, that operator logs in here and the lane moves
+        to this till even if another holds it."""
+        hello = Hello(till=self.till, lane=self.lane)
+        if takeover is not None:
+            hello.takeover, hello.operator, hello.pin = True, takeover.operator, takeover.pin
+        return await self._exchange(0, hello)
 
     async def status(self) -> Status | Error:
         frame = await self.request(StatusRequest())
@@ -109,24 +115,31 @@ class TillClient:
 
 @asynccontextmanager
 async def connect(
-    url: str, lane: int, till: str = "till", *, subprotocol: str = SUBPROTOCOL_MSGPACK, attach: bool = True
+    url: str,
+    lane: int,
+    till: str = "till",
+    *,
+    subprotocol: str = SUBPROTOCOL_MSGPACK,
+    attach: bool = True,
+    takeover: Login | None = None,
 ) -> AsyncIterator[TillClient]:
-    """Open a till connection; with `attach`, say hello and fail unless the store welcomes us.
+    """Open a till connection and say hello, failing unless the store welcomes us: to `lane`, or without
+    attaching to one (lane 0: a status or lookup client, which the store answers only after a hello).
+    `takeover`: see `TillClient.hello`.
 
     The reader task's nursery would wrap whatever the caller raises in an exception group; a lone
     exception is unwrapped so callers can catch TillDisconnected and friends plainly."""
     try:
         async with dial(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
-            client = TillClient(ws, TillCodec(subprotocol, "till"), lane, till)
+            client = TillClient(ws, TillCodec(subprotocol, "till"), lane if attach else 0, till)
             await nursery.start(client._reader)
-            if attach:
-                answer = await client.hello()
-                if isinstance(answer, Error):
-                    raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
-                if isinstance(answer, Welcome) and not compatible(PROTOCOL_VERSION, answer.version):
-                    # a store of another version: said plainly here, not as undecodable frames later
-                    text = mismatch("till", "this till", PROTOCOL_VERSION, f"store {answer.store}", answer.version)
-                    raise ConnectionRefusedError(f"{INCOMPATIBLE_VERSION}: {text}")
+            answer = await client.hello(takeover)
+            if isinstance(answer, Error):
+                raise ConnectionRefusedError(f"{answer.code}: {answer.message}")
+            if isinstance(answer, Welcome) and not compatible(PROTOCOL_VERSION, answer.version):
+                # a store of another version: said plainly here, not as undecodable frames later
+                text = mismatch("till", "this till", PROTOCOL_VERSION, f"store {answer.store}", answer.version)
+                raise ConnectionRefusedError(f"{INCOMPATIBLE_VERSION}: {text}")
             yield client
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

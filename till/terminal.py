@@ -18,7 +18,9 @@ Lines (from --script first, then standard input):
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
   status                 help              quit           # comments and blank lines are ignored
 
-When the store drops the connection the till reattaches to its lane and shows the basket again.
+When the store drops the connection the till reattaches to its lane and shows the basket again, and
+the operator logs in again (a login belongs to one connection). A lane has one till: when another holds
+it, `takeover <operator> <pin>` logs that operator in here and moves the lane to this till.
 """
 
 from __future__ import annotations
@@ -332,10 +334,11 @@ async def run_till(
     source = lines_from(script, read_stdin)
     attached_once = False
     tries, delay = 0, 0.2
+    takeover: Login | None = None
     while True:
         try:
-            async with connect(url, lane, till, subprotocol=subprotocol) as client:
-                attached_once, tries, delay = True, 0, 0.2
+            async with connect(url, lane, till, subprotocol=subprotocol, takeover=takeover) as client:
+                attached_once, tries, delay, takeover = True, 0, 0.2, None
                 assert client.state is not None
                 say(f"attached to lane {lane} at {url} as {till}")
                 say(show_state(client.state))
@@ -351,7 +354,15 @@ async def run_till(
             say(f"! connection to the store lost ({type(exc).__name__}); reattaching")
         except ConnectionRefusedError as exc:
             say(f"! the store refused this till: {exc}")
-            return 1
+            if not (str(exc).startswith("lane_in_use") or takeover is not None):
+                return 1
+            # another till holds the lane: an operator may log in here to take it over
+            say("  to take the lane over here: takeover <operator> <pin> (anything else ends)")
+            words = (await anext(source, "")).split()
+            if len(words) != 3 or words[0] != "takeover":
+                return 1
+            takeover = Login(operator=words[1], pin=words[2])
+            continue
         await trio.sleep(delay)
         delay = min(delay * 2, 5.0)
 

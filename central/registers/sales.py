@@ -29,11 +29,9 @@ import msgspec
 
 from central.registers import identities
 from central.registers.cursors import EventError, Untrusted
-from protocol import identity
-from protocol.chain import GENESIS, chain_hash
+from protocol.chain import GENESIS, chain_hash, signature_holds, signature_problem
 from protocol.codec import FrameError, decode_record
 from protocol.frames import Event, SaleRecord
-from protocol.identity import Purpose
 from protocol.versions import shown
 
 AFTER_A_HOLE = b"\xff" * 32  # no store chain starts here, so nothing after a hole can match
@@ -104,7 +102,7 @@ class Incoming:
         """The signature of each lane's newest record in the batch, over the head hash central derived:
         it vouches for every record before it (see the module docstring)."""
         for lane, (event, digest) in self.last.items():
-            if not identity.verify(self.keys[event.key], event.sig, Purpose.JOURNAL, self.store, digest):
+            if not signature_holds(self.keys[event.key], event.sig, self.store, digest):
                 receipt = self.heads[lane][0]
                 raise Untrusted(
                     "bad_signature",
@@ -175,12 +173,10 @@ def verify(conn: sqlite3.Connection, store: str | None = None) -> tuple[int, lis
             digest = chain_hash(prev, body)
             if stored and stored != digest:
                 problems.append(f"{where}: stored hash differs from the chain re-derived from the bodies")
-            if not sig:
-                problems.append(f"{where}: not signed (applied before central verified signatures)")
-            elif key not in keys:
-                problems.append(f"{where}: signed by key {shown(key)!r}, which central does not hold for the store")
-            elif not identity.verify(keys[key], sig, Purpose.JOURNAL, name, digest):
-                problems.append(f"{where}: its signature does not verify")
+            problem = signature_problem(keys, key, sig, name, digest)
+            if problem is not None:
+                unsigned = " (applied before central verified signatures)" if not sig else ""
+                problems.append(f"{where}: {problem}{unsigned}")
             try:
                 record = decode_record(body)
             except FrameError as exc:

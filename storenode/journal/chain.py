@@ -21,7 +21,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import identity
-from protocol.chain import GENESIS, chain_hash
+from protocol.chain import GENESIS, chain_hash, signature_problem
 from protocol.codec import FrameError, decode_record, encode_record
 from protocol.frames import SaleRecord
 from protocol.identity import Purpose
@@ -135,12 +135,10 @@ def verify(conn: sqlite3.Connection, store: str, keys: dict[str, bytes]) -> tupl
                 problems.append(f"{where}: previous-hash link broken")
             if chain_hash(prev_hash, body) != stored_hash:
                 problems.append(f"{where}: hash does not match the record bytes")
-            if not sig:
-                problems.append(f"{where}: not signed (the store node signs it at its next start)")
-            elif key not in keys:
-                problems.append(f"{where}: signed by key {key!r}, which is not this store's")
-            elif not identity.verify(keys[key], sig, Purpose.JOURNAL, store, stored_hash):
-                problems.append(f"{where}: signature does not match the record's hash")
+            problem = signature_problem(keys, key, sig, store, stored_hash)
+            if problem is not None:
+                unsigned = " (the store node signs it at its next start)" if not sig else ""
+                problems.append(f"{where}: {problem}{unsigned}")
             try:
                 record = decode_record(body)
             except FrameError as exc:

@@ -68,6 +68,7 @@ from protocol.frames import (
     Welcome,
 )
 from protocol.money import format_money, round_half_up
+from protocol.text import plain
 from runtime.clock import Clock
 from runtime.database import Database
 from runtime.health import HealthBoard
@@ -108,15 +109,41 @@ class Subscriber(Protocol):
 
     def push(self, frame: TillFrame) -> None: ...
 
+    def drop(self, notice: Error) -> None:
+        """Tell the till why and close its connection (another till took its lane over)."""
+
 
 @dataclass
 class Attach:
+    """A till asks to hold the lane. A lane has one till: another is refused unless it logs in with the
+    attach (`takeover`), which moves the lane, the basket and the session to it and drops the first."""
+
     conn: Subscriber
+    takeover: Login | None = None
 
 
 @dataclass
 class Detach:
     conn: Subscriber
+
+
+@dataclass(eq=False)
+class Session:
+    """An operator logged in at one till connection. It is the connection's, not the lane's: it ends when
+    that till detaches, at logout, or after `tills.idle_logout` seconds without a command, and no other
+    connection acts in it. A sale it leaves open stays saved on the lane for the operator's next login."""
+
+    conn: Subscriber
+    operator: str
+    last: float  # trio time of the session's last command
+    watch: trio.CancelScope = field(default_factory=trio.CancelScope)  # the idle watch, cancelled at the end
+
+
+@dataclass
+class IdleCheck:
+    """The idle watch saw `session` go quiet for the configured time."""
+
+    session: Session
 
 
 @dataclass
@@ -145,7 +172,7 @@ class TerminalDone:
     conn: Subscriber | None
 
 
-LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone
+LaneRequest = Attach | Detach | Do | Republish | MoneyDone | TerminalDone | IdleCheck
 Ask = link.Ask
 
 
@@ -171,7 +198,9 @@ class Lane:
         self.mailbox: Mailbox[LaneRequest] = Mailbox(capacity)
         self.ctx = ctx
         self.state = LaneState(lane=number)
-        self.subscribers: list[Subscriber] = []
+        self.holder: Subscriber | None = None  # the one till attached
+        self._session: Session | None = None  # who is logged in, and at which till
+        self._asker: Subscriber | None = None  # the till whose request is being handled: it alone gets its ref
         self.devices = ctx.devices.get(number) or LaneDevices()
         self.layout = receipt_layout(ctx.config)
         self._nursery: trio.Nursery | None = None
@@ -185,8 +214,10 @@ class Lane:
             async with trio.open_nursery() as nursery:  # card calls run here, beside the mailbox
                 self._nursery = nursery
                 self._money_running = False
+                if self._session is not None:  # a restart keeps its till and session: watch it again
+                    self._watch_idle(self._session)
                 await self._recover()
-                self._publish(message="lane restarted" if self.subscribers else "")
+                self._publish(message="lane restarted" if self.holder else "")
                 task_status.started()
                 await serve(self.mailbox, self._guarded)
         finally:
@@ -220,6 +251,8 @@ class Lane:
             log.exception("lane %d: no state file or read connection; scans save through the database", self.number)
             self._drop_file()
             self._drop_reader()
+        if self._session is None and state.status == READY:  # saved while logged in; nobody is, at a till
+            state = LaneState(lane=self.number, status=CLOSED)
         return state
 
     def _drop_reader(self) -> None:
@@ -290,6 +323,8 @@ class Lane:
 
     def _frame(self, *, ref: int = 0, message: str = "", popup: str = "") -> SaleState:
         frame = basket.to_frame(self.state, self.currency, ref=ref, message=message)
+        if self._session is None and frame.status == READY:  # a sale settled by itself: nobody is logged in
+            frame.status, frame.operator = CLOSED, ""
         frame.popup = popup
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
@@ -304,8 +339,13 @@ class Lane:
         return replica.lookup(c, code, config.store, config.currency, self.ctx.clock.now_ms())
 
     def _broadcast(self, frame: TillFrame) -> None:
-        for conn in self.subscribers:
-            conn.push(frame)
+        """To the lane's till; a `ref` it did not ask with (a device's, an earlier till's) goes as 0."""
+        holder = self.holder
+        if holder is None:
+            return
+        if getattr(frame, "ref", 0) and holder is not self._asker:
+            frame = msgspec.structs.replace(frame, ref=0)
+        holder.push(frame)
 
     def _show(self, lines: Callable[[], tuple[str, str]]) -> None:
         """Lines are computed only when the lane has a customer display (they cost a scan's budget)."""
@@ -348,30 +388,60 @@ class Lane:
             ) from exc
 
     async def _handle(self, request: LaneRequest) -> None:
+        self._asker = request.conn if isinstance(request, Attach | Do | TerminalDone) else None
+        try:
+            await self._handle_for(request)
+        finally:
+            self._asker = None
+
+    async def _handle_for(self, request: LaneRequest) -> None:
         match request:
-            case Attach(conn):
-                if conn not in self.subscribers:
-                    self.subscribers.append(conn)
+            case Attach(conn, takeover):
+                holder = self.holder
+                if holder is not None and holder is not conn:
+                    if takeover is None:
+                        raise Rejected(
+                            "lane_in_use",
+                            f"lane {self.number} is in use by till {plain(holder.till)}; "
+                            "an operator logging in here can take it over",
+                        )
+                    await self._take_over(holder, conn, takeover)
+                elif takeover is not None:  # a free lane, or this till's own: taking it over is logging in
+                    self.holder = conn
+                    await self._login(takeover.operator, takeover.pin, 0)
+                    self._start_session(conn, takeover.operator)
+                self.holder = conn
                 look = await self.ctx.db.read(lambda c: replica.till_look(c, self.ctx.config.store))
                 conn.push(
                     Welcome(
                         store=self.ctx.config.store,
                         lane=self.number,
                         till=conn.till,
-                        state=self._frame(),
+                        state=self._frame(message=self._waiting_sale()),
                         quick_keys=[QuickKey(label=a, code=c) for a, c in look.quick_keys] if look else [],
                         timezone=self.ctx.config.timezone,
                     )
                 )
             case Detach(conn):
-                if conn in self.subscribers:
-                    self.subscribers.remove(conn)
+                if conn is self.holder:
+                    self.holder = None
+                    session = self._session
+                    if session is not None and session.conn is conn:
+                        await self._end_session(f"till {plain(conn.till)} left: operator {session.operator} logged out")
+            case IdleCheck(session):
+                idle = self.ctx.config.tills.idle_logout
+                if session is self._session and trio.current_time() >= session.last + idle:  # the watch's deadline
+                    await self._end_session(
+                        f"operator {session.operator} logged out after {idle:g} s without a command"
+                    )
+                elif session is self._session:  # a command came in while this waited in the mailbox
+                    self._watch_idle(session)
             case Republish():
                 self._publish()
             case MoneyDone(result):
                 await self._apply(payments.settle(self.state, result, self.currency), None)
-            case TerminalDone(frame, conn):  # to the till that asked (every till, if it is gone)
-                if conn is not None and conn in self.subscribers:
+            case TerminalDone(frame, conn):  # to the till that asked (the lane's till, if it is gone)
+                if conn is not None and conn is self.holder:
                     conn.push(frame)
                 else:
                     self._broadcast(frame)
@@ -383,21 +453,106 @@ class Lane:
                     self._broadcast(Error(code=refusal.code, message=refusal.message))
                     raise
             case Do(command, conn) if conn is not None:
-                if conn not in self.subscribers:  # the lane restarted since this till attached
-                    self.subscribers.append(conn)
+                if conn is not self.holder:  # taken over, or detached, while this command waited
+                    raise Rejected("not_attached", f"this till does not hold lane {self.number} (any more)")
                 await self._command(command, conn)
+
+    # -- the till's session -----------------------------------------------------------------------------
+
+    def _waiting_sale(self) -> str:
+        """What a till attaching to a lane nobody is logged in at should say about a sale left open."""
+        state = self.state
+        if self._session is None and state.status in (OPEN, TENDER, PAYING) and state.operator:
+            return f"sale {state.sale_id} of operator {state.operator} is waiting: log in to go on"
+        return ""
+
+    def _require_session(self, conn: Subscriber | None) -> None:
+        """Nothing is done on a lane without an operator logged in at that till (a device: at the lane's
+        till), so a new connection never acts as whoever logged in before it."""
+        session = self._session
+        if session is None or (conn is not None and session.conn is not conn):
+            raise Rejected("not_logged_in", f"no operator is logged in at this till on lane {self.number}")
+        session.last = trio.current_time()
+        if self.ctx.config.tills.idle_logout:
+            session.watch.deadline = session.last + self.ctx.config.tills.idle_logout
+
+    def _start_session(self, conn: Subscriber | None, operator: str) -> None:
+        if conn is None:
+            return
+        if self._session is not None:
+            self._session.watch.cancel()
+        self._session = Session(conn, operator, trio.current_time())
+        self._watch_idle(self._session)
+
+    def _watch_idle(self, session: Session) -> None:
+        """Log the session out once it has had no command for `tills.idle_logout` seconds (0: never)."""
+        idle = self.ctx.config.tills.idle_logout
+        if not idle or self._nursery is None:
+            return
+
+        session.watch = trio.CancelScope(deadline=session.last + idle)  # each command moves it on
+
+        async def watch() -> None:
+            with session.watch:
+                await trio.sleep_forever()
+            if session is self._session:  # the deadline passed, not the session's end
+                await self.mailbox.tell(IdleCheck(session))
+
+        self._nursery.start_soon(watch)
+
+    async def _end_session(self, why: str) -> None:
+        """The operator is logged out. A lane with no sale closes; a sale in progress stays as saved (money
+        taken, a card call in doubt and all) for its operator's next login at this lane's till.
+
+        Nothing is saved: a session lives in memory only (a restart ends it), and a lane loads a row saved
+        "ready" without a session as closed (`_load`)."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        session.watch.cancel()
+        if self.state.status == READY:
+            self.state = LaneState(lane=self.number, status=CLOSED)
+            self._publish(message=why)
+        else:
+            self._publish(message=f"{why}; {self._waiting_sale()}" if self._waiting_sale() else why)
+
+    async def _take_over(self, holder: Subscriber, conn: Subscriber, login: Login) -> None:
+        """`conn` takes the lane from `holder` by logging an operator in (the login's rules, PIN lockout
+        included, are the login command's): on any refusal `holder` keeps the lane, untold; on success it
+        is told who took it over and dropped, and its session ends."""
+        self.holder = conn  # the login's state goes to the till taking over, never to the one it replaces
+        try:
+            await self._login(login.operator, login.pin, 0)
+        except BaseException:
+            self.holder = holder
+            raise
+        self._start_session(conn, login.operator)
+        log.warning("lane %d: till %s took over from till %s", self.number, conn.till, holder.till)
+        holder.drop(
+            Error(
+                code="taken_over",
+                message=f"till {plain(conn.till)} took lane {self.number} over "
+                f"(operator {login.operator} logged in there); this till is detached",
+            )
+        )
 
     async def _command(self, command: Command, conn: Subscriber | None) -> None:
         state, ref = self.state, command.ref
+        if not isinstance(command, Login | SetAside):  # SetAside carries a supervisor's own PIN
+            self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref)
+                self._start_session(conn, number)
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
                 await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
+                session, self._session = self._session, None
+                if session is not None:
+                    session.watch.cancel()
             case StartSale():
                 new = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms())
                 await self._save(new, ref=ref, message="sale started")

@@ -42,7 +42,7 @@ async def test_kill_9_between_approval_and_journal_completes_the_sale_once(tmp_p
             db = tmp_path / "store-data" / "store.db"
             rows = await journaled(db, 1)  # the lane settles by itself on restart; no till needs to be attached
             async with connect(url, lane=1, till="T1") as till:
-                assert till.state is not None and till.state.status == "ready" and not till.state.lines
+                assert till.state is not None and till.state.status == "closed" and not till.state.lines
         nursery.cancel_scope.cancel()
     (record,) = rows
     assert record.kind == "sale" and [(t.kind, t.amount) for t in record.tenders] == [("card", 6995)]

@@ -50,7 +50,7 @@ async def test_kill_9_during_a_card_refund_pays_back_once(tmp_path: Path, procs:
             db = tmp_path / "store-data" / "store.db"
             rows = await journaled(db, 2)
             async with connect(url, lane=1, till="T1") as till:
-                assert till.state is not None and till.state.status == "ready" and not till.state.lines
+                assert till.state is not None and till.state.status == "closed" and not till.state.lines
                 await till.request(Login(operator="1", pin="1234"))
                 refused = await till.request(RefundOf(receipt=receipt))
                 assert isinstance(refused, Error) and refused.code == "all_returned", refused  # refunded in full

@@ -76,6 +76,7 @@ async def test_basket_survives_kill_9_and_journal_catches_tampering(tmp_path: Pa
             assert till.state is not None
             assert [(x.code, x.qty) for x in till.state.lines] == [(COFFEE, 3), (MILK, 1)]
             assert till.state.operator == "1" and till.state.status == "open"
+            await till.request(Login(operator="1", pin="1234"))  # a restart logs everyone out; the sale waits
             receipt = await till.request(CashTender(amount=30000))
             assert isinstance(receipt, Receipt) and receipt.receipt_no == 2
 

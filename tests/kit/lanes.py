@@ -291,12 +291,17 @@ class FakeTill:
     till = "T1"
 
     def __init__(self) -> None:
+        self.dropped = False
         self.frames: list[TillFrame] = []
         self._pushed = trio.lowlevel.ParkingLot()
 
     def push(self, frame: TillFrame) -> None:
         self.frames.append(frame)
         self._pushed.unpark_all()
+
+    def drop(self, notice: Error) -> None:
+        self.push(notice)
+        self.dropped = True
 
     @property
     def state(self) -> SaleState | None:

@@ -93,4 +93,4 @@ async def test_verify_journal_checks_records_signed_before_a_rotation_with_the_r
     for retired in (config.data_path / "identity" / "retired").glob("*.key"):  # without the retired key
         retired.unlink()
     assert commands.verify_journal(toml) == 1
-    assert "which is not this store's" in capsys.readouterr().out
+    assert "which is not one the store holds or held" in capsys.readouterr().out
