@@ -39,8 +39,10 @@ import msgspec
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
+from devtools import enrolment
 from devtools.certificates import provision
 from runtime.ready import wait_ready_file, write_ready_file
+from storenode.config import load_config
 
 START_TIMEOUT = 60.0  # bound on a node starting (until its ready file says where), and on a worker's wait for go
 STOP_TIMEOUT = 5.0  # after SIGTERM, before SIGKILL
@@ -144,6 +146,10 @@ class Fleet:
     async def start(self, name: str, argv: list[str], cwd: Path) -> tuple[trio.Process, str]:
         """Start a node (or helper server) with `--ready-file NAME.ready`, logging to NAME.log in `cwd`;
         returns once it says where it listens, with that url."""
+        if "run" in argv and "--config" in argv and argv[argv.index("run") - 1] == "store":
+            # its tills enrolled and its certificate from a chain they trust, as an operator sets a store up
+            config = load_config(cwd / argv[argv.index("--config") + 1])
+            enrolment.prepare(config, None if config.tills.insecure else enrolment.process_chain(cwd))
         ready = cwd / f"{name}.ready"
         ready.unlink(missing_ok=True)
         proc = await self.spawn([*argv, "--ready-file", str(ready)], cwd / f"{name}.log", cwd)

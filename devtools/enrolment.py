@@ -14,6 +14,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+from devtools import certificates
 from protocol import tls
 from runtime.database import migrate, open_connection
 from storenode import gateway_tls, till_credentials
@@ -42,6 +43,17 @@ def session_chain() -> Path | None:
     if not trusted or not (Path(trusted).parent / tls.CENTRAL_CERT).exists():
         return None
     return Path(trusted).parent
+
+
+def process_chain(folder: Path) -> Path:
+    """The chain a script's stores serve certificates from: the session's, else one made in `folder`
+    (and trusted by the tills this process starts from now on)."""
+    chain = session_chain()
+    if chain is None:
+        chain = folder / "tills-chain"
+        certificates.make_chain(chain)
+        trust_chain(chain)
+    return chain
 
 
 def prepare(config: StoreConfig, chain: Path | None) -> None:
