@@ -172,5 +172,6 @@ def test_a_credential_file_others_can_read_is_refused(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     with pytest.raises(ValueError, match="chmod 600"):
         read_credential(path)
+    assert main(["till", "--store", "wss://127.0.0.1:9", "--lane", "1", "--credential", str(path)]) == 2
     os.chmod(path, 0o600)
     assert read_credential(path) == "tc-1.secret"
