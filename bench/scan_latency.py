@@ -710,7 +710,10 @@ async def bench(args: argparse.Namespace) -> int:
         )
         lanes = range(1, max(LANES, *args.tills, *args.paced) + 1)
         pin = "" if args.cpu is None else f"cpu = {args.cpu}"
-        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url, ca=ca)
+        tills = f"\n[tills]\nper_address = {len(lanes) + 16}\n"  # every bench till comes from 127.0.0.1
+        toml = store_toml(
+            "BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin + tills, central=central_url, ca=ca
+        )
         (folder / "store.toml").write_text(toml)
         enrol(folder / "central.db", folder / "store.toml")
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
@@ -719,7 +722,7 @@ async def bench(args: argparse.Namespace) -> int:
             "storepos benchmark store, tills over plain ws",
             "SEK",
             lanes,
-            settings=pin + "\n[tills]\ninsecure = true\n",
+            settings=pin + tills + "insecure = true\n",
             central=central_url,
             ca=ca,
         ).replace('data_dir = "store-data"', 'data_dir = "plain-store-data"')
