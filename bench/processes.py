@@ -129,6 +129,10 @@ class Fleet:
 
     async def spawn(self, argv: list[str], log: Path, cwd: Path, *, pipes: bool = False) -> trio.Process:
         """Start `argv` in `cwd`, stderr (and stdout, unless `pipes`) appended to `log`."""
+        if "run" in argv and "--config" in argv and argv[argv.index("run") - 1] == "store":
+            # its tills enrolled and its certificate from a chain they trust, as an operator sets a store up
+            config = load_config(cwd / argv[argv.index("--config") + 1])
+            enrolment.prepare(config, None if config.tills.insecure else enrolment.process_chain(cwd))
         sink: IO[bytes] = log.open("ab")
         try:
             proc = await trio.lowlevel.open_process(
@@ -146,10 +150,6 @@ class Fleet:
     async def start(self, name: str, argv: list[str], cwd: Path) -> tuple[trio.Process, str]:
         """Start a node (or helper server) with `--ready-file NAME.ready`, logging to NAME.log in `cwd`;
         returns once it says where it listens, with that url."""
-        if "run" in argv and "--config" in argv and argv[argv.index("run") - 1] == "store":
-            # its tills enrolled and its certificate from a chain they trust, as an operator sets a store up
-            config = load_config(cwd / argv[argv.index("--config") + 1])
-            enrolment.prepare(config, None if config.tills.insecure else enrolment.process_chain(cwd))
         ready = cwd / f"{name}.ready"
         ready.unlink(missing_ok=True)
         proc = await self.spawn([*argv, "--ready-file", str(ready)], cwd / f"{name}.log", cwd)
