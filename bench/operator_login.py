@@ -26,6 +26,7 @@ import time
 import trio
 
 from bench.measurements import add_out_option, latency_stats, machine_info, new_report, write_report
+from devtools import enrolment
 from protocol import pins
 from protocol.frames import Error, Login
 from storenode.app import StoreNode
@@ -41,6 +42,7 @@ async def measure(rounds: int, folder: Path) -> dict[str, list[int]]:
         gateway=GatewayConfig(port=0),
         operators=OperatorsConfig(pin_failures=10**6),
     )
+    enrolment.prepare(config, enrolment.process_chain(folder))  # its till enrolled, over wss
     node = StoreNode(config)
     times: dict[str, list[int]] = {"known": [], "unknown": [], "scrypt": []}
     stored = pins.hash_pin("1234")

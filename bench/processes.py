@@ -39,8 +39,10 @@ import msgspec
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
+from devtools import enrolment
 from devtools.certificates import provision
 from runtime.ready import wait_ready_file, write_ready_file
+from storenode.config import load_config
 
 START_TIMEOUT = 60.0  # bound on a node starting (until its ready file says where), and on a worker's wait for go
 STOP_TIMEOUT = 5.0  # after SIGTERM, before SIGKILL
@@ -127,6 +129,10 @@ class Fleet:
 
     async def spawn(self, argv: list[str], log: Path, cwd: Path, *, pipes: bool = False) -> trio.Process:
         """Start `argv` in `cwd`, stderr (and stdout, unless `pipes`) appended to `log`."""
+        if "run" in argv and "--config" in argv and argv[argv.index("run") - 1] == "store":
+            # its tills enrolled and its certificate from a chain they trust, as an operator sets a store up
+            config = load_config(cwd / argv[argv.index("--config") + 1])
+            enrolment.prepare(config, None if config.tills.insecure else enrolment.process_chain(cwd))
         sink: IO[bytes] = log.open("ab")
         try:
             proc = await trio.lowlevel.open_process(

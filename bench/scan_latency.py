@@ -5,7 +5,10 @@
 Starts a real central and a real store node (100 lanes, logging at WARNING) and a bare trio-websocket
 echo server, each as its own process. Every till works on its own lane: it logs in, warms up with one
 whole sale, then scans the demo catalogue's barcodes and closes every 10 scans with Total + CashTender
-(a durable journal commit, answered by a Receipt). Two modes, both measured in one run:
+(a durable journal commit, answered by a Receipt). The store serves its tills over wss, each till
+enrolled (devtools.enrolment); a second store, alike but for `[tills] insecure = true`, serves plain ws,
+and one lane's scan median is compared over both, `--repeat` times in turn (target: wss <= 1.2x ws).
+Two modes, both measured in one run:
 
 - Closed loop (`--tills`, the first table): each till sends its next scan the moment the previous answer
   arrives, for `--seconds`. This measures saturation: scans/s is the most the store answers, and the
@@ -116,6 +119,7 @@ REQUEST_TIMEOUT = 15.0  # one request's bound; a store that does not answer is a
 START_TIMEOUT = 60.0  # bound on connecting + logging in + warming up all clients
 TARGET_RATIO = 2.0  # one lane's scan p50 <= 2x the echo floor p50
 TARGET_LANES = 100
+TLS_RATIO = 1.2  # one lane's scan median over wss (an enrolled till) against the same over plain ws
 TARGET_SCANS_PER_S = 2000.0
 TARGET_P99_MS = 20.0
 OPEN_STATUSES = ("open", "tender")
@@ -706,13 +710,30 @@ async def bench(args: argparse.Namespace) -> int:
         )
         lanes = range(1, max(LANES, *args.tills, *args.paced) + 1)
         pin = "" if args.cpu is None else f"cpu = {args.cpu}"
-        toml = store_toml("BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin, central=central_url, ca=ca)
+        tills = f"\n[tills]\nper_address = {len(lanes) + 16}\n"  # every bench till comes from 127.0.0.1
+        toml = store_toml(
+            "BENCH01", "storepos benchmark store", "SEK", lanes, settings=pin + tills, central=central_url, ca=ca
+        )
         (folder / "store.toml").write_text(toml)
         enrol(folder / "central.db", folder / "store.toml")
         store, store_url = await fleet.start("store", node_argv("store", "run", "--config", "store.toml"), folder)
+        plain = store_toml(
+            "BENCH02",
+            "storepos benchmark store, tills over plain ws",
+            "SEK",
+            lanes,
+            settings=pin + tills + "insecure = true\n",
+            central=central_url,
+            ca=ca,
+        ).replace('data_dir = "store-data"', 'data_dir = "plain-store-data"')
+        (folder / "plain.toml").write_text(plain)
+        enrol(folder / "central.db", folder / "plain.toml")
+        plain_store, plain_url = await fleet.start(
+            "plain-store", node_argv("store", "run", "--config", "plain.toml"), folder
+        )
         echo_argv = [sys.executable, str(SCRIPT), "--echo-server", "--cpu", str(args.cpu)]
         echo, echo_url = await fleet.start("echo", echo_argv, folder)
-        nodes = {"store": store, "central": central, "echo": echo}
+        nodes = {"store": store, "central": central, "echo": echo, "plain-store": plain_store}
         pinned = "unpinned" if args.cpu is None else f"on CPU {args.cpu}"
         print(
             f"storepos scan latency: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -762,6 +783,22 @@ async def bench(args: argparse.Namespace) -> int:
                 f"{repeats[-1]['floor_p50_ms']:.3f} ms: {fmt(repeats[-1]['ratio'], '.2f')}x",
                 flush=True,
             )
+        transports: list[dict[str, Any]] = []
+        for _ in range(args.repeat):  # one lane over wss (enrolled till) against the same over plain ws, in turn
+            wss = await measure("scan", store_url, 1, args.seconds, args, fleet, folder, nodes)
+            ws = await measure("scan", plain_url, 1, args.seconds, args, fleet, folder, nodes)
+            wss_p50, ws_p50 = wss["round_trip"].get("p50_ms"), ws["round_trip"].get("p50_ms")
+            transports.append(
+                {"wss_p50_ms": wss_p50, "ws_p50_ms": ws_p50, "ratio": wss_p50 / ws_p50 if wss_p50 and ws_p50 else None}
+            )
+            print(
+                f"    1 till over wss: p50 {fmt(wss_p50, '.3f')} ms, over plain ws {fmt(ws_p50, '.3f')} ms: "
+                f"{fmt(transports[-1]['ratio'], '.2f')}x",
+                flush=True,
+            )
+        ratios = sorted(t["ratio"] for t in transports if t["ratio"] is not None)
+        tls_ratio = ratios[len(ratios) // 2] if ratios else None
+        tls_verdict = "n/a" if tls_ratio is None else ("PASS" if tls_ratio <= TLS_RATIO else "FAIL")
         paced: list[dict[str, Any]] = []
         for n in args.paced:
             profiled = args.py_spy and not args.tills and n == max(args.paced)
@@ -805,6 +842,10 @@ async def bench(args: argparse.Namespace) -> int:
         print()
         for t in targets.values():
             print(f"{t['verdict']:<5} {t.get('target', '')}  {_verdict_detail(t)}".rstrip())
+        print(
+            f"{tls_verdict:<5} one lane's scan p50 over wss (enrolled till) <= {TLS_RATIO}x plain ws  "
+            f"{fmt(tls_ratio, '.2f')}x, median of {len(transports)} pairs"
+        )
         if profile is not None:
             mode = "paced" if profile.get("paced") else "closed-loop"
             print_profile(profile, f"store node hot spots during the {profile['lanes']}-till {mode} run")
@@ -834,6 +875,7 @@ async def bench(args: argparse.Namespace) -> int:
             runs=runs,
             paced_runs=paced,
             one_lane_pairs=repeats,
+            wss_vs_ws_one_lane={"pairs": transports, "median_ratio": tls_ratio, "target": TLS_RATIO},
             targets=targets,
             errors=errors,
             disturbed_by_other_load=disturbed_phases,

@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 from central.registers import identities
+from devtools import enrolment
 from runtime.ready import wait_ready_file
 from storenode.config import load_config
 from storenode.identity import save_token
@@ -46,6 +47,8 @@ class Processes:
 
     async def start(self, name: str, *args: str) -> tuple[trio.Process, str]:
         """Start `storepos ARGS --ready-file F` and wait until it says where it listens."""
+        if args[:2] == ("store", "run") and "--config" in args:  # its tills enrolled, as an operator would
+            enrolment.prepare(load_config(args[args.index("--config") + 1]), enrolment.session_chain())
         ready = self.folder / f"{name}.ready"
         ready.unlink(missing_ok=True)
         log = (self.folder / f"{name}.log").open("ab")

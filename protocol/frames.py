@@ -57,7 +57,8 @@ class Command(TillFrame, kw_only=True, omit_defaults=True):
 class Hello(TillFrame, tag="hello"):
     """A till attaching to its lane (lane 0: a client that only asks, such as `storepos store status`).
     A lane has one till; another takes it over only with `takeover` and an operator's number and PIN,
-    logged in at the new till as the attach happens (the first till is told and detached)."""
+    logged in at the new till as the attach happens (the first till is told and detached). A till
+    proves its enrolment with `credential`; without a valid one for the lane it gets one refusal."""
 
     till: Name
     lane: Number
@@ -65,6 +66,7 @@ class Hello(TillFrame, tag="hello"):
     takeover: bool = False
     operator: Name = ""
     pin: Name = ""
+    credential: Name = ""  # the till's credential (`storepos store till enroll`): `<id>.<secret>`
 
 
 class Login(Command, tag="login"):

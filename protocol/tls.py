@@ -131,6 +131,35 @@ def issue_server(folder: Path, hosts: list[str], *, stem: str = "central") -> bo
     return True
 
 
+def self_signed(folder: Path, hosts: list[str], *, stem: str) -> bool:
+    """A self-signed server certificate (`stem`.key 0600, `stem`.pem) for `hosts`, for a node with no
+    chain CA to issue one (a store without central): clients pin the certificate itself. Made only when
+    there is none; True if made."""
+    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    if cert_path.exists() and key_path.exists():
+        return False
+    if not hosts:
+        raise TlsError("a server certificate needs at least one host name or address")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(hosts[0]))
+        .issuer_name(_name(hosts[0]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName([_san(h) for h in dict.fromkeys(hosts)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write(key_path, _key_pem(key), SECRET)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+    return True
+
+
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     """What central serves with."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -46,8 +46,8 @@ from runtime.database import Database
 from runtime.health import HealthBoard
 from runtime.mailbox import ActorFailed, Rejected
 from runtime.supervision import Backoff, ChildSpec, Intensity, Restart, Strategy, Supervisor
+from storenode import gateway_tls, operators, peripherals, stock, till_credentials
 from storenode import identity as store_identity
-from storenode import operators, peripherals, stock
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
@@ -127,6 +127,8 @@ class StoreNode:
                 PriceCheck: self.price_check,
                 GiftCardQuery: self.giftcard_query,
             },
+            self.admit,
+            gateway_tls.context(config),
         )
 
     def _link_changed(self, online: bool) -> None:
@@ -144,7 +146,11 @@ class StoreNode:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.gateway.host}:{self.gateway.bound_port}"
+        return self.gateway.url
+
+    async def admit(self, credential: str, lane: int) -> str:
+        """Why a till presenting `credential` may not say hello on `lane`, or "" (storenode.till_credentials)."""
+        return await self.db.read(lambda c: till_credentials.check(c, credential, lane))
 
     def tree(self) -> Supervisor:
         lanes = Supervisor(

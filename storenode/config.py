@@ -29,6 +29,7 @@ class TillsConfig(msgspec.Struct, forbid_unknown_fields=True):
     per_address: int = 16  # connections open or opening at once from one address; beyond it, closed at once
     handshake_timeout: float = 5.0  # seconds to complete the websocket handshake, and again to say hello
     origins: list[str] = []  # browser tills' Origins (https://till.example); a request without one is no browser's
+    insecure: bool = False  # serve tills plain ws://: anyone on the network reads credentials and sales
 
 
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):

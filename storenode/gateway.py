@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -105,10 +106,24 @@ class TillConnection:
             pass
 
 
+Admit = Callable[[str, int], Awaitable[str]]
+
+
 class Gateway:
-    def __init__(self, config: StoreConfig, lanes: dict[int, Lane], queries: dict[type, Query]) -> None:
-        """`queries` answer frames that need no lane (status, stock lookups), after a hello."""
+    def __init__(
+        self,
+        config: StoreConfig,
+        lanes: dict[int, Lane],
+        queries: dict[type, Query],
+        admit: Admit,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`queries` answer frames that need no lane (status, stock lookups), after a hello. `admit`
+        says why a credential may not say hello on a lane (a refusal code), or "" when it may
+        (storenode.till_credentials). `ssl_context`: serve wss (storenode.gateway_tls), else plain ws."""
         self.config = config
+        self.admit = admit
+        self.ssl_context = ssl_context
         self.host = config.gateway.host
         self.port = config.gateway.port
         self.tills = config.tills
@@ -125,15 +140,20 @@ class Gateway:
                     serve,
                     per_address=self.tills.per_address,
                     handshake_timeout=self.tills.handshake_timeout,
+                    ssl_context=self.ssl_context,
                 ),
                 self._serve,
                 self.host,
                 self.port,
                 "tills",
             )
-            log.info("till gateway listening on ws://%s:%d", self.host, self.bound_port)
+            log.info("till gateway listening on %s", self.url)
             self.listening.set()
             task_status.started()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.bound_port}"
 
     def _refusal(self, request: WebSocketRequest) -> tuple[int, str] | None:
         """Why a handshake is refused (an HTTP status and a reason), or None to accept it."""
@@ -240,6 +260,19 @@ class Gateway:
             conn.push(Error(code=INCOMPATIBLE_VERSION, message=message))
             conn.refused = "incompatible protocol version"
             return current
+        try:
+            with trio.fail_after(LANE_TIMEOUT):
+                refusal = await self.admit(hello.credential, hello.lane)
+        except trio.TooSlowError:
+            refusal = "busy"
+        if refusal == "wrong_lane" and hello.lane not in self.lanes:
+            refusal = ""  # an enrolled till asking for a lane that is not there: told which lanes are
+        if refusal:
+            # one refusal and nothing else: the connection closes after it (see `_serve`)
+            log.warning("refusing till %s on lane %d: %s", plain(hello.till)[:64] or "?", hello.lane, refusal)
+            conn.push(Error(code=refusal, message=_REFUSALS.get(refusal, "the store could not check the credential")))
+            conn.refused, conn.close_code = "not admitted", 1008
+            return current
         lane = self.lanes.get(hello.lane)
         if lane is None and hello.lane:
             known = ", ".join(str(n) for n in sorted(self.lanes))
@@ -280,6 +313,13 @@ class Gateway:
         except ActorFailed as exc:
             conn.push(Error(code="lane_failed", message=f"lane {lane.number} failed and is restarting: {exc}", ref=ref))
         return False
+
+
+_REFUSALS = {
+    "not_enrolled": "this till is not enrolled here (storepos store till enroll gives it a credential)",
+    "revoked": "this till's credential was revoked",
+    "wrong_lane": "this till's credential is not for that lane",
+}
 
 
 async def _detach(lane: Lane, conn: TillConnection) -> None:

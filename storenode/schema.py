@@ -336,4 +336,19 @@ MIGRATIONS = [
         UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
         """,
     ),
+    Migration(
+        15,
+        """
+        -- Till credentials (storenode/till_credentials.py): a till proves one in its hello. Only a hash of
+        -- the secret is kept; `lanes` is a comma list of the lanes it may attach to (0: asking only).
+        CREATE TABLE till_credentials (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            lanes TEXT NOT NULL,
+            secret_hash BLOB NOT NULL,
+            created INTEGER NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

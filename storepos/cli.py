@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     status = store.add_parser("status", help="show a store node's actors, link and journal")
     status.add_argument("--config", type=Path, required=True)
     status.add_argument("--url", help="the node's till gateway (default: from the config)")
+    status.add_argument(
+        "--credential", type=Path, help="a till credential file, 0600 (default: $STOREPOS_TILL_CREDENTIAL)"
+    )
+    status.add_argument("--trust", type=Path, help="the certificate to check the store by (default: its tls/tills.pem)")
     store.add_parser(
         "pin-hash",
         help="read a PIN from the terminal (or standard input) and print its hash for a catalogue file's operator",
@@ -95,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     init = store.add_parser("init", help="make the store's key (and keep central's enrolment token)")
     init.add_argument("--config", type=Path, required=True)
     init.add_argument("--token", default="", help="the one-time token `storepos central store enroll` printed")
+    tills = store.add_parser("till", help="the tills this store accepts: enroll, revoke, list")
+    tverbs = tills.add_subparsers(dest="verb", required=True)
+    tenroll = tverbs.add_parser("enroll", help="issue a till credential for lanes (shown once)")
+    tenroll.add_argument("--config", type=Path, required=True)
+    tenroll.add_argument("--lane", type=int, action="append", required=True, help="a lane (repeat; 0: asking only)")
+    tenroll.add_argument("--name", default="", help="what the till is, for `list`")
+    trevoke = tverbs.add_parser("revoke", help="refuse a till credential from its next hello")
+    trevoke.add_argument("credential", help="its id (tc-...), as `list` shows it")
+    trevoke.add_argument("--config", type=Path, required=True)
+    tlist = tverbs.add_parser("list", help="every till credential with its lanes")
+    tlist.add_argument("--config", type=Path, required=True)
     rotate = store.add_parser("rotate-key", help="prepare a new store key, taken by central at the next hello")
     rotate.add_argument("--config", type=Path, required=True)
 
@@ -104,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     till.add_argument("--till", default="", help="this till's id (default: till-<lane>)")
     till.add_argument("--script", type=Path, help="run these lines first, then read standard input")
     till.add_argument("--json", action="store_true", help="speak JSON instead of MessagePack")
+    till.add_argument("--credential", type=Path, help="its credential file, 0600 (default: $STOREPOS_TILL_CREDENTIAL)")
+    till.add_argument("--trust", type=Path, help="the store's tills.pem, or the chain's ca.pem (wss)")
     return p
 
 
@@ -145,6 +163,10 @@ def _identity_parsers(central: argparse._SubParsersAction[argparse.ArgumentParse
     revoke.add_argument("--db", type=Path, default=Path("central.db"))
     listing = verbs.add_parser("list", help="every store with its status, current key and times")
     listing.add_argument("--db", type=Path, default=Path("central.db"))
+    cert = verbs.add_parser("cert", help="issue a store's till gateway certificate from the chain CA")
+    cert.add_argument("store")
+    cert.add_argument("--host", action="append", required=True, help="a name or address tills use (repeat)")
+    cert.add_argument("--db", type=Path, default=Path("central.db"))
 
 
 def _payments(args: argparse.Namespace) -> int:
@@ -266,11 +288,24 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return ids.central_enroll(args.db, args.store, args.valid_hours)
             if args.verb == "revoke":
                 return ids.central_revoke(args.db, args.store)
+            if args.verb == "cert":
+                from storepos import till_commands
+
+                return till_commands.central_cert(args.db, args.store, args.host)
             return ids.central_list(args.db)
         case "store", "init":
             from storepos import identity_commands as ids
+            from storepos import till_commands
 
-            return ids.store_init(args.config, args.token)
+            return ids.store_init(args.config, args.token) or till_commands.store_certificate(args.config)
+        case "store", "till":
+            from storepos import till_commands
+
+            if args.verb == "enroll":
+                return till_commands.enroll(args.config, args.lane, args.name)
+            if args.verb == "revoke":
+                return till_commands.revoke(args.config, args.credential)
+            return till_commands.listing(args.config)
         case "store", "rotate-key":
             from storepos import identity_commands as ids
 
@@ -281,13 +316,28 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return 2
             return _serve(lambda: commands.store_run(config, args.ready_file))
         case "store", "status":
-            return trio.run(commands.store_status, args.config, args.url)
+            return trio.run(commands.store_status, args.config, args.url, args.credential, args.trust)
         case "store", "pin-hash":
             return commands.pin_hash()
         case "store", "verify-journal":
             return commands.verify_journal(args.config)
         case "till", _:
+            from till.client import read_credential, trust
             from till.terminal import run_till
 
-            return trio.run(run_till, args.store, args.lane, args.till or f"till-{args.lane}", args.script, args.json)
+            try:
+                credential = read_credential(args.credential) if args.credential else None
+                context = trust(args.trust)
+            except (ValueError, OSError) as exc:
+                print(f"storepos till: {exc}", file=sys.stderr)
+                return 2
+            till_id = args.till or f"till-{args.lane}"
+            return trio.run(
+                partial(run_till, credential=credential, ssl_context=context),
+                args.store,
+                args.lane,
+                till_id,
+                args.script,
+                args.json,
+            )
     raise AssertionError(args)

@@ -30,6 +30,7 @@ from runtime.affinity import AffinityError, pin_process
 from runtime.clock import SystemClock
 from runtime.database import migrate, open_connection
 from runtime.ready import write_ready_file
+from storenode import gateway_tls
 from storenode import operators as till_operators
 from storenode.app import KEY_FILE, StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
@@ -37,7 +38,7 @@ from storenode.identity import RETIRED
 from storenode.journal import chain
 from storenode.sync import outbox, replica
 from storenode.sync.replica import CatalogError
-from till.client import connect
+from till.client import connect, read_credential, trust
 
 log = logging.getLogger(__name__)
 
@@ -337,17 +338,27 @@ def replica_line(version: int, central: int, behind_since: int) -> str:
     return f"version {version}, {central - version} behind central's {central} for {lag} s"
 
 
-async def store_status(config_path: Path, url: str | None) -> int:
+async def store_status(
+    config_path: Path, url: str | None, credential_file: Path | None = None, trust_file: Path | None = None
+) -> int:
     config = store_config(config_path)
     if config is None:
         return 2
-    url = url or f"ws://{config.gateway.host}:{config.gateway.port}"
+    scheme = "ws" if config.tills.insecure else "wss"
+    url = url or f"{scheme}://{config.gateway.host}:{config.gateway.port}"
+    try:
+        credential = read_credential(credential_file) if credential_file else None
+        pinned = gateway_tls.cert_path(config)
+        context = trust(trust_file or (pinned if pinned.exists() else None))
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+        return 2
     try:
         with trio.fail_after(5):
-            async with connect(url, lane=0, attach=False) as client:
+            async with connect(url, lane=0, attach=False, credential=credential, ssl_context=context) as client:
                 status = await client.status()
     except (OSError, trio.TooSlowError, ConnectionError) as exc:
-        print(f"store {config.store}: node not reachable at {url} ({type(exc).__name__})")
+        print(f"store {config.store}: node not reachable at {url} ({type(exc).__name__}: {exc})")
         if config.db_path.exists():
             conn = open_connection(config.db_path, readonly=True)
             try:

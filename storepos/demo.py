@@ -9,6 +9,7 @@ central distributed rather than from the file it would fall back on alone.
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,17 +22,23 @@ import trio
 
 from central.registers import catalog, identities, imports, sales
 from devices.sim.kit import LaneKit
+from protocol import tls
 from protocol.frames import Status
 from protocol.gs1 import Gs1Config
 from protocol.money import format_money
-from runtime.database import open_connection
+from runtime.clock import SystemClock
+from runtime.database import migrate, open_connection
+from runtime.files import PUBLIC, SECRET, replace_file
 from runtime.ready import wait_ready_file
-from storenode import identity
-from storenode.config import load_config
+from storenode import gateway_tls, identity, till_credentials
+from storenode.config import StoreConfig, load_config
 from storenode.identity import save_token
+from storenode.schema import MIGRATIONS
 from storenode.sync import replica
 from till.client import TillClient, connect
 from till.terminal import Hook, run_till, show_state
+
+CREDENTIAL_FILE = "till.credential"
 
 STORE_TOML = """\
 store = "DEMO01"
@@ -156,12 +163,35 @@ def import_catalogue(db: Path, folder: Path, currency: str, gs1: Gs1Config) -> i
         conn.close()
 
 
-async def _await_replica(store_url: str, version: int) -> bool:
+def enrol_tills(folder: Path, config: StoreConfig) -> str:
+    """Set the store's tills up as an operator would, before the store starts: its till certificate
+    issued by the chain CA in `folder` (`storepos central store cert`), copied to the store's tls/;
+    and one till credential for lanes 1 and 2 (`storepos store till enroll`), kept in
+    till.credential (0600) for the demo's tills. Returns the credential."""
+    tls.issue_server(folder, ["127.0.0.1", "localhost"], stem=f"store-{config.store}")
+    target = gateway_tls.folder(config)
+    target.mkdir(parents=True, exist_ok=True)
+    for suffix, mode in ((".pem", PUBLIC), (".key", SECRET)):
+        data = (folder / f"store-{config.store}{suffix}").read_bytes()
+        replace_file(target / f"{gateway_tls.STEM}{suffix}", data, mode=mode)
+    conn = open_connection(config.db_path)
+    try:
+        migrate(conn, MIGRATIONS)
+        credential = till_credentials.enrol(conn, config.lanes, "demo tills", SystemClock().now_ms())
+    finally:
+        conn.close()
+    replace_file(folder / CREDENTIAL_FILE, credential.encode() + b"\n", mode=SECRET)
+    return credential
+
+
+async def _await_replica(store_url: str, version: int, credential: str, context: ssl.SSLContext) -> bool:
     """The store pulls central's catalogue on its own; the script should sell from it, so wait."""
     with trio.move_on_after(30):
         while True:
             with trio.move_on_after(5):
-                async with connect(store_url, lane=0, attach=False) as client:
+                async with connect(
+                    store_url, lane=0, attach=False, credential=credential, ssl_context=context
+                ) as client:
                     status = await client.status()
                     if isinstance(status, Status) and status.replica >= version:
                         return True
@@ -251,11 +281,18 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
         token = await trio.to_thread.run_sync(identities.enrol_at, central_db, settings.store)
         save_token(settings.data_path, token)
         print(f"store DEMO01 enrolled at central; its one-time token waits in {identity.folder(settings.data_path)}")
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        credential = await trio.to_thread.run_sync(enrol_tills, folder, settings)
+        context = tls.client_context(folder / tls.CA_CERT)
+        print(
+            f"store DEMO01's tills enrolled (credential in {folder / CREDENTIAL_FILE}); its till certificate "
+            "issued by the chain CA"
+        )
         store, store_url = await _node(["store", "run", "--config", str(config)], folder, "store")
         try:
             print(f"central at {central_url} (TLS: chain CA {folder / 'ca.pem'})")
             print(f"store DEMO01 with lanes 1 and 2 at {store_url}")
-            if await _await_replica(store_url, version):
+            if await _await_replica(store_url, version, credential, context):
                 print(f"store DEMO01 sells from catalogue version {version} from central (imported from {files})")
             else:
                 print(f"! store DEMO01 has not received central's catalogue version {version}; see store.log")
@@ -266,7 +303,16 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             script = Path(str(resources.files("storepos") / "data" / "demo_till.txt"))
             hook = device_hook(kit)
             print("--- scripted till on lane 1 ---")
-            await run_till(store_url, 1, "demo-till-1", script, read_stdin=False, hook=hook)
+            await run_till(
+                store_url,
+                1,
+                "demo-till-1",
+                script,
+                read_stdin=False,
+                hook=hook,
+                credential=credential,
+                ssl_context=context,
+            )
             with trio.move_on_after(10):  # the display's bytes cross a pseudo-terminal after the receipt
                 await kit.display.wait_until(lambda shown: shown[1].startswith("CHANGE"))
             top, bottom = kit.display.lines
@@ -280,15 +326,17 @@ async def _nodes(folder: Path, kit: LaneKit, interactive: bool) -> int:
             print(f"\nTry: storepos central sales --db {central_db}")
             print(f"     storepos central reconcile --store DEMO01 --url {central_url} --central-dir {folder}")
             print(f"     storepos central import prices {files / 'prices.json'} --db {central_db}  (edit it first)")
-            print(f"     storepos store status --config {config} --url {store_url}")
+            trusting = f"--credential {folder / CREDENTIAL_FILE} --trust {folder / tls.CA_CERT}"
+            print(f"     storepos store status --config {config} --url {store_url} {trusting}")
             print(f"     storepos store verify-journal --config {config}")
-            print(f"     storepos till --store {store_url} --lane 2")
+            print(f"     storepos till --store {store_url} --lane 2 {trusting}")
+            print(f"     storepos store till list --config {config}")
             if interactive:
                 print("\n--- your till on lane 1: login 1 1234, then scan barcodes (e.g. 7310000000010); help ---")
                 print("    the scripted till's login ended with its connection: a login belongs to one till")
                 print("    @scan CODE scans at the lane's scanner, @weigh GRAMS uses its scale, @display reads it")
                 print("    card pays at the lane's card terminal; giftcard, invoice and split tenders need central")
-                await run_till(store_url, 1, "demo-till-1", hook=hook)
+                await run_till(store_url, 1, "demo-till-1", hook=hook, credential=credential, ssl_context=context)
             print("demo running; Ctrl-C stops it")
             await trio.sleep_forever()
         finally:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from central.app import CentralNode
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
+from devtools import enrolment
 from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
+from storenode.config import StoreConfig
 from tests.kit import certificates
 from tests.kit.nodes import T0, central_node, enrolled, make_store_config
 
@@ -25,6 +28,24 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("chain")
     certificates.use(folder)
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def enrolled_tills(chain: Path) -> Iterator[None]:
+    """Every store a test starts has the session's till credential enrolled for its lanes and serves
+    its tills wss with a certificate from the test chain, which the tills trust (devtools.enrolment);
+    tests of enrolment itself make their own credentials."""
+    enrolment.kit_credential()
+    enrolment.trust_chain(chain)
+    setup = StoreNode.__init__
+
+    def prepared(node: StoreNode, config: StoreConfig, *args: Any, **options: Any) -> None:
+        enrolment.prepare(config, chain)
+        setup(node, config, *args, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StoreNode, "__init__", prepared)
+        yield
 
 
 @pytest.fixture

@@ -7,12 +7,18 @@ frame; it holds no sale logic and can drop and reattach at any time.
 from __future__ import annotations
 
 import itertools
+import os
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from protocol import tls
 from protocol.codec import SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import (
     PROTOCOL_VERSION,
@@ -30,14 +36,37 @@ from protocol.frames import (
 from protocol.versions import INCOMPATIBLE_VERSION, compatible, mismatch
 from protocol.websocket import dial
 
+CREDENTIAL_ENV = "STOREPOS_TILL_CREDENTIAL"
+TRUST_ENV = "STOREPOS_TILL_TRUST"
+
 
 class TillDisconnected(ConnectionError):
     pass
 
 
+def read_credential(path: Path) -> str:
+    """A till's credential from its file, which must be the till user's alone (0600): a credential
+    readable by others is anyone's. Raises ValueError saying what to fix."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read the till credential {path}: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        raise ValueError(f"the till credential {path} is readable by others: chmod 600 {path}")
+    return text
+
+
+def trust(path: Path | None) -> ssl.SSLContext:
+    """What a till checks a wss store with: `path` (or $STOREPOS_TILL_TRUST), else the system's CAs."""
+    chosen = path or (Path(os.environ[TRUST_ENV]) if os.environ.get(TRUST_ENV) else None)
+    return tls.client_context(chosen) if chosen is not None else ssl.create_default_context()
+
+
 class TillClient:
-    def __init__(self, ws: WebSocketConnection, codec: TillCodec, lane: int, till: str) -> None:
+    def __init__(self, ws: WebSocketConnection, codec: TillCodec, lane: int, till: str, credential: str = "") -> None:
         self.ws = ws
+        self.credential = credential
         self.codec = codec
         self.lane = lane
         self.till = till
@@ -102,7 +131,7 @@ class TillClient:
         """Attach to the lane (lane 0: say hello only to ask questions); answered by a Welcome carrying the
         lane's current state, or an Error. With `takeover`, that operator logs in here and the lane moves
         to this till even if another holds it."""
-        hello = Hello(till=self.till, lane=self.lane)
+        hello = Hello(till=self.till, lane=self.lane, credential=self.credential)
         if takeover is not None:
             hello.takeover, hello.operator, hello.pin = True, takeover.operator, takeover.pin
         return await self._exchange(0, hello)
@@ -122,16 +151,27 @@ async def connect(
     subprotocol: str = SUBPROTOCOL_MSGPACK,
     attach: bool = True,
     takeover: Login | None = None,
+    credential: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[TillClient]:
     """Open a till connection and say hello, failing unless the store welcomes us: to `lane`, or without
     attaching to one (lane 0: a status or lookup client, which the store answers only after a hello).
     `takeover`: see `TillClient.hello`.
 
     The reader task's nursery would wrap whatever the caller raises in an exception group; a lone
-    exception is unwrapped so callers can catch TillDisconnected and friends plainly."""
+    exception is unwrapped so callers can catch TillDisconnected and friends plainly.
+
+    `credential` (`storepos store till enroll`) defaults to $STOREPOS_TILL_CREDENTIAL; a wss store is
+    checked against `ssl_context`, else against $STOREPOS_TILL_TRUST (the chain's ca.pem, or the store's
+    own tills.pem pinned), else the system's CAs (see `trust`)."""
+    if credential is None:
+        credential = os.environ.get(CREDENTIAL_ENV, "").strip()
+    options: dict[str, Any] = {"subprotocols": [subprotocol]}
+    if urlsplit(url).scheme == "wss":
+        options["ssl_context"] = ssl_context or trust(None)
     try:
-        async with dial(url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
-            client = TillClient(ws, TillCodec(subprotocol, "till"), lane if attach else 0, till)
+        async with dial(url, **options) as ws, trio.open_nursery() as nursery:
+            client = TillClient(ws, TillCodec(subprotocol, "till"), lane if attach else 0, till, credential)
             await nursery.start(client._reader)
             answer = await client.hello(takeover)
             if isinstance(answer, Error):

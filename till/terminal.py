@@ -25,6 +25,7 @@ it, `takeover <operator> <pin>` logs that operator in here and moves the lane to
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -321,6 +322,8 @@ async def run_till(
     read_stdin: bool = True,
     out: Callable[[str], None] = print,
     hook: Hook | None = None,
+    credential: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Drive a lane until quit or end of input; returns 1 when the store was never reachable.
     `hook` sees each line first and may take it (the demo uses it to drive simulated devices).
@@ -337,7 +340,15 @@ async def run_till(
     takeover: Login | None = None
     while True:
         try:
-            async with connect(url, lane, till, subprotocol=subprotocol, takeover=takeover) as client:
+            async with connect(
+                url,
+                lane,
+                till,
+                subprotocol=subprotocol,
+                takeover=takeover,
+                credential=credential,
+                ssl_context=ssl_context,
+            ) as client:
                 attached_once, tries, delay, takeover = True, 0, 0.2, None
                 assert client.state is not None
                 say(f"attached to lane {lane} at {url} as {till}")

@@ -13,7 +13,6 @@ from protocol.frames import (
     CashTender,
     Command,
     Error,
-    Hello,
     ItemSearch,
     Login,
     RefundOf,
@@ -22,8 +21,8 @@ from protocol.frames import (
     StockMove,
     Welcome,
 )
-from protocol.websocket import dial
 from storenode.app import StoreNode
+from tests.kit.tills import dial_till, kit_hello
 
 HOSTILE: list[Command] = [
     CashTender(amount=2**64 - 1),
@@ -42,7 +41,7 @@ HOSTILE: list[Command] = [
 async def test_out_of_bounds_fields_are_bad_frames_and_the_lane_sells_on(store: StoreNode, subprotocol: str) -> None:
     codec = TillCodec(subprotocol, "till")
     with trio.fail_after(30):
-        async with dial(store.url, subprotocols=[subprotocol]) as ws:
+        async with dial_till(store.url, subprotocols=[subprotocol]) as ws:
 
             async def ask(frame: msgspec.Struct) -> object:
                 await ws.send_message(codec.encode(frame))  # type: ignore[arg-type]
@@ -51,7 +50,7 @@ async def test_out_of_bounds_fields_are_bad_frames_and_the_lane_sells_on(store: 
                     if not isinstance(answer, SaleState) or answer.ref:
                         return answer
 
-            assert isinstance(await ask(Hello(till="T1", lane=1)), Welcome)
+            assert isinstance(await ask(kit_hello(till="T1", lane=1)), Welcome)
             assert isinstance(await ask(Login(operator="1", pin="1234", ref=1)), SaleState)
             for n, frame in enumerate(HOSTILE, 2):
                 if frame.ref == 0:

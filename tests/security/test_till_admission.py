@@ -13,11 +13,11 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 from protocol.frames import Login, SaleState, Scan
-from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import TillsConfig
 from tests.kit.nodes import make_store_config
+from tests.kit.tills import dial_till
 from till.client import connect
 
 MILK = "7310000000010"
@@ -97,7 +97,7 @@ async def test_a_silent_client_is_dropped_at_the_handshake_timeout(
             silent.close()
             slow.close()
         # a websocket that never says hello is closed as well
-        async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+        async with dial_till(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
             with pytest.raises(ConnectionClosed) as closing:
                 await ws.get_message()
             assert closing.value.reason.code == 1008
@@ -111,7 +111,7 @@ async def browser_store(tmp_path: Path, nursery: trio.Nursery, clock: FixedClock
 @pytest.mark.parametrize("origin", ["http://evil.example", "https://till.shop.example.evil.example", "null"])
 async def test_a_browser_from_another_origin_is_refused(browser_store: StoreNode, origin: str) -> None:
     with trio.fail_after(10), pytest.raises(ConnectionRejected) as refusal:
-        async with dial(
+        async with dial_till(
             browser_store.url, subprotocols=[SUBPROTOCOL_JSON], extra_headers=[(b"Origin", origin.encode())]
         ):
             pass
@@ -120,7 +120,7 @@ async def test_a_browser_from_another_origin_is_refused(browser_store: StoreNode
 
 async def test_the_stores_own_browser_origin_and_programs_without_one_are_let_in(browser_store: StoreNode) -> None:
     with trio.fail_after(10):
-        async with dial(
+        async with dial_till(
             browser_store.url,
             subprotocols=[SUBPROTOCOL_JSON],
             extra_headers=[(b"Origin", b"https://till.shop.example")],
@@ -132,6 +132,6 @@ async def test_the_stores_own_browser_origin_and_programs_without_one_are_let_in
 
 async def test_a_handshake_without_a_subprotocol_is_refused(browser_store: StoreNode) -> None:
     with trio.fail_after(10), pytest.raises(ConnectionRejected) as refusal:
-        async with dial(browser_store.url):
+        async with dial_till(browser_store.url):
             pass
     assert refusal.value.status_code == 400

@@ -21,7 +21,6 @@ from protocol.frames import (
     Command,
     Error,
     GiftCardQuery,
-    Hello,
     ItemSearch,
     Login,
     Logout,
@@ -36,11 +35,11 @@ from protocol.frames import (
     VoidLine,
     Welcome,
 )
-from protocol.websocket import dial
 from runtime.clock import FixedClock
 from storenode.app import StoreNode
 from storenode.config import TillsConfig
 from tests.kit.nodes import make_store_config
+from tests.kit.tills import dial_till, kit_hello
 from till.client import TillClient, TillDisconnected, connect
 
 MILK, COFFEE = "7310000000010", "7310000000034"
@@ -85,7 +84,7 @@ class RawTill:
 
 @asynccontextmanager
 async def raw_till(url: str) -> AsyncIterator[RawTill]:
-    async with dial(url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws, trio.open_nursery() as nursery:
+    async with dial_till(url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws, trio.open_nursery() as nursery:
         till = RawTill(ws, TillCodec(SUBPROTOCOL_MSGPACK, "till"))
         nursery.start_soon(till.reader)
         yield till
@@ -122,7 +121,7 @@ async def test_a_second_till_on_a_lane_in_use_is_refused_and_sees_nothing_of_the
         async with connect(shop.url, 1, "A") as a, raw_till(shop.url) as b:
             await ok(a, CASHIER)
             await ok(a, Scan(code=MILK))
-            refusal = await b.send(Hello(till="B", lane=1))
+            refusal = await b.send(kit_hello(till="B", lane=1))
             assert isinstance(refusal, Error) and refusal.code == "lane_in_use" and "till A" in refusal.message
             for command in (Scan(code=COFFEE), VoidLine(line=1), CancelSale(), Logout(), CASHIER):
                 await refused(b, command, "hello_first")
@@ -151,7 +150,7 @@ async def test_a_takeover_needs_a_valid_login_and_the_first_till_is_told_and_det
                     async with connect(shop.url, 1, "B", takeover=login):
                         pass
             async with raw_till(shop.url) as stranger:  # a takeover without a login is no takeover
-                answer = await stranger.send(Hello(till="B", lane=1, takeover=True))
+                answer = await stranger.send(kit_hello(till="B", lane=1, takeover=True))
                 assert isinstance(answer, Error) and answer.code == "bad_hello"
             await ok(a, Scan(code=COFFEE))  # A untouched by all of that
             assert a.notices == []
@@ -175,13 +174,13 @@ async def test_a_tills_frames_never_carry_another_tills_ref(shop: StoreNode) -> 
     """A's refs and B's overlap on purpose (both count from 101): each may only see its own."""
     with trio.fail_after(30):
         async with raw_till(shop.url) as a:
-            assert isinstance(await a.send(Hello(till="A", lane=1)), Welcome)
+            assert isinstance(await a.send(kit_hello(till="A", lane=1)), Welcome)
             await a.send(CASHIER)
             for _ in range(3):
                 await a.send(Scan(code=MILK))
             async with raw_till(shop.url) as b:
                 b._next = 500  # B's refs are other numbers than A's
-                hello = Hello(till="B", lane=1, takeover=True, operator="1", pin="1234")
+                hello = kit_hello(till="B", lane=1, takeover=True, operator="1", pin="1234")
                 assert isinstance(await b.send(hello), Welcome)
                 await b.send(Scan(code=COFFEE))
                 await b.send(VoidLine(line=1))
@@ -263,11 +262,11 @@ async def test_nothing_is_answered_before_a_hello(shop: StoreNode) -> None:
             for question in questions:
                 answer = await refused(b, question, "hello_first")
                 assert "hello" in answer.message
-            await refused(b, Hello(till="B", lane=1), "lane_in_use")  # a refused hello is no hello
+            await refused(b, kit_hello(till="B", lane=1), "lane_in_use")  # a refused hello is no hello
             for question in questions:
                 await refused(b, question, "hello_first")
             assert all(isinstance(f, Error) for f in b.frames)
-            welcome = await b.send(Hello(till="status", lane=0))  # the store's own status client
+            welcome = await b.send(kit_hello(till="status", lane=0))  # the store's own status client
             assert isinstance(welcome, Welcome) and welcome.lane == 0 and welcome.state.lines == []
             assert isinstance(await b.send(StatusRequest()), Status)
             await refused(b, Scan(code=MILK), "no_lane")

@@ -14,7 +14,6 @@ from protocol.frames import (
     CancelSale,
     CashTender,
     Error,
-    Hello,
     Login,
     Logout,
     Receipt,
@@ -25,10 +24,10 @@ from protocol.frames import (
     VoidLine,
     Welcome,
 )
-from protocol.websocket import dial
 from storenode.app import StoreNode
 from storenode.lanes import basket
 from storenode.lanes import lane as lane_module
+from tests.kit.tills import dial_till, kit_hello
 from till.client import TillClient, connect
 
 MILK, COFFEE = "7310000000010", "7310000000034"
@@ -49,7 +48,7 @@ async def expect_error(till: TillClient, command: object, code: str) -> Error:
 async def test_undecodable_frames_are_answered_and_the_connection_lives(store: StoreNode) -> None:
     codec = TillCodec(SUBPROTOCOL_MSGPACK, "till")
     with trio.fail_after(10):
-        async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+        async with dial_till(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
             for garbage in (b"\xc1\xff\x00", "text on a binary channel", msgspec.msgpack.encode({"t": "warp"})):
                 await ws.send_message(garbage)
                 error = codec.decode(await ws.get_message())
@@ -57,10 +56,10 @@ async def test_undecodable_frames_are_answered_and_the_connection_lives(store: S
             await ws.send_message(codec.encode(Scan(code=MILK)))
             error = codec.decode(await ws.get_message())
             assert isinstance(error, Error) and error.code == "hello_first"
-            await ws.send_message(codec.encode(Hello(till="T", lane=7)))
+            await ws.send_message(codec.encode(kit_hello(till="T", lane=7)))
             error = codec.decode(await ws.get_message())
             assert isinstance(error, Error) and error.code == "unknown_lane" and "lanes: 1, 2" in error.message
-            await ws.send_message(codec.encode(Hello(till="T", lane=1)))
+            await ws.send_message(codec.encode(kit_hello(till="T", lane=1)))
             assert isinstance(codec.decode(await ws.get_message()), Welcome)
 
 
@@ -100,7 +99,7 @@ async def test_unknown_subprotocol_is_refused(store: StoreNode) -> None:
     from trio_websocket import ConnectionRejected
 
     with trio.fail_after(10), pytest.raises(ConnectionRejected):
-        async with dial(store.url, subprotocols=["telnet"]):
+        async with dial_till(store.url, subprotocols=["telnet"]):
             pass
 
 

@@ -11,8 +11,9 @@ from trio_websocket import ConnectionClosed, WebSocketRequest
 
 from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, TillCodec
 from protocol.frames import PROTOCOL_VERSION, Error, Hello, SaleState, Welcome
-from protocol.websocket import dial, serve
+from protocol.websocket import serve
 from storenode.app import StoreNode
+from tests.kit.tills import dial_till, kit_hello
 from till.client import connect
 
 
@@ -23,8 +24,8 @@ async def test_a_till_of_another_version_is_told_why_and_closed(
     codec = TillCodec(subprotocol, "till")
     other = PROTOCOL_VERSION + 1
     with trio.fail_after(10):
-        async with dial(store.url, subprotocols=[subprotocol]) as ws:
-            await ws.send_message(codec.encode(Hello(till="T9", lane=1, version=other)))
+        async with dial_till(store.url, subprotocols=[subprotocol]) as ws:
+            await ws.send_message(codec.encode(kit_hello(till="T9", lane=1, version=other)))
             error = codec.decode(await ws.get_message())
             assert isinstance(error, Error) and error.code == "incompatible_version", error
             both = f"till T9 speaks till protocol version {other} but this store speaks version {PROTOCOL_VERSION}"
@@ -35,8 +36,8 @@ async def test_a_till_of_another_version_is_told_why_and_closed(
         refusals = [r for r in caplog.records if r.name == "storenode.gateway" and both in r.getMessage()]
         assert refusals and refusals[0].levelno == logging.WARNING
         # The lane never had the till attached, and a till of this version is welcomed as ever.
-        async with dial(store.url, subprotocols=[subprotocol]) as ws:
-            await ws.send_message(codec.encode(Hello(till="T1", lane=1)))
+        async with dial_till(store.url, subprotocols=[subprotocol]) as ws:
+            await ws.send_message(codec.encode(kit_hello(till="T1", lane=1)))
             assert isinstance(codec.decode(await ws.get_message()), Welcome)
 
 
@@ -78,10 +79,10 @@ async def test_a_hostile_till_name_reaches_the_refusal_and_the_log_bounded_and_p
     codec = TillCodec(SUBPROTOCOL_MSGPACK, "till")
     name = "\x1b[2J\x07" * 12  # clears a terminal and rings its bell: 60 characters (a name has at most 64)
     with trio.fail_after(10):
-        async with dial(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
-            await ws.send_message(codec.encode(Hello(till=name * 300, lane=1, version=PROTOCOL_VERSION + 1)))
+        async with dial_till(store.url, subprotocols=[SUBPROTOCOL_MSGPACK]) as ws:
+            await ws.send_message(codec.encode(kit_hello(till=name * 300, lane=1, version=PROTOCOL_VERSION + 1)))
             too_long = codec.decode(await ws.get_message())
-            await ws.send_message(codec.encode(Hello(till=name, lane=1, version=PROTOCOL_VERSION + 1)))
+            await ws.send_message(codec.encode(kit_hello(till=name, lane=1, version=PROTOCOL_VERSION + 1)))
             error = codec.decode(await ws.get_message())
     assert isinstance(too_long, Error) and too_long.code == "bad_frame", too_long
     assert too_long.message.isprintable() and len(too_long.message) < 300, too_long.message
