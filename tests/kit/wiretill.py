@@ -17,7 +17,6 @@ from protocol.frames import (
     CashTender,
     Command,
     Error,
-    Hello,
     Receipt,
     ResolvePayment,
     SaleState,
@@ -26,9 +25,9 @@ from protocol.frames import (
     Total,
     Welcome,
 )
-from protocol.websocket import dial
 from storenode.app import StoreNode
 from tests.kit.fuzzing import CASHIER, CASHIER_PIN, MANAGER, MANAGER_PIN, MILK
+from tests.kit.tills import dial_till, kit_hello
 
 
 class WireTill:
@@ -77,7 +76,7 @@ class WireTill:
 
 @asynccontextmanager
 async def wire_till(node: StoreNode, subprotocol: str) -> AsyncIterator[WireTill]:
-    async with dial(node.url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
+    async with dial_till(node.url, subprotocols=[subprotocol]) as ws, trio.open_nursery() as nursery:
         till = WireTill(ws, subprotocol)
         nursery.start_soon(till.reader)
         yield till
@@ -119,7 +118,7 @@ async def wire_sale(node: StoreNode, subprotocol: str) -> None:
             data, ref = encoded(command, subprotocol)  # type: ignore[misc]
             return await till.answer(data, ref)
 
-        hello = Hello(till="SALE", lane=1, takeover=True, operator=CASHIER, pin=CASHIER_PIN)
+        hello = kit_hello(till="SALE", lane=1, takeover=True, operator=CASHIER, pin=CASHIER_PIN)
         welcome = await till.answer(till.codec.encode(hello), 0)
         assert isinstance(welcome, Welcome), welcome
         state = await till.until(lambda s: s.status != "paying")

@@ -55,6 +55,7 @@ from tests.kit.fuzzing import (
 )
 from tests.kit.lanes import FakeCentral, LaneRig, open_lane
 from tests.kit.nodes import make_store_config
+from tests.kit.tills import kit_hello
 from tests.kit.wiretill import encoded, wire_sale, wire_till
 
 SOAK = int(os.environ.get("FUZZ_EXAMPLES", "0"))
@@ -202,9 +203,9 @@ def wire_steps() -> st.SearchStrategy[list[TillFrame | bytes | str]]:
     asks), then anything: hellos of any fields, commands within and beyond the bounds, raw bytes."""
     attach = st.sampled_from(
         [
-            [Hello(till="F", lane=2)],
-            [Hello(till="F", lane=1, takeover=True, operator=CASHIER, pin=CASHIER_PIN)],
-            [Hello(till="F", lane=0)],
+            [kit_hello(till="F", lane=2)],
+            [kit_hello(till="F", lane=1, takeover=True, operator=CASHIER, pin=CASHIER_PIN)],
+            [kit_hello(till="F", lane=0)],
             [],
         ]
     ).map(lambda hellos: [msgspec.structs.replace(h) for h in hellos])
