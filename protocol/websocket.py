@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import trio
 import wsproto.events
 from trio_websocket import (
+    ConnectionClosed,
     ConnectionTimeout,
     HandshakeError,
     WebSocketConnection,
@@ -129,8 +130,8 @@ async def _dial_tls(
                 with trio.move_on_after(disconnect_timeout):  # cancelled, aclose still closes the stream
                     await ws.aclose()
     except BaseExceptionGroup as group:  # one failure (the caller's or the reader's) raised as itself
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+        if len(group.exceptions) == 1 or all(isinstance(e, ConnectionClosed) for e in group.exceptions):
+            raise group.exceptions[0] from None  # a closed connection seen by both sides is one cause
         raise
 
 
