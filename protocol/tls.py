@@ -108,11 +108,20 @@ def issue_server(folder: Path, hosts: list[str], *, stem: str = "central") -> bo
         raise TlsError(f"{folder / CA_KEY}: not an EC private key")
     ca_cert = x509.load_pem_x509_certificate((folder / CA_CERT).read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
+    builder = _server_builder(key, hosts).issuer_name(ca_cert.subject)
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+    )
+    _write_pair(cert_path, key_path, builder.sign(ca_key, hashes.SHA256()), key)
+    return True
+
+
+def _server_builder(key: ec.EllipticCurvePrivateKey, hosts: list[str]) -> x509.CertificateBuilder:
+    """What every server certificate of ours says (names, validity, server use), before who signs it."""
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
-        .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -120,15 +129,12 @@ def issue_server(folder: Path, hosts: list[str], *, stem: str = "central") -> bo
         .add_extension(x509.SubjectAlternativeName([_san(h) for h in dict.fromkeys(hosts)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
     )
+
+
+def _write_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
     _write(key_path, _key_pem(key), SECRET)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
-    return True
 
 
 def self_signed(folder: Path, hosts: list[str], *, stem: str) -> bool:
@@ -141,22 +147,8 @@ def self_signed(folder: Path, hosts: list[str], *, stem: str) -> bool:
     if not hosts:
         raise TlsError("a server certificate needs at least one host name or address")
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
-        .issuer_name(_name(hosts[0]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in dict.fromkeys(hosts)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write(key_path, _key_pem(key), SECRET)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+    cert = _server_builder(key, hosts).issuer_name(_name(hosts[0])).sign(key, hashes.SHA256())
+    _write_pair(cert_path, key_path, cert, key)
     return True
 
 
