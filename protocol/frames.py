@@ -677,12 +677,51 @@ class RecordApproval(msgspec.Struct, array_like=True):
     detail: str = ""
 
 
+class RecordDiscount(msgspec.Struct, array_like=True):
+    """A manual discount or price override given in a sale (issue 14), journaled as its own entry so a
+    receipt, an audit and a Z report show what was taken off, why and on whose word."""
+
+    line: int  # the line it applies to; 0: the whole sale (spread over its lines, see the lane's discount rule)
+    kind: str  # percent | amount | price (price: a manual price override; `value` is the new unit price)
+    value: int  # percent in hundredths (1000 = 10.00 %), or minor units (amount, price)
+    amount: int  # what it took off the sale, in minor units (positive: a discount; negative: an override upwards)
+    reason: str  # the reason code, from central's register of discount reasons
+    approver: str = ""  # the supervisor who approved it, when the cashier's limit did not reach
+
+
+class RecordCount(msgspec.Struct, array_like=True):
+    """One tender and currency of a cash count: what the lane's journal says should be there, and what
+    the cashier counted."""
+
+    tender: str  # cash | card | giftcard | invoice | voucher ...
+    currency: str
+    expected: int
+    counted: int
+
+
+class RecordEvent(msgspec.Struct, array_like=True):
+    """What a journal record of kind "event" records: something that happened at the lane and is not a
+    sale (park, resume, no-sale drawer opening, payout, float, cash drop, deposit, cash count, copy
+    receipt, training on/off; the event-journal issue adds login, reports and the rest). An event takes
+    the next number of the lane's chain like a sale, so every number of the chain is accounted for."""
+
+    # park resume nosale payout float_in float_out drop deposit count copy training_on training_off
+    code: str
+    ref: str = ""  # what it concerns: the parked/resumed sale id, the copied receipt id
+    reason: str = ""  # a reason code or the cashier's reason text
+    account: str = ""  # a payout's account
+    amounts: list[RecordTender] = []  # money in (positive) or out of (negative) the drawer, per tender and currency
+    counts: list[RecordCount] = []  # a cash count: expected and counted per tender and currency
+    approver: str = ""  # the supervisor who approved it
+    detail: str = ""
+
+
 class SaleRecord(msgspec.Struct, array_like=True):
     store: str
     lane: int
     receipt_no: int
-    kind: str  # sale | cancel
-    sale_id: str
+    kind: str  # sale | cancel | event (see RecordEvent)
+    sale_id: str  # an event's own unique id (the sale it concerns is in event.ref)
     operator: str
     opened_at: int  # business time, epoch milliseconds
     closed_at: int
@@ -696,6 +735,11 @@ class SaleRecord(msgspec.Struct, array_like=True):
     payments: list[RecordPayment] = []
     refund_of: str = ""  # a refund: the receipt id (store-lane-receipt_no) of the sale it pays back
     approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale (issue 13)
+    # Issue 14 (the cashier's day), appended together:
+    salesperson: str = ""  # the salesperson's operator number, where the till configuration asks for one
+    discounts: list[RecordDiscount] = []  # manual discounts and price overrides, in the order given
+    training: bool = False  # a training sale (or an event in training mode): never counted, stocked or paid
+    event: RecordEvent | None = None  # kind "event": what happened (lines/total: a parked sale's content)
 
 
 class StockLine(msgspec.Struct, array_like=True):

@@ -57,7 +57,7 @@ class Incoming:
         self.last: dict[int, tuple[Event, bytes]] = {}  # lane -> this batch's last event on it, and its hash
 
     def __call__(self, conn: sqlite3.Connection, store: str, event: Event) -> None:
-        if event.kind not in ("sale", "cancel"):
+        if event.kind not in ("sale", "cancel", "event"):
             raise EventError(f"event {event.seq}: unknown kind {shown(event.kind)!r}")
         record: SaleRecord = decode_record(event.body)
         if record.store != store or record.kind != event.kind:

@@ -68,7 +68,8 @@ def original(conn: sqlite3.Connection, receipt: str, store: str, currency: str) 
     if record is None:
         raise Rejected("unknown_receipt", f"receipt {receipt.strip()} is not in this store's journal")
     if record.kind != "sale":
-        raise Rejected("not_refundable", f"receipt {receipt.strip()} is a cancelled sale: nothing was paid")
+        what = "a cancelled sale: nothing was paid" if record.kind == "cancel" else "not a sale"
+        raise Rejected("not_refundable", f"receipt {receipt.strip()} is {what}")
     if record.refund_of:
         raise Rejected("not_refundable", f"receipt {receipt.strip()} is itself a refund (of {record.refund_of})")
     if record.currency != currency:

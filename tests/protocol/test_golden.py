@@ -72,6 +72,9 @@ from protocol.frames import (
     RatesQuestion,
     Receipt,
     RecordApproval,
+    RecordCount,
+    RecordDiscount,
+    RecordEvent,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -653,13 +656,22 @@ SALE_RECORD_HEX_V4 = (
 )
 # SaleRecord gained `approvals` (issue 13, appended with a default): records are 18-element arrays
 # since then; the 17-element records journaled before (v4) still decode and verify as they were.
-SALE_RECORD_HEX = (
+# SALE_RECORD as journaled before issue 14 appended salesperson, discounts, training and event (v5):
+SALE_RECORD_HEX_V5 = (
     "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
     "4bcd138800a000cd070890a090"
 )
-SALE_RECORD_PAID_HEX = (
+# Since issue 14: records are 22-element arrays.
+SALE_RECORD_HEX = (
+    "dc0016a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
+    "4bcd138800a000cd070890a090a090c2c0"
+)
+# SALE_RECORD_PAID as journaled before issue 14 appended salesperson, discounts, training and event (v5):
+SALE_RECORD_PAID_HEX_V5 = (
     "dc0012a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
     "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
@@ -668,6 +680,17 @@ SALE_RECORD_PAID_HEX = (
     "313139a6313233343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da8676966"
     "7463617264a86465636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
     "a090"
+)
+# Since issue 14: records are 22-element arrays.
+SALE_RECORD_PAID_HEX = (
+    "dc0016a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559296a463617264a35345"
+    "4bcd0bb800aa35323530303030313a370096a463617368a3455552cd03e8cd2c88a0ce00aeb690cd0708929fa77061796d656e74a463"
+    "617264a8617070726f766564cd0bb8a353454bad533030312d332d303030372d31a6303030303432b0343736312a2a2a2a2a2a2a2a30"
+    "313139a6313233343536a456697361a8353235303030303107a6303030303431a8617070726f766564a09fa672656465656da8676966"
+    "7463617264a86465636c696e6564cd01f4a353454ba26d31a0a0a0a0a000a0b1746865206361726420697320656d707479a447432d31"
+    "a090a090c2c0"
 )
 # A cancel a supervisor approved, with a void after total approved by another.
 SALE_RECORD_APPROVED = msgspec.structs.replace(
@@ -678,11 +701,19 @@ SALE_RECORD_APPROVED = msgspec.structs.replace(
         RecordApproval(action="void", approver="7", detail="line 2"),
     ],
 )
-SALE_RECORD_APPROVED_HEX = (
+# SALE_RECORD_APPROVED as journaled before issue 14 appended salesperson, discounts, training and event (v5):
+SALE_RECORD_APPROVED_HEX_V5 = (
     "dc0012a4533030310307a663616e63656cab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b"
     "929b01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad3733"
     "3130303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a3"
     "53454bcd138800a000cd070890a09293a663616e63656ca132a732206c696e657393a4766f6964a137a66c696e652032"
+)
+# Since issue 14: records are 22-element arrays.
+SALE_RECORD_APPROVED_HEX = (
+    "dc0016a4533030310307a663616e63656cab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b"
+    "929b01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad3733"
+    "3130303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a3"
+    "53454bcd138800a000cd070890a09293a663616e63656ca132a732206c696e657393a4766f6964a137a66c696e652032a090c2c0"
 )
 # RecordTender gained value/reference/rate and SaleRecord gained `payments` (issue 5, appended with
 # defaults): records were 16-element arrays and tenders 6-element arrays from then (v3).
@@ -765,10 +796,17 @@ SALE_RECORD_REFUND_HEX_V4 = (
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
     "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d37"
 )
-SALE_RECORD_REFUND_HEX = (
+# SALE_RECORD_REFUND as journaled before issue 14 appended salesperson, discounts, training and event (v5):
+SALE_RECORD_REFUND_HEX_V5 = (
     "dc0012a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
     "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
     "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d3790"
+)
+# Since issue 14: records are 22-element arrays.
+SALE_RECORD_REFUND_HEX = (
+    "dc0016a4533030310308a473616c65ab533030312d332d30303038a23432cf000001a1ee565e00cf000001a1ee574860a353454b919b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316cffcd0636d1f9cacd04b0c20001d1f9caf69193cd04b0d1f9ca"
+    "d1ff569196a463617264a353454bd1f9ca00aa35323530303030313a39000090a8533030312d332d3790a090c2c0"
 )
 
 
@@ -851,6 +889,7 @@ def test_sale_record_golden_and_round_trip() -> None:
     data = encode_record(SALE_RECORD)
     assert data.hex() == SALE_RECORD_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX)) == SALE_RECORD
+    assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V5)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V4)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V3)) == SALE_RECORD
     assert decode_record(bytes.fromhex(SALE_RECORD_HEX_V2)) == SALE_RECORD
@@ -868,6 +907,7 @@ def test_sale_state_before_payments_still_decodes() -> None:
 def test_paid_sale_record_golden() -> None:
     assert encode_record(SALE_RECORD_PAID).hex() == SALE_RECORD_PAID_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX)) == SALE_RECORD_PAID
+    assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V5)) == SALE_RECORD_PAID
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V4)) == SALE_RECORD_PAID
     assert decode_record(bytes.fromhex(SALE_RECORD_PAID_HEX_V3)) == SALE_RECORD_PAID
 
@@ -877,12 +917,70 @@ def test_refund_sale_record_golden() -> None:
     decoded = decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX))
     assert decoded == SALE_RECORD_REFUND and decoded.refund_of == "S001-3-7" and decoded.lines[0].origin == 1
     assert b"4761739001010119" not in bytes.fromhex(SALE_RECORD_PAID_HEX)
+    assert decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX_V5)) == SALE_RECORD_REFUND
     assert decode_record(bytes.fromhex(SALE_RECORD_REFUND_HEX_V4)) == SALE_RECORD_REFUND
 
 
 def test_approved_sale_record_golden() -> None:
     assert encode_record(SALE_RECORD_APPROVED).hex() == SALE_RECORD_APPROVED_HEX
     assert decode_record(bytes.fromhex(SALE_RECORD_APPROVED_HEX)) == SALE_RECORD_APPROVED
+    assert decode_record(bytes.fromhex(SALE_RECORD_APPROVED_HEX_V5)) == SALE_RECORD_APPROVED
+
+
+# Issue 14's fields: a sale with a salesperson and two manual discounts, in training; and an event record
+# (a cash count), which takes its number in the lane's chain like a sale.
+SALE_RECORD_DAY = msgspec.structs.replace(
+    SALE_RECORD,
+    salesperson="17",
+    discounts=[
+        RecordDiscount(line=1, kind="percent", value=1000, amount=318, reason="DAMAGED"),
+        RecordDiscount(line=0, kind="amount", value=100, amount=100, reason="LOYAL", approver="2"),
+    ],
+    training=True,
+)
+EVENT_RECORD = SaleRecord(
+    store="S001",
+    lane=3,
+    receipt_no=8,
+    kind="event",
+    sale_id="0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    operator="42",
+    opened_at=1_795_000_070_000,
+    closed_at=1_795_000_070_000,
+    currency="SEK",
+    lines=[],
+    total=0,
+    rounding=0,
+    vat=[],
+    tenders=[],
+    change=0,
+    event=RecordEvent(
+        code="count",
+        amounts=[RecordTender(kind="cash", currency="EUR", amount=-2000, value=-23000, rate=11_500_000)],
+        counts=[RecordCount(tender="cash", currency="SEK", expected=150000, counted=149950)],
+        detail="shift end",
+    ),
+)
+SALE_RECORD_DAY_HEX = (
+    "dc0016a4533030310307a473616c65ab533030312d332d30303037a23432cf000001a1ee565e00cf000001a1ee574860a353454b929b"
+    "01a54d494c4b31ad37333130303030303030303130a74d696c6b20316c02cd0636cd0c6ccd04b0c200009b02a442555452ad37333130"
+    "303030303030303237a642757474657201cd176bcd176bcd04b0c30000cd0c6c149193cd04b0cd0c6ccd01559196a463617368a35345"
+    "4bcd138800a000cd070890a090a23137929601a770657263656e74cd03e8cd013ea744414d41474544a09600a6616d6f756e746464a5"
+    "4c4f59414ca132c3c0"
+)
+EVENT_RECORD_HEX = (
+    "dc0016a4533030310308a56576656e74d9203066316532643363346235613639373838373936613562346333643265316630a23432cf"
+    "000001a1ee576f70cf000001a1ee576f70a353454b90000090900090a090a090c298a5636f756e74a0a0a09196a463617368a3455552"
+    "d1f830d1a628a0ce00af79e09194a463617368a353454bce000249f0ce000249bea0a9736869667420656e64"
+)
+
+
+def test_day_records_golden() -> None:
+    assert encode_record(SALE_RECORD_DAY).hex() == SALE_RECORD_DAY_HEX
+    assert decode_record(bytes.fromhex(SALE_RECORD_DAY_HEX)) == SALE_RECORD_DAY
+    assert encode_record(EVENT_RECORD).hex() == EVENT_RECORD_HEX
+    decoded = decode_record(bytes.fromhex(EVENT_RECORD_HEX))
+    assert decoded == EVENT_RECORD and decoded.event is not None and decoded.event.counts[0].counted == 149950
 
 
 def test_payment_link_bodies_golden() -> None:

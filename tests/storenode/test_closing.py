@@ -107,3 +107,33 @@ def test_a_refund_over_its_receipt_is_refused_and_nothing_is_written(db: sqlite3
     with pytest.raises(Rejected, match=r"^over_return: "):
         close(db, refund, kind="sale")
     assert outbox(db) == before and load_state(db, 2) == LaneState(lane=2)
+
+
+def test_an_event_takes_the_next_number_of_the_chain_and_verifies(db: sqlite3.Connection) -> None:
+    """Events (issue 14: park, no-sale, cash count ...) are journaled in the lane's own chain between sales,
+    signed and queued for central like a sale, and a refund cannot name one as its receipt."""
+    from protocol.frames import RecordEvent
+    from storenode.lanes import events, refunds
+
+    close(db, a_sale(sale_id="s1"), kind="sale", tendered=10200)
+    with immediate(db):
+        event = events.journal_event(
+            db,
+            RecordEvent(code="nosale", reason="change for the safe"),
+            store=STORE,
+            lane=2,
+            operator="7",
+            currency=SEK,
+            at=NOW + 90_000,
+            signer=SIGNER,
+        )
+    assert (event.receipt_no, event.kind, event.event) == (
+        2,
+        "event",
+        RecordEvent(code="nosale", reason="change for the safe"),
+    )
+    assert close(db, a_sale(sale_id="s2"), kind="sale", tendered=10200).record.receipt_no == 3
+    assert chain.verify(db, STORE, {SIGNER.key_id: SIGNER.public})[1] == []
+    assert ("journal", "event") in outbox(db)
+    with pytest.raises(Rejected, match="not a sale"):
+        refunds.original(db, f"{STORE}-2-2", STORE, SEK)
