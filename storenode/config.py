@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -102,6 +103,22 @@ class ApprovalConfig(msgspec.Struct, forbid_unknown_fields=True):
     refunded_days: int = 30  # a receipt-less return of an item refunded on a receipt this lately needs approval
 
 
+class SalesConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """How this store's tills sell (issue 14): the store's till configuration, in store.toml so a store
+    without central has it too and every lane of the store works alike. Each part of the cashier's day
+    keeps its settings in its own block below."""
+
+    # salesperson and lines
+    salesperson: Literal["off", "optional", "required"] = "off"  # a salesperson number before each sale
+    merge_lines: bool = True  # scanning an item again adds to its line (never for weighed or price-embedded items)
+    # manual discounts: what a cashier gives alone; beyond it a supervisor approves
+    cashier_discount_percent: int = 1000  # hundredths of a percent of a line or the sale (10.00 %)
+    # receipts
+    copies: int = 1  # copy receipts that may be printed of one receipt (the store's fiscal rule)
+    # cash management
+    # training
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     store: str
     lanes: list[int]
@@ -120,6 +137,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True):
     payments: PaymentsConfig = msgspec.field(default_factory=lambda: PaymentsConfig())
     operators: OperatorsConfig = msgspec.field(default_factory=lambda: OperatorsConfig())
     approval: ApprovalConfig = msgspec.field(default_factory=lambda: ApprovalConfig())
+    sales: SalesConfig = msgspec.field(default_factory=lambda: SalesConfig())
     cpu: int | None = None  # keep every thread of the node on this CPU core (Linux): see runtime/affinity.py
 
     @property
