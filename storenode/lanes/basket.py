@@ -14,6 +14,7 @@ import msgspec
 from protocol.frames import (
     Line,
     RecordApproval,
+    RecordDiscount,
     RecordLine,
     RecordPayment,
     RecordTender,
@@ -61,6 +62,10 @@ class LaneState(msgspec.Struct):
     cancelling: bool = False  # a cancel is undoing the sale's card payments one reversal at a time
     refund_of: str = ""  # a refund of this receipt id: only its lines come back, to the tenders it was paid with
     approvals: list[RecordApproval] = []  # supervisors' approvals given in this sale, journaled with it
+    # Issue 14 (the cashier's day):
+    salesperson: str = ""  # the sale's salesperson (operator number), journaled with it
+    discounts: list[RecordDiscount] = []  # manual discounts and price overrides given, in order
+    training: bool = False  # the lane is in training mode: a mode of the lane, kept from sale to sale
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -232,7 +237,9 @@ def end_payment(state: LaneState, entry: RecordPayment, *, cancelling: bool | No
 
 
 def cleared(state: LaneState) -> LaneState:
-    return LaneState(lane=state.lane, status=READY if state.operator else CLOSED, operator=state.operator)
+    return LaneState(
+        lane=state.lane, status=READY if state.operator else CLOSED, operator=state.operator, training=state.training
+    )
 
 
 def record(
@@ -279,6 +286,9 @@ def record(
         payments=list(state.payments),
         refund_of=state.refund_of,
         approvals=list(state.approvals),
+        salesperson=state.salesperson,
+        discounts=list(state.discounts),
+        training=state.training,
     )
 
 
