@@ -22,9 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def peer_address(stream: trio.abc.Stream) -> str:
-    """The remote IP of a socket stream, under any wrapping that keeps a `transport_stream` (TLS)."""
+    """The remote IP of a socket stream, under any wrapping that keeps a `transport_stream`, or of a TLS
+    stream that took its socket over (protocol.tls_stream: it keeps the address as `peer_address`)."""
     inner: object = stream
     while not isinstance(inner, trio.SocketStream):
+        address = getattr(inner, "peer_address", None)
+        if isinstance(address, str):
+            return address
         inner = getattr(inner, "transport_stream", None)
         if inner is None:
             return "?"
