@@ -17,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central import operators
-from central.app import CentralNode
+from central.app import PER_ADDRESS, CentralNode
 from central.registers import alarms, imports, sales
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol import identity, tls
@@ -120,9 +120,10 @@ async def central_run(
     chunk_rows: int | None = None,
     *,
     context: ssl.SSLContext | None = None,
+    per_address: int = PER_ADDRESS,
 ) -> None:
     operators.ensure_token(db.parent)  # central init makes it too; a central without one admits no operator
-    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context)
+    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context, per_address=per_address)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         if ready_file is not None:
