@@ -391,11 +391,17 @@ async def echo_client(spec: PhaseSpec, number: int, gate: Gate, tally: Tally) ->
             gate.finished()
 
 
+# What a phase's clients do, by PhaseSpec.kind. bench/trading_day.py adds its day's till ("day"), which runs in
+# this process only (--client-procs 1): worker processes know these two.
+Client = Callable[[PhaseSpec, int, Gate, Tally], Awaitable[None]]
+CLIENTS: dict[str, Client] = {"scan": scan_till, "echo": echo_client}
+
+
 async def run_phase(spec: PhaseSpec, on_go: Callable[[], Awaitable[None]]) -> PhaseResult:
     """Run the clients of `spec` in this process; `on_go` is awaited once all are ready, just before
     they start (the orchestrator samples the nodes' CPU there, a worker waits for its go)."""
     gate, tally = Gate(len(spec.ids)), Tally()
-    client = scan_till if spec.kind == "scan" else echo_client
+    client = CLIENTS[spec.kind]
     async with trio.open_nursery() as nursery:
         for i in spec.ids:
             nursery.start_soon(client, spec, i, gate, tally)
