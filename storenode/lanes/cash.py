@@ -246,6 +246,7 @@ def carry_out(
         detail = f"no-sale {nosales} today of operator {operator} on lane {lane}"
     event = RecordEvent(
         code=plan.code,
+        ref=plan.key,  # the till's id for the action: the journal alone ties a retry to its event
         reason=plan.reason,
         account=plan.account,
         amounts=amounts,
