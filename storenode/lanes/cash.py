@@ -18,7 +18,8 @@ What a count expects (`expected`), per tender and currency: the cash counted at 
 change paid in the store's currency, a refund's cash paid back as change, and every cash event's amounts:
 floats, deposits, drops, payouts), the sum. Only the records since the last count are read (one index
 range of the journal, `cash_counts` holds where it is), never the whole journal: the work grows with one
-shift's sales, not with the store's history. Card, gift card and invoice totals are the period's own (a
+shift's sales, not with the store's history (a lane's first count reads its journal from the start,
+once). Card, gift card and invoice totals are the period's own (a
 count closes their period too). Training records (sales or events made in training mode) move no real
 money and are left out; a count made in training mode is journaled but does not become the lane's count.
 
