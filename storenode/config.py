@@ -193,6 +193,8 @@ def load_config(path: str | Path) -> StoreConfig:
         problems.append("approval limits cannot be negative, and approval.label_factor is 1 or more")
     if not 0 <= config.sales.payout_approval <= 10**12 or not 1 <= config.sales.cash_most <= 10**12:
         problems.append("sales.payout_approval must be 0 to 10^12 and sales.cash_most 1 to 10^12 minor units")
+    if any(not 1 <= len(account.strip()) <= 32 for account in config.sales.payout_accounts):
+        problems.append("sales.payout_accounts are names of 1 to 32 characters")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

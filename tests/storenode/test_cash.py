@@ -41,7 +41,7 @@ from protocol.frames import (
     Total,
 )
 from storenode import rates
-from storenode.config import PaymentsConfig, SalesConfig
+from storenode.config import ConfigError, PaymentsConfig, SalesConfig, load_config
 from storenode.journal import chain
 from storenode.lanes import cash
 from tests.kit.lanes import LaneRig, open_lane
@@ -364,3 +364,15 @@ async def test_expected_reads_only_the_journal_since_the_last_count(till: Cashie
 
     held = await till.rig.db.write(expected_with_old_rows_broken)
     assert held == {("cash", "SEK"): 105_00}
+
+
+def test_store_toml_cash_settings_are_read_and_checked(tmp_path: Path) -> None:
+    toml = tmp_path / "store.toml"
+    toml.write_text('store = "S1"\nlanes = [1]\n[sales]\npayout_approval = 10000\npayout_accounts = ["postage"]\n')
+    sales = load_config(toml).sales
+    assert (sales.payout_approval, sales.payout_accounts, sales.cash_most) == (10000, ["postage"], 10_000_000)
+    toml.write_text('store = "S1"\nlanes = [1]\n[sales]\npayout_approval = -1\ncash_most = 0\npayout_accounts = [""]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(toml)
+    assert "sales.payout_approval must be 0 to 10^12" in str(info.value)
+    assert "sales.payout_accounts are names of 1 to 32 characters" in str(info.value)
