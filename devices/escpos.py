@@ -426,3 +426,89 @@ def status_byte(n: int, status: PrinterStatus) -> int:
                            (6, status.paper_end)],
     }[kind]  # fmt: skip
     return _FIXED_VALUE | sum(1 << k for k, on in bits if on)
+
+
+# -- Cash management slips (issue 14, cash): the payout voucher and the cash count slip ---------------------
+
+CASH_TITLES = {
+    "payout": "PETTY CASH VOUCHER",
+    "float_in": "FLOAT IN",
+    "float_out": "FLOAT OUT",
+    "drop": "CASH DROP TO SAFE",
+    "deposit": "CASH DEPOSIT",
+    "nosale": "NO SALE",
+    "count": "CASH COUNT",
+}
+
+
+def encode_voucher(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
+    """A cash event's slip (a payout's voucher, with a line for the receiver's signature; a float, drop or
+    deposit slip to go with the money) as ESC/POS, from the journal record alone so a reprint is identical."""
+    sheet = _Sheet(profile, layout.width)
+    sheet.init()
+    _lay_out_cash(sheet, layout, record)
+    sheet.p.cut(mode="PART")
+    return bytes(sheet.p.output)
+
+
+def encode_count_slip(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
+    """A cash count's slip: expected, counted and the difference per tender and currency."""
+    return encode_voucher(layout, record, profile=profile)
+
+
+def cash_slip_text(layout: ReceiptLayout, record: SaleRecord) -> str:
+    """A cash event's slip as the till shows it: the printed layout, without the printer."""
+    sheet = _TextSheet(layout.width)
+    _lay_out_cash(sheet, layout, record)
+    return "\n".join(sheet.lines) + "\n"
+
+
+def _lay_out_cash(s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord) -> None:
+    """The one cash slip layout. Every text on it (reason, account, detail) went through `plain` in the
+    sheet: a cashier's words never reach the printer as commands (a drawer kick typed as a reason)."""
+    event = record.event
+    code = event.code if event is not None else ""
+    s.style(align="center", bold=True)
+    s.line(layout.store_name or record.store)
+    if record.training:
+        s.line("TRAINING / OVNING - NOT VALID")
+    s.style(align="center", bold=True, tall=True)
+    s.line(CASH_TITLES.get(code, code.upper()))
+    s.style()
+    s.row(f"Lane {record.lane}", f"No {record.receipt_no}")
+    s.row(_local_time(record.closed_at, layout.timezone), f"Operator {record.operator}")
+    s.rule()
+    if event is None:
+        return
+    if event.account:
+        s.row("Account", event.account)
+    if event.reason:
+        s.row("Reason", event.reason)
+    for tender in event.amounts:
+        amount = format_money(tender.amount, tender.currency)
+        if tender.currency != record.currency:
+            s.row(f"Cash {tender.currency} {amount}", format_money(tender.sale_value, record.currency))
+        else:
+            s.row(f"{tender.kind.capitalize()} {tender.currency}", amount)
+    if event.counts:
+        s.row("", f"{'Expected':>10} {'Counted':>10} {'Diff':>9}")
+        for count in event.counts:
+            money = _Money(count.currency)
+            diff = count.counted - count.expected
+            s.row(
+                f"{count.tender.capitalize()} {count.currency}",
+                f"{money(count.expected):>10} {money(count.counted):>10} {money(diff):>9}",
+            )
+    if event.detail:
+        s.line(event.detail)
+    if event.approver:
+        s.row("Approved by", event.approver)
+    if code == "payout":
+        s.line()
+        s.line("Received by:")
+        s.line()
+        s.line("_" * min(30, s.width))
+    s.rule()
+    s.style(align="center")
+    s.line(f"Event {receipt_id(record)}")
+    s.style()

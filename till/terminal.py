@@ -16,6 +16,10 @@ Lines (from --script first, then standard input):
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
+  nosale <operator> <pin> <reason...>     open the drawer without a sale (your own number and PIN again)
+  payout <amount> <account> <reason...>   petty cash out of the drawer, against a printed voucher
+  float in|out <money...>   drop <money...>   deposit <money...>   (money: 500 / 500 1000 EUR: per currency)
+  cashcount <money...> [card|giftcard|invoice <amount>]   the count at shift end: expected vs counted
   status                 help              quit           # comments and blank lines are ignored
 
 When the store drops the connection the till reattaches to its lane and shows the basket again, and
@@ -39,10 +43,17 @@ from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 from protocol.frames import (
     CancelSale,
     CardTender,
+    CashAmount,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     Command,
+    Counted,
     EndOfDay,
     Error,
+    FloatMove,
     GiftCardInfo,
     GiftCardQuery,
     GiftCardTender,
@@ -51,6 +62,8 @@ from protocol.frames import (
     ItemSearch,
     Login,
     Logout,
+    NoSale,
+    Payout,
     PriceCheck,
     QuickKey,
     Receipt,
@@ -181,6 +194,21 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return SetAside(operator=supervisor, pin=pin, reason=" ".join(reason))
             case "endofday", []:
                 return EndOfDay()
+            # cash management (issue 14, cash)
+            case "nosale", [operator, pin, *reason] if reason:
+                return NoSale(operator=operator, pin=pin, reason=" ".join(reason))
+            case "payout", [amount, account, *reason] if reason:
+                return Payout(amount=parse_money(amount, currency), account=account, reason=" ".join(reason))
+            case "float", [("in" | "out") as way, *money] if money:
+                return FloatMove(amounts=_cash_amounts(money, currency), out=way == "out")
+            case "drop", [_, *_]:
+                return CashDrop(amounts=_cash_amounts(rest, currency))
+            case "deposit", [_, *_]:
+                return CashDeposit(amounts=_cash_amounts(rest, currency))
+            case "cashcount", [_, *_]:
+                return CashCount(counts=_counted(rest, currency))
+            case (("nosale" | "payout" | "float" | "drop" | "deposit" | "cashcount"), _):
+                raise ValueError("see help for how it is written")
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -193,6 +221,34 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
     except (ValueError, MoneyError) as exc:
         raise InputError(f"cannot read {line!r}: {exc}") from None
     raise InputError(f"unknown command {line!r}; type help")
+
+
+def _cash_amounts(words: Sequence[str], currency: str) -> list[CashAmount]:
+    """`500 1000 EUR`: amounts, each in the store's currency unless a currency code follows it."""
+    out: list[CashAmount] = []
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if word.isalpha():
+            if i == 0 or words[i - 1].isalpha():
+                raise ValueError(f"{word} must follow the amount it is the currency of")
+            continue
+        cur = following.upper() if following.isalpha() else ""
+        out.append(CashAmount(amount=parse_money(word, cur or currency), currency=cur))
+    return out
+
+
+def _counted(words: Sequence[str], currency: str) -> list[Counted]:
+    """`1500.50 200 EUR card 1234.00`: cash per currency, then other tenders each before their amount."""
+    out: list[Counted] = []
+    cash: list[str] = []
+    it = iter(words)
+    for word in it:
+        if word.lower() in ("card", "giftcard", "invoice"):
+            out.append(Counted(tender=word.lower(), counted=parse_money(next(it, ""), currency)))
+        else:
+            cash.append(word)
+    counted = [Counted(counted=a.amount, currency=a.currency) for a in _cash_amounts(cash, currency)]
+    return counted + out
 
 
 def show_state(state: SaleState) -> str:
@@ -233,6 +289,22 @@ def _price(amount: int, currency: str, unit: str) -> str:
     if amount < 0:
         return "no price"
     return f"{format_money(amount, currency)}{'/kg' if unit == 'kg' else ''}"
+
+
+def show_cash(done: CashDone) -> str:
+    """A cash event as journaled: its slip (as printed), a count's lines with their differences, and the
+    lane's word on it."""
+    out = [done.text.rstrip()] if done.text else []
+    for line in done.counts:
+        money = f"{line.currency} {format_money(line.expected, line.currency)}"
+        if line.uncounted:
+            out.append(f"  {line.tender:<9} expected {money} (not counted)")
+        else:
+            diff = format_money(line.counted - line.expected, line.currency)
+            counted = format_money(line.counted, line.currency)
+            out.append(f"  {line.tender:<9} expected {money}, counted {counted}, difference {diff}")
+    out.append(f"-- {done.code} recorded as event {done.receipt_no} on lane {done.lane}: {done.message}")
+    return "\n".join(out)
 
 
 def show_instant(ms: int, timezone: str = "") -> str:
@@ -294,6 +366,8 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             head += f", {frame.count} payments, {frame.currency} {format_money(frame.total, frame.currency)}"
             groups = [f"  {t.card}: {t.count}, {format_money(t.amount, frame.currency)}" for t in frame.totals]
             return "\n".join([head, *groups, frame.text]).rstrip()
+        case CashDone():
+            return show_cash(frame)
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"

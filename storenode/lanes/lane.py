@@ -31,20 +31,27 @@ import msgspec
 import trio
 
 from devices import display
-from devices.escpos import ReceiptLayout, receipt_text
+from devices.escpos import ReceiptLayout, cash_slip_text, encode_count_slip, encode_voucher, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
 from protocol import gs1, link, pins
 from protocol.frames import (
     CancelSale,
     CardTender,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     Command,
     EndOfDay,
     Error,
+    FloatMove,
     GiftCardTender,
     InvoiceTender,
     Login,
     Logout,
+    NoSale,
+    Payout,
     QuickKey,
     Receipt,
     RecordApproval,
@@ -61,6 +68,7 @@ from protocol.frames import (
     StockLine,
     StockMove,
     StockMovement,
+    TenderLine,
     TerminalReport,
     TillFrame,
     Total,
@@ -76,7 +84,7 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import approval, basket, cash, closing, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -616,6 +624,9 @@ class Lane:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # cash management (issue 14, cash): storenode.lanes.cash
+            case NoSale() | Payout() | FloatMove() | CashDrop() | CashDeposit() | CashCount():
+                await self._cash_event(command, conn)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
@@ -1028,6 +1039,68 @@ class Lane:
             await self._apply(payments.settle(self.state, last, self.currency, command.ref), None)
             return
         await self._apply(terminal_admin.set_aside(self.state, command, reason, self.currency), None)
+
+    async def _cash_event(self, command: cash.CashCommand, conn: Subscriber | None) -> None:
+        """A cash management action (storenode.lanes.cash): journaled with all it changes in one durable
+        commit; only then the drawer opens, the slip prints and the till hears it is done."""
+        state, config = self.state, self.ctx.config
+        decided = cash.plan(state, command, config)  # every refusal of the input comes first
+        if isinstance(command, NoSale):
+            await self._check_pin(state.operator, command.pin)
+        given = await self._approval(decided.needed, command)
+        now = self.ctx.clock.now_ms()
+        day = cash.day_of(now, config.timezone)
+
+        def job(c: sqlite3.Connection) -> cash.Done:
+            return cash.carry_out(
+                c,
+                decided,
+                given,
+                store=config.store,
+                lane=self.number,
+                operator=state.operator,
+                currency=config.currency,
+                at=now,
+                day=day,
+                signer=self.ctx.signer,
+                training=state.training,
+            )
+
+        done = await self.ctx.db.write(job, durable=True)
+        record = done.record
+        if not done.again:
+            self.ctx.signal.notify(1)
+        devices = self.devices
+        if decided.slip and devices.printer is not None:
+            printer = devices.printer
+            encode = encode_count_slip if decided.code == "count" else encode_voucher
+            try:
+                printer.submit(f"cash-{record.sale_id}", encode(printer.layout, record, profile=printer.profile))
+            except Exception:  # the event is journaled whatever the printer's profile makes of the slip
+                log.exception("lane %d: cannot encode the %s slip %s", self.number, decided.code, record.sale_id)
+        if decided.kick and devices.drawer is not None:
+            devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the event's id: a retry kicks once
+        event = record.event
+        assert event is not None
+        answer = CashDone(
+            lane=self.number,
+            code=event.code,
+            receipt_no=record.receipt_no,
+            event=record.sale_id,
+            currency=record.currency,
+            amounts=[
+                TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=t.sale_value) for t in event.amounts
+            ],
+            counts=cash.count_lines(record, done.uncounted),
+            message=cash.message(done, self.currency),
+            text=cash_slip_text(self.layout, record) if decided.slip else "",
+            ref=command.ref,
+        )
+        if conn is not None:
+            conn.push(answer)
+        else:
+            self._broadcast(answer)
+        self._publish(ref=command.ref, message=answer.message)
 
     async def _close(self, close: Close, conn: Subscriber | None) -> None:
         """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit;

@@ -43,6 +43,7 @@ from protocol.frames import (
     GiftCardMoveQuestion,
     GiftCardState,
     Login,
+    NoSale,
     Question,
     RatesAnswer,
     RatesQuestion,
@@ -72,7 +73,7 @@ from tests.kit.nodes import T0
 T = TypeVar("T")
 A = TypeVar("A", bound=Answer)
 
-PIN_COMMANDS = (Login, SetAside)  # commands whose PIN check hashes in a worker thread
+PIN_COMMANDS = (Login, SetAside, NoSale)  # commands whose PIN check hashes in a worker thread
 
 
 # -- autojump while real work runs ----------------------------------------------------------------------
