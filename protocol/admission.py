@@ -82,6 +82,17 @@ class CountedStream(trio.abc.Stream):
         self._address = address
         self._counted = True
 
+    def __repr__(self) -> str:
+        """Where it comes from, as logs name a peer (trio-websocket's `remote` of a stream it does not know)."""
+        inner = self.transport_stream
+        if isinstance(inner, trio.SocketStream):
+            try:
+                host, port = inner.socket.getpeername()[:2]
+            except OSError:
+                return self._address
+            return f"{host}:{port}"
+        return repr(inner)
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.transport_stream.send_all(data)
 
