@@ -201,7 +201,13 @@ def show_state(state: SaleState) -> str:
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
     head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
-    if state.tenders:
+    back = state.total < 0  # a refund (or returns worth more than the goods bought): money goes back
+    if state.tenders and back:
+        taken = ", ".join(
+            f"{t.kind} {format_money(-t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
+        )
+        head += f" paid back {format_money(-state.paid, cur)} ({taken}), to refund {format_money(-state.due, cur)}"
+    elif state.tenders:
         taken = ", ".join(
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
@@ -216,10 +222,11 @@ def show_state(state: SaleState) -> str:
         out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
     if state.lines:
         vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
-        out.append(
-            f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
-            f"   (VAT {vat})"
-        )
+        if back:
+            total = f"TO REFUND {cur} {format_money(-state.total, cur)}   in cash {format_money(-state.cash_due, cur)}"
+        else:
+            total = f"TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
+        out.append(f"      {total}   (VAT {vat})")
     if state.popup:  # the cashier must act on it (check the customer's age) before going on
         out.append(f"!! {state.popup}")
     return "\n".join(out)
@@ -274,6 +281,9 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     match frame:
         case SaleState():
             return show_state(frame)
+        case Receipt() if frame.cash_due < 0:  # money went back: never "change" on a refund
+            back = format_money(-frame.cash_due, frame.currency)
+            return frame.text + f"-- receipt {frame.receipt_no} done, paid back {frame.currency} {back}"
         case Receipt():
             return (
                 frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"

@@ -573,9 +573,11 @@ class Lane:
                 await self._save(_with(new, given), ref=ref, message=f"voided line {no}")
             case Total():
                 new = basket.to_total(state)
-                due = self._money(basket.cash_due(new, self.currency))
-                await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
-                self._show(lambda: display.total_lines(f"{self.currency} {due}"))
+                cash_due = basket.cash_due(new, self.currency)
+                due, what = self._money(abs(cash_due)), "to refund" if cash_due < 0 else "to pay"
+                await self._save(new, ref=ref, message=f"{what} {self.currency} {due}")
+                label = "REFUND" if cash_due < 0 else "TOTAL"
+                self._show(lambda: display.total_lines(f"{self.currency} {due}", label=label))
             case CashTender():
                 await self._cash(command, conn)
             case CardTender():
@@ -1063,7 +1065,10 @@ class Lane:
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
         tendered = sum(t.sale_value for t in record.tenders)
-        if kind == "sale":
+        back = -(record.total + record.rounding)
+        if kind == "sale" and back > 0:
+            self._show(lambda: display.total_lines(self._money(back), label="PAID BACK"))
+        elif kind == "sale":
             self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(
             lane=self.number,
@@ -1081,7 +1086,12 @@ class Lane:
             conn.push(answer)
         else:
             self._broadcast(answer)
-        message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
+        if kind == "cancel":
+            message = "sale cancelled"
+        elif back > 0:  # a refund (or returns worth more than what was bought): money went back
+            message = f"paid back {config.currency} {format_money(back, config.currency)}"
+        else:
+            message = f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)
 
 
