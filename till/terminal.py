@@ -11,6 +11,7 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
                          big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
@@ -61,6 +62,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -181,6 +183,12 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return SetAside(operator=supervisor, pin=pin, reason=" ".join(reason))
             case "endofday", []:
                 return EndOfDay()
+            # issue 14, salesperson
+            case "salesperson", [number]:
+                return SetSalesperson(salesperson=number)
+            case "salesperson", []:
+                return SetSalesperson(salesperson="")
+            # end of issue 14, salesperson
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -200,7 +208,8 @@ def show_state(state: SaleState) -> str:
     link = f" | {state.link}" if state.link else ""
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
-    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
+    seller = f" | salesperson {state.salesperson}" if state.salesperson else ""
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{seller}{link}]"
     back = state.total < 0  # a refund (or returns worth more than the goods bought): money goes back
     if state.tenders and back:
         taken = ", ".join(

@@ -327,4 +327,5 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             for t in state.tenders
         ],
         refund_of=state.refund_of,
+        salesperson=state.salesperson,
     )

@@ -55,6 +55,7 @@ from protocol.frames import (
     SaleState,
     Scan,
     SetAside,
+    SetSalesperson,
     StartSale,
     StockCount,
     StockInfo,
@@ -76,7 +77,7 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import approval, basket, closing, payments, refunds, salesperson, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -540,6 +541,8 @@ class Lane:
             self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
+        if isinstance(command, Total | CashTender | CardTender | GiftCardTender | InvoiceTender):
+            salesperson.require(state, self.ctx.config.sales.salesperson)
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
@@ -602,6 +605,8 @@ class Lane:
                 await self._apply(effects, conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
+            case SetSalesperson(salesperson=number):
+                await self._salesperson(number, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
@@ -620,6 +625,15 @@ class Lane:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
+
+    async def _salesperson(self, text: str, ref: int) -> None:
+        """The sale's salesperson, checked against the operator register (storenode.lanes.salesperson)."""
+        number, store = salesperson.number_of(text), self.ctx.config.store
+        found = await self._read(lambda c: operators.find(c, number, store)) if number else None
+        mode = self.ctx.config.sales.salesperson
+        new = salesperson.enter(self.state, number, mode, found, uuid.uuid4().hex, self.ctx.clock.now_ms())
+        message = f"salesperson {found.number} ({found.name})" if found is not None else "no salesperson"
+        await self._save(new, ref=ref, message=message)
 
     async def _check_pin(self, number: str, pin: str) -> operators.Operator:
         """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the
