@@ -841,7 +841,11 @@ class Lane:
             elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            return basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price), item
+            merge = self.ctx.config.sales.merge_lines
+            added = basket.add_line(
+                current, item, code, qty, returned=returned, weight_g=weight_g, price=price, merge=merge
+            )
+            return added, item
 
         new, item = await self._read(decide)
         if new is None:
@@ -856,14 +860,18 @@ class Lane:
         new = _with(new, await self._approval(needed, asker))
         await self._persist(new)
         self.state = new
-        line = new.lines[-1]
+        line = basket.scanned_line(state, new)
+        amount, merged = line.amount, ""
+        if len(new.lines) == len(state.lines):  # onto a line of the sale already (store.toml [sales] merge_lines)
+            amount -= state.lines[line.no - 1].amount
+            merged = f" (line {line.no}: {line.qty})"
         if line.weight_g:
             what = f"{line.weight_g / 1000:.3f} kg {item.name}"
         else:
             what = f"{qty} x {item.name}" if qty != 1 else item.name
         prefix = "returned: " if returned else ""
-        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}", popup=item.popup)
-        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
+        self._publish(ref=ref, message=f"{prefix}{what} {self._money(amount)}{merged}", popup=item.popup)
+        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(amount)))
 
     def _scan_needs(
         self,
