@@ -8,7 +8,7 @@ from pathlib import Path
 import trio
 from trio.testing import MockClock
 
-from protocol.frames import CashTender, Login, Receipt, RefundOf, ReturnItem, SaleState, Scan, Total
+from protocol.frames import CashTender, Login, Receipt, RefundOf, ReturnItem, SaleState, Scan, TenderLine, Total
 from tests.kit.lanes import open_lane
 from tests.kit.payments import MILK
 from till.terminal import show, show_state
@@ -54,3 +54,20 @@ async def test_a_sale_still_says_to_pay_and_change(
         sold = await rig.do(CashTender(amount=2000))
         assert isinstance(sold, Receipt) and show(sold).endswith("-- receipt 1 done, change 4.00")
         assert rig.till.state is not None and rig.till.state.message == "change 4.00"
+
+
+def test_a_refund_part_paid_back_reads_as_paid_back_and_left_to_refund() -> None:
+    state = SaleState(
+        lane=1,
+        status="tender",
+        currency="SEK",
+        operator="1",
+        total=-8585,
+        cash_due=-5200,
+        paid=-3410,
+        due=-5175,
+        tenders=[TenderLine(kind="card", amount=-3410, currency="SEK", value=-3410)],
+        refund_of="S001-1-1",
+    )
+    head = show_state(state).splitlines()[0]
+    assert "paid back 34.10 (card 34.10), to refund 51.75" in head and "due" not in head
