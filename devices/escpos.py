@@ -153,9 +153,6 @@ class _Money:
 
 
 def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
-    if line.voided:
-        sheet.row(f"VOID {line.name}", f"-{money(line.amount)}")
-        return
     if line.weight_g:
         sheet.line(line.name)
         kg = f"{line.qty * line.weight_g / 1000:.3f}"
@@ -167,6 +164,18 @@ def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence
         sheet.row(f"  {line.qty} x {money(line.unit_price)}", money(line.amount))
     for discount in discounts:
         sheet.row(f"  {discount.label}", f"-{money(discount.amount)}")
+
+
+def _void_row(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
+    """A voided line is printed as scanned (above) and then taken off again here, by what it came to.
+
+    Why both and not neither: the printed rows must add up to TOTAL, and either choice does that, but the
+    till showed the cashier and the customer the line and its void, and the journal keeps both; a receipt
+    that says the same lets the customer (and an auditor holding the receipt) see that something was scanned
+    and taken off, instead of a receipt that silently differs from what the screen showed. The amount is the
+    line's own negated (never a minus sign glued before a formatted amount: a returned line's void is
+    positive, as it adds back what the return took off)."""
+    sheet.row(f"VOID {line.name}", money(-(line.amount - sum(d.amount for d in discounts))))
 
 
 def encode_receipt(
@@ -221,6 +230,8 @@ def _lay_out(
     when = _local_time(record.closed_at, layout.timezone)
     s.row(f"Lane {record.lane}", f"Receipt {record.receipt_no}")
     s.row(when, f"Operator {record.operator}")
+    if record.salesperson:
+        s.row("", f"Salesperson {record.salesperson}")
     if record.kind == "cancel":
         s.style(align="center", bold=True)
         s.line("*** SALE CANCELLED - NOT A RECEIPT ***")
@@ -233,6 +244,8 @@ def _lay_out(
         by_line.setdefault(discount.line, []).append(discount)
     for line in record.lines:
         _line_rows(s, line, by_line.get(line.no, []), money)
+        if line.voided:
+            _void_row(s, line, by_line.get(line.no, []), money)
     for discount in by_line.get(None, []):
         s.row(discount.label, f"-{money(discount.amount)}")
     s.rule()
@@ -241,7 +254,9 @@ def _lay_out(
     s.style()
     if discounts:
         s.row("You saved", money(sum(d.amount for d in discounts)))
-    if record.kind == "sale":
+    if record.kind == "sale" and record.total < 0:
+        _paid_back_rows(s, record, money)
+    elif record.kind == "sale":
         if record.rounding:
             s.row("Cash rounding", money(record.rounding))
             s.row("To pay", money(record.total + record.rounding))
@@ -251,9 +266,7 @@ def _lay_out(
                 s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign}", money(tender.sale_value))
             else:
                 s.row(tender.kind.capitalize(), money(tender.amount))
-        for paid in record.payments:  # the card slip's essentials; the number is masked by the driver
-            if paid.method == "card" and paid.outcome == "approved":
-                s.line(f"  {paid.kind} {paid.masked_pan} auth {paid.auth_code or '-'} trace {paid.terminal_txn}")
+        _card_slips(s, record)
         s.style(bold=True)
         s.row("Change", money(record.change))
         s.style()
@@ -271,6 +284,35 @@ def _lay_out(
     s.line(f"Receipt {rid}")
     s.code(layout.barcode, rid)
     s.style()
+
+
+def _card_slips(s: _Sheet | _TextSheet, record: SaleRecord) -> None:
+    for paid in record.payments:  # the card slip's essentials; the number is masked by the driver
+        if paid.method == "card" and paid.outcome == "approved":
+            s.line(f"  {paid.kind} {paid.masked_pan} auth {paid.auth_code or '-'} trace {paid.terminal_txn}")
+
+
+def _paid_back_rows(s: _Sheet | _TextSheet, record: SaleRecord, money: _Money) -> None:
+    """A sale that pays money back (a refund, or returns worth more than what was bought) says what went back
+    and how, in positive amounts: "Change 25.00" under a cash tender of 0.00 read as a sale's change."""
+    if record.rounding:
+        s.row("Cash rounding", money(record.rounding))
+    s.row("To pay back", money(-(record.total + record.rounding)))
+    for tender in record.tenders:
+        if tender.kind == "cash" and tender.amount == 0:
+            continue  # the cash paid back is the change, below
+        if tender.currency != record.currency:
+            foreign = format_money(-tender.amount, tender.currency)
+            s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign} paid back", money(-tender.sale_value))
+        elif tender.amount < 0:
+            s.row(f"{tender.kind.capitalize()} paid back", money(-tender.amount))
+        else:
+            s.row(tender.kind.capitalize(), money(tender.amount))
+    _card_slips(s, record)
+    if record.change:
+        s.style(bold=True)
+        s.row("Cash paid back", money(record.change))
+        s.style()
 
 
 def interrupted_notice(*, profile: str = DEFAULT_PROFILE, width: int = 42) -> bytes:

@@ -189,6 +189,20 @@ class EndOfDay(Command, tag="endofday"):
     approver_pin: Name = ""
 
 
+# -- Issue 14, salesperson (sellfix) ---------------------------------------------------------------------
+
+
+class SetSalesperson(Command, tag="salesperson"):
+    """The sale's salesperson: an operator number of this store's register, entered before (or during) each
+    sale where store.toml's [sales] salesperson is optional or required; on a lane with no sale it opens one,
+    so the number is saved with the sale it is for. Empty: the sale has none (where that is optional)."""
+
+    salesperson: Name
+
+
+# -- end of issue 14, salesperson ------------------------------------------------------------------------
+
+
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     no: int
     item: str
@@ -240,6 +254,7 @@ class SaleState(TillFrame, tag="state"):
     tenders: list[TenderLine] = []
     payment: str = ""  # a card payment in progress or in doubt, in words
     refund_of: str = ""  # the receipt this sale refunds (RefundOf)
+    salesperson: str = ""  # the sale's salesperson (SetSalesperson), issue 14
 
 
 class QuickKey(msgspec.Struct, kw_only=True):
@@ -534,6 +549,7 @@ TillToStore = (
     | CashDrop
     | CashDeposit
     | CashCount
+    | SetSalesperson
 )
 StoreToTill = (
     Welcome

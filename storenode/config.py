@@ -109,7 +109,9 @@ class SalesConfig(msgspec.Struct, forbid_unknown_fields=True):
     keeps its settings in its own block below."""
 
     # salesperson and lines
-    salesperson: Literal["off", "optional", "required"] = "off"  # a salesperson number before each sale
+    # a salesperson (an operator number of this store) on each sale: off refuses the command; required refuses
+    # total and payment without one (storenode/lanes/salesperson.py)
+    salesperson: Literal["off", "optional", "required"] = "off"
     merge_lines: bool = True  # scanning an item again adds to its line (never for weighed or price-embedded items)
     # manual discounts: what a cashier gives alone; beyond it a supervisor approves
     cashier_discount_percent: int = 1000  # hundredths of a percent of a line or the sale (10.00 %)

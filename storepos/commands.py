@@ -179,15 +179,17 @@ def central_verify_journal(db: Path, store: str | None) -> int:
 
 def central_sales(db: Path, store: str | None) -> int:
     if store:
-        records = _read_central(db, lambda conn: sales.receipts(conn, store))
+        records = _read_central(db, lambda conn: sales.listing(conn, store))
         if records is None:
             return 2
         if not records:
             print(f"no sales from store {store}")
         for r in records:
+            of = f"  refund of {r.refund_of}" if r.refund_of else ""
+            by = f"  salesperson {r.salesperson}" if r.salesperson else ""
             print(
                 f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
-                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}"
+                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}{of}{by}"
             )
         return 0
     summaries = _read_central(db, sales.summaries)
@@ -198,7 +200,8 @@ def central_sales(db: Path, store: str | None) -> int:
     for s in summaries:
         print(
             f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
-            f"total {s.currency} {format_money(s.total, s.currency)}"
+            f"total {s.currency} {format_money(s.total, s.currency)}; "
+            f"{s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
         )
     return 0
 

@@ -11,6 +11,7 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
                          big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
@@ -74,6 +75,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -209,6 +211,12 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return CashCount(counts=_counted(rest, currency))
             case (("nosale" | "payout" | "float" | "drop" | "deposit" | "cashcount"), _):
                 raise ValueError("see help for how it is written")
+            # issue 14, salesperson
+            case "salesperson", [number]:
+                return SetSalesperson(salesperson=number)
+            case "salesperson", []:
+                return SetSalesperson(salesperson="")
+            # end of issue 14, salesperson
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -256,8 +264,15 @@ def show_state(state: SaleState) -> str:
     link = f" | {state.link}" if state.link else ""
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
-    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
-    if state.tenders:
+    seller = f" | salesperson {state.salesperson}" if state.salesperson else ""
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{seller}{link}]"
+    back = state.total < 0  # a refund (or returns worth more than the goods bought): money goes back
+    if state.tenders and back:
+        taken = ", ".join(
+            f"{t.kind} {format_money(-t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
+        )
+        head += f" paid back {format_money(-state.paid, cur)} ({taken}), to refund {format_money(-state.due, cur)}"
+    elif state.tenders:
         taken = ", ".join(
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
@@ -272,10 +287,11 @@ def show_state(state: SaleState) -> str:
         out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
     if state.lines:
         vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
-        out.append(
-            f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
-            f"   (VAT {vat})"
-        )
+        if back:
+            total = f"TO REFUND {cur} {format_money(-state.total, cur)}   in cash {format_money(-state.cash_due, cur)}"
+        else:
+            total = f"TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
+        out.append(f"      {total}   (VAT {vat})")
     if state.popup:  # the cashier must act on it (check the customer's age) before going on
         out.append(f"!! {state.popup}")
     return "\n".join(out)
@@ -346,6 +362,9 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     match frame:
         case SaleState():
             return show_state(frame)
+        case Receipt() if frame.cash_due < 0:  # money went back: never "change" on a refund
+            back = format_money(-frame.cash_due, frame.currency)
+            return frame.text + f"-- receipt {frame.receipt_no} done, paid back {frame.currency} {back}"
         case Receipt():
             return (
                 frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"

@@ -62,6 +62,7 @@ from protocol.frames import (
     SaleState,
     Scan,
     SetAside,
+    SetSalesperson,
     StartSale,
     StockCount,
     StockInfo,
@@ -84,7 +85,17 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, cash, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import (
+    approval,
+    basket,
+    cash,
+    closing,
+    payments,
+    refunds,
+    salesperson,
+    statefile,
+    terminal_admin,
+)
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -548,6 +559,8 @@ class Lane:
             self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
+        if isinstance(command, Total | CashTender | CardTender | GiftCardTender | InvoiceTender):
+            salesperson.require(state, self.ctx.config.sales.salesperson)
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
@@ -581,9 +594,11 @@ class Lane:
                 await self._save(_with(new, given), ref=ref, message=f"voided line {no}")
             case Total():
                 new = basket.to_total(state)
-                due = self._money(basket.cash_due(new, self.currency))
-                await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
-                self._show(lambda: display.total_lines(f"{self.currency} {due}"))
+                cash_due = basket.cash_due(new, self.currency)
+                due, what = self._money(abs(cash_due)), "to refund" if cash_due < 0 else "to pay"
+                await self._save(new, ref=ref, message=f"{what} {self.currency} {due}")
+                label = "REFUND" if cash_due < 0 else "TOTAL"
+                self._show(lambda: display.total_lines(f"{self.currency} {due}", label=label))
             case CashTender():
                 await self._cash(command, conn)
             case CardTender():
@@ -608,6 +623,8 @@ class Lane:
                 await self._apply(effects, conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
+            case SetSalesperson(salesperson=number):
+                await self._salesperson(number, ref)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
@@ -629,6 +646,15 @@ class Lane:
                 await self._cash_event(command, conn)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
+
+    async def _salesperson(self, text: str, ref: int) -> None:
+        """The sale's salesperson, checked against the operator register (storenode.lanes.salesperson)."""
+        number, store = salesperson.number_of(text), self.ctx.config.store
+        found = await self._read(lambda c: operators.find(c, number, store)) if number else None
+        mode = self.ctx.config.sales.salesperson
+        new = salesperson.enter(self.state, number, mode, found, uuid.uuid4().hex, self.ctx.clock.now_ms())
+        message = f"salesperson {found.number} ({found.name})" if found is not None else "no salesperson"
+        await self._save(new, ref=ref, message=message)
 
     async def _check_pin(self, number: str, pin: str) -> operators.Operator:
         """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the
@@ -836,7 +862,11 @@ class Lane:
             elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            return basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price), item
+            merge = self.ctx.config.sales.merge_lines
+            added = basket.add_line(
+                current, item, code, qty, returned=returned, weight_g=weight_g, price=price, merge=merge
+            )
+            return added, item
 
         new, item = await self._read(decide)
         if new is None:
@@ -851,14 +881,18 @@ class Lane:
         new = _with(new, await self._approval(needed, asker))
         await self._persist(new)
         self.state = new
-        line = new.lines[-1]
+        line = basket.scanned_line(state, new)
+        amount, merged = line.amount, ""
+        if len(new.lines) == len(state.lines):  # onto a line of the sale already (store.toml [sales] merge_lines)
+            amount -= state.lines[line.no - 1].amount
+            merged = f" (line {line.no}: {line.qty})"
         if line.weight_g:
             what = f"{line.weight_g / 1000:.3f} kg {item.name}"
         else:
             what = f"{qty} x {item.name}" if qty != 1 else item.name
         prefix = "returned: " if returned else ""
-        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}", popup=item.popup)
-        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
+        self._publish(ref=ref, message=f"{prefix}{what} {self._money(amount)}{merged}", popup=item.popup)
+        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(amount)))
 
     def _scan_needs(
         self,
@@ -1136,7 +1170,10 @@ class Lane:
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
         tendered = sum(t.sale_value for t in record.tenders)
-        if kind == "sale":
+        back = -(record.total + record.rounding)
+        if kind == "sale" and back > 0:
+            self._show(lambda: display.total_lines(self._money(back), label="PAID BACK"))
+        elif kind == "sale":
             self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(
             lane=self.number,
@@ -1154,7 +1191,12 @@ class Lane:
             conn.push(answer)
         else:
             self._broadcast(answer)
-        message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
+        if kind == "cancel":
+            message = "sale cancelled"
+        elif back > 0:  # a refund (or returns worth more than what was bought): money went back
+            message = f"paid back {config.currency} {format_money(back, config.currency)}"
+        else:
+            message = f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)
 
 

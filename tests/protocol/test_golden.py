@@ -98,6 +98,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -295,6 +296,13 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         "65706c61636564a37265661b",
     ),
     ("EndOfDay", EndOfDay(ref=28, lane=1), "83a174a8656e646f66646179a37265661ca46c616e6501"),
+    # Issue 14, salesperson (sellfix).
+    (
+        "SetSalesperson",
+        SetSalesperson(ref=43, salesperson="17"),
+        "83a174ab73616c6573706572736f6eab73616c6573706572736f6ea23137a37265662b",
+    ),
+    # End of issue 14, salesperson.
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
