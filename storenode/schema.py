@@ -351,4 +351,22 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 18 (issue 14, park): sales parked at the store, resumed on any of its lanes (storenode.lanes.parking)
+    Migration(
+        18,
+        """
+        -- `no` is the short id a cashier types (P<no>); AUTOINCREMENT never hands out a number twice, so a
+        -- resumed id cannot come back naming another sale. `state` is the lane's sale as it was (msgpack).
+        CREATE TABLE parked_sales (
+            no INTEGER PRIMARY KEY AUTOINCREMENT,
+            sale_id TEXT NOT NULL UNIQUE,
+            lane INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            parked_at INTEGER NOT NULL,
+            lines INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            state BLOB NOT NULL
+        );
+        """,
+    ),
 ]

@@ -44,6 +44,7 @@ class StoreSummary(msgspec.Struct):
     total: int
     currency: str
     last_closed_at: int
+    training: int = 0  # training sales (issue 14): counted apart, never in `sales` or `total`
 
 
 class Incoming:
@@ -78,7 +79,7 @@ class Incoming:
         digest = chain_hash(prev, event.body)
         conn.execute(
             "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body,"
-            " hash, sig, key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " hash, sig, key, training) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 store,
                 lane,
@@ -93,6 +94,7 @@ class Incoming:
                 digest,
                 event.sig,
                 event.key,
+                record.training,
             ),
         )
         self.heads[lane] = (record.receipt_no, digest)
@@ -189,9 +191,11 @@ def verify(conn: sqlite3.Connection, store: str | None = None) -> tuple[int, lis
 
 
 def summaries(conn: sqlite3.Connection) -> list[StoreSummary]:
+    """Each store's figures: its real sales only; training sales (storenode.lanes.training) are counted apart."""
     rows = conn.execute(
-        "SELECT store, SUM(kind = 'sale'), SUM(kind = 'cancel'), SUM(CASE WHEN kind = 'sale' THEN total ELSE 0 END), "
-        "MAX(currency), MAX(closed_at) FROM sales GROUP BY store ORDER BY store"
+        "SELECT store, SUM(kind = 'sale' AND NOT training), SUM(kind = 'cancel' AND NOT training), "
+        "SUM(CASE WHEN kind = 'sale' AND NOT training THEN total ELSE 0 END), "
+        "MAX(currency), MAX(closed_at), SUM(kind = 'sale' AND training) FROM sales GROUP BY store ORDER BY store"
     )
     return [StoreSummary(*row) for row in rows]
 

@@ -45,12 +45,17 @@ from protocol.frames import (
     InvoiceTender,
     Login,
     Logout,
+    Park,
+    ParkedList,
+    ParkedQuery,
+    ParkedSale,
     QuickKey,
     Receipt,
     RecordApproval,
     RecordPayment,
     RefundOf,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleState,
     Scan,
@@ -64,6 +69,7 @@ from protocol.frames import (
     TerminalReport,
     TillFrame,
     Total,
+    Training,
     VoidLine,
     Welcome,
 )
@@ -76,7 +82,17 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import (
+    approval,
+    basket,
+    closing,
+    parking,
+    payments,
+    refunds,
+    statefile,
+    terminal_admin,
+    training,
+)
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -326,6 +342,7 @@ class Lane:
         if self._session is None and frame.status == READY:  # a sale settled by itself: nobody is logged in
             frame.status, frame.operator = CLOSED, ""
         frame.popup = popup
+        frame.training = self.state.training
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
         frame.devices = {name: self.ctx.health.get(name).state for name in self.devices.names}
@@ -540,6 +557,7 @@ class Lane:
             self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
+        training.check_tender(state, command)
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
@@ -616,6 +634,15 @@ class Lane:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # issue 14, park and resume, training mode
+            case Park():
+                await self._park(ref)
+            case Resume(id=typed):
+                await self._resume(typed, ref)
+            case ParkedQuery():
+                self._answer(ParkedList(sales=await self._parked(), ref=ref), conn)
+            case Training(on=on):
+                await self._training(on, command, ref)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
@@ -754,6 +781,7 @@ class Lane:
 
         def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
+            training.check_refund(state, found.original)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
             new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt)
@@ -765,6 +793,62 @@ class Lane:
         paid = ", ".join(f"{k} {self._money(v)}" for (k, _), v in found.money.items() if v > 0)
         message = f"refund of receipt {found.receipt} (left to pay back: {paid}): scan the returns"
         self._publish(ref=ref, message=message)
+
+    # -- park and resume, training mode (issue 14; the decisions: storenode.lanes.parking, training) ------
+
+    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
+        if conn is not None:
+            conn.push(frame)
+        else:
+            self._broadcast(frame)
+
+    async def _park(self, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_parkable(state)  # refused before the database is asked
+        parked = await self.ctx.db.write(
+            lambda c: parking.park(
+                c, state, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = basket.cleared(state)
+        self.ctx.signal.notify(1)
+        total = self._money(basket.total(state))
+        self._publish(
+            ref=ref, message=f"sale parked as {parked.short_id} ({self.currency} {total}): resume it on any lane"
+        )
+
+    async def _resume(self, typed: str, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_resumable(state)
+        new, parked = await self.ctx.db.write(
+            lambda c: parking.resume(
+                c, state, typed, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        where = f"parked on lane {parked.lane}" if parked.lane != self.number else "parked here"
+        self._publish(ref=ref, message=f"resumed {parked.short_id} ({where}) at its parked prices")
+
+    async def _parked(self) -> list[ParkedSale]:
+        currency = self.currency
+        return await self.ctx.db.read(lambda c: parking.left_parked(c, currency))
+
+    async def _training(self, on: bool, command: Command, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        new = training.switched(state, on)
+        given = await self._approval(training.needed(self.number, on), command)
+        await self.ctx.db.write(
+            lambda c: training.record(
+                c, new, given, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        self._publish(ref=ref, message=f"training mode {'on: nothing here is real' if on else 'off'}")
 
     async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
         state = self.state

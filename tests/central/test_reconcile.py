@@ -50,7 +50,7 @@ async def test_reconcile_agrees_then_names_every_difference(
             c.execute(f"UPDATE sales SET body = ? {where}", (body.replace(b"SEK", b"NOK"),))  # type: ignore[attr-defined]
             c.execute(  # type: ignore[attr-defined]
                 "INSERT INTO sales SELECT store, lane, 9, kind, 'ghost', currency, total, closed_at, seq, body, hash,"
-                " sig, key FROM sales WHERE store = 'S001' AND lane = 1 AND receipt_no = 1"
+                " sig, key, training FROM sales WHERE store = 'S001' AND lane = 1 AND receipt_no = 1"
             )
 
         await central.db.write(tamper)
