@@ -268,7 +268,7 @@ class Lane:
             self._drop_file()
             self._drop_reader()
         if self._session is None and state.status == READY:  # saved while logged in; nobody is, at a till
-            state = LaneState(lane=self.number, status=CLOSED)
+            state = LaneState(lane=self.number, status=CLOSED, training=state.training)  # a mode of the lane
         return state
 
     def _drop_reader(self) -> None:
@@ -527,7 +527,7 @@ class Lane:
             return
         session.watch.cancel()
         if self.state.status == READY:
-            self.state = LaneState(lane=self.number, status=CLOSED)
+            self.state = LaneState(lane=self.number, status=CLOSED, training=self.state.training)
             self._publish(message=why)
         else:
             self._publish(message=f"{why}; {self._waiting_sale()}" if self._waiting_sale() else why)
@@ -564,7 +564,8 @@ class Lane:
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
-                await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
+                closed = LaneState(lane=self.number, status=CLOSED, training=state.training)  # training stays on
+                await self._save(closed, ref=ref, message="logged out")
                 session, self._session = self._session, None
                 if session is not None:
                     session.watch.cancel()
@@ -729,7 +730,8 @@ class Lane:
         await self._persist(new)
         self.state = new
         self._start_session(conn, number)
-        self._publish(ref=ref, message=f"operator {number} ({name}) logged in")
+        mode = " (lane in training mode: nothing here is real)" if new.training else ""
+        self._publish(ref=ref, message=f"operator {number} ({name}) logged in{mode}")
 
     async def _stock(
         self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command

@@ -20,8 +20,10 @@ from protocol.frames import (
     GiftCardTender,
     InvoiceTender,
     Login,
+    Park,
     Receipt,
     RefundOf,
+    Resume,
     SaleState,
     Scan,
     Training,
@@ -96,10 +98,13 @@ async def test_training_sales_are_marked_cash_only_stockless_and_apart_at_centra
             assert "NOT A RECEIPT" in trained.text
             ready = await until(till, lambda s: s.status == "ready")
             assert ready.training  # a mode of the lane: it stays on from sale to sale
+            await till.request(Scan(code=MILK))
+            assert isinstance(await till.request(Park()), SaleState)  # a training sale, parked as P1
 
             off = await till.request(Training(on=False))  # leaving training needs nobody
             assert isinstance(off, SaleState) and not off.training
             await refused(store, till, Training(on=False), "training_already", "not in training mode")
+            await refused(store, till, Resume(id="P1"), "training_mismatch", "in training mode")
             await refused(
                 store, till, RefundOf(receipt=f"S001-1-{trained.receipt_no}"), "training_receipt", "training sale"
             )
@@ -111,10 +116,11 @@ async def test_training_sales_are_marked_cash_only_stockless_and_apart_at_centra
         ("sale", False, ""),
         ("event", False, "training_on"),
         ("sale", True, ""),
+        ("event", True, "park"),
         ("event", False, "training_off"),
     ]
     on_event = records[1].event
     assert on_event is not None and on_event.approver == "2"
-    assert records[3].event is not None and records[3].event.approver == ""
+    assert records[4].event is not None and records[4].event.approver == ""
     (summary,) = await central.db.read(sales.summaries)
     assert (summary.sales, summary.total, summary.training) == (1, real_receipt.total, 1)
