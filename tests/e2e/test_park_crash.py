@@ -162,3 +162,34 @@ async def test_a_park_or_resume_cut_by_kill_9_is_kept_whole_or_not_at_all(
     assert [r.sale_id for r in journal_at(db) if r.kind == "sale"] == [sold.sale_id]  # sold once
     assert [code for _, code, _ in events(db)] == ["park", "resume"]
     assert parked_rows(db) == []
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.05])
+async def test_training_on_cut_by_kill_9_is_journaled_exactly_when_the_lane_kept_it(
+    tmp_path: Path, procs: Processes, delay: float
+) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text(STORE_TOML.format(central="", ca=""))
+    db = tmp_path / "store-data" / "store.db"
+    store, url = await procs.start("store", "store", "run", "--config", str(config))
+    with trio.fail_after(60):
+        async with connect(url, lane=1, till="T1") as till, trio.open_nursery() as nursery:
+            await login(till, "2", "4321")  # a manager approves their own switch: no PIN to hash in the way
+            nursery.start_soon(till.request, Training(on=True))
+            await trio.sleep(delay)
+            procs.kill9(store)
+            nursery.cancel_scope.cancel()
+        await store.wait()
+        switched = [code for _, code, _ in events(db)]
+        assert switched in ([], ["training_on"])
+        assert lane_row(db, 1).training == bool(switched)  # the lane and its journal agree
+
+        store, url = await procs.start("store2", "store", "run", "--config", str(config))
+        async with connect(url, lane=1, till="T1") as till:
+            assert till.state is not None and till.state.training == bool(switched)
+            await login(till)
+            await till.request(Scan(code=MILK))
+            receipt = await till.request(CashTender(amount=5000))
+            assert isinstance(receipt, Receipt) and ("TRAINING" in receipt.text) == bool(switched)
+    (sale,) = [r for r in journal_at(db) if r.kind == "sale"]
+    assert sale.training == bool(switched)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
 
 from protocol.frames import (
@@ -29,6 +30,7 @@ from protocol.frames import (
     TillFrame,
 )
 from storenode.app import StoreNode
+from storepos import commands
 from tests.kit.journal import journal
 from tests.kit.nodes import start_store
 from tests.kit.payments import BUTTER, COFFEE, MILK
@@ -116,6 +118,30 @@ async def test_parked_on_one_lane_resumed_on_another_at_its_prices_journaled_onc
     assert park.operator == "1" and resume.operator == "2" and sale.operator == "2"
     assert resume.event is not None and "lane 1" in resume.event.detail
     assert sale.sale_id == sold.sale_id and sale.total == sold.total
+
+
+async def test_sales_left_parked_are_reported_by_store_status_and_store_parked(
+    tmp_path: Path, nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Day close (issue 15) will report them through parking.left_parked; meanwhile these two commands do."""
+    store = await start_store(tmp_path, nursery)
+    config = tmp_path / "store.toml"
+    config.write_text(f'store = "S001"\nlanes = [1, 2]\ndata_dir = "{store.config.data_dir}"\n')
+    with trio.fail_after(BOUND):
+        assert commands.store_parked(config) == 0
+        assert "S001: no sales are parked" in capsys.readouterr().out
+        async with connect(store.url, lane=1, till="T1") as one:
+            await logged_in(one)
+            for code in (MILK, COFFEE):
+                await one.request(Scan(code=code))
+                await one.request(Park())
+        assert await commands.store_status(config, store.url) == 0
+        assert "parked sales: 2" in capsys.readouterr().out
+    assert commands.store_parked(config) == 0
+    out = capsys.readouterr().out
+    assert "2 sales parked" in out
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [["P1", "lane", "1"], ["P2", "lane", "1"]]
+    assert [line.split()[-2:] for line in out.splitlines()[1:]] == [["SEK", "15.90"], ["SEK", "69.95"]]
 
 
 async def test_each_refusal_changes_nothing(tmp_path: Path, nursery: trio.Nursery) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
 
 from central.app import CentralNode
@@ -30,6 +31,7 @@ from protocol.frames import (
 )
 from storenode import stock
 from storenode.app import StoreNode
+from storepos import commands
 from tests.kit.journal import journal
 from tests.kit.nodes import start_store
 from tests.kit.payments import COFFEE, MILK
@@ -64,7 +66,7 @@ async def refused(store: StoreNode, till: TillClient, command: Command, code: st
 
 
 async def test_training_sales_are_marked_cash_only_stockless_and_apart_at_central(
-    tmp_path: Path, nursery: trio.Nursery, central: CentralNode
+    tmp_path: Path, nursery: trio.Nursery, central: CentralNode, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = await start_store(tmp_path, nursery, central)
     with trio.fail_after(BOUND):
@@ -124,3 +126,11 @@ async def test_training_sales_are_marked_cash_only_stockless_and_apart_at_centra
     assert records[4].event is not None and records[4].event.approver == ""
     (summary,) = await central.db.read(sales.summaries)
     assert (summary.sales, summary.total, summary.training) == (1, real_receipt.total, 1)
+    capsys.readouterr()
+    assert commands.central_sales(central.db.path, None) == 0
+    assert (
+        "store S001: 1 sales, 0 cancelled, total SEK 69.95 (1 training sales, not counted)" in capsys.readouterr().out
+    )
+    assert commands.central_sales(central.db.path, "S001") == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.split()[5] == "sale"]
+    assert [line.endswith("TRAINING") for line in listed] == [False, True]
