@@ -72,12 +72,14 @@ def parse_id(text: str, store: str) -> int:
     text = text.strip()
     if "-" in text:
         prefix, _, text = text.rpartition("-")
+        if not prefix:
+            raise Rejected("bad_parked_id", f"'-{text}' is not a parked sale's id (like {PREFIX}12)")
         if prefix.upper() != store.upper():
             raise Rejected(
                 "other_store", f"{prefix}-{text} was parked in store {prefix}, not here ({store}): resume it there"
             )
     digits = text[1:] if text[:1].upper() == PREFIX else text
-    if not digits.isdigit() or not 1 <= int(digits) <= MAX_NO:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_NO:  # not "²": int() refuses it
         raise Rejected("bad_parked_id", f"{text!r} is not a parked sale's id (like {PREFIX}12)")
     return int(digits)
 

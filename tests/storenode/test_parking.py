@@ -8,6 +8,7 @@ sales and the journal as they were; two lanes resuming the same sale at once: on
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -185,8 +186,9 @@ async def test_each_refusal_changes_nothing(tmp_path: Path, nursery: trio.Nurser
 
 
 async def test_two_lanes_resuming_one_parked_sale_at_once_one_gets_it(tmp_path: Path, nursery: trio.Nursery) -> None:
-    """Both resumes reach the store together; its database actor runs one write job at a time, so the
-    second finds the parked row already gone: it is refused and its lane stays as it was."""
+    """Both resumes reach the store's database together: the test holds its writer thread until both jobs
+    are queued, so they run in one batch (each in its own savepoint). The actor runs one job at a time, so
+    the second finds the parked row already gone: it is refused, rolled back alone, its lane as it was."""
     store = await start_store(tmp_path, nursery)
     with trio.fail_after(BOUND):
         async with connect(store.url, lane=1, till="T1") as one, connect(store.url, lane=2, till="T2") as two:
@@ -200,9 +202,20 @@ async def test_two_lanes_resuming_one_parked_sale_at_once_one_gets_it(tmp_path: 
             async def resume(lane: int, till: TillClient) -> None:
                 answers[lane] = await till.request(Resume(id="P1"))
 
+            entered, gate = threading.Event(), threading.Event()
+
+            def hold(_c: sqlite3.Connection) -> None:
+                entered.set()
+                gate.wait(BOUND)
+
             async with trio.open_nursery() as both:
+                both.start_soon(store.db.write, hold)  # the writer thread, held
+                await trio.to_thread.run_sync(entered.wait, BOUND)
                 both.start_soon(resume, 1, one)
                 both.start_soon(resume, 2, two)
+                while store.db._queue.qsize() < 2:  # noqa: ASYNC110  (no event says a job was queued)
+                    await trio.sleep(0.005)
+                gate.set()
             won = [lane for lane, a in answers.items() if isinstance(a, SaleState) and a.sale_id == sold.sale_id]
             lost = [lane for lane, a in answers.items() if isinstance(a, Error) and a.code == "already_resumed"]
             assert len(won) == 1 and len(lost) == 1, answers
