@@ -557,7 +557,7 @@ class Lane:
             self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
-        training.check_tender(state, command)
+        training.check_real(state, command)  # card, gift card, invoice, stock: not in training
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)

@@ -12,7 +12,8 @@ on the printed receipt. A training sale moves no stock (storenode.lanes.closing)
 central's sales figures (central.registers.sales) and moves no real money: only cash is taken, because
 the drawer is the trainee's own to count back; card, gift card and invoice are refused rather than
 simulated, since each of them would move money outside the store (a terminal's batch, central's gift
-card balances, a customer's invoice) where a training mark cannot follow. A training receipt is refunded
+card balances, a customer's invoice) where a training mark cannot follow. Stock moves and counts are
+refused too: the stock is real. A training receipt is refunded
 only in training, and a real receipt only outside it: the refund's record must be of the same kind as
 the sale it pays back, or a training refund would use up a real receipt's balance (or real cash would
 go back for a training sale).
@@ -24,7 +25,17 @@ import sqlite3
 
 import msgspec
 
-from protocol.frames import CardTender, Command, GiftCardTender, InvoiceTender, RecordApproval, RecordEvent, SaleRecord
+from protocol.frames import (
+    CardTender,
+    Command,
+    GiftCardTender,
+    InvoiceTender,
+    RecordApproval,
+    RecordEvent,
+    SaleRecord,
+    StockCount,
+    StockMove,
+)
 from runtime.mailbox import Rejected
 from storenode.journal.chain import Signer
 from storenode.lanes import approval, basket
@@ -33,6 +44,7 @@ from storenode.lanes.events import journal_event
 from storenode.lanes.saved import save_state
 
 _NOT_REAL = {CardTender: "card", GiftCardTender: "gift card", InvoiceTender: "invoice"}
+_STOCK = (StockMove, StockCount)
 
 
 def switched(state: LaneState, on: bool) -> LaneState:
@@ -77,10 +89,17 @@ def record(
     save_state(conn, new)
 
 
-def check_tender(state: LaneState, command: Command) -> None:
-    """In training only cash is taken (see the module for why card, gift card and invoice are refused)."""
+def check_real(state: LaneState, command: Command) -> None:
+    """In training only cash is taken (see the module for why card, gift card and invoice are refused),
+    and no stock is moved or counted: the store's stock is real whoever stands at the till."""
+    if not state.training:
+        return
+    if isinstance(command, _STOCK):
+        raise Rejected(
+            "training_stock", f"lane {state.lane} is in training mode: stock is not moved or counted in training"
+        )
     kind = _NOT_REAL.get(type(command))
-    if state.training and kind is not None:
+    if kind is not None:
         raise Rejected(
             "training_tender",
             f"lane {state.lane} is in training mode: no {kind} payment, only cash; "

@@ -27,6 +27,8 @@ from protocol.frames import (
     Resume,
     SaleState,
     Scan,
+    StockCount,
+    StockMove,
     Training,
 )
 from storenode import stock
@@ -94,6 +96,8 @@ async def test_training_sales_are_marked_cash_only_stockless_and_apart_at_centra
             await refused(store, till, Training(on=False), "sale_open", "before switching training mode")
             for tender in (CardTender(), GiftCardTender(card="GC-1"), InvoiceTender(customer="C-1")):
                 await refused(store, till, tender, "training_tender", "only cash")
+            for move in (StockMove(code=MILK, qty=5, reason="receipt"), StockCount(code=MILK, counted=3)):
+                await refused(store, till, move, "training_stock", "not moved or counted in training")
             trained = await till.request(CashTender(amount=5000))
             assert isinstance(trained, Receipt)
             assert trained.text.count(TRAINING) == 2, trained.text  # at the head and at the foot
