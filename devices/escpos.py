@@ -54,6 +54,9 @@ class Discount(msgspec.Struct, frozen=True):
     line: int | None = None
 
 
+TRAINING = "TRAINING / ÖVNING"  # the banner of a training sale's receipt (storenode.lanes.training)
+
+
 def receipt_id(record: SaleRecord) -> str:
     """The id printed in the receipt's code and typed or scanned for a return: unique per store."""
     return f"{record.store}-{record.lane}-{record.receipt_no}"
@@ -221,6 +224,9 @@ def _lay_out(
     if copy:
         s.style(align="center", bold=True, tall=True)
         s.line("COPY")
+    if record.training:  # issue 14: a training sale's receipt must never pass for a real one
+        s.style(align="center", bold=True, tall=True)
+        s.line(TRAINING)
     s.style(align="center", bold=True, tall=True)
     s.line(layout.store_name or record.store)
     s.style(align="center")
@@ -277,6 +283,9 @@ def _lay_out(
             amounts = f"{money(vat.gross - vat.vat):>9} {money(vat.vat):>9} {money(vat.gross):>9}"
             s.row(f"  {format_rate(vat.rate)}", amounts)
     s.line()
+    if record.training:
+        s.style(align="center", bold=True)
+        s.line(f"*** {TRAINING} - NOT A RECEIPT ***")
     s.style(align="center")
     for text in layout.footer:
         s.line(text)

@@ -255,6 +255,7 @@ class SaleState(TillFrame, tag="state"):
     payment: str = ""  # a card payment in progress or in doubt, in words
     refund_of: str = ""  # the receipt this sale refunds (RefundOf)
     salesperson: str = ""  # the sale's salesperson (SetSalesperson), issue 14
+    training: bool = False  # the lane is in training mode: show TRAINING / ÖVNING, nothing here is real
 
 
 class QuickKey(msgspec.Struct, kw_only=True):
@@ -309,6 +310,7 @@ class Status(TillFrame, tag="status"):
     replica: int = 0  # the catalogue version this store sells from
     central_catalog: int = 0  # the newest catalogue version central has announced
     behind_since: int = 0  # epoch ms since the replica has lagged central's announced version; 0: up to date
+    parked: int = 0  # sales parked at this store and not resumed (issue 14): left at day close, reported
 
 
 class StockAt(msgspec.Struct, kw_only=True):
@@ -413,6 +415,49 @@ class GiftCardInfo(TillFrame, tag="giftcard"):
     balance: int
     currency: str
     ref: int = 0
+
+
+# -- Issue 14, park and resume, training mode (storenode.lanes.parking, storenode.lanes.training) --------
+
+
+class Park(Command, tag="park"):
+    """Park the open sale (no money taken, no payment pending): it is kept at the store, journaled, and
+    the lane is free for the next customer. Any lane of the store resumes it by its short id."""
+
+
+class Resume(Command, tag="resume"):
+    """Resume a parked sale on this lane (which must have no open sale) by its short id ("P12"); an id
+    with another store's prefix ("S002-P12") is refused: a parked sale stays in its store."""
+
+    id: Name
+
+
+class ParkedQuery(Command, tag="parked?"):
+    """The sales parked at this store (any lane), oldest first."""
+
+
+class ParkedSale(msgspec.Struct, kw_only=True):
+    id: str  # the short id a cashier types to resume it ("P12")
+    lane: int  # where it was parked
+    operator: str
+    at: int  # epoch ms it was parked
+    lines: int  # live lines
+    total: int
+    currency: str
+
+
+class ParkedList(TillFrame, tag="parked"):
+    sales: list[ParkedSale] = []
+    ref: int = 0
+
+
+class Training(Command, tag="training"):
+    """Switch the lane's training mode on (a supervisor's approval: the command carries it, or the
+    operator is one) or off (no approval). Refused while a sale is open."""
+
+    on: bool
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
 
 
 # -- Cash management at the lane (issue 14, cash): storenode/lanes/cash.py -------------------------------
@@ -550,6 +595,10 @@ TillToStore = (
     | CashDeposit
     | CashCount
     | SetSalesperson
+    | Park
+    | Resume
+    | ParkedQuery
+    | Training
 )
 StoreToTill = (
     Welcome
@@ -563,6 +612,7 @@ StoreToTill = (
     | GiftCardInfo
     | TerminalReport
     | CashDone
+    | ParkedList
 )
 
 

@@ -51,6 +51,7 @@ from storenode import identity as store_identity
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
 from storenode.journal import chain
+from storenode.lanes import parking
 from storenode.lanes.basket import Item
 from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
@@ -270,6 +271,7 @@ class StoreNode:
             replica=self.catalog_follower.view.version,
             central_catalog=self.catalog_follower.view.central,
             behind_since=self.catalog_follower.view.behind_since,
+            parked=await self.db.read(parking.count),
         )
 
     async def search(self, query: ItemSearch) -> SearchResult:

@@ -351,6 +351,24 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 18 (issue 14, park): sales parked at the store, resumed on any of its lanes (storenode.lanes.parking)
+    Migration(
+        18,
+        """
+        -- `no` is the short id a cashier types (P<no>); AUTOINCREMENT never hands out a number twice, so a
+        -- resumed id cannot come back naming another sale. `state` is the lane's sale as it was (msgpack).
+        CREATE TABLE parked_sales (
+            no INTEGER PRIMARY KEY AUTOINCREMENT,
+            sale_id TEXT NOT NULL UNIQUE,
+            lane INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            parked_at INTEGER NOT NULL,
+            lines INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            state BLOB NOT NULL
+        );
+        """,
+    ),
     # 20 (issue 14, cash): the cash management bookkeeping beside the journal (storenode/lanes/cash.py), each
     # row written in the same transaction as the event it belongs to. cash_counts: each lane's last cash
     # count (its receipt number), so the next count reads only the journal after it; cash_nosales: no-sale

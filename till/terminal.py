@@ -12,6 +12,8 @@ Lines (from --script first, then standard input):
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
   salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
+  park                   park the open sale     parked   the store's parked sales   resume <id>  resume one here
+  training on|off        training mode (on: a supervisor approves); nothing sold in training is real
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
                          big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
@@ -64,12 +66,16 @@ from protocol.frames import (
     Login,
     Logout,
     NoSale,
+    Park,
+    ParkedList,
+    ParkedQuery,
     Payout,
     PriceCheck,
     QuickKey,
     Receipt,
     RefundOf,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleState,
     Scan,
@@ -86,6 +92,7 @@ from protocol.frames import (
     TerminalReport,
     TillFrame,
     Total,
+    Training,
     VoidLine,
 )
 from protocol.money import MoneyError, format_money, format_rate, parse_money
@@ -217,6 +224,15 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
             case "salesperson", []:
                 return SetSalesperson(salesperson="")
             # end of issue 14, salesperson
+            # issue 14, park and resume, training mode
+            case "park", []:
+                return Park()
+            case "parked", []:
+                return ParkedQuery()
+            case "resume", [typed]:
+                return Resume(id=typed)
+            case "training", [("on" | "off") as mode]:
+                return Training(on=mode == "on")
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -277,6 +293,8 @@ def show_state(state: SaleState) -> str:
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
         head += f" paid {format_money(state.paid, cur)} ({taken}), due {format_money(state.due, cur)}"
+    if state.training:
+        head = f"** TRAINING / ÖVNING ** {head}"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:
         if line.weight_g:
@@ -357,6 +375,17 @@ def show_found(result: SearchResult, currency: str) -> str:
     return "\n".join(out)
 
 
+def show_parked(listing: ParkedList, timezone: str = "") -> str:
+    if not listing.sales:
+        return "no sales are parked in this store"
+    out = [f"{len(listing.sales)} parked (resume <id> on any lane of the store):"]
+    for p in listing.sales:
+        amount = f"{p.currency} {format_money(p.total, p.currency)}"
+        when = show_instant(p.at, timezone)
+        out.append(f"  {p.id:<8} lane {p.lane:<3} operator {p.operator:<6} {when}  {p.lines:>3} lines {amount:>14}")
+    return "\n".join(out)
+
+
 def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     """`currency` and `timezone` are the store's, for answers that do not carry them."""
     match frame:
@@ -387,6 +416,8 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             return "\n".join([head, *groups, frame.text]).rstrip()
         case CashDone():
             return show_cash(frame)
+        case ParkedList():
+            return show_parked(frame, timezone)
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"

@@ -67,7 +67,8 @@ def close_sale(
     record, _ = chain.append(
         conn, state.lane, build, signer, lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, kind, body)
     )
-    movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if kind == "sale" else []
+    real = kind == "sale" and not state.training  # a training sale moves no stock (storenode.lanes.training)
+    movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if real else []
     for movement in movements:
         stock.record(conn, movement)
     cleared = basket.cleared(state)

@@ -51,6 +51,10 @@ from protocol.frames import (
     Login,
     Logout,
     NoSale,
+    Park,
+    ParkedList,
+    ParkedQuery,
+    ParkedSale,
     Payout,
     QuickKey,
     Receipt,
@@ -58,6 +62,7 @@ from protocol.frames import (
     RecordPayment,
     RefundOf,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleState,
     Scan,
@@ -73,6 +78,7 @@ from protocol.frames import (
     TerminalReport,
     TillFrame,
     Total,
+    Training,
     VoidLine,
     Welcome,
 )
@@ -90,11 +96,13 @@ from storenode.lanes import (
     basket,
     cash,
     closing,
+    parking,
     payments,
     refunds,
     salesperson,
     statefile,
     terminal_admin,
+    training,
 )
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
@@ -271,7 +279,7 @@ class Lane:
             self._drop_file()
             self._drop_reader()
         if self._session is None and state.status == READY:  # saved while logged in; nobody is, at a till
-            state = LaneState(lane=self.number, status=CLOSED)
+            state = LaneState(lane=self.number, status=CLOSED, training=state.training)  # a mode of the lane
         return state
 
     def _drop_reader(self) -> None:
@@ -345,6 +353,7 @@ class Lane:
         if self._session is None and frame.status == READY:  # a sale settled by itself: nobody is logged in
             frame.status, frame.operator = CLOSED, ""
         frame.popup = popup
+        frame.training = self.state.training
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
         frame.devices = {name: self.ctx.health.get(name).state for name in self.devices.names}
@@ -529,7 +538,7 @@ class Lane:
             return
         session.watch.cancel()
         if self.state.status == READY:
-            self.state = LaneState(lane=self.number, status=CLOSED)
+            self.state = LaneState(lane=self.number, status=CLOSED, training=self.state.training)
             self._publish(message=why)
         else:
             self._publish(message=f"{why}; {self._waiting_sale()}" if self._waiting_sale() else why)
@@ -561,13 +570,15 @@ class Lane:
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         if isinstance(command, Total | CashTender | CardTender | GiftCardTender | InvoiceTender):
             salesperson.require(state, self.ctx.config.sales.salesperson)
+        training.check_real(state, command)  # card, gift card, invoice, stock: not in training
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
-                await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
+                closed = LaneState(lane=self.number, status=CLOSED, training=state.training)  # training stays on
+                await self._save(closed, ref=ref, message="logged out")
                 session, self._session = self._session, None
                 if session is not None:
                     session.watch.cancel()
@@ -644,6 +655,15 @@ class Lane:
             # cash management (issue 14, cash): storenode.lanes.cash
             case NoSale() | Payout() | FloatMove() | CashDrop() | CashDeposit() | CashCount():
                 await self._cash_event(command, conn)
+            # issue 14, park and resume, training mode
+            case Park():
+                await self._park(ref)
+            case Resume(id=typed):
+                await self._resume(typed, ref)
+            case ParkedQuery():
+                self._answer(ParkedList(sales=await self._parked(), ref=ref), conn)
+            case Training(on=on):
+                await self._training(on, command, ref)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
@@ -739,7 +759,8 @@ class Lane:
         await self._persist(new)
         self.state = new
         self._start_session(conn, number)
-        self._publish(ref=ref, message=f"operator {number} ({name}) logged in")
+        mode = " (lane in training mode: nothing here is real)" if new.training else ""
+        self._publish(ref=ref, message=f"operator {number} ({name}) logged in{mode}")
 
     async def _stock(
         self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command
@@ -791,6 +812,7 @@ class Lane:
 
         def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
+            training.check_refund(state, found.original)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
             new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt)
@@ -802,6 +824,62 @@ class Lane:
         paid = ", ".join(f"{k} {self._money(v)}" for (k, _), v in found.money.items() if v > 0)
         message = f"refund of receipt {found.receipt} (left to pay back: {paid}): scan the returns"
         self._publish(ref=ref, message=message)
+
+    # -- park and resume, training mode (issue 14; the decisions: storenode.lanes.parking, training) ------
+
+    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
+        if conn is not None:
+            conn.push(frame)
+        else:
+            self._broadcast(frame)
+
+    async def _park(self, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_parkable(state)  # refused before the database is asked
+        parked = await self.ctx.db.write(
+            lambda c: parking.park(
+                c, state, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = basket.cleared(state)
+        self.ctx.signal.notify(1)
+        total = self._money(basket.total(state))
+        self._publish(
+            ref=ref, message=f"sale parked as {parked.short_id} ({self.currency} {total}): resume it on any lane"
+        )
+
+    async def _resume(self, typed: str, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_resumable(state)
+        new, parked = await self.ctx.db.write(
+            lambda c: parking.resume(
+                c, state, typed, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        where = f"parked on lane {parked.lane}" if parked.lane != self.number else "parked here"
+        self._publish(ref=ref, message=f"resumed {parked.short_id} ({where}) at its parked prices")
+
+    async def _parked(self) -> list[ParkedSale]:
+        currency = self.currency
+        return await self.ctx.db.read(lambda c: parking.left_parked(c, currency))
+
+    async def _training(self, on: bool, command: Command, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        new = training.switched(state, on)
+        given = await self._approval(training.needed(self.number, on), command)
+        await self.ctx.db.write(
+            lambda c: training.record(
+                c, new, given, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        self._publish(ref=ref, message=f"training mode {'on: nothing here is real' if on else 'off'}")
 
     async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
         state = self.state

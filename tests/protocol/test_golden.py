@@ -73,6 +73,10 @@ from protocol.frames import (
     Login,
     Logout,
     NoSale,
+    Park,
+    ParkedList,
+    ParkedQuery,
+    ParkedSale,
     Payout,
     Ping,
     Pong,
@@ -92,6 +96,7 @@ from protocol.frames import (
     RefundOf,
     Refusal,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleRecord,
     SaleState,
@@ -116,6 +121,7 @@ from protocol.frames import (
     TerminalReport,
     TerminalTotal,
     Total,
+    Training,
     VatAmount,
     VoidLine,
     Welcome,
@@ -551,6 +557,57 @@ STORE_FRAMES += [
         "88a174a863617368646f6e65a46c616e6503a4636f6465a76465706f736974aa726563656970745f6e6f0aa56576656e74a26531a8"
         "63757272656e6379a353454ba7616d6f756e74739184a46b696e64a463617368a6616d6f756e74cd07d0a863757272656e6379a345"
         "5552a576616c7565cd59d8a37265662d",
+    ),
+]
+
+# Issue 14, park and resume, training mode: new till frames, and the fields appended to SaleState and Status.
+TILL_COMMANDS += [
+    (
+        "Park",
+        Park(ref=41, lane=2),
+        "83a174a47061726ba372656629a46c616e6502",
+    ),
+    (
+        "Resume",
+        Resume(ref=42, id="P12"),
+        "83a174a6726573756d65a26964a3503132a37265662a",
+    ),
+    (
+        "ParkedQuery",
+        ParkedQuery(ref=43),
+        "82a174a77061726b65643fa37265662b",
+    ),
+    (
+        "Training",
+        Training(ref=44, on=True, approver="2", approver_pin="4321"),
+        "85a174a8747261696e696e67a26f6ec3a8617070726f766572a132ac617070726f7665725f70696ea434333231a37265662c",
+    ),
+    (
+        "Training off",
+        Training(ref=45, on=False),
+        "83a174a8747261696e696e67a26f6ec2a37265662d",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "ParkedList",
+        ParkedList(
+            sales=[ParkedSale(id="P12", lane=2, operator="42", at=1767225600000, lines=3, total=4590, currency="SEK")],
+            ref=43,
+        ),
+        "83a174a67061726b6564a573616c65739187a26964a3503132a46c616e6502a86f70657261746f72a23432a26174cf000001"
+        "9b76daa800a56c696e657303a5746f74616ccd11eea863757272656e6379a353454ba37265662b",
+    ),
+    (
+        "SaleState training",
+        SaleState(lane=2, status="ready", currency="SEK", operator="42", training=True, ref=44),
+        "de0007a174a57374617465a46c616e6502a6737461747573a57265616479a863757272656e6379a353454ba86f7065726174"
+        "6f72a23432a37265662ca8747261696e696e67c3",
+    ),
+    (
+        "Status parked",
+        Status(store="S001", link="online", outbox=0, parked=2),
+        "85a174a6737461747573a573746f7265a453303031a46c696e6ba66f6e6c696e65a66f7574626f7800a67061726b656402",
     ),
 ]
 
