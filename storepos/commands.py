@@ -203,9 +203,9 @@ def central_sales(db: Path, store: str | None) -> int:
     for s in summaries:
         print(
             f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
-            f"total {s.currency} {format_money(s.total, s.currency)}; "
-            f"{s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
+            f"total {s.currency} {format_money(s.total, s.currency)}"
             + (f" ({s.training} training sales, not counted)" if s.training else "")
+            + f"; {s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
         )
     return 0
 
