@@ -400,6 +400,50 @@ class GiftCardInfo(TillFrame, tag="giftcard"):
     ref: int = 0
 
 
+# -- Issue 14, receipts: looking receipts up, copies (a return by scanning a receipt is a Scan) ----------
+
+
+class ReceiptQuery(Command, tag="receipt?"):
+    """Find this store's receipts: by id (`receipt`, "S001-1-42"), or by any of a period of business days
+    (`since`/`until`, "2026-12-01", both inclusive, in the store's time zone), an exact total and the
+    last four digits of a card that paid it; all given must hold. Newest first, at most `limit`."""
+
+    receipt: Code = ""
+    since: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    until: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    amount: Amount = 0  # the receipt's exact total, minor units (a refund's is negative); 0: any total
+    card: Annotated[str, msgspec.Meta(max_length=4)] = ""  # the last four digits of the card
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class CopyReceipt(Command, tag="copy"):
+    """Print a copy of a receipt of this store, marked COPY / KOPIA with its number; counted and limited
+    by store.toml's `[sales] copies` per receipt."""
+
+    receipt: Code
+
+
+class ReceiptFound(msgspec.Struct, kw_only=True, omit_defaults=True):
+    receipt: str  # its id, store-lane-number
+    closed_at: int  # epoch ms
+    total: int
+    currency: str
+    kind: str = "sale"  # sale | cancel
+    refund_of: str = ""  # a refund: the receipt it paid back
+    cards: list[str] = []  # the last four digits of the cards that paid it
+    copies: int = 0  # copies printed of it so far
+
+
+class ReceiptList(TillFrame, tag="receipts"):
+    """The answer to ReceiptQuery and CopyReceipt: the receipts found, newest first, and `text`, the
+    receipt itself as printed (the copy, for CopyReceipt) when exactly one was asked for by id."""
+
+    receipts: list[ReceiptFound] = []
+    more: bool = False  # more receipts matched than were sent: narrow the query
+    text: str = ""
+    ref: int = 0
+
+
 TillToStore = (
     Hello
     | Login
@@ -425,9 +469,21 @@ TillToStore = (
     | RefundOf
     | SetAside
     | EndOfDay
+    | ReceiptQuery
+    | CopyReceipt
 )
 StoreToTill = (
-    Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult | GiftCardInfo | TerminalReport
+    Welcome
+    | SaleState
+    | Receipt
+    | Error
+    | Status
+    | StockInfo
+    | ItemInfo
+    | SearchResult
+    | GiftCardInfo
+    | TerminalReport
+    | ReceiptList
 )
 
 

@@ -39,6 +39,7 @@ from protocol.frames import (
     CardTender,
     CashTender,
     Command,
+    CopyReceipt,
     EndOfDay,
     Error,
     GiftCardTender,
@@ -47,6 +48,8 @@ from protocol.frames import (
     Logout,
     QuickKey,
     Receipt,
+    ReceiptList,
+    ReceiptQuery,
     RecordApproval,
     RecordPayment,
     RefundOf,
@@ -76,7 +79,7 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import approval, basket, closing, lookup, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -616,6 +619,11 @@ class Lane:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # issue 14, receipts
+            case ReceiptQuery():
+                await self._receipts(command, conn)
+            case CopyReceipt(receipt=receipt):
+                await self._copy(receipt, ref, conn)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
@@ -766,6 +774,68 @@ class Lane:
         message = f"refund of receipt {found.receipt} (left to pay back: {paid}): scan the returns"
         self._publish(ref=ref, message=message)
 
+    # -- issue 14, receipts: lookup, copies, a receipt's code scanned ------------------------------------
+
+    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
+        if conn is not None:
+            conn.push(frame)
+        else:
+            self._broadcast(frame)
+
+    async def _receipts(self, query: ReceiptQuery, conn: Subscriber | None) -> None:
+        """Receipts found by id, period, total or card (storenode.lanes.lookup), on the lane's reader; one
+        asked for by id comes with its text as printed."""
+        config = self.ctx.config
+        where = lookup.where_of(query, config.store, config.timezone)
+        looked = await self._read(lambda c: lookup.look_up(c, where, query.limit))
+        if where.lane and not looked.records:
+            raise Rejected("unknown_receipt", f"receipt {query.receipt.strip()} is not in this store's journal")
+        text = ""
+        if where.lane:
+            look = await self._read(lambda c: replica.till_look(c, config.store))
+            text = receipt_text(_dressed(self.layout, look), looked.records[0])
+        self._answer(ReceiptList(receipts=looked.listed, more=looked.more, text=text, ref=query.ref), conn)
+
+    async def _copy(self, receipt: str, ref: int, conn: Subscriber | None) -> None:
+        """One more copy of a receipt: counted and journaled in one durable commit, then printed (see
+        storenode.lanes.lookup for why in that order)."""
+        basket.require_operator(self.state)
+        config, state = self.ctx.config, self.state
+
+        def job(c: sqlite3.Connection) -> tuple[lookup.Copy, replica.TillLook | None]:
+            made = lookup.copy_receipt(
+                c,
+                receipt,
+                store=config.store,
+                limit=config.sales.copies,
+                lane=self.number,
+                operator=state.operator,
+                currency=config.currency,
+                at=self.ctx.clock.now_ms(),
+                signer=self.ctx.signer,
+                training=state.training,
+            )
+            return made, replica.till_look(c, config.store)
+
+        made, look = await self.ctx.db.write(job, durable=True)
+        self.ctx.signal.notify(1)
+        record, number = made.record, made.number
+        printer = self.devices.printer
+        if printer is not None:
+            printer.print_receipt(
+                record, copy=number, job_id=f"{made.event.sale_id}", layout=_dressed(printer.layout, look)
+            )
+        text = receipt_text(_dressed(self.layout, look), record, copy=number)
+        listed = [lookup.found(record, number)]
+        self._answer(ReceiptList(receipts=listed, text=text, ref=ref), conn)
+        self._publish(message=f"copy {number} of receipt {listed[0].receipt} printed")
+
+    async def _receipt_scanned(self, code: str) -> bool:
+        """Whether `code` is a receipt's id rather than an item's barcode (an item's always wins)."""
+        if not lookup.scanned_receipt(code, is_item=False):
+            return False
+        return lookup.scanned_receipt(code, is_item=await self._read(lambda c: self._lookup(c, code) is not None))
+
     async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
         state = self.state
         if not 1 <= qty <= basket.MAX_QTY:
@@ -794,6 +864,9 @@ class Lane:
         problem = gs1.code_problem(code)
         if problem is not None:
             raise Rejected("bad_barcode", problem)
+        if not returned and await self._receipt_scanned(code):  # issue 14: a receipt's code opens its refund
+            await self._refund_of(code, ref)
+            return
         if state.refund_of and state.status in (OPEN, TENDER):
             if not returned:
                 raise Rejected("refund_sale", f"this sale refunds receipt {state.refund_of}: sell in a new sale")

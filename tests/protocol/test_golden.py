@@ -28,6 +28,7 @@ from protocol.frames import (
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    CopyReceipt,
     CustomerAnswer,
     CustomerQuestion,
     EndOfDay,
@@ -71,6 +72,9 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    ReceiptFound,
+    ReceiptList,
+    ReceiptQuery,
     RecordApproval,
     RecordCount,
     RecordDiscount,
@@ -442,6 +446,50 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "de000ba174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba86f70657261746f72a1"
         "31a773616c655f6964a27332a5746f74616cd1f9caa8636173685f647565d1f9c0a37265661da3647565d1f9caa9726566756e64"
         "5f6f66a9533030312d312d3432",
+    ),
+]
+
+
+# Issue 14, receipts: the lookup and copy frames (new in this issue).
+TILL_COMMANDS += [
+    (
+        "ReceiptQuery",
+        ReceiptQuery(ref=40, since="2026-12-01", until="2026-12-05", amount=4900, card="0119", limit=20),
+        "86a174a8726563656970743fa573696e6365aa323032362d31322d3031a5756e74696caa323032362d31322d3035a6616d6f"
+        "756e74cd1324a463617264a430313139a372656628",
+    ),
+    (
+        "ReceiptQuery by id",
+        ReceiptQuery(ref=41, receipt="S001-1-42"),
+        "83a174a8726563656970743fa772656365697074a9533030312d312d3432a372656629",
+    ),
+    (
+        "CopyReceipt",
+        CopyReceipt(ref=42, receipt="S001-1-42"),
+        "83a174a4636f7079a772656365697074a9533030312d312d3432a37265662a",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "ReceiptList",
+        ReceiptList(
+            receipts=[
+                ReceiptFound(
+                    receipt="S001-1-42", closed_at=1795000000000, total=4900, currency="SEK", cards=["0119"], copies=1
+                ),
+                ReceiptFound(
+                    receipt="S001-2-7", closed_at=1794990000000, total=-2450, currency="SEK", refund_of="S001-1-40"
+                ),
+            ],
+            more=True,
+            text="COPY / KOPIA\n",
+            ref=43,
+        ),
+        "85a174a87265636569707473a872656365697074739286a772656365697074a9533030312d312d3432a9636c6f7365645f61"
+        "74cf000001a1ee565e00a5746f74616ccd1324a863757272656e6379a353454ba5636172647391a430313139a6636f706965"
+        "730185a772656365697074a8533030312d322d37a9636c6f7365645f6174cf000001a1edbdc780a5746f74616cd1f66ea863"
+        "757272656e6379a353454ba9726566756e645f6f66a9533030312d312d3430a46d6f7265c3a474657874ad434f5059202f20"
+        "4b4f5049410aa37265662b",
     ),
 ]
 
