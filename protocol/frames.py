@@ -495,6 +495,7 @@ StoreToTill = (
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
 #   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
 #   29 AdminHello  30 AdminWelcome
+#   31 ReceiptQuestion  32 ReceiptAnswer  33 ReturnClaimQuestion  34 ReturnClaimAnswer  35 ReturnReleaseQuestion
 # ---------------------------------------------------------------------------------------------
 
 
@@ -983,6 +984,40 @@ class JournalQuestion(Question[JournalAnswer], tag=25, kw_only=True):
     limit: int
 
 
+# -- Issue 14, receipts: another store's receipt returned here, exactly once chain-wide ---------------
+
+
+class ReceiptAnswer(Answer, tag=32, kw_only=True):
+    body: bytes  # the receipt's journal record, as its store journaled it (protocol.codec.encode_record)
+    returned: dict[int, int] = {}  # its line number -> quantity returned (or held by a refund) at other stores
+
+
+class ReceiptQuestion(Question[ReceiptAnswer], tag=31, kw_only=True):
+    """Store -> central: a receipt of another store of the chain, from central's sales journal, to refund it
+    here; refused when central does not hold it."""
+
+    receipt: str  # store-lane-number
+
+
+class ReturnClaimAnswer(Answer, tag=34, kw_only=True):
+    pass
+
+
+class ReturnClaimQuestion(Question[ReturnClaimAnswer], tag=33, kw_only=True):
+    """Store -> central: hold these lines of `receipt` for the refund `claim` (its sale id), replacing what
+    that refund held before; refused, naming the line, when another refund has them."""
+
+    receipt: str
+    claim: str
+    lines: dict[int, int]  # the receipt's line number -> quantity (positive) this refund returns
+
+
+class ReturnReleaseQuestion(Question[ReturnClaimAnswer], tag=35, kw_only=True):
+    """Store -> central: the refund `claim` was cancelled; what it held is free again."""
+
+    claim: str
+
+
 def _answer_of(question: type[Question[Any]]) -> type[Answer]:
     """The answer type a question class names in its base (`Question[RatesAnswer]`)."""
     for base in getattr(question, "__orig_bases__", ()):
@@ -1004,6 +1039,9 @@ QUESTIONS: dict[type[Question[Any]], type[Answer]] = {
         StockQuestion,
         LanesQuestion,
         JournalQuestion,
+        ReceiptQuestion,
+        ReturnClaimQuestion,
+        ReturnReleaseQuestion,
     )
 }
 
@@ -1039,4 +1077,9 @@ LinkMessage = (
     | LanesAnswer
     | JournalQuestion
     | JournalAnswer
+    | ReceiptQuestion
+    | ReceiptAnswer
+    | ReturnClaimQuestion
+    | ReturnClaimAnswer
+    | ReturnReleaseQuestion
 )

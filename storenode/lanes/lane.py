@@ -79,7 +79,17 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, lookup, payments, refunds, statefile, terminal_admin
+from storenode.lanes import (
+    approval,
+    basket,
+    closing,
+    foreign,
+    lookup,
+    payments,
+    refunds,
+    statefile,
+    terminal_admin,
+)
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -617,6 +627,8 @@ class Lane:
                         raise
                 elif state.lines:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
+                    if state.refund_of:  # issue 14: what central held for this refund is free again
+                        await foreign.release(self.ctx.ask, state.sale_id)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
             # issue 14, receipts
@@ -759,8 +771,11 @@ class Lane:
             raise Rejected("sale_open", f"a refund is a sale of its own: finish or cancel sale {state.sale_id} first")
         config = self.ctx.config
         fresh = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms()) if state.status == READY else state
+        heard = await foreign.fetch(self.ctx.ask, receipt, config.store)  # issue 14: central's word on it
 
         def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
+            if heard is not None:
+                foreign.keep(c, heard)
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
@@ -842,13 +857,20 @@ class Lane:
             raise Rejected("bad_quantity", f"quantity must be 1 to {basket.MAX_QTY}, not {qty}")
         config = self.ctx.config
 
-        def job(c: sqlite3.Connection) -> LaneState:
+        def decide(c: sqlite3.Connection) -> LaneState:
             item = self._lookup(c, code)
             lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
-            new = basket.add_returned(state, lines)
+            return basket.add_returned(state, lines)
+
+        def job(c: sqlite3.Connection) -> LaneState:
+            new = decide(c)
             save_state(c, new)
             return new
 
+        # issue 14: central holds the refund's lines before one goes in (storenode.lanes.foreign)
+        would = await self.ctx.db.read(decide)
+        held = foreign.claimed_lines([(line.origin, line.qty, line.voided) for line in would.lines])
+        await foreign.claim(self.ctx.ask, state.refund_of, state.sale_id, held, config.store)
         new = await self.ctx.db.write(job)
         self.state = new
         back = sum(line.amount for line in new.lines[len(state.lines) :])

@@ -72,9 +72,11 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    ReceiptAnswer,
     ReceiptFound,
     ReceiptList,
     ReceiptQuery,
+    ReceiptQuestion,
     RecordApproval,
     RecordCount,
     RecordDiscount,
@@ -86,7 +88,10 @@ from protocol.frames import (
     RefundOf,
     Refusal,
     ResolvePayment,
+    ReturnClaimAnswer,
+    ReturnClaimQuestion,
     ReturnItem,
+    ReturnReleaseQuestion,
     SaleRecord,
     SaleState,
     Scan,
@@ -651,6 +656,21 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         ),
         "941a0f01929329c4020102c2932ac401ffc3",
     ),
+]
+LINK_FRAMES += [  # issue 14, receipts: another store's receipt returned here, exactly once chain-wide
+    ("ReceiptQuestion", ReceiptQuestion(id=31, receipt="S002-1-42"), "931f1fa9533030322d312d3432"),
+    (
+        "ReceiptAnswer",
+        ReceiptAnswer(id=31, body=b"\x9f\xa4S002", returned={1: 2, 3: 1}),
+        "94201fc4069fa4533030328201020301",
+    ),
+    (
+        "ReturnClaimQuestion",
+        ReturnClaimQuestion(id=32, receipt="S002-1-42", claim="9f3a", lines={1: 1}),
+        "952120a9533030322d312d3432a439663361810101",
+    ),
+    ("ReturnClaimAnswer", ReturnClaimAnswer(id=32), "922220"),
+    ("ReturnReleaseQuestion", ReturnReleaseQuestion(id=33, claim="9f3a"), "932321a439663361"),
 ]
 
 SALE_RECORD = SaleRecord(
