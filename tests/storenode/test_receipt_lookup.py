@@ -21,11 +21,16 @@ from protocol.frames import (
     Receipt,
     ReceiptList,
     ReceiptQuery,
+    SaleRecord,
     SaleState,
     Scan,
     TillFrame,
 )
 from runtime.clock import FixedClock
+from runtime.database import migrate, open_connection
+from storenode.journal import chain, index
+from storenode.journal.chain import Signer
+from storenode.schema import MIGRATIONS
 from tests.kit.lanes import LaneRig, open_lane
 from tests.kit.payments import BUTTER, COFFEE, MILK
 
@@ -142,3 +147,26 @@ async def test_scanning_a_receipt_opens_its_refund(rig: LaneRig) -> None:
         back = await rig.do(Scan(code=MILK))  # in a refund, a scan is not a sale
         assert isinstance(back, Error) and back.code == "refund_sale"
         await refused(rig, Scan(code="S001-1-999"), "unknown_receipt")
+
+
+def test_receipts_journaled_before_the_index_are_indexed_once_at_start(tmp_path: Path) -> None:
+    conn = open_connection(tmp_path / "store.db")
+    migrate(conn, [m for m in MIGRATIONS if m.version < 19])  # a store from before the receipt index
+    signer = Signer("S001", None)
+    for n in range(1, 8):
+        lane = 1 + n % 2
+
+        def build(no: int, n: int = n, lane: int = lane) -> SaleRecord:
+            return SaleRecord(
+                store="S001", lane=lane, receipt_no=no, kind="sale", sale_id=f"s{n}", operator="1", opened_at=n,
+                closed_at=n, currency="SEK", lines=[], total=100 * n, rounding=0, vat=[], tenders=[], change=0,
+            )  # fmt: skip
+
+        chain.append(conn, lane, build, signer)
+    migrate(conn, MIGRATIONS)
+    assert conn.execute("SELECT COUNT(*) FROM receipt_index").fetchone()[0] == 0
+    assert index.backfill(conn) == 7
+    assert index.backfill(conn) == 0  # once: the backlog is gone
+    assert index.find(conn, index.Where(total=300), 20) == ([(2, 2)], False)  # n=3: lane 2, its second
+    assert len(index.find(conn, index.Where(), 5)[0]) == 5
+    conn.close()
