@@ -30,6 +30,7 @@ from runtime.clock import FixedClock
 from runtime.database import migrate, open_connection
 from storenode.journal import chain, index
 from storenode.journal.chain import Signer
+from storenode.lanes.lane import Do
 from storenode.schema import MIGRATIONS
 from tests.kit.lanes import LaneRig, open_lane
 from tests.kit.payments import BUTTER, COFFEE, MILK
@@ -147,6 +148,15 @@ async def test_scanning_a_receipt_opens_its_refund(rig: LaneRig) -> None:
         back = await rig.do(Scan(code=MILK))  # in a refund, a scan is not a sale
         assert isinstance(back, Error) and back.code == "refund_sale"
         await refused(rig, Scan(code="S001-1-999"), "unknown_receipt")
+
+
+async def test_the_lanes_scanner_reading_a_receipt_opens_its_refund(rig: LaneRig) -> None:
+    with trio.fail_after(BOUND):
+        sale = await sell(rig, MILK)
+        rid = f"S001-1-{sale.receipt_no}"
+        await rig.lane.mailbox.ask(Do(Scan(code=rid), None))  # the barcode scanner bound to the lane
+        state = rig.till.state
+        assert state is not None and state.refund_of == rid and state.status == "open"
 
 
 def test_receipts_journaled_before_the_index_are_indexed_once_at_start(tmp_path: Path) -> None:
