@@ -20,6 +20,12 @@ Here, in order:
    records its lines as returned, replacing what the claim held. A cancelled refund is released at once
    when central is reachable (ReturnReleaseQuestion), and in any case by its cancel record at ingest.
 
+Crashes: a claim is asked only for a refund already saved on its lane (its sale id), and the line goes in
+after central's answer. A `kill -9` between the two leaves central holding one line more than the refund
+the lane reloads; the refund's next claim replaces the whole set, its journal record (close or cancel)
+settles it at ingest, so nothing stays held for a refund that ends. Nothing is ever given back without
+both the claim and the saved line.
+
 Money: what central holds is lines, which is what "exactly once" is about; a line goes back at the price
 paid for it on the receipt, so no store pays back more than a line cost. Gift card credits of another
 store's receipt are refused by central's gift card rules (a credit names a receipt of the same store).
