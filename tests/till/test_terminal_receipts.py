@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import trio
 
 from protocol.frames import CopyReceipt, ReceiptFound, ReceiptList, ReceiptQuery
-from till.terminal import InputError, parse, show
+from storenode.app import StoreNode
+from till.terminal import InputError, parse, run_till, show
 
 
 @pytest.mark.parametrize(
@@ -44,3 +48,20 @@ def test_a_list_shows_one_line_a_receipt_and_says_when_there_are_more() -> None:
     assert "refund of S001-1-7" in lines[1] and "more" in lines[2]
     assert show(ReceiptList()) == "no receipts found"
     assert show(ReceiptList(receipts=frame.receipts[:1], text="COPY / KOPIA\nTOTAL\n")) == "COPY / KOPIA\nTOTAL"
+
+
+async def test_a_scripted_lookup_and_copy(store: StoreNode, tmp_path: Path) -> None:
+    script = tmp_path / "s.txt"
+    script.write_text(
+        "login 1 1234\n7310000000010\ncash\nreceipts --amount 15.90\nreceipt S001-1-1\ncopy S001-1-1\n"
+        "copy S001-1-1\nreceipts --card 0119\nquit\n"
+    )
+    out: list[str] = []
+    with trio.fail_after(20):
+        rc = await run_till(store.url, 1, "T1", script, read_stdin=False, out=out.append)
+    text = "\n".join(out)
+    assert rc == 0
+    assert "  S001-1-1" in text and "SEK 15.90" in text
+    assert "COPY / KOPIA" in text and "copy 1 / kopia 1" in text
+    assert "! copy_limit: receipt S001-1-1 has had 1 of the 1 copy this store allows" in text
+    assert "no receipts found" in text
