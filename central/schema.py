@@ -324,6 +324,15 @@ MIGRATIONS = [
         CREATE INDEX operators_version ON operators (version, number);
         """,
     ),
+    # 14 (issue 14, sellfix): a refund is a journal record of kind "sale" naming the receipt it pays back
+    # (SaleRecord.refund_of); kept beside it so central lists and counts refunds apart from sales without
+    # decoding every body. NULL: a row stored before this column (its body says), '' : not a refund.
+    Migration(
+        14,
+        """
+        ALTER TABLE sales ADD COLUMN refund_of TEXT;
+        """,
+    ),
     # 16 (issue 14, receipts): what was returned of each receipt, chain-wide (central/registers/returns.py): per
     # line of the original receipt, per refund (`claim`, the refund's sale id) and the store refunding it; held
     # (a refund open at a store, asked for over the link) or returned (the refund's journal record arrived).

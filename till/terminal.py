@@ -11,6 +11,7 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
                          big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
@@ -19,6 +20,10 @@ Lines (from --script first, then standard input):
   receipt <receipt id>   show a receipt        copy <receipt id>   print a copy (COPY / KOPIA, counted)
   receipts [--from DATE] [--to DATE] [--amount 49.00] [--card 0119] [--limit N]   look receipts up, newest first
   (scanning a receipt's code opens its refund, as `refund <receipt id>` does)
+  nosale <operator> <pin> <reason...>     open the drawer without a sale (your own number and PIN again)
+  payout <amount> <account> <reason...>   petty cash out of the drawer, against a printed voucher
+  float in|out <money...>   drop <money...>   deposit <money...>   (money: 500 / 500 1000 EUR: per currency)
+  cashcount <money...> [card|giftcard|invoice <amount>]   the count at shift end: expected vs counted
   status                 help              quit           # comments and blank lines are ignored
 
 When the store drops the connection the till reattaches to its lane and shows the basket again, and
@@ -42,11 +47,18 @@ from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 from protocol.frames import (
     CancelSale,
     CardTender,
+    CashAmount,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     Command,
     CopyReceipt,
+    Counted,
     EndOfDay,
     Error,
+    FloatMove,
     GiftCardInfo,
     GiftCardQuery,
     GiftCardTender,
@@ -55,6 +67,8 @@ from protocol.frames import (
     ItemSearch,
     Login,
     Logout,
+    NoSale,
+    Payout,
     PriceCheck,
     QuickKey,
     Receipt,
@@ -67,6 +81,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -194,6 +209,27 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return _receipts(rest, currency)
             case "copy", [receipt]:
                 return CopyReceipt(receipt=receipt)
+            # cash management (issue 14, cash)
+            case "nosale", [operator, pin, *reason] if reason:
+                return NoSale(operator=operator, pin=pin, reason=" ".join(reason))
+            case "payout", [amount, account, *reason] if reason:
+                return Payout(amount=parse_money(amount, currency), account=account, reason=" ".join(reason))
+            case "float", [("in" | "out") as way, *money] if money:
+                return FloatMove(amounts=_cash_amounts(money, currency), out=way == "out")
+            case "drop", [_, *_]:
+                return CashDrop(amounts=_cash_amounts(rest, currency))
+            case "deposit", [_, *_]:
+                return CashDeposit(amounts=_cash_amounts(rest, currency))
+            case "cashcount", [_, *_]:
+                return CashCount(counts=_counted(rest, currency))
+            case (("nosale" | "payout" | "float" | "drop" | "deposit" | "cashcount"), _):
+                raise ValueError("see help for how it is written")
+            # issue 14, salesperson
+            case "salesperson", [number]:
+                return SetSalesperson(salesperson=number)
+            case "salesperson", []:
+                return SetSalesperson(salesperson="")
+            # end of issue 14, salesperson
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -248,13 +284,48 @@ def show_receipts(frame: ReceiptList, timezone: str = "") -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
+def _cash_amounts(words: Sequence[str], currency: str) -> list[CashAmount]:
+    """`500 1000 EUR`: amounts, each in the store's currency unless a currency code follows it."""
+    out: list[CashAmount] = []
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if word.isalpha():
+            if i == 0 or words[i - 1].isalpha():
+                raise ValueError(f"{word} must follow the amount it is the currency of")
+            continue
+        cur = following.upper() if following.isalpha() else ""
+        out.append(CashAmount(amount=parse_money(word, cur or currency), currency=cur))
+    return out
+
+
+def _counted(words: Sequence[str], currency: str) -> list[Counted]:
+    """`1500.50 200 EUR card 1234.00`: cash per currency, then other tenders each before their amount."""
+    out: list[Counted] = []
+    cash: list[str] = []
+    it = iter(words)
+    for word in it:
+        if word.lower() in ("card", "giftcard", "invoice"):
+            out.append(Counted(tender=word.lower(), counted=parse_money(next(it, ""), currency)))
+        else:
+            cash.append(word)
+    counted = [Counted(counted=a.amount, currency=a.currency) for a in _cash_amounts(cash, currency)]
+    return counted + out
+
+
 def show_state(state: SaleState) -> str:
     cur = state.currency
     link = f" | {state.link}" if state.link else ""
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
-    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
-    if state.tenders:
+    seller = f" | salesperson {state.salesperson}" if state.salesperson else ""
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{seller}{link}]"
+    back = state.total < 0  # a refund (or returns worth more than the goods bought): money goes back
+    if state.tenders and back:
+        taken = ", ".join(
+            f"{t.kind} {format_money(-t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
+        )
+        head += f" paid back {format_money(-state.paid, cur)} ({taken}), to refund {format_money(-state.due, cur)}"
+    elif state.tenders:
         taken = ", ".join(
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
@@ -269,10 +340,11 @@ def show_state(state: SaleState) -> str:
         out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
     if state.lines:
         vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
-        out.append(
-            f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
-            f"   (VAT {vat})"
-        )
+        if back:
+            total = f"TO REFUND {cur} {format_money(-state.total, cur)}   in cash {format_money(-state.cash_due, cur)}"
+        else:
+            total = f"TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
+        out.append(f"      {total}   (VAT {vat})")
     if state.popup:  # the cashier must act on it (check the customer's age) before going on
         out.append(f"!! {state.popup}")
     return "\n".join(out)
@@ -286,6 +358,22 @@ def _price(amount: int, currency: str, unit: str) -> str:
     if amount < 0:
         return "no price"
     return f"{format_money(amount, currency)}{'/kg' if unit == 'kg' else ''}"
+
+
+def show_cash(done: CashDone) -> str:
+    """A cash event as journaled: its slip (as printed), a count's lines with their differences, and the
+    lane's word on it."""
+    out = [done.text.rstrip()] if done.text else []
+    for line in done.counts:
+        money = f"{line.currency} {format_money(line.expected, line.currency)}"
+        if line.uncounted:
+            out.append(f"  {line.tender:<9} expected {money} (not counted)")
+        else:
+            diff = format_money(line.counted - line.expected, line.currency)
+            counted = format_money(line.counted, line.currency)
+            out.append(f"  {line.tender:<9} expected {money}, counted {counted}, difference {diff}")
+    out.append(f"-- {done.code} recorded as event {done.receipt_no} on lane {done.lane}: {done.message}")
+    return "\n".join(out)
 
 
 def show_instant(ms: int, timezone: str = "") -> str:
@@ -327,6 +415,9 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     match frame:
         case SaleState():
             return show_state(frame)
+        case Receipt() if frame.cash_due < 0:  # money went back: never "change" on a refund
+            back = format_money(-frame.cash_due, frame.currency)
+            return frame.text + f"-- receipt {frame.receipt_no} done, paid back {frame.currency} {back}"
         case Receipt():
             return (
                 frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"
@@ -349,6 +440,8 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             return "\n".join([head, *groups, frame.text]).rstrip()
         case ReceiptList():
             return show_receipts(frame, timezone)
+        case CashDone():
+            return show_cash(frame)
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"
