@@ -341,4 +341,23 @@ MIGRATIONS = [
         ALTER TABLE sales ADD COLUMN training INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    # 16 (issue 14, receipts): what was returned of each receipt, chain-wide (central/registers/returns.py): per
+    # line of the original receipt, per refund (`claim`, the refund's sale id) and the store refunding it; held
+    # (a refund open at a store, asked for over the link) or returned (the refund's journal record arrived).
+    Migration(
+        16,
+        """
+        CREATE TABLE returns (
+            receipt TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            claim TEXT NOT NULL,
+            store TEXT NOT NULL,
+            qty INTEGER NOT NULL CHECK (qty > 0),
+            state TEXT NOT NULL CHECK (state IN ('held', 'returned')),
+            at INTEGER NOT NULL,
+            PRIMARY KEY (receipt, line, claim)
+        ) WITHOUT ROWID;
+        CREATE INDEX returns_claim ON returns (claim);
+        """,
+    ),
 ]

@@ -187,12 +187,12 @@ def encode_receipt(
     *,
     profile: str = DEFAULT_PROFILE,
     discounts: Sequence[Discount] = (),
-    copy: bool = False,
+    copy: int = 0,
 ) -> bytes:
     """The whole receipt as ESC/POS, from the journal record alone, so a reprint is identical.
 
-    `copy` marks a reprint asked for by staff (a receipt the customer already had); the printer actor never
-    sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
+    `copy` (its number, from 1) marks a reprint asked for by staff (a receipt the customer already had);
+    the printer actor never sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
     """
     sheet = _Sheet(profile, layout.width)
     sheet.init()
@@ -201,10 +201,12 @@ def encode_receipt(
     return bytes(sheet.p.output)
 
 
-def receipt_text(layout: ReceiptLayout, record: SaleRecord, *, discounts: Sequence[Discount] = ()) -> str:
+def receipt_text(
+    layout: ReceiptLayout, record: SaleRecord, *, discounts: Sequence[Discount] = (), copy: int = 0
+) -> str:
     """The receipt as the till shows it: the printed layout, without the printer."""
     sheet = _TextSheet(layout.width)
-    _lay_out(sheet, layout, record, discounts, False)
+    _lay_out(sheet, layout, record, discounts, copy)
     return "\n".join(sheet.lines) + "\n"
 
 
@@ -217,13 +219,15 @@ def _local_time(epoch_ms: int, zone: str) -> str:
 
 
 def _lay_out(
-    s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord, discounts: Sequence[Discount], copy: bool
+    s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord, discounts: Sequence[Discount], copy: int
 ) -> None:
     """The one receipt layout, drawn on paper (ESC/POS) or on the till's screen (text)."""
     money = _Money(record.currency)
-    if copy:
+    if copy:  # issue 14, receipts: a copy says so in both languages a Swedish audit reads, and which copy it is
         s.style(align="center", bold=True, tall=True)
-        s.line("COPY")
+        s.line("COPY / KOPIA")
+        s.style(align="center")
+        s.line(f"copy {int(copy)} / kopia {int(copy)}")
     if record.training:  # issue 14: a training sale's receipt must never pass for a real one
         s.style(align="center", bold=True, tall=True)
         s.line(TRAINING)

@@ -50,7 +50,7 @@ from storenode import gateway_tls, operators, peripherals, stock, till_credentia
 from storenode import identity as store_identity
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
-from storenode.journal import chain
+from storenode.journal import chain, index
 from storenode.lanes import parking
 from storenode.lanes.basket import Item
 from storenode.lanes.lane import Do, Lane, Republish, StoreContext
@@ -194,6 +194,9 @@ class StoreNode:
         signed = await self.db.write(lambda c: chain.sign_unsigned(c, self.signer), durable=True)
         if signed:
             log.info("signed %d journal records made before records were signed", signed)
+        indexed = await self.db.write(index.backfill)  # issue 14: receipts journaled before the index
+        if indexed:
+            log.info("indexed %d journal records made before the receipt index", indexed)
         task_status.started()
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -19,6 +19,9 @@ Lines (from --script first, then standard input):
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
+  receipt <receipt id>   show a receipt        copy <receipt id>   print a copy (COPY / KOPIA, counted)
+  receipts [--from DATE] [--to DATE] [--amount 49.00] [--card 0119] [--limit N]   look receipts up, newest first
+  (scanning a receipt's code opens its refund, as `refund <receipt id>` does)
   nosale <operator> <pin> <reason...>     open the drawer without a sale (your own number and PIN again)
   payout <amount> <account> <reason...>   petty cash out of the drawer, against a printed voucher
   float in|out <money...>   drop <money...>   deposit <money...>   (money: 500 / 500 1000 EUR: per currency)
@@ -53,6 +56,7 @@ from protocol.frames import (
     CashDrop,
     CashTender,
     Command,
+    CopyReceipt,
     Counted,
     EndOfDay,
     Error,
@@ -73,6 +77,8 @@ from protocol.frames import (
     PriceCheck,
     QuickKey,
     Receipt,
+    ReceiptList,
+    ReceiptQuery,
     RefundOf,
     ResolvePayment,
     Resume,
@@ -203,6 +209,13 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return SetAside(operator=supervisor, pin=pin, reason=" ".join(reason))
             case "endofday", []:
                 return EndOfDay()
+            # issue 14, receipts
+            case "receipt", [receipt]:
+                return ReceiptQuery(receipt=receipt)
+            case "receipts", _:
+                return _receipts(rest, currency)
+            case "copy", [receipt]:
+                return CopyReceipt(receipt=receipt)
             # cash management (issue 14, cash)
             case "nosale", [operator, pin, *reason] if reason:
                 return NoSale(operator=operator, pin=pin, reason=" ".join(reason))
@@ -245,6 +258,46 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
     except (ValueError, MoneyError) as exc:
         raise InputError(f"cannot read {line!r}: {exc}") from None
     raise InputError(f"unknown command {line!r}; type help")
+
+
+def _receipts(words: list[str], currency: str) -> ReceiptQuery:
+    """`receipts --from 2026-12-01 --to 2026-12-05 --amount 49.00 --card 0119 --limit 20`, any of them."""
+    if len(words) % 2:
+        raise ValueError("receipts [--from DATE] [--to DATE] [--amount AMOUNT] [--card LAST4] [--limit N]")
+    query = ReceiptQuery()
+    for option, value in zip(words[::2], words[1::2], strict=True):
+        match option:
+            case "--from":
+                query.since = value
+            case "--to":
+                query.until = value
+            case "--amount":
+                query.amount = parse_money(value, currency)
+            case "--card":
+                query.card = value
+            case "--limit":
+                query.limit = int(value)
+            case _:
+                raise ValueError(f"unknown option {option}; --from --to --amount --card --limit")
+    return query
+
+
+def show_receipts(frame: ReceiptList, timezone: str = "") -> str:
+    """A receipt asked for by id (or copied) as printed; a list as one line each, newest first."""
+    if frame.text:
+        return frame.text.rstrip("\n")
+    if not frame.receipts:
+        return "no receipts found"
+    out = []
+    for r in frame.receipts:
+        what = f"refund of {r.refund_of}" if r.refund_of else ("cancelled" if r.kind == "cancel" else "")
+        cards = f" card *{', *'.join(r.cards)}" if r.cards else ""
+        copies = f" {r.copies} cop{'y' if r.copies == 1 else 'ies'}" if r.copies else ""
+        total = f"{r.currency} {format_money(r.total, r.currency)}"
+        out.append(f"  {r.receipt:<16} {show_instant(r.closed_at, timezone):<22} {total:>14}{cards}{copies} {what}")
+    if frame.more:
+        out.append("  ... more: narrow the search (--from/--to, --amount, --card)")
+    return "\n".join(line.rstrip() for line in out)
 
 
 def _cash_amounts(words: Sequence[str], currency: str) -> list[CashAmount]:
@@ -414,6 +467,8 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             head += f", {frame.count} payments, {frame.currency} {format_money(frame.total, frame.currency)}"
             groups = [f"  {t.card}: {t.count}, {format_money(t.amount, frame.currency)}" for t in frame.totals]
             return "\n".join([head, *groups, frame.text]).rstrip()
+        case ReceiptList():
+            return show_receipts(frame, timezone)
         case CashDone():
             return show_cash(frame)
         case ParkedList():

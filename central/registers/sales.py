@@ -27,7 +27,7 @@ import sqlite3
 
 import msgspec
 
-from central.registers import identities
+from central.registers import identities, returns
 from central.registers.cursors import EventError, Untrusted
 from protocol.chain import GENESIS, chain_hash, signature_holds, signature_problem
 from protocol.codec import FrameError, decode_record
@@ -128,6 +128,7 @@ class Incoming:
         )
         self.heads[lane] = (record.receipt_no, digest)
         self.last[lane] = (event, digest)
+        returns.journaled(conn, store, record)  # issue 14: a refund's lines returned, chain-wide
 
     def verify_heads(self) -> None:
         """The signature of each lane's newest record in the batch, over the head hash central derived:

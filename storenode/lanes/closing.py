@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from protocol.frames import RecordTender, SaleRecord, StockMovement, Stream
 from storenode import stock
-from storenode.journal import chain
+from storenode.journal import chain, index
 from storenode.lanes import basket, refunds
 from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import save_state
@@ -67,6 +67,7 @@ def close_sale(
     record, _ = chain.append(
         conn, state.lane, build, signer, lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, kind, body)
     )
+    index.index_record(conn, record)  # issue 14, receipts: looked up by id, period, total, card
     real = kind == "sale" and not state.training  # a training sale moves no stock (storenode.lanes.training)
     movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if real else []
     for movement in movements:

@@ -43,6 +43,7 @@ from protocol.frames import (
     CashDrop,
     CashTender,
     Command,
+    CopyReceipt,
     EndOfDay,
     Error,
     FloatMove,
@@ -58,6 +59,8 @@ from protocol.frames import (
     Payout,
     QuickKey,
     Receipt,
+    ReceiptList,
+    ReceiptQuery,
     RecordApproval,
     RecordPayment,
     RefundOf,
@@ -96,6 +99,8 @@ from storenode.lanes import (
     basket,
     cash,
     closing,
+    foreign,
+    lookup,
     parking,
     payments,
     refunds,
@@ -650,8 +655,15 @@ class Lane:
                         raise
                 elif state.lines:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
+                    if state.refund_of:  # issue 14: what central held for this refund is free again
+                        await foreign.release(self.ctx.ask, state.sale_id)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # issue 14, receipts
+            case ReceiptQuery():
+                await self._receipts(command, conn)
+            case CopyReceipt(receipt=receipt):
+                await self._copy(receipt, ref, conn)
             # cash management (issue 14, cash): storenode.lanes.cash
             case NoSale() | Payout() | FloatMove() | CashDrop() | CashDeposit() | CashCount():
                 await self._cash_event(command, conn)
@@ -809,8 +821,11 @@ class Lane:
             raise Rejected("sale_open", f"a refund is a sale of its own: finish or cancel sale {state.sale_id} first")
         config = self.ctx.config
         fresh = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms()) if state.status == READY else state
+        heard = await foreign.fetch(self.ctx.ask, receipt, config.store)  # issue 14: central's word on it
 
         def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
+            if heard is not None:
+                foreign.keep(c, heard)
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
             training.check_refund(state, found.original)
             if not any(qty > 0 for qty in found.lines.values()):
@@ -826,6 +841,7 @@ class Lane:
         self._publish(ref=ref, message=message)
 
     # -- park and resume, training mode (issue 14; the decisions: storenode.lanes.parking, training) ------
+    # -- issue 14, receipts: lookup, copies, a receipt's code scanned ------------------------------------
 
     def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
         if conn is not None:
@@ -881,19 +897,80 @@ class Lane:
         self.ctx.signal.notify(1)
         self._publish(ref=ref, message=f"training mode {'on: nothing here is real' if on else 'off'}")
 
+    async def _receipts(self, query: ReceiptQuery, conn: Subscriber | None) -> None:
+        """Receipts found by id, period, total or card (storenode.lanes.lookup), on the lane's reader; one
+        asked for by id comes with its text as printed."""
+        config = self.ctx.config
+        where = lookup.where_of(query, config.store, config.timezone)
+        looked = await self._read(lambda c: lookup.look_up(c, where, query.limit))
+        if where.lane and not looked.records:
+            raise Rejected("unknown_receipt", f"receipt {query.receipt.strip()} is not in this store's journal")
+        text = ""
+        if where.lane:
+            look = await self._read(lambda c: replica.till_look(c, config.store))
+            text = receipt_text(_dressed(self.layout, look), looked.records[0])
+        self._answer(ReceiptList(receipts=looked.listed, more=looked.more, text=text, ref=query.ref), conn)
+
+    async def _copy(self, receipt: str, ref: int, conn: Subscriber | None) -> None:
+        """One more copy of a receipt: counted and journaled in one durable commit, then printed (see
+        storenode.lanes.lookup for why in that order)."""
+        basket.require_operator(self.state)
+        config, state = self.ctx.config, self.state
+
+        def job(c: sqlite3.Connection) -> tuple[lookup.Copy, replica.TillLook | None]:
+            made = lookup.copy_receipt(
+                c,
+                receipt,
+                store=config.store,
+                limit=config.sales.copies,
+                lane=self.number,
+                operator=state.operator,
+                currency=config.currency,
+                at=self.ctx.clock.now_ms(),
+                signer=self.ctx.signer,
+                training=state.training,
+            )
+            return made, replica.till_look(c, config.store)
+
+        made, look = await self.ctx.db.write(job, durable=True)
+        self.ctx.signal.notify(1)
+        record, number = made.record, made.number
+        printer = self.devices.printer
+        if printer is not None:
+            printer.print_receipt(
+                record, copy=number, job_id=f"{made.event.sale_id}", layout=_dressed(printer.layout, look)
+            )
+        text = receipt_text(_dressed(self.layout, look), record, copy=number)
+        listed = [lookup.found(record, number)]
+        self._answer(ReceiptList(receipts=listed, text=text, ref=ref), conn)
+        self._publish(message=f"copy {number} of receipt {listed[0].receipt} printed")
+
+    async def _receipt_scanned(self, code: str) -> bool:
+        """Whether `code` is a receipt's id rather than an item's barcode (an item's always wins)."""
+        if not lookup.scanned_receipt(code, is_item=False):
+            return False
+        return lookup.scanned_receipt(code, is_item=await self._read(lambda c: self._lookup(c, code) is not None))
+
     async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
         state = self.state
         if not 1 <= qty <= basket.MAX_QTY:
             raise Rejected("bad_quantity", f"quantity must be 1 to {basket.MAX_QTY}, not {qty}")
         config = self.ctx.config
 
-        def job(c: sqlite3.Connection) -> LaneState:
+        def decide(c: sqlite3.Connection) -> LaneState:
             item = self._lookup(c, code)
             lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
-            new = basket.add_returned(state, lines)
+            return basket.add_returned(state, lines)
+
+        def job(c: sqlite3.Connection) -> LaneState:
+            new = decide(c)
             save_state(c, new)
             return new
 
+        # issue 14: central holds the refund's lines before one goes in (storenode.lanes.foreign)
+        would = await self.ctx.db.read(decide)
+        held = foreign.claimed_lines([(line.origin, line.qty, line.voided) for line in would.lines])
+        await foreign.claim(self.ctx.ask, state.refund_of, state.sale_id, held, config.store)
         new = await self.ctx.db.write(job)
         self.state = new
         back = sum(line.amount for line in new.lines[len(state.lines) :])
@@ -909,6 +986,9 @@ class Lane:
         problem = gs1.code_problem(code)
         if problem is not None:
             raise Rejected("bad_barcode", problem)
+        if not returned and await self._receipt_scanned(code):  # issue 14: a receipt's code opens its refund
+            await self._refund_of(code, ref)
+            return
         if state.refund_of and state.status in (OPEN, TENDER):
             if not returned:
                 raise Rejected("refund_sale", f"this sale refunds receipt {state.refund_of}: sell in a new sale")

@@ -33,6 +33,7 @@ from protocol.frames import (
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    CopyReceipt,
     Counted,
     CountLine,
     CustomerAnswer,
@@ -85,6 +86,11 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    ReceiptAnswer,
+    ReceiptFound,
+    ReceiptList,
+    ReceiptQuery,
+    ReceiptQuestion,
     RecordApproval,
     RecordCount,
     RecordDiscount,
@@ -97,7 +103,10 @@ from protocol.frames import (
     Refusal,
     ResolvePayment,
     Resume,
+    ReturnClaimAnswer,
+    ReturnClaimQuestion,
     ReturnItem,
+    ReturnReleaseQuestion,
     SaleRecord,
     SaleState,
     Scan,
@@ -612,6 +621,50 @@ STORE_FRAMES += [
 ]
 
 
+# Issue 14, receipts: the lookup and copy frames (new in this issue).
+TILL_COMMANDS += [
+    (
+        "ReceiptQuery",
+        ReceiptQuery(ref=40, since="2026-12-01", until="2026-12-05", amount=4900, card="0119", limit=20),
+        "86a174a8726563656970743fa573696e6365aa323032362d31322d3031a5756e74696caa323032362d31322d3035a6616d6f"
+        "756e74cd1324a463617264a430313139a372656628",
+    ),
+    (
+        "ReceiptQuery by id",
+        ReceiptQuery(ref=41, receipt="S001-1-42"),
+        "83a174a8726563656970743fa772656365697074a9533030312d312d3432a372656629",
+    ),
+    (
+        "CopyReceipt",
+        CopyReceipt(ref=42, receipt="S001-1-42"),
+        "83a174a4636f7079a772656365697074a9533030312d312d3432a37265662a",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "ReceiptList",
+        ReceiptList(
+            receipts=[
+                ReceiptFound(
+                    receipt="S001-1-42", closed_at=1795000000000, total=4900, currency="SEK", cards=["0119"], copies=1
+                ),
+                ReceiptFound(
+                    receipt="S001-2-7", closed_at=1794990000000, total=-2450, currency="SEK", refund_of="S001-1-40"
+                ),
+            ],
+            more=True,
+            text="COPY / KOPIA\n",
+            ref=43,
+        ),
+        "85a174a87265636569707473a872656365697074739286a772656365697074a9533030312d312d3432a9636c6f7365645f61"
+        "74cf000001a1ee565e00a5746f74616ccd1324a863757272656e6379a353454ba5636172647391a430313139a6636f706965"
+        "730185a772656365697074a8533030312d322d37a9636c6f7365645f6174cf000001a1edbdc780a5746f74616cd1f66ea863"
+        "757272656e6379a353454ba9726566756e645f6f66a9533030312d312d3430a46d6f7265c3a474657874ad434f5059202f20"
+        "4b4f5049410aa37265662b",
+    ),
+]
+
+
 GIFTCARD_MOVE = GiftCardMove(
     move="m1", kind="redeem", card="GC-1", amount=1000, currency="SEK", store="S001", sale_id="s1", at=1_795_000_000_000
 )
@@ -770,6 +823,21 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         ),
         "941a0f01929329c4020102c2932ac401ffc3",
     ),
+]
+LINK_FRAMES += [  # issue 14, receipts: another store's receipt returned here, exactly once chain-wide
+    ("ReceiptQuestion", ReceiptQuestion(id=31, receipt="S002-1-42"), "931f1fa9533030322d312d3432"),
+    (
+        "ReceiptAnswer",
+        ReceiptAnswer(id=31, body=b"\x9f\xa4S002", returned={1: 2, 3: 1}),
+        "94201fc4069fa4533030328201020301",
+    ),
+    (
+        "ReturnClaimQuestion",
+        ReturnClaimQuestion(id=32, receipt="S002-1-42", claim="9f3a", lines={1: 1}),
+        "952120a9533030322d312d3432a439663361810101",
+    ),
+    ("ReturnClaimAnswer", ReturnClaimAnswer(id=32), "922220"),
+    ("ReturnReleaseQuestion", ReturnReleaseQuestion(id=33, claim="9f3a"), "932321a439663361"),
 ]
 
 SALE_RECORD = SaleRecord(
