@@ -252,9 +252,12 @@ def record(
     closed_at: int,
     tendered: int = 0,
     cash: RecordTender | None = None,
+    cash_due: int | None = None,
 ) -> SaleRecord:
     """The journal record. A sale is closed by cash (`tendered`, or `cash` in a foreign currency) unless
-    the tenders already taken cover it exactly; cash rounding applies to the cash part only."""
+    the tenders already taken cover it exactly; cash rounding applies to the cash part only. `cash_due`:
+    what the drawer pays for the cash part when it is not simply that part cash-rounded (the last of a
+    receipt's partial refunds takes what is left of the cash it took: storenode.lanes.refunds.cash_back)."""
     amount = total(state)
     remaining = amount - paid(state)
     tenders: list[RecordTender] = []
@@ -263,7 +266,7 @@ def record(
         tenders = list(state.tenders)
         if remaining or not tenders:
             closing = cash or RecordTender(kind="cash", currency=currency, amount=tendered)
-            cash_due_now = cash_round(remaining, currency)
+            cash_due_now = cash_round(remaining, currency) if cash_due is None else cash_due
             rounding = cash_due_now - remaining
             change = closing.sale_value - cash_due_now
             tenders.append(closing)

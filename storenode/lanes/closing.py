@@ -50,6 +50,10 @@ def close_sale(
     how many. A refund of a receipt is checked against the receipt here, once its cash part is known."""
 
     def build(no: int) -> SaleRecord:
+        exact = basket.due(state)
+        back = None
+        if kind == "sale" and state.refund_of and exact < 0:
+            back = refunds.cash_back(conn, state.refund_of, exact, store, currency)
         record = basket.record(
             state,
             store=store,
@@ -59,6 +63,7 @@ def close_sale(
             closed_at=closed_at,
             tendered=tendered,
             cash=cash,
+            cash_due=back,
         )
         if kind == "sale":
             refunds.check(conn, record, store, currency, state.lane)
