@@ -11,7 +11,9 @@ from collections import defaultdict
 
 import msgspec
 
+from protocol.discounting import net_amounts
 from protocol.frames import (
+    DiscountLine,
     Line,
     RecordApproval,
     RecordDiscount,
@@ -73,6 +75,9 @@ def live_lines(state: LaneState) -> list[RecordLine]:
 
 
 def total(state: LaneState) -> int:
+    """What the sale costs, after its discounts (protocol.discounting)."""
+    if state.discounts:
+        return sum(net_amounts(state.lines, state.discounts)[0].values())
     return sum(line.amount for line in state.lines if not line.voided)
 
 
@@ -96,9 +101,11 @@ def require_unpaid(state: LaneState) -> None:
 
 
 def vat_breakdown(state: LaneState) -> list[RecordVat]:
+    """VAT per rate, extracted from what the lines cost after discounts."""
     gross: dict[int, int] = defaultdict(int)
+    net, _ = net_amounts(state.lines, state.discounts)
     for line in live_lines(state):
-        gross[line.vat_rate] += line.amount
+        gross[line.vat_rate] += net[line.no]
     return [RecordVat(rate=r, gross=g, vat=vat_of(g, r)) for r, g in sorted(gross.items())]
 
 
@@ -176,7 +183,8 @@ def void_line(state: LaneState, no: int) -> LaneState:
         raise Rejected("already_void", f"line {no} is already voided")
     lines = list(state.lines)
     lines[no - 1] = msgspec.structs.replace(lines[no - 1], voided=True)
-    return msgspec.structs.replace(state, status=OPEN, lines=lines)
+    kept = [d for d in state.discounts if d.line != no]  # a voided line's discounts go with it
+    return msgspec.structs.replace(state, status=OPEN, lines=lines, discounts=kept)
 
 
 def to_total(state: LaneState) -> LaneState:
@@ -290,7 +298,7 @@ def record(
         refund_of=state.refund_of,
         approvals=list(state.approvals),
         salesperson=state.salesperson,
-        discounts=list(state.discounts),
+        discounts=net_amounts(state.lines, state.discounts)[1],
         training=state.training,
     )
 
@@ -330,4 +338,8 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             for t in state.tenders
         ],
         refund_of=state.refund_of,
+        discounts=[
+            DiscountLine(line=d.line, kind=d.kind, value=d.value, amount=d.amount, reason=d.reason, approver=d.approver)
+            for d in net_amounts(state.lines, state.discounts)[1]
+        ],
     )

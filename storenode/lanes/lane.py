@@ -33,7 +33,7 @@ import trio
 from devices import display
 from devices.escpos import ReceiptLayout, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
-from protocol import gs1, link, pins
+from protocol import discounting, gs1, link, pins
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -42,9 +42,11 @@ from protocol.frames import (
     EndOfDay,
     Error,
     GiftCardTender,
+    GiveDiscount,
     InvoiceTender,
     Login,
     Logout,
+    OverridePrice,
     QuickKey,
     Receipt,
     RecordApproval,
@@ -76,7 +78,7 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, payments, refunds, statefile, terminal_admin
+from storenode.lanes import approval, basket, closing, discounts, payments, refunds, statefile, terminal_admin
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -600,6 +602,8 @@ class Lane:
                 await self._apply(effects, conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
+            case GiveDiscount() | OverridePrice():  # issue 14, manual discounts
+                await self._discount(command)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
@@ -618,6 +622,25 @@ class Lane:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
+
+    async def _discount(self, command: GiveDiscount | OverridePrice) -> None:
+        """A manual discount or price override (storenode.lanes.discounts decides; a supervisor approves
+        beyond the cashier's limit, and always a price), kept in the lane's saved state until the sale is
+        journaled with it."""
+        state = self.state
+        basket.require_operator(state)
+        reasons = await self._read(replica.discount_reasons)
+        if isinstance(command, GiveDiscount):
+            limit = self.ctx.config.sales.cashier_discount_percent
+            new, needed = discounts.discount(state, command, reasons, limit, self.currency)
+        else:
+            new, needed = discounts.override(state, command, reasons, self.currency)
+        given = await self._approval(needed, command)
+        if given is not None:
+            new = discounts.approved(_with(new, given), given.approver)
+        what = discounting.label(new.discounts[-1], self.currency)
+        total = self._money(basket.total(new))
+        await self._save(new, ref=command.ref, message=f"{what}: total {self.currency} {total}")
 
     async def _check_pin(self, number: str, pin: str) -> operators.Operator:
         """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the

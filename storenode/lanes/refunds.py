@@ -31,6 +31,7 @@ import msgspec
 
 from devices.escpos import receipt_id
 from protocol.codec import decode_record
+from protocol.discounting import net_amounts
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import cash_round, format_money
 from protocol.receipts import parse_receipt_id
@@ -220,12 +221,14 @@ def return_lines(
     ]
     if not matching:
         raise Rejected("not_on_receipt", f"{code} is not on receipt {found.receipt}")
+    net, _ = net_amounts(found.original.lines, found.original.discounts)
     left, out = qty, []
     for line in matching:
-        take = min(found.lines.get(line.no, 0), left)
+        still = found.lines.get(line.no, 0)
+        take = min(still, left)
         if take <= 0:
             continue
-        amount = line.amount * take // line.qty  # a weighed line is one line of qty 1: all of it
+        amount = _part(net[line.no], line.qty, line.qty - still, take)
         out.append(
             msgspec.structs.replace(line, no=0, qty=-take, amount=-amount, voided=False, origin=line.no),
         )
@@ -238,6 +241,13 @@ def return_lines(
         "over_return",
         f"receipt {found.receipt} has {sold} of {matching[0].name}; only {can} more can be returned",
     )
+
+
+def _part(cost: int, qty: int, gone: int, take: int) -> int:
+    """What `take` of a line's `qty` cost, when `gone` of them went back already: the difference of two
+    floors, so the parts of a line returned over several refunds add up to exactly what it cost after its
+    discounts (a weighed line is one line of qty 1: all of it)."""
+    return cost * (gone + take) // qty - cost * gone // qty
 
 
 RECENT_REFUNDS = 1000  # the newest journaled refunds a receipt-less return is checked against

@@ -11,7 +11,20 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from protocol.frames import CashTender, Error, Login, Receipt, RefundOf, ReturnItem, SaleState, Scan
+from protocol.frames import (
+    CancelSale,
+    CashTender,
+    Command,
+    Error,
+    GiveDiscount,
+    Login,
+    OverridePrice,
+    Receipt,
+    RefundOf,
+    ReturnItem,
+    SaleState,
+    Scan,
+)
 from tests.kit.lanes import LaneRig, open_lane
 
 BOUND = 120  # virtual seconds
@@ -66,3 +79,122 @@ async def test_partial_cash_refunds_never_pay_back_more_cash_than_was_taken(rig:
         assert drawer == 0
         refused = await rig.do(RefundOf(receipt=receipt))
         assert isinstance(refused, Error) and refused.code == "all_returned"
+
+
+MILK, BUTTER, COFFEE, SOAP = "7310000000010", "7310000000027", "7310000000034", "7310000000119"
+
+
+async def refused(rig: LaneRig, command: Command, code: str) -> Error:
+    """Refused with `code`, and the sale as it was."""
+    before = rig.till.state
+    answer = await rig.do(command)
+    assert isinstance(answer, Error) and answer.code == code, answer
+    after = rig.till.state
+    assert before is not None and after is not None
+    assert (after.lines, after.discounts, after.total, after.vat) == (
+        before.lines,
+        before.discounts,
+        before.total,
+        before.vat,
+    )
+    return answer
+
+
+async def test_discounts_within_the_cashiers_limit_and_beyond_it_with_a_supervisor(rig: LaneRig) -> None:
+    with trio.fail_after(BOUND):
+        assert isinstance(await rig.do(Login(operator="1", pin="1234")), SaleState)
+        await rig.do(Scan(code=COFFEE))  # 69.95, VAT 12 %
+        state = await rig.do(Scan(code=SOAP))  # 29.95, VAT 25 %
+        assert isinstance(state, SaleState) and state.total == 9990
+        # Refusals: each with a clear error, the sale as it was.
+        await refused(rig, GiveDiscount(line=1, percent=500, reason="NOPE"), "bad_reason")
+        await refused(rig, GiveDiscount(line=1, reason="DAMAGED"), "bad_discount")
+        await refused(rig, GiveDiscount(line=1, percent=500, amount=100, reason="DAMAGED"), "bad_discount")
+        await refused(rig, GiveDiscount(line=1, amount=6996, reason="DAMAGED"), "bad_discount")
+        await refused(rig, GiveDiscount(line=3, percent=500, reason="DAMAGED"), "no_such_line")
+        await refused(rig, GiveDiscount(line=1, percent=1500, reason="DAMAGED"), "approval_needed")
+        await refused(
+            rig,
+            GiveDiscount(line=1, percent=1500, reason="DAMAGED", approver="1", approver_pin="1234"),
+            "approval_needed",
+        )
+        await refused(rig, OverridePrice(line=2, price=1000, reason="PRICEMATCH"), "approval_needed")
+        assert isinstance(
+            await rig.do(GiveDiscount(line=1, percent=1000, reason="DAMAGED")), SaleState
+        )  # 7.00 off (6.995)
+        # a second 10 % on the same line is 19 % of it from the cashier: beyond the limit
+        await refused(rig, GiveDiscount(line=1, percent=1000, reason="DAMAGED"), "approval_needed")
+        state = await rig.do(GiveDiscount(percent=2000, reason="GOODWILL", approver="2", approver_pin="4321"))
+        assert isinstance(state, SaleState), state
+        # coffee 69.95 - 7.00 = 62.95; soap 29.95; sale 92.90, 20 % = 18.58 spread 62.95:29.95
+        assert [(d.line, d.kind, d.amount, d.approver) for d in state.discounts] == [
+            (1, "percent", 700, ""),
+            (0, "percent", 1858, "2"),
+        ]
+        assert state.total == 9990 - 700 - 1858
+        share_coffee = 1858 * 6295 // 9290 + (1 if 1858 * 6295 % 9290 > 1858 * 2995 % 9290 else 0)
+        gross = {v.rate: v.gross for v in state.vat}
+        assert gross == {1200: 6295 - share_coffee, 2500: 2995 - (1858 - share_coffee)}
+        assert sum(gross.values()) == state.total
+        sold = await rig.do(CashTender(amount=10000))
+        assert isinstance(sold, Receipt) and sold.total == 7432
+        assert "Discount 10% (DAMAGED)" in sold.text and "Discount 20% (GOODWILL)" in sold.text
+        assert "-7.00" in sold.text and "-18.58" in sold.text
+        record = (await rig.journal())[-1]
+        assert [(d.line, d.kind, d.value, d.amount, d.reason, d.approver) for d in record.discounts] == [
+            (1, "percent", 1000, 700, "DAMAGED", ""),
+            (0, "percent", 2000, 1858, "GOODWILL", "2"),
+        ]
+        assert [(a.action, a.approver) for a in record.approvals] == [("discount", "2")]
+        assert record.total == 7432 and sum(v.gross for v in record.vat) == 7432
+
+
+async def test_a_price_override_needs_approval_and_refunds_pay_back_what_a_line_cost(rig: LaneRig) -> None:
+    with trio.fail_after(BOUND):
+        assert isinstance(await rig.do(Login(operator="1", pin="1234")), SaleState)
+        await rig.do(Scan(code=MILK, qty=3))  # 3 x 15.90 = 47.70
+        await rig.do(Scan(code=BUTTER))  # 54.90
+        state = await rig.do(OverridePrice(line=2, price=4990, reason="PRICEMATCH", approver="2", approver_pin="4321"))
+        assert isinstance(state, SaleState) and state.total == 4770 + 4990
+        assert [(d.kind, d.value, d.amount) for d in state.discounts] == [("price", 4990, 500)]
+        await refused(
+            rig,
+            OverridePrice(line=2, price=4000, reason="PRICEMATCH", approver="2", approver_pin="4321"),
+            "already_overridden",
+        )
+        state = await rig.do(GiveDiscount(amount=900, reason="GOODWILL"))  # 9.00 of 97.60: within 10 %
+        assert isinstance(state, SaleState) and state.total == 8860, state
+        sold = await rig.do(CashTender(amount=8900))
+        assert isinstance(sold, Receipt)
+        receipt = f"S001-1-{sold.receipt_no}"
+        record = (await rig.journal())[-1]
+        # The 9.00 spread 47.70 : 49.90 by largest remainder (4.3986 and 4.6014: 4.40 and 4.60)
+        milk_net = 4770 - 440
+        # Refund the milk one at a time: the parts add up to exactly what the line cost after discounts.
+        parts = []
+        for _ in range(3):
+            back = await refund_one(rig, receipt, MILK)
+            parts.append(back.total)
+        assert sum(parts) == -milk_net
+        back = await refund_one(rig, receipt, BUTTER)
+        assert sum(parts) + back.total == -record.total
+        journal = await rig.journal()
+        drawer = sum(sum(t.sale_value for t in r.tenders if t.kind == "cash") - r.change for r in journal)
+        assert drawer == 0  # every krona taken went back, and not one more
+
+
+async def test_no_discount_on_a_refund_or_once_money_was_taken(rig: LaneRig) -> None:
+    with trio.fail_after(BOUND):
+        assert isinstance(await rig.do(Login(operator="1", pin="1234")), SaleState)
+        sold = await cash_sale(rig, COFFEE, tendered=7000)
+        await rig.do(RefundOf(receipt=f"S001-1-{sold.receipt_no}"))
+        await rig.do(ReturnItem(code=COFFEE))
+        answer = await refused(rig, GiveDiscount(percent=500, reason="GOODWILL"), "refund_discount")
+        assert "refunds receipt" in answer.message
+        assert isinstance(await rig.do(CancelSale(approver="2", approver_pin="4321")), SaleState | Receipt)
+        await rig.do(Scan(code=COFFEE))
+        await rig.do(Scan(code=MILK))
+        state = await rig.do(CashTender(amount=2000, part=True))
+        assert isinstance(state, SaleState) and state.paid == 2000, state
+        answer = await refused(rig, GiveDiscount(percent=500, reason="GOODWILL"), "payment_started")
+        assert "money was already taken" in answer.message
