@@ -8,7 +8,8 @@ record holds both, so a receipt, a refund and an audit recompute exactly what th
 
 How a sale's discounts apply (the documented rule; `net_amounts`):
 1. Price overrides first: the line costs its new unit price times its quantity (a weighed line: the
-   new kilo price for its weight, rounded half up to the minor unit).
+   new kilo price for its weight, rounded half up to the minor unit). Returned lines are never repriced
+   nor discounted (the lane refuses it; here they simply take nothing).
 2. Then line discounts, in the order given, each on what its line costs at that point: a percent
    rounded half up to the minor unit, an amount at most what is left of the line.
 3. Then sale discounts (line 0), in the order given, each on what the sale's sold lines (those with a
@@ -72,7 +73,7 @@ def net_amounts(
         given = discounts[i]
         line = by_no.get(given.line)
         if given.kind == PRICE:
-            if line is None:
+            if line is None or line.qty <= 0:  # a returned line goes back at what it cost: never repriced
                 taken[i] = 0
                 continue
             new = _overridden(line, given.value)
@@ -82,7 +83,8 @@ def net_amounts(
             base = net.get(given.line, 0)
             cut = off(given, base) if line is not None else 0
             taken[i] = cut
-            net[given.line] = base - cut
+            if cut:
+                net[given.line] = base - cut
         else:
             sold = {no: amount for no, amount in net.items() if amount > 0}
             cut = off(given, sum(sold.values()))
