@@ -4,14 +4,19 @@ file's; once central sent any, central's active reasons alone decide at the till
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import trio
 
 from central.app import CentralNode
 from central.registers.catalog import DiscountReason
 from protocol.frames import CancelSale, Error, GiveDiscount, Login, SaleState, Scan
+from runtime.database import migrate, open_connection
 from storenode.app import StoreNode
+from storenode.schema import MIGRATIONS
+from storenode.sync import replica
 from tests.kit.catalog import commit
 from tests.kit.catalog import seed_central as seed
 from tests.kit.nodes import store_node
@@ -51,3 +56,43 @@ async def test_central_discount_reasons_reach_the_store_and_alone_decide(
         await store.catalog_follower.wait_version(retired)
         assert await discount(store, "BRUISED") == "bad_reason"
         assert await discount(store, "LOYAL") == "ok"
+
+
+def test_a_store_holding_centrals_catalogue_takes_one_snapshot_after_the_upgrade(tmp_path: Path) -> None:
+    """Store migration 16: reasons central held before the store was upgraded arrive with one snapshot."""
+    for version, expected in ((7, (7, 0)), (0, (0, None))):
+        conn = open_connection(tmp_path / f"store-{version}.db")
+        try:
+            migrate(conn, [m for m in MIGRATIONS if m.version < 16])
+            conn.execute(
+                "UPDATE replica SET version = ?, transfer_base = ?, cursor = x'01'", (version, version or None)
+            )
+            conn.commit()
+            migrate(conn, MIGRATIONS)
+            now = replica.state(conn)
+            assert (now.version, now.transfer_base) == expected
+            assert replica.discount_reasons(conn) == {}
+        finally:
+            conn.close()
+
+
+def test_the_catalogue_files_reasons_are_checked_whole_and_loaded(tmp_path: Path) -> None:
+    good = {"items": [], "discount_reasons": [{"code": "DAMAGED", "name": "Damaged goods"}]}
+    for bad, problem in (
+        ([{"code": "A", "name": "x"}, {"code": "A", "name": "y"}], "appears twice"),
+        ([{"code": "TWO WORDS", "name": "x"}], "without spaces"),
+        ([{"code": "A", "name": ""}], "needs a code"),
+    ):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({"items": [], "discount_reasons": bad}))
+        with pytest.raises(replica.CatalogError, match=problem):
+            replica.read_catalog(path)
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(good))
+    conn = open_connection(tmp_path / "store.db")
+    try:
+        migrate(conn, MIGRATIONS)
+        replica.load(conn, replica.read_catalog(path), "SEK")
+        assert replica.discount_reasons(conn) == {"DAMAGED": "Damaged goods"}
+    finally:
+        conn.close()
