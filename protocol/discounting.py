@@ -95,10 +95,12 @@ def net_amounts(
 
 
 def _stage(given: RecordDiscount) -> int:
+    """The order of the rule: price overrides, then line discounts, then sale discounts."""
     return 0 if given.kind == PRICE else 1 if given.line else 2
 
 
 def off(given: RecordDiscount, base: int) -> int:
+    """What a percent or amount discount takes off `base`: never more than all of it, nothing off nothing."""
     if base <= 0:
         return 0
     if given.kind == PERCENT:

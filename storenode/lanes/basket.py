@@ -50,6 +50,27 @@ class Item(msgspec.Struct, frozen=True):
         return self.unit == "kg"
 
 
+class CashBack(msgspec.Struct, frozen=True):
+    """A refund of a receipt that took cash: what the sale took in cash (exactly, and into the drawer after
+    rounding and change) and what the receipt's journaled refunds gave back of it, both ways. Read when the
+    refund opens or changes (storenode.lanes.refunds.cash_back_of) so the till shows the cash the drawer
+    will really pay, and read again by the closing in its own transaction, which decides."""
+
+    taken_exact: int
+    taken: int
+    back_exact: int
+    back: int
+
+    def pays(self, exact: int, currency: str) -> int:
+        """What the drawer pays (negative) for a refund whose cash part is `exact` (negative, before rounding):
+        the cash-rounded total given back in cash over the receipt's refunds, this one included, less what
+        the drawer already paid back; never past the cash the sale took, and all of what is left once the
+        refunds give back all of its cash (the last of several partial refunds takes the remainder)."""
+        given = self.back_exact - exact
+        target = self.taken if given >= self.taken_exact else min(cash_round(given, currency), self.taken)
+        return -max(0, target - self.back)
+
+
 class LaneState(msgspec.Struct):
     lane: int
     status: str = CLOSED
@@ -68,6 +89,7 @@ class LaneState(msgspec.Struct):
     salesperson: str = ""  # the sale's salesperson (operator number), journaled with it
     discounts: list[RecordDiscount] = []  # manual discounts and price overrides given, in order
     training: bool = False  # the lane is in training mode: a mode of the lane, kept from sale to sale
+    cash_back: CashBack | None = None  # a refund of a receipt that took cash: how its cash is reconciled
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -91,7 +113,15 @@ def due(state: LaneState) -> int:
 
 
 def cash_due(state: LaneState, currency: str) -> int:
-    return cash_round(due(state), currency)
+    return _cash_of(state, due(state), currency)
+
+
+def _cash_of(state: LaneState, exact: int, currency: str) -> int:
+    """What the drawer takes (or pays, negative) for `exact` due in cash: cash-rounded, except a refund of a
+    receipt's cash, reconciled over the receipt's refunds (CashBack)."""
+    if state.cash_back is not None and exact < 0:
+        return state.cash_back.pays(exact, currency)
+    return cash_round(exact, currency)
 
 
 def require_unpaid(state: LaneState) -> None:
@@ -260,12 +290,10 @@ def record(
     closed_at: int,
     tendered: int = 0,
     cash: RecordTender | None = None,
-    cash_due: int | None = None,
 ) -> SaleRecord:
     """The journal record. A sale is closed by cash (`tendered`, or `cash` in a foreign currency) unless
-    the tenders already taken cover it exactly; cash rounding applies to the cash part only. `cash_due`:
-    what the drawer pays for the cash part when it is not simply that part cash-rounded (the last of a
-    receipt's partial refunds takes what is left of the cash it took: storenode.lanes.refunds.cash_back)."""
+    the tenders already taken cover it exactly; cash rounding applies to the cash part only (a refund of a
+    receipt's cash: reconciled over the receipt's refunds, CashBack)."""
     amount = total(state)
     remaining = amount - paid(state)
     tenders: list[RecordTender] = []
@@ -274,7 +302,7 @@ def record(
         tenders = list(state.tenders)
         if remaining or not tenders:
             closing = cash or RecordTender(kind="cash", currency=currency, amount=tendered)
-            cash_due_now = cash_round(remaining, currency) if cash_due is None else cash_due
+            cash_due_now = _cash_of(state, remaining, currency)
             rounding = cash_due_now - remaining
             change = closing.sale_value - cash_due_now
             tenders.append(closing)
@@ -328,7 +356,7 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         ],
         total=amount,
         vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state)],
-        cash_due=cash_round(amount - taken, currency),
+        cash_due=_cash_of(state, amount - taken, currency),
         ref=ref,
         message=message,
         paid=taken,

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from protocol.frames import RecordTender, SaleRecord, StockMovement, Stream
 from storenode import stock
 from storenode.journal import chain
@@ -50,12 +52,13 @@ def close_sale(
     how many. A refund of a receipt is checked against the receipt here, once its cash part is known."""
 
     def build(no: int) -> SaleRecord:
-        exact = basket.due(state)
-        back = None
-        if kind == "sale" and state.refund_of and exact < 0:
-            back = refunds.cash_back(conn, state.refund_of, exact, store, currency)
+        settled = state
+        if kind == "sale" and state.refund_of:  # the cash given back so far, as this transaction reads it
+            settled = msgspec.structs.replace(
+                state, cash_back=refunds.cash_back_of(conn, state.refund_of, store, currency)
+            )
         record = basket.record(
-            state,
+            settled,
             store=store,
             receipt_no=no,
             kind=kind,
@@ -63,7 +66,6 @@ def close_sale(
             closed_at=closed_at,
             tendered=tendered,
             cash=cash,
-            cash_due=back,
         )
         if kind == "sale":
             refunds.check(conn, record, store, currency, state.lane)

@@ -16,24 +16,13 @@ from collections.abc import Iterable
 import msgspec
 
 from protocol.discounting import AMOUNT, PERCENT, PERCENT_SCALE, PRICE, net_amounts
-from protocol.frames import DiscountLine, GiveDiscount, OverridePrice, RecordDiscount, RecordLine
+from protocol.frames import GiveDiscount, OverridePrice, RecordDiscount, RecordLine
 from protocol.money import format_money, format_rate
 from runtime.mailbox import Rejected
 from storenode.lanes import approval
 from storenode.lanes.basket import OPEN, TENDER, LaneState
 
 MAX_DISCOUNTS = 100  # per sale: more is a slip, not a sale
-
-MAX_DISCOUNTS = 100  # per sale: more is a slip, not a sale
-
-
-def shown(state: LaneState) -> list[DiscountLine]:
-    """The sale's discounts as the till shows them, with what each takes off now."""
-    _, priced = net_amounts(state.lines, state.discounts)
-    return [
-        DiscountLine(line=d.line, kind=d.kind, value=d.value, amount=d.amount, reason=d.reason, approver=d.approver)
-        for d in priced
-    ]
 
 
 # -- decisions --------------------------------------------------------------------------------------------

@@ -779,7 +779,8 @@ class Lane:
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
-            new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt)
+            back = refunds.cash_back_of(c, found.receipt, config.store, config.currency)
+            new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt, cash_back=back)
             save_state(c, new)
             return new, found
 
@@ -799,6 +800,8 @@ class Lane:
             item = self._lookup(c, code)
             lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
             new = basket.add_returned(state, lines)
+            back = refunds.cash_back_of(c, state.refund_of, config.store, config.currency)  # refunds closed meanwhile
+            new = msgspec.structs.replace(new, cash_back=back)
             save_state(c, new)
             return new
 

@@ -11,12 +11,13 @@ at once cannot both give back its last item or its last krona.
 
 Cash is what the other tenders left of a sale's total, before cash rounding: rounding is the drawer's
 business, and counting it would make the last of several partial cash refunds fall over a few öre.
-The drawer's side is reconciled over the receipt's refunds (`cash_back`): each refund pays back the
-cash-rounded sum of the cash given back so far, less what the drawer already paid, and never past the
-cash the sale took; the refund that gives back the last of it takes exactly the remainder. Two items
-at 24.50 paid 49.00 in cash and refunded one at a time go back as 25.00 and 24.00, not 25.00 twice.
+The drawer's side is reconciled over the receipt's refunds (basket.CashBack, read by `cash_back_of`):
+each refund pays back the cash-rounded sum of the cash given back so far, less what the drawer already
+paid, and never past the cash the sale took; the refund that gives back the last of it takes exactly
+the remainder. Two items at 24.50 paid 49.00 in cash and refunded one at a time go back as 25.00 and
+24.00, not 25.00 twice.
 
-A line's share of the sale's discounts goes back with it (storenode.lanes.discounts.net_amounts): a
+A line's share of the sale's discounts goes back with it (protocol.discounting.net_amounts): a
 returned line is priced at what it cost after discounts, and the parts of a line returned over several
 refunds add up to exactly that (each part is the difference of two floors).
 """
@@ -33,11 +34,11 @@ from devices.escpos import receipt_id
 from protocol.codec import decode_record
 from protocol.discounting import net_amounts
 from protocol.frames import RecordLine, RecordTender, SaleRecord
-from protocol.money import cash_round, format_money
+from protocol.money import format_money
 from protocol.receipts import parse_receipt_id
 from runtime.mailbox import Rejected
 from storenode.journal import chain
-from storenode.lanes.basket import LaneState
+from storenode.lanes.basket import CashBack, LaneState
 from storenode.lanes.saved import other_lanes
 
 Key = tuple[str, str]  # (tender kind, the gift card or customer it names; "" for card and cash)
@@ -101,23 +102,18 @@ def _drawer(record: SaleRecord) -> int:
     return sum(t.sale_value for t in record.tenders if t.kind == "cash") - record.change
 
 
-def cash_back(conn: sqlite3.Connection, receipt: str, exact: int, store: str, currency: str) -> int:
-    """What the drawer pays (negative) for a refund of `receipt` whose cash part is `exact` (negative, before
-    rounding): the cash-rounded total given back in cash over the receipt's refunds so far, this one
-    included, less what the drawer already paid back; never more than the sale took in cash, and all of
-    what is left once the refunds have given back all of its cash."""
+def cash_back_of(conn: sqlite3.Connection, receipt: str, store: str, currency: str) -> CashBack | None:
+    """The receipt's cash: what its sale took and what its journaled refunds gave back (None: it took none)."""
     sale = original(conn, receipt, store, currency)
     taken_exact, taken = _money_of_record(sale)[CASH], _drawer(sale)
     if taken_exact <= 0 or taken <= 0:
-        return cash_round(exact, currency)  # no cash to reconcile with; check() refuses cash that was not taken
+        return None  # nothing to reconcile with; check() refuses cash that was not taken
     back_exact = back = 0
     for record in chain.refunds_of(conn, receipt_id(sale)):
         if record.kind == "sale":
             back_exact -= _money_of_record(record)[CASH]
             back -= _drawer(record)
-    given = back_exact - exact
-    target = taken if given >= taken_exact else min(cash_round(given, currency), taken)
-    return -max(0, target - back)
+    return CashBack(taken_exact=taken_exact, taken=taken, back_exact=back_exact, back=back)
 
 
 def _money_of_state(state: LaneState) -> dict[Key, int]:
