@@ -4,10 +4,11 @@ Decisions only (plain functions of the lane's state, what was scanned and store.
 lane asks for the supervisor's number and PIN and journals who approved (storenode.lanes.lane).
 
 How a till gives an approval: the command itself carries it (`approver`, `approver_pin`, appended with
-defaults to Scan, ReturnItem, VoidLine, CancelSale, EndOfDay, StockMove and StockCount). A till sends the
-command; a refusal `approval_needed` says what needs approval and why; the till asks the supervisor to
-type their number and PIN and sends the same command again with them. Chosen over a separate `Approve`
-command preceding the action because the approval then covers exactly that one command: there is no
+defaults to Scan, ReturnItem, VoidLine, CancelSale, EndOfDay, StockMove, StockCount, GiveDiscount and
+OverridePrice). A till sends the command; a refusal `approval_needed` says what needs approval and why; the
+till asks the supervisor to type their number and PIN and sends the same command again with them. Chosen
+over a separate `Approve` command preceding the action because the approval then covers exactly that one
+command: there is no
 approval waiting on the lane for whatever comes next, nothing to expire, and nothing another command
 (or another till) could use up. An operator logged in as supervisor or manager approves their own
 actions (their login was the PIN check); it is journaled the same way.

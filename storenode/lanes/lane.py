@@ -641,6 +641,7 @@ class Lane:
         what = discounting.label(new.discounts[-1], self.currency)
         total = self._money(basket.total(new))
         await self._save(new, ref=command.ref, message=f"{what}: total {self.currency} {total}")
+        self._show(lambda: display.item_lines(what, f"{self.currency} {total}"))
 
     async def _check_pin(self, number: str, pin: str) -> operators.Operator:
         """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the
