@@ -30,6 +30,7 @@ from protocol.frames import (
     CatalogPull,
     CustomerAnswer,
     CustomerQuestion,
+    DiscountLine,
     EndOfDay,
     Error,
     Event,
@@ -462,6 +463,20 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "de000ba174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba86f70657261746f72a1"
         "31a773616c655f6964a27332a5746f74616cd1f9caa8636173685f647565d1f9c0a37265661da3647565d1f9caa9726566756e64"
         "5f6f66a9533030312d312d3432",
+    ),
+    # -- issue 14, manual discounts (discounts) --
+    (
+        "SaleState",
+        SaleState(
+            lane=1,
+            status="open",
+            currency="SEK",
+            total=6295,
+            discounts=[DiscountLine(line=1, kind="percent", value=1000, amount=700, reason="DAMAGED")],
+        ),
+        "de0006a174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba5746f74616ccd18"
+        "97a9646973636f756e74739185a46c696e6501a46b696e64a770657263656e74a576616c7565cd03e8a6616d6f756e74cd02"
+        "bca6726561736f6ea744414d41474544",
     ),
 ]
 
