@@ -130,12 +130,13 @@ def require_unpaid(state: LaneState) -> None:
         raise Rejected("payment_started", "money was already taken for this sale; pay the rest or cancel the sale")
 
 
-def vat_breakdown(state: LaneState) -> list[RecordVat]:
-    """VAT per rate, extracted from what the lines cost after discounts."""
+def vat_breakdown(state: LaneState, net: dict[int, int] | None = None) -> list[RecordVat]:
+    """VAT per rate, extracted from what the lines cost after discounts (`net`, when the caller has it)."""
+    if net is None and state.discounts:
+        net, _ = net_amounts(state.lines, state.discounts)
     gross: dict[int, int] = defaultdict(int)
-    net, _ = net_amounts(state.lines, state.discounts)
     for line in live_lines(state):
-        gross[line.vat_rate] += net[line.no]
+        gross[line.vat_rate] += line.amount if net is None else net[line.no]
     return [RecordVat(rate=r, gross=g, vat=vat_of(g, r)) for r, g in sorted(gross.items())]
 
 
@@ -332,7 +333,9 @@ def record(
 
 
 def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = "") -> SaleState:
-    amount, taken = total(state), paid(state)
+    net, priced = net_amounts(state.lines, state.discounts) if state.discounts else (None, [])
+    amount = total(state) if net is None else sum(net.values())
+    taken = paid(state)
     return SaleState(
         lane=state.lane,
         status=state.status,
@@ -355,7 +358,7 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             for x in state.lines
         ],
         total=amount,
-        vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state)],
+        vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state, net)],
         cash_due=_cash_of(state, amount - taken, currency),
         ref=ref,
         message=message,
@@ -368,6 +371,6 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         refund_of=state.refund_of,
         discounts=[
             DiscountLine(line=d.line, kind=d.kind, value=d.value, amount=d.amount, reason=d.reason, approver=d.approver)
-            for d in net_amounts(state.lines, state.discounts)[1]
+            for d in priced
         ],
     )
