@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -145,10 +145,14 @@ class Balance:
     receipt: str
     lines: dict[int, int]
     money: dict[Key, int]
+    paid_back: dict[int, int] = field(default_factory=dict)  # per line of it: what went back for it so far
 
     def add(self, lines: list[RecordLine], money: dict[Key, int]) -> None:
         for no, qty in _returned(lines).items():
             self.lines[no] = self.lines.get(no, 0) + qty
+        for line in lines:
+            if line.origin and not line.voided:
+                self.paid_back[line.origin] = self.paid_back.get(line.origin, 0) - line.amount
         for key, amount in money.items():
             self.money[key] = self.money.get(key, 0) + amount
 
@@ -224,7 +228,9 @@ def return_lines(
         take = min(still, left)
         if take <= 0:
             continue
-        amount = _part(net[line.no], line.qty, line.qty - still, take)
+        cost, back = net[line.no], found.paid_back.get(line.no, 0)
+        # the last of a line takes what is left of its cost, whatever the order its parts went back in
+        amount = cost - back if take == still else min(_part(cost, line.qty, line.qty - still, take), cost - back)
         out.append(
             msgspec.structs.replace(line, no=0, qty=-take, amount=-amount, voided=False, origin=line.no),
         )
@@ -242,7 +248,8 @@ def return_lines(
 def _part(cost: int, qty: int, gone: int, take: int) -> int:
     """What `take` of a line's `qty` cost, when `gone` of them went back already: the difference of two
     floors, so the parts of a line returned over several refunds add up to exactly what it cost after its
-    discounts (a weighed line is one line of qty 1: all of it)."""
+    discounts (a weighed line is one line of qty 1: all of it). The last part is what is left of the cost
+    (return_lines), so a refund opened on another lane and cancelled cannot shift the parts by an öre."""
     return cost * (gone + take) // qty - cost * gone // qty
 
 

@@ -25,7 +25,11 @@ from protocol.frames import (
     SaleState,
     Scan,
 )
+from tests.kit.journal import journal
 from tests.kit.lanes import LaneRig, open_lane
+from tests.kit.nodes import start_store
+from tests.kit.waits import until
+from till.client import connect
 
 BOUND = 120  # virtual seconds
 PASTA = "7310000000096"  # 24.50, VAT 12 %
@@ -203,3 +207,46 @@ async def test_no_discount_on_a_refund_or_once_money_was_taken(rig: LaneRig) -> 
         assert isinstance(state, SaleState) and state.paid == 2000, state
         answer = await refused(rig, GiveDiscount(percent=500, reason="GOODWILL"), "payment_started")
         assert "money was already taken" in answer.message
+
+
+async def test_the_last_part_of_a_discounted_line_takes_what_is_left_whatever_the_order(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Three milk at 15.90 less 0.01 cost 47.69: parts of 15.89 or 15.90 as they go back, and the last takes
+    what is left, even after a refund opened on another lane (and counted meanwhile) was cancelled."""
+    store = await start_store(tmp_path, nursery)
+    with trio.fail_after(40):
+        async with connect(store.url, lane=1, till="T1") as one, connect(store.url, lane=2, till="T2") as two:
+            await one.request(Login(operator="1", pin="1234"))
+            await two.request(Login(operator="2", pin="4321"))
+            await one.request(Scan(code=MILK, qty=3))
+            state = await one.request(GiveDiscount(amount=1, reason="GOODWILL"))
+            assert isinstance(state, SaleState) and state.total == 4769, state
+            sold = await one.request(CashTender(amount=4800))
+            assert isinstance(sold, Receipt)
+            receipt = f"S001-1-{sold.receipt_no}"
+            await until(one, lambda s: s.status == "ready")
+
+            await one.request(RefundOf(receipt=receipt))
+            first = await one.request(ReturnItem(code=MILK))
+            assert isinstance(first, SaleState) and first.total == -1589
+            await two.request(RefundOf(receipt=receipt))
+            second = await two.request(ReturnItem(code=MILK))
+            assert isinstance(second, SaleState) and second.total == -1590
+            assert isinstance(await two.request(CashTender(amount=0)), Receipt)
+            await until(two, lambda s: s.status == "ready")
+            cancelled = await one.request(CancelSale(approver="2", approver_pin="4321"))
+            assert not isinstance(cancelled, Error), cancelled
+            await until(one, lambda s: s.status == "ready")
+
+            for _ in range(2):
+                await two.request(RefundOf(receipt=receipt))
+                assert isinstance(await two.request(ReturnItem(code=MILK)), SaleState)
+                back = await two.request(CashTender(amount=0))
+                assert isinstance(back, Receipt), back
+                await until(two, lambda s: s.status == "ready")
+    refunds = [r for r in journal(store) if r.refund_of == receipt and r.kind == "sale"]
+    assert [r.total for r in refunds] == [-1590, -1590, -1589]
+    assert sum(r.total for r in refunds) == -4769
+    drawer = sum(sum(t.sale_value for t in r.tenders if t.kind == "cash") - r.change for r in journal(store))
+    assert drawer == 0
