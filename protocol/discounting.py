@@ -7,9 +7,10 @@ order given, and every amount after discounts is derived from the two by `net_am
 record holds both, so a receipt, a refund and an audit recompute exactly what the till showed.
 
 How a sale's discounts apply (the documented rule; `net_amounts`):
-1. Price overrides first: the line costs its new unit price times its quantity (a weighed line: the
-   new kilo price for its weight, rounded half up to the minor unit). Returned lines are never repriced
-   nor discounted (the lane refuses it; here they simply take nothing).
+1. Price overrides first: the line costs its new unit price times its quantity (a line weighed at the
+   lane: the new kilo price for its weight, rounded half up to the minor unit; a price label: the new
+   price of the label). Returned lines are never repriced nor discounted (the lane refuses it; here
+   they simply take nothing).
 2. Then line discounts, in the order given, each on what its line costs at that point: a percent
    rounded half up to the minor unit, an amount at most what is left of the line.
 3. Then sale discounts (line 0), in the order given, each on what the sale's sold lines (those with a
@@ -53,7 +54,10 @@ def spread(amount: int, weights: dict[int, int]) -> dict[int, int]:
 
 
 def _overridden(line: RecordLine, price: int) -> int:
-    if line.weight_g:
+    """What a line costs at a unit price set by hand, in the terms its unit price is in: per kg for a line
+    weighed at a scale (its amount is not its unit price: the kilo price for its weight), else per piece,
+    which is also a price label's (its unit price is the label's price, whatever grams it stands for)."""
+    if line.weight_g and line.unit_price * line.qty != line.amount:
         return round_half_up(price * line.weight_g, 1000) * line.qty
     return price * line.qty
 

@@ -11,6 +11,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from protocol.discounting import net_amounts
 from protocol.frames import (
     CancelSale,
     CashTender,
@@ -20,6 +21,8 @@ from protocol.frames import (
     Login,
     OverridePrice,
     Receipt,
+    RecordDiscount,
+    RecordLine,
     RefundOf,
     ReturnItem,
     SaleState,
@@ -250,3 +253,19 @@ async def test_the_last_part_of_a_discounted_line_takes_what_is_left_whatever_th
     assert sum(r.total for r in refunds) == -4769
     drawer = sum(sum(t.sale_value for t in r.tenders if t.kind == "cash") - r.change for r in journal(store))
     assert drawer == 0
+
+
+def test_a_price_set_by_hand_is_in_the_terms_of_the_lines_unit_price() -> None:
+    """Per kg for a line weighed at the lane, per label for a price label (whatever grams it stands for),
+    per piece otherwise."""
+
+    def line(qty: int, unit_price: int, amount: int, weight_g: int = 0) -> RecordLine:
+        return RecordLine(1, "i", "c", "x", qty, unit_price, amount, 1200, False, weight_g=weight_g)
+
+    override = [RecordDiscount(line=1, kind="price", value=2000, amount=0, reason="R")]
+    weighed = line(1, 2495, 1248, weight_g=500)  # 0.500 kg at 24.95/kg
+    label = line(1, 1500, 1500, weight_g=612)  # a scale's label: 15.00 for 612 g
+    pieces = line(3, 1590, 4770)
+    assert net_amounts([weighed], override)[0] == {1: 1000}
+    assert net_amounts([label], override)[0] == {1: 2000}
+    assert net_amounts([pieces], override)[0] == {1: 6000}
