@@ -391,11 +391,17 @@ async def echo_client(spec: PhaseSpec, number: int, gate: Gate, tally: Tally) ->
             gate.finished()
 
 
+# What a phase's clients do, by PhaseSpec.kind. bench/trading_day.py adds its day's till ("day"), which runs in
+# this process only (--client-procs 1): worker processes know these two.
+Client = Callable[[PhaseSpec, int, Gate, Tally], Awaitable[None]]
+CLIENTS: dict[str, Client] = {"scan": scan_till, "echo": echo_client}
+
+
 async def run_phase(spec: PhaseSpec, on_go: Callable[[], Awaitable[None]]) -> PhaseResult:
     """Run the clients of `spec` in this process; `on_go` is awaited once all are ready, just before
     they start (the orchestrator samples the nodes' CPU there, a worker waits for its go)."""
     gate, tally = Gate(len(spec.ids)), Tally()
-    client = scan_till if spec.kind == "scan" else echo_client
+    client = CLIENTS[spec.kind]
     async with trio.open_nursery() as nursery:
         for i in spec.ids:
             nursery.start_soon(client, spec, i, gate, tally)
@@ -504,6 +510,16 @@ def phase_record(result: PhaseResult, window: Window, spec: PhaseSpec) -> dict[s
         record["answered_per_s"] = len(result.round_trips_ns) / elapsed if elapsed > 0 else 0.0
         record["from_schedule"] = latency_stats(result.from_schedule_ns, percentiles=PERCENTILES)
     return record
+
+
+def cpu_per_scan(scan: dict[str, Any], store: str) -> dict[str, float | None]:
+    """CPU microseconds per answered scan (its share of the closes included) of the store node that served the
+    run, and of the client: tells whether a gap between two runs is the store's work, the till's, or waiting."""
+    answered = scan["round_trip"].get("count") or 0
+    node = scan["node_cpu_s"].get(store)
+    if not answered:
+        return {"store": None, "client": None}
+    return {"store": None if node is None else 1e6 * node / answered, "client": 1e6 * scan["client_cpu_s"] / answered}
 
 
 async def profile_store(pid: int, seconds: float, out: Path, report: dict[str, Any]) -> None:
@@ -788,12 +804,20 @@ async def bench(args: argparse.Namespace) -> int:
             wss = await measure("scan", store_url, 1, args.seconds, args, fleet, folder, nodes)
             ws = await measure("scan", plain_url, 1, args.seconds, args, fleet, folder, nodes)
             wss_p50, ws_p50 = wss["round_trip"].get("p50_ms"), ws["round_trip"].get("p50_ms")
+            cost = {"wss": cpu_per_scan(wss, "store"), "ws": cpu_per_scan(ws, "plain-store")}
             transports.append(
-                {"wss_p50_ms": wss_p50, "ws_p50_ms": ws_p50, "ratio": wss_p50 / ws_p50 if wss_p50 and ws_p50 else None}
+                {
+                    "wss_p50_ms": wss_p50,
+                    "ws_p50_ms": ws_p50,
+                    "ratio": wss_p50 / ws_p50 if wss_p50 and ws_p50 else None,
+                    "cpu_us_per_scan": cost,
+                }
             )
             print(
                 f"    1 till over wss: p50 {fmt(wss_p50, '.3f')} ms, over plain ws {fmt(ws_p50, '.3f')} ms: "
-                f"{fmt(transports[-1]['ratio'], '.2f')}x",
+                f"{fmt(transports[-1]['ratio'], '.2f')}x; CPU per scan, store/client: wss "
+                f"{fmt(cost['wss']['store'], '.0f')}/{fmt(cost['wss']['client'], '.0f')} us, ws "
+                f"{fmt(cost['ws']['store'], '.0f')}/{fmt(cost['ws']['client'], '.0f')} us",
                 flush=True,
             )
         ratios = sorted(t["ratio"] for t in transports if t["ratio"] is not None)

@@ -706,7 +706,9 @@ async def replay_run(
     await trio.to_thread.run_sync(shutil.copytree, template.parent / KEY_FILE.parent, store_db.parent / KEY_FILE.parent)
     tls_args, ca = central_tls(work, plain=link == "plain")
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
+        "central",
+        node_argv("central", "run", "--db", "central.db", "--port", "0", "--per-address", "0", *tls_args),
+        work,
     )
     if central_url.startswith("wss://") != (link == "tls"):
         raise BenchError(f"central for a {link} replay listens at {central_url}")
@@ -1195,7 +1197,9 @@ async def ingest_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -> d
     print(f"  ingest: {args.stores} stores x {args.store_sales} sales into a real central over {link} ...", flush=True)
     tls_args, ca = central_tls(work, plain=link == "plain")
     central, central_url = await fleet.start(
-        "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
+        "central",
+        node_argv("central", "run", "--db", "central.db", "--port", "0", "--per-address", "0", *tls_args),
+        work,
     )
     if central_url.startswith("wss://") != (link == "tls"):
         raise BenchError(f"central for a {link} ingest listens at {central_url}")
@@ -1411,7 +1415,9 @@ async def reconnect_part(fleet: Fleet, folder: Path, args: argparse.Namespace) -
             servers[name] = (sink, sink_url, ca)
         tls_args, ca = central_tls(work, plain=link == "plain")
         central, central_url = await fleet.start(
-            "central", node_argv("central", "run", "--db", "central.db", "--port", "0", *tls_args), work
+            "central",
+            node_argv("central", "run", "--db", "central.db", "--port", "0", "--per-address", "0", *tls_args),
+            work,
         )
         servers["central"] = (central, central_url, ca)
         if central_url.startswith("wss://") != (link == "tls"):

@@ -18,6 +18,11 @@ from runtime.supervision import ChildSpec, Strategy, Supervisor
 
 log = logging.getLogger(__name__)
 
+# Connections one address may hold open at central at once. Each store holds one link, and the operator's
+# tools one each while they run; stores behind one NAT share an address, so a chain like that raises it
+# (`central run --per-address`). What it stops: one machine holding every descriptor with handshakes.
+PER_ADDRESS = 64
+
 
 class CentralNode:
     def __init__(
@@ -30,14 +35,17 @@ class CentralNode:
         chunk_rows: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        per_address: int = PER_ADDRESS,
     ) -> None:
         """`ssl_context`: central's certificate (protocol.tls.server_context); without it central
-        serves plain ws, which only `central run --insecure` and a few tests ask for."""
+        serves plain ws, which only `central run --insecure` and a few tests ask for. `per_address`
+        (0: none) bounds the connections one address holds open, proven or not (protocol.admission)."""
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
+        self.per_address = per_address
         self.health = HealthBoard()
         self.db = Database(db_path, MIGRATIONS)
         self.ingest = Ingest(node, self.db)
@@ -61,6 +69,7 @@ class CentralNode:
                     "stores",
                     ssl_context=self.ssl_context,
                     handshake_timeout=self.handshake_timeout,
+                    per_address=self.per_address,
                 )
             )
             self.listening.set()

@@ -338,4 +338,13 @@ MIGRATIONS = [
         CREATE INDEX discount_reasons_version ON discount_reasons (version, code);
         """,
     ),
+    # 14 (issue 14, sellfix): a refund is a journal record of kind "sale" naming the receipt it pays back
+    # (SaleRecord.refund_of); kept beside it so central lists and counts refunds apart from sales without
+    # decoding every body. NULL: a row stored before this column (its body says), '' : not a refund.
+    Migration(
+        14,
+        """
+        ALTER TABLE sales ADD COLUMN refund_of TEXT;
+        """,
+    ),
 ]

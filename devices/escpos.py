@@ -164,9 +164,6 @@ class _Money:
 
 
 def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
-    if line.voided:
-        sheet.row(f"VOID {line.name}", f"-{money(line.amount)}")
-        return
     if line.weight_g:
         sheet.line(line.name)
         kg = f"{line.qty * line.weight_g / 1000:.3f}"
@@ -178,6 +175,18 @@ def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence
         sheet.row(f"  {line.qty} x {money(line.unit_price)}", money(line.amount))
     for discount in discounts:
         sheet.row(f"  {discount.label}", money(-discount.amount))
+
+
+def _void_row(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
+    """A voided line is printed as scanned (above) and then taken off again here, by what it came to.
+
+    Why both and not neither: the printed rows must add up to TOTAL, and either choice does that, but the
+    till showed the cashier and the customer the line and its void, and the journal keeps both; a receipt
+    that says the same lets the customer (and an auditor holding the receipt) see that something was scanned
+    and taken off, instead of a receipt that silently differs from what the screen showed. The amount is the
+    line's own negated (never a minus sign glued before a formatted amount: a returned line's void is
+    positive, as it adds back what the return took off)."""
+    sheet.row(f"VOID {line.name}", money(-(line.amount - sum(d.amount for d in discounts))))
 
 
 def encode_receipt(
@@ -232,6 +241,8 @@ def _lay_out(
     when = _local_time(record.closed_at, layout.timezone)
     s.row(f"Lane {record.lane}", f"Receipt {record.receipt_no}")
     s.row(when, f"Operator {record.operator}")
+    if record.salesperson:
+        s.row("", f"Salesperson {record.salesperson}")
     if record.kind == "cancel":
         s.style(align="center", bold=True)
         s.line("*** SALE CANCELLED - NOT A RECEIPT ***")
@@ -244,6 +255,8 @@ def _lay_out(
         by_line.setdefault(discount.line, []).append(discount)
     for line in record.lines:
         _line_rows(s, line, by_line.get(line.no, []), money)
+        if line.voided:
+            _void_row(s, line, by_line.get(line.no, []), money)
     for discount in by_line.get(None, []):
         s.row(discount.label, f"-{money(discount.amount)}")
     s.rule()
@@ -252,7 +265,9 @@ def _lay_out(
     s.style()
     if discounts:
         s.row("You saved", money(sum(d.amount for d in discounts)))
-    if record.kind == "sale":
+    if record.kind == "sale" and record.total < 0:
+        _paid_back_rows(s, record, money)
+    elif record.kind == "sale":
         if record.rounding:
             s.row("Cash rounding", money(record.rounding))
             s.row("To pay", money(record.total + record.rounding))
@@ -262,9 +277,7 @@ def _lay_out(
                 s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign}", money(tender.sale_value))
             else:
                 s.row(tender.kind.capitalize(), money(tender.amount))
-        for paid in record.payments:  # the card slip's essentials; the number is masked by the driver
-            if paid.method == "card" and paid.outcome == "approved":
-                s.line(f"  {paid.kind} {paid.masked_pan} auth {paid.auth_code or '-'} trace {paid.terminal_txn}")
+        _card_slips(s, record)
         s.style(bold=True)
         s.row("Change", money(record.change))
         s.style()
@@ -282,6 +295,35 @@ def _lay_out(
     s.line(f"Receipt {rid}")
     s.code(layout.barcode, rid)
     s.style()
+
+
+def _card_slips(s: _Sheet | _TextSheet, record: SaleRecord) -> None:
+    for paid in record.payments:  # the card slip's essentials; the number is masked by the driver
+        if paid.method == "card" and paid.outcome == "approved":
+            s.line(f"  {paid.kind} {paid.masked_pan} auth {paid.auth_code or '-'} trace {paid.terminal_txn}")
+
+
+def _paid_back_rows(s: _Sheet | _TextSheet, record: SaleRecord, money: _Money) -> None:
+    """A sale that pays money back (a refund, or returns worth more than what was bought) says what went back
+    and how, in positive amounts: "Change 25.00" under a cash tender of 0.00 read as a sale's change."""
+    if record.rounding:
+        s.row("Cash rounding", money(record.rounding))
+    s.row("To pay back", money(-(record.total + record.rounding)))
+    for tender in record.tenders:
+        if tender.kind == "cash" and tender.amount == 0:
+            continue  # the cash paid back is the change, below
+        if tender.currency != record.currency:
+            foreign = format_money(-tender.amount, tender.currency)
+            s.row(f"{tender.kind.capitalize()} {tender.currency} {foreign} paid back", money(-tender.sale_value))
+        elif tender.amount < 0:
+            s.row(f"{tender.kind.capitalize()} paid back", money(-tender.amount))
+        else:
+            s.row(tender.kind.capitalize(), money(tender.amount))
+    _card_slips(s, record)
+    if record.change:
+        s.style(bold=True)
+        s.row("Cash paid back", money(record.change))
+        s.style()
 
 
 def interrupted_notice(*, profile: str = DEFAULT_PROFILE, width: int = 42) -> bytes:
@@ -437,3 +479,89 @@ def status_byte(n: int, status: PrinterStatus) -> int:
                            (6, status.paper_end)],
     }[kind]  # fmt: skip
     return _FIXED_VALUE | sum(1 << k for k, on in bits if on)
+
+
+# -- Cash management slips (issue 14, cash): the payout voucher and the cash count slip ---------------------
+
+CASH_TITLES = {
+    "payout": "PETTY CASH VOUCHER",
+    "float_in": "FLOAT IN",
+    "float_out": "FLOAT OUT",
+    "drop": "CASH DROP TO SAFE",
+    "deposit": "CASH DEPOSIT",
+    "nosale": "NO SALE",
+    "count": "CASH COUNT",
+}
+
+
+def encode_voucher(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
+    """A cash event's slip (a payout's voucher, with a line for the receiver's signature; a float, drop or
+    deposit slip to go with the money) as ESC/POS, from the journal record alone so a reprint is identical."""
+    sheet = _Sheet(profile, layout.width)
+    sheet.init()
+    _lay_out_cash(sheet, layout, record)
+    sheet.p.cut(mode="PART")
+    return bytes(sheet.p.output)
+
+
+def encode_count_slip(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
+    """A cash count's slip: expected, counted and the difference per tender and currency."""
+    return encode_voucher(layout, record, profile=profile)
+
+
+def cash_slip_text(layout: ReceiptLayout, record: SaleRecord) -> str:
+    """A cash event's slip as the till shows it: the printed layout, without the printer."""
+    sheet = _TextSheet(layout.width)
+    _lay_out_cash(sheet, layout, record)
+    return "\n".join(sheet.lines) + "\n"
+
+
+def _lay_out_cash(s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord) -> None:
+    """The one cash slip layout. Every text on it (reason, account, detail) went through `plain` in the
+    sheet: a cashier's words never reach the printer as commands (a drawer kick typed as a reason)."""
+    event = record.event
+    code = event.code if event is not None else ""
+    s.style(align="center", bold=True)
+    s.line(layout.store_name or record.store)
+    if record.training:
+        s.line("TRAINING / OVNING - NOT VALID")
+    s.style(align="center", bold=True, tall=True)
+    s.line(CASH_TITLES.get(code, code.upper()))
+    s.style()
+    s.row(f"Lane {record.lane}", f"No {record.receipt_no}")
+    s.row(_local_time(record.closed_at, layout.timezone), f"Operator {record.operator}")
+    s.rule()
+    if event is None:
+        return
+    if event.account:
+        s.row("Account", event.account)
+    if event.reason:
+        s.row("Reason", event.reason)
+    for tender in event.amounts:
+        amount = format_money(tender.amount, tender.currency)
+        if tender.currency != record.currency:
+            s.row(f"Cash {tender.currency} {amount}", format_money(tender.sale_value, record.currency))
+        else:
+            s.row(f"{tender.kind.capitalize()} {tender.currency}", amount)
+    if event.counts:
+        s.row("", f"{'Expected':>10} {'Counted':>10} {'Diff':>9}")
+        for count in event.counts:
+            money = _Money(count.currency)
+            diff = count.counted - count.expected
+            s.row(
+                f"{count.tender.capitalize()} {count.currency}",
+                f"{money(count.expected):>10} {money(count.counted):>10} {money(diff):>9}",
+            )
+    if event.detail:
+        s.line(event.detail)
+    if event.approver:
+        s.row("Approved by", event.approver)
+    if code == "payout":
+        s.line()
+        s.line("Received by:")
+        s.line()
+        s.line("_" * min(30, s.width))
+    s.rule()
+    s.style(align="center")
+    s.line(f"Event {receipt_id(record)}")
+    s.style()

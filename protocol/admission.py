@@ -22,9 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def peer_address(stream: trio.abc.Stream) -> str:
-    """The remote IP of a socket stream, under any wrapping that keeps a `transport_stream` (TLS)."""
+    """The remote IP of a socket stream, under any wrapping that keeps a `transport_stream`, or of a TLS
+    stream that took its socket over (protocol.tls_stream: it keeps the address as `peer_address`)."""
     inner: object = stream
     while not isinstance(inner, trio.SocketStream):
+        address = getattr(inner, "peer_address", None)
+        if isinstance(address, str):
+            return address
         inner = getattr(inner, "transport_stream", None)
         if inner is None:
             return "?"
@@ -77,6 +81,17 @@ class CountedStream(trio.abc.Stream):
         self._limit = limit
         self._address = address
         self._counted = True
+
+    def __repr__(self) -> str:
+        """Where it comes from, as logs name a peer (trio-websocket's `remote` of a stream it does not know)."""
+        inner = self.transport_stream
+        if isinstance(inner, trio.SocketStream):
+            try:
+                host, port = inner.socket.getpeername()[:2]
+            except OSError:
+                return self._address
+            return f"{host}:{port}"
+        return repr(inner)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.transport_stream.send_all(data)

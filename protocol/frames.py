@@ -189,6 +189,20 @@ class EndOfDay(Command, tag="endofday"):
     approver_pin: Name = ""
 
 
+# -- Issue 14, salesperson (sellfix) ---------------------------------------------------------------------
+
+
+class SetSalesperson(Command, tag="salesperson"):
+    """The sale's salesperson: an operator number of this store's register, entered before (or during) each
+    sale where store.toml's [sales] salesperson is optional or required; on a lane with no sale it opens one,
+    so the number is saved with the sale it is for. Empty: the sale has none (where that is optional)."""
+
+    salesperson: Name
+
+
+# -- end of issue 14, salesperson ------------------------------------------------------------------------
+
+
 class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
     no: int
     item: str
@@ -240,6 +254,7 @@ class SaleState(TillFrame, tag="state"):
     tenders: list[TenderLine] = []
     payment: str = ""  # a card payment in progress or in doubt, in words
     refund_of: str = ""  # the receipt this sale refunds (RefundOf)
+    salesperson: str = ""  # the sale's salesperson (SetSalesperson), issue 14
     discounts: list[DiscountLine] = []  # issue 14: manual discounts and price overrides; `total` is after them
 
 
@@ -401,6 +416,109 @@ class GiftCardInfo(TillFrame, tag="giftcard"):
     ref: int = 0
 
 
+# -- Cash management at the lane (issue 14, cash): storenode/lanes/cash.py -------------------------------
+# Each command is one journaled event (RecordEvent codes nosale, payout, float_in, float_out, drop,
+# deposit, count), answered with CashDone. The lane refuses every one while a sale is open, and a
+# repeated `key` (a till's own id for the action, for a retry after a lost answer) answers with the event
+# already journaled instead of journaling it twice.
+
+CASH_LINES = 8  # currencies (or tenders, in a count) one cash command may carry
+
+
+class CashAmount(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Cash of one currency (the store's, or one of `[payments] foreign_cash`), in its minor units."""
+
+    amount: Amount
+    currency: Name = ""  # "": the store's currency
+
+
+class Counted(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the cashier counted of one tender and currency at a cash count."""
+
+    counted: Amount
+    tender: Name = "cash"  # cash | card | giftcard | invoice
+    currency: Name = ""  # "": the store's currency
+
+
+CashAmounts = Annotated[list[CashAmount], msgspec.Meta(max_length=CASH_LINES)]
+
+
+class NoSale(Command, tag="nosale"):
+    """Open the drawer without a sale: the logged-in operator gives their number and PIN again and says
+    why (a reason code or a few words). Counted per lane and operator and day."""
+
+    operator: Name
+    pin: Name
+    reason: Name
+    key: Name = ""
+
+
+class Payout(Command, tag="payout"):
+    """Petty cash paid out of the drawer against a voucher: in the store's currency, to an account of
+    `[sales] payout_accounts`; above `[sales] payout_approval` a supervisor approves."""
+
+    amount: Amount
+    account: Name
+    reason: Name
+    key: Name = ""
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
+
+
+class FloatMove(Command, tag="float"):
+    """The drawer's float put in at the start of a shift (or taken out, `out`), per currency."""
+
+    amounts: CashAmounts
+    out: bool = False
+    key: Name = ""
+
+
+class CashDrop(Command, tag="drop"):
+    """Cash taken out of the drawer to the safe, per currency."""
+
+    amounts: CashAmounts
+    key: Name = ""
+
+
+class CashDeposit(Command, tag="deposit"):
+    """Cash put into the drawer (change from the bank, a foreign float), per currency."""
+
+    amounts: CashAmounts
+    key: Name = ""
+
+
+class CashCount(Command, tag="cashcount"):
+    """The cash count at the end of a shift: what the cashier counted of each currency of cash (and of any
+    other tender they count). The lane journals it beside what its journal says should be there."""
+
+    counts: Annotated[list[Counted], msgspec.Meta(max_length=CASH_LINES)]
+    key: Name = ""
+
+
+class CountLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    tender: str
+    currency: str
+    expected: int
+    counted: int = 0
+    uncounted: bool = False  # a tender the cashier did not count: its expected total only
+
+
+class CashDone(TillFrame, tag="cashdone"):
+    """The answer to a cash command: the event as journaled (its number in the lane's chain), the money
+    it moved, a count's lines, and the slip as the till shows it (what the printer printed)."""
+
+    lane: int
+    code: str  # nosale | payout | float_in | float_out | drop | deposit | count
+    receipt_no: int
+    event: str  # the event's id in the journal
+    currency: str  # the store's
+    amounts: list[TenderLine] = []  # money into (positive) or out of (negative) the drawer
+    counts: list[CountLine] = []
+    message: str = ""
+    text: str = ""
+    ref: int = 0
+
+
 # -- Issue 14, manual discounts (discounts) ---------------------------------------------------------------
 
 Percent = Annotated[int, msgspec.Meta(ge=0, le=10_000)]  # hundredths of a percent: 1000 = 10.00 %
@@ -467,11 +585,28 @@ TillToStore = (
     | RefundOf
     | SetAside
     | EndOfDay
+    | NoSale
+    | Payout
+    | FloatMove
+    | CashDrop
+    | CashDeposit
+    | CashCount
+    | SetSalesperson
     | GiveDiscount
     | OverridePrice
 )
 StoreToTill = (
-    Welcome | SaleState | Receipt | Error | Status | StockInfo | ItemInfo | SearchResult | GiftCardInfo | TerminalReport
+    Welcome
+    | SaleState
+    | Receipt
+    | Error
+    | Status
+    | StockInfo
+    | ItemInfo
+    | SearchResult
+    | GiftCardInfo
+    | TerminalReport
+    | CashDone
 )
 
 

@@ -39,6 +39,7 @@ from trio_websocket import (
 from wsproto.connection import ConnectionState
 
 from protocol.admission import AddressLimit
+from protocol.tls_stream import SocketTLSListener, SocketTLSStream
 
 
 def guard() -> None:
@@ -101,7 +102,9 @@ async def _dial_tls(
     deadline = trio.current_time() + connect_timeout
     try:
         with trio.fail_at(deadline):
-            stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=context, https_compatible=True)
+            stream = SocketTLSStream(
+                await trio.open_tcp_stream(host, port), context, server_side=False, server_hostname=host
+            )
             try:
                 await stream.do_handshake()
             except BaseException:
@@ -120,7 +123,8 @@ async def _dial_tls(
         async with trio.open_nursery() as nursery:
             try:
                 with trio.fail_at(deadline):
-                    ws = await wrap_client_stream(nursery, stream, host, resource, **options)
+                    # typed for trio's streams, but any Stream serves (trio-websocket only reads and writes it)
+                    ws = await wrap_client_stream(nursery, stream, host, resource, **options)  # type: ignore[arg-type]
             except trio.TooSlowError:
                 await trio.aclose_forcefully(stream)
                 raise ConnectionTimeout from None
@@ -168,10 +172,9 @@ async def serve(
         sockets = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         raise ListenError(exc.errno, f"cannot listen for {purpose} on {host}:{port}: {exc.strerror or exc}") from None
-    listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]] = sockets
+    listeners: list[trio.SocketListener] | list[SocketTLSListener] = sockets
     if ssl_context is not None:
-        # https_compatible: closing does not wait on the peer's close_notify (as trio-websocket's own wss)
-        listeners = [trio.SSLListener(s, ssl_context, https_compatible=True) for s in sockets]
+        listeners = [SocketTLSListener(s, ssl_context) for s in sockets]  # TLS on the descriptor: tls_stream
     bound = sockets[0].socket.getsockname()[1]  # before any wrapping hides the socket
     accepting: list[trio.abc.Listener[trio.abc.Stream]] = list(listeners)
     if per_address:

@@ -109,7 +109,9 @@ class SalesConfig(msgspec.Struct, forbid_unknown_fields=True):
     keeps its settings in its own block below."""
 
     # salesperson and lines
-    salesperson: Literal["off", "optional", "required"] = "off"  # a salesperson number before each sale
+    # a salesperson (an operator number of this store) on each sale: off refuses the command; required refuses
+    # total and payment without one (storenode/lanes/salesperson.py)
+    salesperson: Literal["off", "optional", "required"] = "off"
     merge_lines: bool = True  # scanning an item again adds to its line (never for weighed or price-embedded items)
     # manual discounts: what a cashier gives alone; beyond it a supervisor approves
     # hundredths of a percent of a line or of the sale (10.00 %), the cashier's discounts of it counted together
@@ -117,7 +119,14 @@ class SalesConfig(msgspec.Struct, forbid_unknown_fields=True):
     cashier_discount_percent: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 1000
     # receipts
     copies: int = 1  # copy receipts that may be printed of one receipt (the store's fiscal rule)
-    # cash management
+    # cash management (storenode/lanes/cash.py)
+    payout_approval: int = 50_000  # minor units: a petty-cash payout above this needs a supervisor (500.00)
+    # the accounts a payout may be booked to, as the store's bookkeeping names them; an empty list takes any
+    # account the cashier types (1 to 32 characters, letters, digits, space, - _ . /)
+    payout_accounts: list[str] = msgspec.field(
+        default_factory=lambda: ["supplies", "cleaning", "postage", "refreshments", "repairs", "other"]
+    )
+    cash_most: int = 10_000_000  # minor units: the most one cash movement or count line may be (100,000.00)
     # training
 
 
@@ -186,6 +195,10 @@ def load_config(path: str | Path) -> StoreConfig:
     approval = config.approval
     if min(approval.receiptless_returns, approval.stock_moves, approval.refunded_days) < 0 or approval.label_factor < 1:
         problems.append("approval limits cannot be negative, and approval.label_factor is 1 or more")
+    if not 0 <= config.sales.payout_approval <= 10**12 or not 1 <= config.sales.cash_most <= 10**12:
+        problems.append("sales.payout_approval must be 0 to 10^12 and sales.cash_most 1 to 10^12 minor units")
+    if any(not 1 <= len(account.strip()) <= 32 for account in config.sales.payout_accounts):
+        problems.append("sales.payout_accounts are names of 1 to 32 characters")
     if config.payments.giftcard_offline_limit < 0:
         problems.append("payments.giftcard_offline_limit cannot be negative")
     try:

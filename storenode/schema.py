@@ -385,4 +385,31 @@ MIGRATIONS = [
         UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
         """,
     ),
+    # 20 (issue 14, cash): the cash management bookkeeping beside the journal (storenode/lanes/cash.py), each
+    # row written in the same transaction as the event it belongs to. cash_counts: each lane's last cash
+    # count (its receipt number), so the next count reads only the journal after it; cash_nosales: no-sale
+    # drawer openings per day, lane and operator; cash_keys: a till's id for a cash action, so a retried
+    # command is answered with the event already journaled instead of a second one.
+    Migration(
+        20,
+        """
+        CREATE TABLE cash_counts (
+            lane INTEGER PRIMARY KEY,
+            receipt_no INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE cash_nosales (
+            day TEXT NOT NULL,
+            lane INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (day, lane, operator)
+        ) WITHOUT ROWID;
+        CREATE TABLE cash_keys (
+            lane INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            receipt_no INTEGER NOT NULL,
+            PRIMARY KEY (lane, key)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

@@ -14,6 +14,8 @@ import trio
 
 from runtime.supervision import Escalation
 
+CENTRAL_PER_ADDRESS = 64  # central.app.PER_ADDRESS, named here so parsing the command line stays light
+
 # The master registers operators import and export, in the order they depend on each other
 # (central.registers.imports.KINDS; named here so parsing the command line stays light).
 REGISTERS = (
@@ -54,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8700)
     run.add_argument("--insecure", action="store_true", help="serve plain ws:// without TLS (never in production)")
     run.add_argument("--ready-file", type=Path, help="write {url} here once listening (for scripts)")
+    run.add_argument(
+        "--per-address",
+        type=int,
+        default=CENTRAL_PER_ADDRESS,
+        help=f"connections one address may hold open at once (default {CENTRAL_PER_ADDRESS}; 0: no limit)",
+    )
     # Rows per catalogue chunk sent to stores; small values make transfers long enough for crash tests.
     run.add_argument("--chunk-rows", type=int, help=argparse.SUPPRESS)
     listing = central.add_parser("sales", help="list the sales that arrived, per store")
@@ -273,7 +281,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             context = commands.central_tls(args.db, insecure=args.insecure)
             return _serve(
                 lambda: commands.central_run(
-                    args.db, args.host, args.port, args.ready_file, args.chunk_rows, context=context
+                    args.db,
+                    args.host,
+                    args.port,
+                    args.ready_file,
+                    args.chunk_rows,
+                    context=context,
+                    per_address=args.per_address,
                 )
             )
         case "central", "reconcile":

@@ -17,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from central import operators
-from central.app import CentralNode
+from central.app import PER_ADDRESS, CentralNode
 from central.registers import alarms, imports, sales
 from central.schema import MIGRATIONS as CENTRAL_MIGRATIONS
 from protocol import identity, tls
@@ -120,9 +120,10 @@ async def central_run(
     chunk_rows: int | None = None,
     *,
     context: ssl.SSLContext | None = None,
+    per_address: int = PER_ADDRESS,
 ) -> None:
     operators.ensure_token(db.parent)  # central init makes it too; a central without one admits no operator
-    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context)
+    node = CentralNode(db, host=host, port=port, chunk_rows=chunk_rows, ssl_context=context, per_address=per_address)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         if ready_file is not None:
@@ -178,15 +179,17 @@ def central_verify_journal(db: Path, store: str | None) -> int:
 
 def central_sales(db: Path, store: str | None) -> int:
     if store:
-        records = _read_central(db, lambda conn: sales.receipts(conn, store))
+        records = _read_central(db, lambda conn: sales.listing(conn, store))
         if records is None:
             return 2
         if not records:
             print(f"no sales from store {store}")
         for r in records:
+            of = f"  refund of {r.refund_of}" if r.refund_of else ""
+            by = f"  salesperson {r.salesperson}" if r.salesperson else ""
             print(
                 f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
-                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}"
+                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}{of}{by}"
             )
         return 0
     summaries = _read_central(db, sales.summaries)
@@ -197,7 +200,8 @@ def central_sales(db: Path, store: str | None) -> int:
     for s in summaries:
         print(
             f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
-            f"total {s.currency} {format_money(s.total, s.currency)}"
+            f"total {s.currency} {format_money(s.total, s.currency)}; "
+            f"{s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
         )
     return 0
 

@@ -11,6 +11,7 @@ Lines (from --script first, then standard input):
   refund <receipt id>    a refund of that receipt: the returns that follow go back to what it was paid with
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
+  salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
   discount [line <n>] <10% | 5.00> <reason>   a manual discount of a line or the sale, with a reason code
   price <line> <price> <reason>   set a line's unit price by hand (a supervisor approves)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
@@ -18,6 +19,10 @@ Lines (from --script first, then standard input):
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
+  nosale <operator> <pin> <reason...>     open the drawer without a sale (your own number and PIN again)
+  payout <amount> <account> <reason...>   petty cash out of the drawer, against a printed voucher
+  float in|out <money...>   drop <money...>   deposit <money...>   (money: 500 / 500 1000 EUR: per currency)
+  cashcount <money...> [card|giftcard|invoice <amount>]   the count at shift end: expected vs counted
   status                 help              quit           # comments and blank lines are ignored
 
 When the store drops the connection the till reattaches to its lane and shows the basket again, and
@@ -41,10 +46,17 @@ from protocol.codec import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 from protocol.frames import (
     CancelSale,
     CardTender,
+    CashAmount,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     Command,
+    Counted,
     EndOfDay,
     Error,
+    FloatMove,
     GiftCardInfo,
     GiftCardQuery,
     GiftCardTender,
@@ -54,7 +66,9 @@ from protocol.frames import (
     ItemSearch,
     Login,
     Logout,
+    NoSale,
     OverridePrice,
+    Payout,
     PriceCheck,
     QuickKey,
     Receipt,
@@ -65,6 +79,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -193,6 +208,27 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return _discount(0, how, reason, currency)
             case "price", [no, amount, reason]:
                 return OverridePrice(line=int(no), price=parse_money(amount, currency), reason=reason)
+            # cash management (issue 14, cash)
+            case "nosale", [operator, pin, *reason] if reason:
+                return NoSale(operator=operator, pin=pin, reason=" ".join(reason))
+            case "payout", [amount, account, *reason] if reason:
+                return Payout(amount=parse_money(amount, currency), account=account, reason=" ".join(reason))
+            case "float", [("in" | "out") as way, *money] if money:
+                return FloatMove(amounts=_cash_amounts(money, currency), out=way == "out")
+            case "drop", [_, *_]:
+                return CashDrop(amounts=_cash_amounts(rest, currency))
+            case "deposit", [_, *_]:
+                return CashDeposit(amounts=_cash_amounts(rest, currency))
+            case "cashcount", [_, *_]:
+                return CashCount(counts=_counted(rest, currency))
+            case (("nosale" | "payout" | "float" | "drop" | "deposit" | "cashcount"), _):
+                raise ValueError("see help for how it is written")
+            # issue 14, salesperson
+            case "salesperson", [number]:
+                return SetSalesperson(salesperson=number)
+            case "salesperson", []:
+                return SetSalesperson(salesperson="")
+            # end of issue 14, salesperson
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -214,13 +250,48 @@ def _discount(no: int, how: str, reason: str, currency: str) -> GiveDiscount:
     return GiveDiscount(line=no, amount=parse_money(how, currency), reason=reason)
 
 
+def _cash_amounts(words: Sequence[str], currency: str) -> list[CashAmount]:
+    """`500 1000 EUR`: amounts, each in the store's currency unless a currency code follows it."""
+    out: list[CashAmount] = []
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if word.isalpha():
+            if i == 0 or words[i - 1].isalpha():
+                raise ValueError(f"{word} must follow the amount it is the currency of")
+            continue
+        cur = following.upper() if following.isalpha() else ""
+        out.append(CashAmount(amount=parse_money(word, cur or currency), currency=cur))
+    return out
+
+
+def _counted(words: Sequence[str], currency: str) -> list[Counted]:
+    """`1500.50 200 EUR card 1234.00`: cash per currency, then other tenders each before their amount."""
+    out: list[Counted] = []
+    cash: list[str] = []
+    it = iter(words)
+    for word in it:
+        if word.lower() in ("card", "giftcard", "invoice"):
+            out.append(Counted(tender=word.lower(), counted=parse_money(next(it, ""), currency)))
+        else:
+            cash.append(word)
+    counted = [Counted(counted=a.amount, currency=a.currency) for a in _cash_amounts(cash, currency)]
+    return counted + out
+
+
 def show_state(state: SaleState) -> str:
     cur = state.currency
     link = f" | {state.link}" if state.link else ""
     if state.link == "offline" and state.backlog:
         link += f", {state.backlog} to send"
-    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{link}]"
-    if state.tenders:
+    seller = f" | salesperson {state.salesperson}" if state.salesperson else ""
+    head = f"[lane {state.lane} | {state.status} | operator {state.operator or '-'}{seller}{link}]"
+    back = state.total < 0  # a refund (or returns worth more than the goods bought): money goes back
+    if state.tenders and back:
+        taken = ", ".join(
+            f"{t.kind} {format_money(-t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
+        )
+        head += f" paid back {format_money(-state.paid, cur)} ({taken}), to refund {format_money(-state.due, cur)}"
+    elif state.tenders:
         taken = ", ".join(
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
@@ -240,10 +311,11 @@ def show_state(state: SaleState) -> str:
         out.append(f"      {label:<43} {format_money(-given.amount, cur):>10}")
     if state.lines:
         vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
-        out.append(
-            f"      TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
-            f"   (VAT {vat})"
-        )
+        if back:
+            total = f"TO REFUND {cur} {format_money(-state.total, cur)}   in cash {format_money(-state.cash_due, cur)}"
+        else:
+            total = f"TOTAL {cur} {format_money(state.total, cur)}   cash {format_money(state.cash_due, cur)}"
+        out.append(f"      {total}   (VAT {vat})")
     if state.popup:  # the cashier must act on it (check the customer's age) before going on
         out.append(f"!! {state.popup}")
     return "\n".join(out)
@@ -257,6 +329,22 @@ def _price(amount: int, currency: str, unit: str) -> str:
     if amount < 0:
         return "no price"
     return f"{format_money(amount, currency)}{'/kg' if unit == 'kg' else ''}"
+
+
+def show_cash(done: CashDone) -> str:
+    """A cash event as journaled: its slip (as printed), a count's lines with their differences, and the
+    lane's word on it."""
+    out = [done.text.rstrip()] if done.text else []
+    for line in done.counts:
+        money = f"{line.currency} {format_money(line.expected, line.currency)}"
+        if line.uncounted:
+            out.append(f"  {line.tender:<9} expected {money} (not counted)")
+        else:
+            diff = format_money(line.counted - line.expected, line.currency)
+            counted = format_money(line.counted, line.currency)
+            out.append(f"  {line.tender:<9} expected {money}, counted {counted}, difference {diff}")
+    out.append(f"-- {done.code} recorded as event {done.receipt_no} on lane {done.lane}: {done.message}")
+    return "\n".join(out)
 
 
 def show_instant(ms: int, timezone: str = "") -> str:
@@ -298,6 +386,9 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     match frame:
         case SaleState():
             return show_state(frame)
+        case Receipt() if frame.cash_due < 0:  # money went back: never "change" on a refund
+            back = format_money(-frame.cash_due, frame.currency)
+            return frame.text + f"-- receipt {frame.receipt_no} done, paid back {frame.currency} {back}"
         case Receipt():
             return (
                 frame.text + f"-- receipt {frame.receipt_no} done, change {format_money(frame.change, frame.currency)}"
@@ -318,6 +409,8 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             head += f", {frame.count} payments, {frame.currency} {format_money(frame.total, frame.currency)}"
             groups = [f"  {t.card}: {t.count}, {format_money(t.amount, frame.currency)}" for t in frame.totals]
             return "\n".join([head, *groups, frame.text]).rstrip()
+        case CashDone():
+            return show_cash(frame)
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"

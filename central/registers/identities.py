@@ -106,6 +106,8 @@ def enrol(conn: sqlite3.Connection, store: str, now: int, *, valid_hours: float 
     if row is not None and row[0] == "revoked":
         raise IdentityError(REVOKED, f"store {store} is revoked and stays so; enrol the store under a new id")
     token = secrets.token_urlsafe(32)
+    while token.startswith("-"):  # typed after `store init --token`, it would read as an option (1 in 64)
+        token = secrets.token_urlsafe(32)
     expires = now + int(valid_hours * HOUR_MS)
     if row is None:
         conn.execute(

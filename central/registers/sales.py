@@ -38,12 +38,39 @@ AFTER_A_HOLE = b"\xff" * 32  # no store chain starts here, so nothing after a ho
 
 
 class StoreSummary(msgspec.Struct):
+    """A store's figures at central. Refunds (sales of kind "sale" naming the receipt they pay back) are
+    counted apart: `sales` and `total` are what was sold, `refunds` and `refunded` (positive) what went back
+    on receipts, so a day of 10 sales and 2 refunds reads as that, not as 12 sales of a smaller total. A
+    receipt-less return inside a sale stays in that sale: it names no receipt, and is part of its total."""
+
     store: str
     sales: int
     cancelled: int
     total: int
     currency: str
     last_closed_at: int
+    refunds: int = 0
+    refunded: int = 0
+
+
+class Listed(msgspec.Struct):
+    """One journal record as central lists it: `kind` is sale, refund, cancel or event."""
+
+    store: str
+    lane: int
+    receipt_no: int
+    kind: str
+    sale_id: str
+    currency: str
+    total: int
+    refund_of: str = ""  # a refund: the receipt it pays back
+    salesperson: str = ""
+
+
+def listed_kind(record: SaleRecord) -> str:
+    """What a record is, as central lists and counts it: the journal keeps a refund as kind "sale" (stores
+    before and since write it so; the record's bytes are what the chain hashes), and `refund_of` says it is one."""
+    return "refund" if record.kind == "sale" and record.refund_of else record.kind
 
 
 class Incoming:
@@ -78,7 +105,7 @@ class Incoming:
         digest = chain_hash(prev, event.body)
         conn.execute(
             "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body,"
-            " hash, sig, key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " hash, sig, key, refund_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 store,
                 lane,
@@ -93,6 +120,7 @@ class Incoming:
                 digest,
                 event.sig,
                 event.key,
+                record.refund_of,
             ),
         )
         self.heads[lane] = (record.receipt_no, digest)
@@ -189,16 +217,49 @@ def verify(conn: sqlite3.Connection, store: str | None = None) -> tuple[int, lis
 
 
 def summaries(conn: sqlite3.Connection) -> list[StoreSummary]:
+    """Each store's sales, cancelled sales and refunds, apart. Rows stored before central kept `refund_of`
+    (NULL there) are told apart by their bodies, so an old journal's refunds are not counted as sales."""
     rows = conn.execute(
-        "SELECT store, SUM(kind = 'sale'), SUM(kind = 'cancel'), SUM(CASE WHEN kind = 'sale' THEN total ELSE 0 END), "
-        "MAX(currency), MAX(closed_at) FROM sales GROUP BY store ORDER BY store"
+        "SELECT store, SUM(kind = 'sale' AND refund_of IS ''), SUM(kind = 'cancel'),"
+        " SUM(CASE WHEN kind = 'sale' AND refund_of IS '' THEN total ELSE 0 END), MAX(currency), MAX(closed_at),"
+        " SUM(kind = 'sale' AND refund_of > ''), SUM(CASE WHEN kind = 'sale' AND refund_of > '' THEN -total ELSE 0 END)"
+        " FROM sales GROUP BY store ORDER BY store"
     )
-    return [StoreSummary(*row) for row in rows]
+    found = [StoreSummary(*row) for row in rows]
+    by_store = {summary.store: summary for summary in found}
+    for store, body in conn.execute("SELECT store, body FROM sales WHERE kind = 'sale' AND refund_of IS NULL"):
+        summary, record = by_store[store], decode_record(body)
+        if record.refund_of:
+            summary.refunds += 1
+            summary.refunded -= record.total
+        else:
+            summary.sales += 1
+            summary.total += record.total
+    return found
 
 
 def receipts(conn: sqlite3.Connection, store: str) -> list[SaleRecord]:
     rows = conn.execute("SELECT body FROM sales WHERE store = ? ORDER BY lane, receipt_no", (store,))
     return [decode_record(body) for (body,) in rows]
+
+
+def listing(conn: sqlite3.Connection, store: str) -> list[Listed]:
+    """A store's journal as central lists it (`storepos central sales --store`): refunds as refunds, with
+    the receipt each pays back, and the salesperson of each sale that has one."""
+    return [
+        Listed(
+            store=r.store,
+            lane=r.lane,
+            receipt_no=r.receipt_no,
+            kind=listed_kind(r),
+            sale_id=r.sale_id,
+            currency=r.currency,
+            total=r.total,
+            refund_of=r.refund_of,
+            salesperson=r.salesperson,
+        )
+        for r in receipts(conn, store)
+    ]
 
 
 class LaneChain(msgspec.Struct):

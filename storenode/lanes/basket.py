@@ -156,9 +156,11 @@ def add_line(
     returned: bool = False,
     weight_g: int = 0,
     price: int | None = None,
+    merge: bool = False,
 ) -> LaneState:
     """Add `qty` of an item, or one weighed line of `weight_g` grams priced per kg, or one line at a
-    `price` printed in its barcode; a returned item is the same line with negative quantity and amount."""
+    `price` printed in its barcode; a returned item is the same line with negative quantity and amount.
+    With `merge` (store.toml [sales] merge_lines) an item sold again goes onto its line (`merged_onto`)."""
     if not 1 <= qty <= MAX_QTY:
         raise Rejected("bad_quantity", f"quantity must be 1 to {MAX_QTY}, not {qty}")
     if item.weighed and weight_g <= 0 and price is None:
@@ -170,6 +172,11 @@ def add_line(
     if state.status not in (OPEN, TENDER):
         raise Rejected("no_sale", "no sale is open")
     require_unpaid(state)
+    onto = merged_onto(state, item, code, qty) if merge and not weight_g and price is None else None
+    if onto is not None:
+        lines = list(state.lines)
+        lines[onto.no - 1] = msgspec.structs.replace(onto, qty=onto.qty + qty, amount=onto.amount + item.price * qty)
+        return msgspec.structs.replace(state, status=OPEN, lines=lines)
     if len(state.lines) >= MAX_LINES:
         raise Rejected("basket_full", f"a sale holds at most {MAX_LINES} lines; total and start a new one")
     line = RecordLine(
@@ -191,6 +198,45 @@ def add_line(
         weight_g=weight_g,
     )
     return msgspec.structs.replace(state, status=OPEN, lines=[*state.lines, line])
+
+
+def merged_onto(state: LaneState, item: Item, code: str, qty: int) -> RecordLine | None:
+    """The line a scan of `qty` x `item` (by `code`) goes onto when the store merges lines, or None for a
+    line of its own.
+
+    Only a plain sale of a piece item merges, onto the newest live line of the same item, barcode, price
+    and VAT rate that no discount names. Never:
+    - a weighed or price-embedded (GS1 label) item: each weighing or label is its own amount, kept as scanned;
+    - onto a voided line: the void stays what it was, and the item is sold again on a line of its own;
+    - a return, or anything in a refund of a receipt: a returned line is checked against the receipt line it
+      comes from, and a receipt-less return is approved (or not) as the line it adds; each return stays its
+      own line, so a void takes back exactly that return;
+    - onto a line with a discount or price override: what the discount was given on must not grow after it;
+    - beyond MAX_QTY: the scan starts a new line instead.
+    The merged line keeps its number, so voids, refunds by line (RecordLine.origin) and approvals naming a
+    line still name the same goods."""
+    if qty <= 0 or item.weighed or state.refund_of:
+        return None
+    discounted = {d.line for d in state.discounts}
+    for line in reversed(state.lines):
+        if (
+            not line.voided
+            and line.qty > 0
+            and not line.weight_g
+            and not line.origin
+            and (line.item, line.code, line.unit_price, line.vat_rate) == (item.item, code, item.price, item.vat_rate)
+            and line.no not in discounted
+            and line.qty + qty <= MAX_QTY
+        ):
+            return line
+    return None
+
+
+def scanned_line(before: LaneState, after: LaneState) -> RecordLine:
+    """The line a scan added, or merged onto (store.toml [sales] merge_lines)."""
+    if len(after.lines) > len(before.lines):
+        return after.lines[-1]
+    return next(new for new, old in zip(after.lines, before.lines, strict=True) if new != old)
 
 
 def add_returned(state: LaneState, lines: list[RecordLine]) -> LaneState:
@@ -369,6 +415,7 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             for t in state.tenders
         ],
         refund_of=state.refund_of,
+        salesperson=state.salesperson,
         discounts=[
             DiscountLine(line=d.line, kind=d.kind, value=d.value, amount=d.amount, reason=d.reason, approver=d.approver)
             for d in priced

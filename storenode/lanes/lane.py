@@ -31,22 +31,29 @@ import msgspec
 import trio
 
 from devices import display
-from devices.escpos import ReceiptLayout, receipt_text
+from devices.escpos import ReceiptLayout, cash_slip_text, encode_count_slip, encode_voucher, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
 from protocol import discounting, gs1, link, pins
 from protocol.frames import (
     CancelSale,
     CardTender,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     Command,
     EndOfDay,
     Error,
+    FloatMove,
     GiftCardTender,
     GiveDiscount,
     InvoiceTender,
     Login,
     Logout,
+    NoSale,
     OverridePrice,
+    Payout,
     QuickKey,
     Receipt,
     RecordApproval,
@@ -57,12 +64,14 @@ from protocol.frames import (
     SaleState,
     Scan,
     SetAside,
+    SetSalesperson,
     StartSale,
     StockCount,
     StockInfo,
     StockLine,
     StockMove,
     StockMovement,
+    TenderLine,
     TerminalReport,
     TillFrame,
     Total,
@@ -78,7 +87,18 @@ from runtime.mailbox import Mailbox, Rejected, serve
 from storenode import operators, stock
 from storenode.config import StoreConfig
 from storenode.journal.chain import Signer
-from storenode.lanes import approval, basket, closing, discounts, payments, refunds, statefile, terminal_admin
+from storenode.lanes import (
+    approval,
+    basket,
+    cash,
+    closing,
+    discounts,
+    payments,
+    refunds,
+    salesperson,
+    statefile,
+    terminal_admin,
+)
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
     Close,
@@ -542,6 +562,8 @@ class Lane:
             self._require_session(conn)
         if state.status == PAYING and not isinstance(command, ResolvePayment | SetAside | Login):
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
+        if isinstance(command, Total | CashTender | CardTender | GiftCardTender | InvoiceTender):
+            salesperson.require(state, self.ctx.config.sales.salesperson)
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
@@ -575,9 +597,11 @@ class Lane:
                 await self._save(_with(new, given), ref=ref, message=f"voided line {no}")
             case Total():
                 new = basket.to_total(state)
-                due = self._money(basket.cash_due(new, self.currency))
-                await self._save(new, ref=ref, message=f"to pay {self.currency} {due}")
-                self._show(lambda: display.total_lines(f"{self.currency} {due}"))
+                cash_due = basket.cash_due(new, self.currency)
+                due, what = self._money(abs(cash_due)), "to refund" if cash_due < 0 else "to pay"
+                await self._save(new, ref=ref, message=f"{what} {self.currency} {due}")
+                label = "REFUND" if cash_due < 0 else "TOTAL"
+                self._show(lambda: display.total_lines(f"{self.currency} {due}", label=label))
             case CashTender():
                 await self._cash(command, conn)
             case CardTender():
@@ -602,6 +626,8 @@ class Lane:
                 await self._apply(effects, conn)
             case RefundOf(receipt=receipt):
                 await self._refund_of(receipt, ref)
+            case SetSalesperson(salesperson=number):
+                await self._salesperson(number, ref)
             case GiveDiscount() | OverridePrice():  # issue 14, manual discounts
                 await self._discount(command)
             case CancelSale():
@@ -620,8 +646,20 @@ class Lane:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # cash management (issue 14, cash): storenode.lanes.cash
+            case NoSale() | Payout() | FloatMove() | CashDrop() | CashDeposit() | CashCount():
+                await self._cash_event(command, conn)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
+
+    async def _salesperson(self, text: str, ref: int) -> None:
+        """The sale's salesperson, checked against the operator register (storenode.lanes.salesperson)."""
+        number, store = salesperson.number_of(text), self.ctx.config.store
+        found = await self._read(lambda c: operators.find(c, number, store)) if number else None
+        mode = self.ctx.config.sales.salesperson
+        new = salesperson.enter(self.state, number, mode, found, uuid.uuid4().hex, self.ctx.clock.now_ms())
+        message = f"salesperson {found.number} ({found.name})" if found is not None else "no salesperson"
+        await self._save(new, ref=ref, message=message)
 
     async def _discount(self, command: GiveDiscount | OverridePrice) -> None:
         """A manual discount or price override (storenode.lanes.discounts decides; a supervisor approves
@@ -852,7 +890,11 @@ class Lane:
             elif item.weighed and not weight_g:
                 return None, item  # weigh first, outside the database job, then come back
             current = basket.open_sale(state, sale_id, now) if sale_id else state
-            return basket.add_line(current, item, code, qty, returned=returned, weight_g=weight_g, price=price), item
+            merge = self.ctx.config.sales.merge_lines
+            added = basket.add_line(
+                current, item, code, qty, returned=returned, weight_g=weight_g, price=price, merge=merge
+            )
+            return added, item
 
         new, item = await self._read(decide)
         if new is None:
@@ -867,14 +909,18 @@ class Lane:
         new = _with(new, await self._approval(needed, asker))
         await self._persist(new)
         self.state = new
-        line = new.lines[-1]
+        line = basket.scanned_line(state, new)
+        amount, merged = line.amount, ""
+        if len(new.lines) == len(state.lines):  # onto a line of the sale already (store.toml [sales] merge_lines)
+            amount -= state.lines[line.no - 1].amount
+            merged = f" (line {line.no}: {line.qty})"
         if line.weight_g:
             what = f"{line.weight_g / 1000:.3f} kg {item.name}"
         else:
             what = f"{qty} x {item.name}" if qty != 1 else item.name
         prefix = "returned: " if returned else ""
-        self._publish(ref=ref, message=f"{prefix}{what} {self._money(line.amount)}", popup=item.popup)
-        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(line.amount)))
+        self._publish(ref=ref, message=f"{prefix}{what} {self._money(amount)}{merged}", popup=item.popup)
+        self._show(lambda: display.item_lines(f"{prefix}{what}", self._money(amount)))
 
     def _scan_needs(
         self,
@@ -1056,6 +1102,68 @@ class Lane:
             return
         await self._apply(terminal_admin.set_aside(self.state, command, reason, self.currency), None)
 
+    async def _cash_event(self, command: cash.CashCommand, conn: Subscriber | None) -> None:
+        """A cash management action (storenode.lanes.cash): journaled with all it changes in one durable
+        commit; only then the drawer opens, the slip prints and the till hears it is done."""
+        state, config = self.state, self.ctx.config
+        decided = cash.plan(state, command, config)  # every refusal of the input comes first
+        if isinstance(command, NoSale):
+            await self._check_pin(state.operator, command.pin)
+        given = await self._approval(decided.needed, command)
+        now = self.ctx.clock.now_ms()
+        day = cash.day_of(now, config.timezone)
+
+        def job(c: sqlite3.Connection) -> cash.Done:
+            return cash.carry_out(
+                c,
+                decided,
+                given,
+                store=config.store,
+                lane=self.number,
+                operator=state.operator,
+                currency=config.currency,
+                at=now,
+                day=day,
+                signer=self.ctx.signer,
+                training=state.training,
+            )
+
+        done = await self.ctx.db.write(job, durable=True)
+        record = done.record
+        if not done.again:
+            self.ctx.signal.notify(1)
+        devices = self.devices
+        if decided.slip and devices.printer is not None:
+            printer = devices.printer
+            encode = encode_count_slip if decided.code == "count" else encode_voucher
+            try:
+                printer.submit(f"cash-{record.sale_id}", encode(printer.layout, record, profile=printer.profile))
+            except Exception:  # the event is journaled whatever the printer's profile makes of the slip
+                log.exception("lane %d: cannot encode the %s slip %s", self.number, decided.code, record.sale_id)
+        if decided.kick and devices.drawer is not None:
+            devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the event's id: a retry kicks once
+        event = record.event
+        assert event is not None
+        answer = CashDone(
+            lane=self.number,
+            code=event.code,
+            receipt_no=record.receipt_no,
+            event=record.sale_id,
+            currency=record.currency,
+            amounts=[
+                TenderLine(kind=t.kind, amount=t.amount, currency=t.currency, value=t.sale_value) for t in event.amounts
+            ],
+            counts=cash.count_lines(record, done.uncounted),
+            message=cash.message(done, self.currency),
+            text=cash_slip_text(self.layout, record) if decided.slip else "",
+            ref=command.ref,
+        )
+        if conn is not None:
+            conn.push(answer)
+        else:
+            self._broadcast(answer)
+        self._publish(ref=command.ref, message=answer.message)
+
     async def _close(self, close: Close, conn: Subscriber | None) -> None:
         """Journal the sale (or cancelled sale), queue it for central, clear the lane: one durable commit;
         then the receipt, the drawer and the customer display."""
@@ -1090,7 +1198,10 @@ class Lane:
         if devices.drawer is not None and kind == "sale" and cash_taken:
             devices.drawer.open(job_id=f"kick-{record.sale_id}")  # the sale id: a retry kicks once
         tendered = sum(t.sale_value for t in record.tenders)
-        if kind == "sale":
+        back = -(record.total + record.rounding)
+        if kind == "sale" and back > 0:
+            self._show(lambda: display.total_lines(self._money(back), label="PAID BACK"))
+        elif kind == "sale":
             self._show(lambda: display.change_lines(self._money(tendered), self._money(record.change)))
         answer = Receipt(
             lane=self.number,
@@ -1108,7 +1219,12 @@ class Lane:
             conn.push(answer)
         else:
             self._broadcast(answer)
-        message = "sale cancelled" if kind == "cancel" else f"change {format_money(record.change, config.currency)}"
+        if kind == "cancel":
+            message = "sale cancelled"
+        elif back > 0:  # a refund (or returns worth more than what was bought): money went back
+            message = f"paid back {config.currency} {format_money(back, config.currency)}"
+        else:
+            message = f"change {format_money(record.change, config.currency)}"
         self._publish(ref=ref, message=message)
 
 

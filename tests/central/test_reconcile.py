@@ -49,7 +49,8 @@ async def test_reconcile_agrees_then_names_every_difference(
             (body,) = c.execute(f"SELECT body FROM sales {where}").fetchone()  # type: ignore[attr-defined]
             c.execute(f"UPDATE sales SET body = ? {where}", (body.replace(b"SEK", b"NOK"),))  # type: ignore[attr-defined]
             c.execute(  # type: ignore[attr-defined]
-                "INSERT INTO sales SELECT store, lane, 9, kind, 'ghost', currency, total, closed_at, seq, body, hash,"
+                "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body,"
+                " hash, sig, key) SELECT store, lane, 9, kind, 'ghost', currency, total, closed_at, seq, body, hash,"
                 " sig, key FROM sales WHERE store = 'S001' AND lane = 1 AND receipt_no = 1"
             )
 

@@ -40,7 +40,9 @@ async def test_check_catches_a_lost_and_a_duplicated_event(tmp_path: Path) -> No
     problems = check(tmp_path, "CHAOS", result.receipts)
     assert any("never reached central" in p for p in problems), problems
     db.execute(
-        "INSERT INTO sales VALUES ('CHAOS', ?, ?, 'sale', 'dup', 'SEK', 0, 0, 0, ?, x'', x'', '')", (lane, no, body)
+        "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body)"
+        " VALUES ('CHAOS', ?, ?, 'sale', 'dup', 'SEK', 0, 0, 0, ?)",
+        (lane, no, body),
     )
     db.execute("INSERT INTO stock_moves VALUES ('CHAOS', 0, '1001', 'sale', -1, 'dup', 0)")
     db.execute("UPDATE stock SET qty = qty - 1 WHERE location = 'CHAOS' AND item = '1001'")

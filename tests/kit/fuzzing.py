@@ -80,6 +80,8 @@ WORDS = {  # the values a field's own rules accept, so fuzzing gets past them to
     "reason": ("receipt", "transfer", "adjust", "count", "sale"),
     "customer": ("C1", "C2"),
     "till": ("T1", "T2"),
+    "account": ("supplies", "other", "SUPPLIES"),
+    "tender": ("cash", "card", "giftcard", "voucher"),
 }
 
 # Text a till could type or a program could send: any code point but surrogates (not encodable).
@@ -135,6 +137,10 @@ def _field(name: str, hint: Any, within: bool) -> st.SearchStrategy[Any]:
         if name in ("approver", "approver_pin"):  # mostly none: each one asked for costs a PIN hash
             return st.one_of(st.just(""), st.just(""), _text(name, meta, within))
         return _text(name, meta, within)
+    if typing.get_origin(base) is list:  # a list of structs (a cash command's amounts): each one fuzzed
+        (inner,) = typing.get_args(base)
+        most = meta.max_length if meta is not None and meta.max_length is not None else 8
+        return st.lists(frames(inner, within=within), max_size=most if within else most + 2)
     raise TypeError(f"no fuzzing strategy for {name}: {hint!r}; add one in tests/kit/fuzzing.py")
 
 

@@ -43,6 +43,7 @@ from protocol.frames import (
     GiftCardMoveQuestion,
     GiftCardState,
     Login,
+    NoSale,
     Question,
     RatesAnswer,
     RatesQuestion,
@@ -57,7 +58,7 @@ from runtime.clock import FixedClock
 from runtime.database import Database, Job
 from runtime.health import HealthBoard
 from runtime.mailbox import Rejected
-from storenode.config import LinkConfig, PaymentsConfig, StoreConfig
+from storenode.config import LinkConfig, PaymentsConfig, SalesConfig, StoreConfig
 from storenode.gateway import LANE_TIMEOUT
 from storenode.journal.chain import Signer
 from storenode.lanes.lane import Attach, Do, Lane, StoreContext
@@ -72,7 +73,7 @@ from tests.kit.nodes import T0
 T = TypeVar("T")
 A = TypeVar("A", bound=Answer)
 
-PIN_COMMANDS = (Login, SetAside)  # commands whose PIN check hashes in a worker thread
+PIN_COMMANDS = (Login, SetAside, NoSale)  # commands whose PIN check hashes in a worker thread
 
 
 # -- autojump while real work runs ----------------------------------------------------------------------
@@ -364,6 +365,7 @@ async def open_lane(
     *,
     payments: PaymentsConfig | None = None,
     central: FakeCentral | None = None,
+    sales: SalesConfig | None = None,
 ) -> LaneRig:
     """Lane 1 of store S001 (SEK, the demo catalogue) on a fresh database in `folder`, its till attached."""
     work = RealWork(clock)
@@ -375,6 +377,7 @@ async def open_lane(
         data_dir=str(folder),
         central=LinkConfig(url="ws://central.invalid"),  # a store with a central; the link itself is faked
         payments=payments or PaymentsConfig(),
+        sales=sales or SalesConfig(),
     )
     db = LaneDatabase(config.db_path, work)
     with work.held():

@@ -24,10 +24,17 @@ from protocol.frames import (
     AdminWelcome,
     CancelSale,
     CardTender,
+    CashAmount,
+    CashCount,
+    CashDeposit,
+    CashDone,
+    CashDrop,
     CashTender,
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    Counted,
+    CountLine,
     CustomerAnswer,
     CustomerQuestion,
     DiscountLine,
@@ -36,6 +43,7 @@ from protocol.frames import (
     Event,
     EventBatch,
     ExchangeRate,
+    FloatMove,
     Found,
     GiftCardAnswer,
     GiftCardInfo,
@@ -66,7 +74,9 @@ from protocol.frames import (
     LinkWelcome,
     Login,
     Logout,
+    NoSale,
     OverridePrice,
+    Payout,
     Ping,
     Pong,
     PriceCheck,
@@ -91,6 +101,7 @@ from protocol.frames import (
     Scan,
     SearchResult,
     SetAside,
+    SetSalesperson,
     StartSale,
     Status,
     StatusRequest,
@@ -104,6 +115,7 @@ from protocol.frames import (
     StockMovement,
     StockQuery,
     StockQuestion,
+    TenderLine,
     TerminalReport,
     TerminalTotal,
     Total,
@@ -287,6 +299,13 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         "65706c61636564a37265661b",
     ),
     ("EndOfDay", EndOfDay(ref=28, lane=1), "83a174a8656e646f66646179a37265661ca46c616e6501"),
+    # Issue 14, salesperson (sellfix).
+    (
+        "SetSalesperson",
+        SetSalesperson(ref=43, salesperson="17"),
+        "83a174ab73616c6573706572736f6eab73616c6573706572736f6ea23137a37265662b",
+    ),
+    # End of issue 14, salesperson.
     # -- issue 14, manual discounts (discounts) --
     (
         "GiveDiscount",
@@ -479,6 +498,97 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "bca6726561736f6ea744414d41474544",
     ),
 ]
+
+# Cash management (issue 14, cash): the lane's cash commands and their answer.
+TILL_COMMANDS += [
+    (
+        "NoSale",
+        NoSale(ref=40, operator="1", pin="1234", reason="change for the bank"),
+        "85a174a66e6f73616c65a86f70657261746f72a131a370696ea431323334a6726561736f6eb36368616e676520666f72207468652062"
+        "616e6ba372656628",
+    ),
+    (
+        "Payout",
+        Payout(ref=41, amount=2500, account="postage", reason="stamps", key="T7-41", approver="2", approver_pin="4321"),
+        "88a174a67061796f7574a6616d6f756e74cd09c4a76163636f756e74a7706f7374616765a6726561736f6ea67374616d7073a36b6579"
+        "a554372d3431a8617070726f766572a132ac617070726f7665725f70696ea434333231a372656629",
+    ),
+    (
+        "FloatMove",
+        FloatMove(ref=42, amounts=[CashAmount(amount=100000), CashAmount(amount=5000, currency="EUR")]),
+        "83a174a5666c6f6174a7616d6f756e74739281a6616d6f756e74ce000186a082a6616d6f756e74cd1388a863757272656e6379a34555"
+        "52a37265662a",
+    ),
+    (
+        "FloatMove",
+        FloatMove(ref=43, amounts=[CashAmount(amount=100000)], out=True),
+        "84a174a5666c6f6174a7616d6f756e74739181a6616d6f756e74ce000186a0a36f7574c3a37265662b",
+    ),
+    (
+        "CashDrop",
+        CashDrop(ref=44, amounts=[CashAmount(amount=500000)], key="T7-44"),
+        "84a174a464726f70a7616d6f756e74739181a6616d6f756e74ce0007a120a36b6579a554372d3434a37265662c",
+    ),
+    (
+        "CashDeposit",
+        CashDeposit(ref=45, amounts=[CashAmount(amount=2000, currency="EUR")]),
+        "83a174a76465706f736974a7616d6f756e74739182a6616d6f756e74cd07d0a863757272656e6379a3455552a37265662d",
+    ),
+    (
+        "CashCount",
+        CashCount(
+            ref=46,
+            counts=[
+                Counted(counted=149950),
+                Counted(counted=6000, currency="EUR"),
+                Counted(counted=6995, tender="card"),
+            ],
+        ),
+        "83a174a963617368636f756e74a6636f756e74739381a7636f756e746564ce000249be82a7636f756e746564cd1770a863757272656e"
+        "6379a345555282a7636f756e746564cd1b53a674656e646572a463617264a37265662e",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "CashDone",
+        CashDone(
+            lane=3,
+            code="count",
+            receipt_no=9,
+            event="0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            currency="SEK",
+            counts=[
+                CountLine(tender="cash", currency="SEK", expected=150000, counted=149950),
+                CountLine(tender="card", currency="SEK", expected=6995, uncounted=True),
+            ],
+            message="cash counted: difference SEK -0.50",
+            text="CASH COUNT\n",
+            ref=46,
+        ),
+        "8aa174a863617368646f6e65a46c616e6503a4636f6465a5636f756e74aa726563656970745f6e6f09a56576656e74d92030663165"
+        "32643363346235613639373838373936613562346333643265316630a863757272656e6379a353454ba6636f756e74739284a674656e"
+        "646572a463617368a863757272656e6379a353454ba86578706563746564ce000249f0a7636f756e746564ce000249be84a674656e"
+        "646572a463617264a863757272656e6379a353454ba86578706563746564cd1b53a9756e636f756e746564c3a76d657373616765d9"
+        "226361736820636f756e7465643a20646966666572656e63652053454b202d302e3530a474657874ab4341534820434f554e540aa3"
+        "7265662e",
+    ),
+    (
+        "CashDone",
+        CashDone(
+            lane=3,
+            code="deposit",
+            receipt_no=10,
+            event="e1",
+            currency="SEK",
+            amounts=[TenderLine(kind="cash", amount=2000, currency="EUR", value=23000)],
+            ref=45,
+        ),
+        "88a174a863617368646f6e65a46c616e6503a4636f6465a76465706f736974aa726563656970745f6e6f0aa56576656e74a26531a8"
+        "63757272656e6379a353454ba7616d6f756e74739184a46b696e64a463617368a6616d6f756e74cd07d0a863757272656e6379a345"
+        "5552a576616c7565cd59d8a37265662d",
+    ),
+]
+
 
 GIFTCARD_MOVE = GiftCardMove(
     move="m1", kind="redeem", card="GC-1", amount=1000, currency="SEK", store="S001", sale_id="s1", at=1_795_000_000_000
