@@ -8,10 +8,12 @@ hands the asker the reason.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from central.registers import customers, giftcards, rates, stock
+from central.registers import customers, giftcards, rates, returns, stock
+from protocol.codec import encode_record
 from protocol.frames import (
     Answer,
     CustomerAnswer,
@@ -22,6 +24,11 @@ from protocol.frames import (
     Question,
     RatesAnswer,
     RatesQuestion,
+    ReceiptAnswer,
+    ReceiptQuestion,
+    ReturnClaimAnswer,
+    ReturnClaimQuestion,
+    ReturnReleaseQuestion,
     StockAnswer,
     StockQuestion,
 )
@@ -68,12 +75,46 @@ async def _move(db: Database, store: str, question: GiftCardMoveQuestion) -> Gif
     return GiftCardAnswer(card=await db.write(lambda c: giftcards.store_move(c, move), durable=True))
 
 
+# -- issue 14, receipts: another store's receipt returned at a store, exactly once chain-wide ------------
+
+
+async def _receipt(db: Database, store: str, question: ReceiptQuestion) -> ReceiptAnswer:
+    found = await _found(
+        db, lambda c: returns.fetch(c, question.receipt, store), f"central holds no receipt {question.receipt}"
+    )
+    record, taken = found
+    return ReceiptAnswer(body=encode_record(record), returned=taken)
+
+
+async def _claim(db: Database, store: str, question: ReturnClaimQuestion) -> ReturnClaimAnswer:
+    def job(c: sqlite3.Connection) -> None:
+        returns.claim(c, question.receipt, question.claim, store, question.lines, _now())
+
+    try:
+        await db.write(job, durable=True)
+    except returns.Refusal as exc:
+        raise Refused(str(exc)) from None
+    return ReturnClaimAnswer()
+
+
+async def _release(db: Database, store: str, question: ReturnReleaseQuestion) -> ReturnClaimAnswer:
+    await db.write(lambda c: returns.release(c, question.claim, store), durable=True)
+    return ReturnClaimAnswer()
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
 ANSWERS: dict[type[Question[Any]], Callable[[Database, str, Any], Awaitable[Answer]]] = {
     StockQuestion: _stock,
     GiftCardQuestion: _balance,
     RatesQuestion: _rates,
     CustomerQuestion: _customer,
     GiftCardMoveQuestion: _move,
+    ReceiptQuestion: _receipt,
+    ReturnClaimQuestion: _claim,
+    ReturnReleaseQuestion: _release,
 }
 
 

@@ -347,4 +347,31 @@ MIGRATIONS = [
         ALTER TABLE sales ADD COLUMN refund_of TEXT;
         """,
     ),
+    # 15 (issue 14, park): a training sale is kept apart from the real ones in central's figures. Records
+    # from before training mode existed were never training sales, so the default needs no backfill.
+    Migration(
+        15,
+        """
+        ALTER TABLE sales ADD COLUMN training INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    # 16 (issue 14, receipts): what was returned of each receipt, chain-wide (central/registers/returns.py): per
+    # line of the original receipt, per refund (`claim`, the refund's sale id) and the store refunding it; held
+    # (a refund open at a store, asked for over the link) or returned (the refund's journal record arrived).
+    Migration(
+        16,
+        """
+        CREATE TABLE returns (
+            receipt TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            claim TEXT NOT NULL,
+            store TEXT NOT NULL,
+            qty INTEGER NOT NULL CHECK (qty > 0),
+            state TEXT NOT NULL CHECK (state IN ('held', 'returned')),
+            at INTEGER NOT NULL,
+            PRIMARY KEY (receipt, line, claim)
+        ) WITHOUT ROWID;
+        CREATE INDEX returns_claim ON returns (claim);
+        """,
+    ),
 ]

@@ -65,6 +65,9 @@ def record_discounts(record: SaleRecord) -> list[Discount]:
     ]
 
 
+TRAINING = "TRAINING / ÖVNING"  # the banner of a training sale's receipt (storenode.lanes.training)
+
+
 def receipt_id(record: SaleRecord) -> str:
     """The id printed in the receipt's code and typed or scanned for a return: unique per store."""
     return f"{record.store}-{record.lane}-{record.receipt_no}"
@@ -195,12 +198,12 @@ def encode_receipt(
     *,
     profile: str = DEFAULT_PROFILE,
     discounts: Sequence[Discount] = (),
-    copy: bool = False,
+    copy: int = 0,
 ) -> bytes:
     """The whole receipt as ESC/POS, from the journal record alone, so a reprint is identical.
 
-    `copy` marks a reprint asked for by staff (a receipt the customer already had); the printer actor never
-    sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
+    `copy` (its number, from 1) marks a reprint asked for by staff (a receipt the customer already had);
+    the printer actor never sets it, see `devices.receipt_printer` for why a re-send after a fault is not a copy.
     """
     sheet = _Sheet(profile, layout.width)
     sheet.init()
@@ -209,10 +212,12 @@ def encode_receipt(
     return bytes(sheet.p.output)
 
 
-def receipt_text(layout: ReceiptLayout, record: SaleRecord, *, discounts: Sequence[Discount] = ()) -> str:
+def receipt_text(
+    layout: ReceiptLayout, record: SaleRecord, *, discounts: Sequence[Discount] = (), copy: int = 0
+) -> str:
     """The receipt as the till shows it: the printed layout, without the printer."""
     sheet = _TextSheet(layout.width)
-    _lay_out(sheet, layout, record, discounts or record_discounts(record), False)
+    _lay_out(sheet, layout, record, discounts or record_discounts(record), copy)
     return "\n".join(sheet.lines) + "\n"
 
 
@@ -225,13 +230,18 @@ def _local_time(epoch_ms: int, zone: str) -> str:
 
 
 def _lay_out(
-    s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord, discounts: Sequence[Discount], copy: bool
+    s: _Sheet | _TextSheet, layout: ReceiptLayout, record: SaleRecord, discounts: Sequence[Discount], copy: int
 ) -> None:
     """The one receipt layout, drawn on paper (ESC/POS) or on the till's screen (text)."""
     money = _Money(record.currency)
-    if copy:
+    if copy:  # issue 14, receipts: a copy says so in both languages a Swedish audit reads, and which copy it is
         s.style(align="center", bold=True, tall=True)
-        s.line("COPY")
+        s.line("COPY / KOPIA")
+        s.style(align="center")
+        s.line(f"copy {int(copy)} / kopia {int(copy)}")
+    if record.training:  # issue 14: a training sale's receipt must never pass for a real one
+        s.style(align="center", bold=True, tall=True)
+        s.line(TRAINING)
     s.style(align="center", bold=True, tall=True)
     s.line(layout.store_name or record.store)
     s.style(align="center")
@@ -288,6 +298,9 @@ def _lay_out(
             amounts = f"{money(vat.gross - vat.vat):>9} {money(vat.vat):>9} {money(vat.gross):>9}"
             s.row(f"  {format_rate(vat.rate)}", amounts)
     s.line()
+    if record.training:
+        s.style(align="center", bold=True)
+        s.line(f"*** {TRAINING} - NOT A RECEIPT ***")
     s.style(align="center")
     for text in layout.footer:
         s.line(text)

@@ -236,7 +236,7 @@ class ReceiptPrinter:
         record: SaleRecord,
         *,
         discounts: Sequence[Discount] = (),
-        copy: bool = False,
+        copy: int = 0,
         job_id: str | None = None,
         layout: ReceiptLayout | None = None,
     ) -> str | None:

@@ -255,6 +255,7 @@ class SaleState(TillFrame, tag="state"):
     payment: str = ""  # a card payment in progress or in doubt, in words
     refund_of: str = ""  # the receipt this sale refunds (RefundOf)
     salesperson: str = ""  # the sale's salesperson (SetSalesperson), issue 14
+    training: bool = False  # the lane is in training mode: show TRAINING / ÖVNING, nothing here is real
     discounts: list[DiscountLine] = []  # issue 14: manual discounts and price overrides; `total` is after them
 
 
@@ -310,6 +311,7 @@ class Status(TillFrame, tag="status"):
     replica: int = 0  # the catalogue version this store sells from
     central_catalog: int = 0  # the newest catalogue version central has announced
     behind_since: int = 0  # epoch ms since the replica has lagged central's announced version; 0: up to date
+    parked: int = 0  # sales parked at this store and not resumed (issue 14): left at day close, reported
 
 
 class StockAt(msgspec.Struct, kw_only=True):
@@ -413,6 +415,93 @@ class GiftCardInfo(TillFrame, tag="giftcard"):
     kind: str  # giftcard | voucher
     balance: int
     currency: str
+    ref: int = 0
+
+
+# -- Issue 14, park and resume, training mode (storenode.lanes.parking, storenode.lanes.training) --------
+
+
+class Park(Command, tag="park"):
+    """Park the open sale (no money taken, no payment pending): it is kept at the store, journaled, and
+    the lane is free for the next customer. Any lane of the store resumes it by its short id."""
+
+
+class Resume(Command, tag="resume"):
+    """Resume a parked sale on this lane (which must have no open sale) by its short id ("P12"); an id
+    with another store's prefix ("S002-P12") is refused: a parked sale stays in its store."""
+
+    id: Name
+
+
+class ParkedQuery(Command, tag="parked?"):
+    """The sales parked at this store (any lane), oldest first."""
+
+
+class ParkedSale(msgspec.Struct, kw_only=True):
+    id: str  # the short id a cashier types to resume it ("P12")
+    lane: int  # where it was parked
+    operator: str
+    at: int  # epoch ms it was parked
+    lines: int  # live lines
+    total: int
+    currency: str
+
+
+class ParkedList(TillFrame, tag="parked"):
+    sales: list[ParkedSale] = []
+    ref: int = 0
+
+
+class Training(Command, tag="training"):
+    """Switch the lane's training mode on (a supervisor's approval: the command carries it, or the
+    operator is one) or off (no approval). Refused while a sale is open."""
+
+    on: bool
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
+
+
+# -- Issue 14, receipts: looking receipts up, copies (a return by scanning a receipt is a Scan) ----------
+
+
+class ReceiptQuery(Command, tag="receipt?"):
+    """Find this store's receipts: by id (`receipt`, "S001-1-42"), or by any of a period of business days
+    (`since`/`until`, "2026-12-01", both inclusive, in the store's time zone), an exact total and the
+    last four digits of a card that paid it; all given must hold. Newest first, at most `limit`."""
+
+    receipt: Code = ""
+    since: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    until: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    amount: Amount = 0  # the receipt's exact total, minor units (a refund's is negative); 0: any total
+    card: Annotated[str, msgspec.Meta(max_length=4)] = ""  # the last four digits of the card
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class CopyReceipt(Command, tag="copy"):
+    """Print a copy of a receipt of this store, marked COPY / KOPIA with its number; counted and limited
+    by store.toml's `[sales] copies` per receipt."""
+
+    receipt: Code
+
+
+class ReceiptFound(msgspec.Struct, kw_only=True, omit_defaults=True):
+    receipt: str  # its id, store-lane-number
+    closed_at: int  # epoch ms
+    total: int
+    currency: str
+    kind: str = "sale"  # sale | cancel
+    refund_of: str = ""  # a refund: the receipt it paid back
+    cards: list[str] = []  # the last four digits of the cards that paid it
+    copies: int = 0  # copies printed of it so far
+
+
+class ReceiptList(TillFrame, tag="receipts"):
+    """The answer to ReceiptQuery and CopyReceipt: the receipts found, newest first, and `text`, the
+    receipt itself as printed (the copy, for CopyReceipt) when exactly one was asked for by id."""
+
+    receipts: list[ReceiptFound] = []
+    more: bool = False  # more receipts matched than were sent: narrow the query
+    text: str = ""
     ref: int = 0
 
 
@@ -585,6 +674,8 @@ TillToStore = (
     | RefundOf
     | SetAside
     | EndOfDay
+    | ReceiptQuery
+    | CopyReceipt
     | NoSale
     | Payout
     | FloatMove
@@ -592,6 +683,10 @@ TillToStore = (
     | CashDeposit
     | CashCount
     | SetSalesperson
+    | Park
+    | Resume
+    | ParkedQuery
+    | Training
     | GiveDiscount
     | OverridePrice
 )
@@ -606,7 +701,9 @@ StoreToTill = (
     | SearchResult
     | GiftCardInfo
     | TerminalReport
+    | ReceiptList
     | CashDone
+    | ParkedList
 )
 
 
@@ -618,6 +715,7 @@ StoreToTill = (
 #   19 GiftCardAnswer  20 GiftCardQuestion  21 StockQuestion  22 StockAnswer  23 LanesQuestion
 #   24 LanesAnswer  25 JournalQuestion  26 JournalAnswer  27 LinkChallenge  28 LinkProof
 #   29 AdminHello  30 AdminWelcome
+#   31 ReceiptQuestion  32 ReceiptAnswer  33 ReturnClaimQuestion  34 ReturnClaimAnswer  35 ReturnReleaseQuestion
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1108,6 +1206,40 @@ class JournalQuestion(Question[JournalAnswer], tag=25, kw_only=True):
     limit: int
 
 
+# -- Issue 14, receipts: another store's receipt returned here, exactly once chain-wide ---------------
+
+
+class ReceiptAnswer(Answer, tag=32, kw_only=True):
+    body: bytes  # the receipt's journal record, as its store journaled it (protocol.codec.encode_record)
+    returned: dict[int, int] = {}  # its line number -> quantity returned (or held by a refund) at other stores
+
+
+class ReceiptQuestion(Question[ReceiptAnswer], tag=31, kw_only=True):
+    """Store -> central: a receipt of another store of the chain, from central's sales journal, to refund it
+    here; refused when central does not hold it."""
+
+    receipt: str  # store-lane-number
+
+
+class ReturnClaimAnswer(Answer, tag=34, kw_only=True):
+    pass
+
+
+class ReturnClaimQuestion(Question[ReturnClaimAnswer], tag=33, kw_only=True):
+    """Store -> central: hold these lines of `receipt` for the refund `claim` (its sale id), replacing what
+    that refund held before; refused, naming the line, when another refund has them."""
+
+    receipt: str
+    claim: str
+    lines: dict[int, int]  # the receipt's line number -> quantity (positive) this refund returns
+
+
+class ReturnReleaseQuestion(Question[ReturnClaimAnswer], tag=35, kw_only=True):
+    """Store -> central: the refund `claim` was cancelled; what it held is free again."""
+
+    claim: str
+
+
 def _answer_of(question: type[Question[Any]]) -> type[Answer]:
     """The answer type a question class names in its base (`Question[RatesAnswer]`)."""
     for base in getattr(question, "__orig_bases__", ()):
@@ -1129,6 +1261,9 @@ QUESTIONS: dict[type[Question[Any]], type[Answer]] = {
         StockQuestion,
         LanesQuestion,
         JournalQuestion,
+        ReceiptQuestion,
+        ReturnClaimQuestion,
+        ReturnReleaseQuestion,
     )
 }
 
@@ -1164,4 +1299,9 @@ LinkMessage = (
     | LanesAnswer
     | JournalQuestion
     | JournalAnswer
+    | ReceiptQuestion
+    | ReceiptAnswer
+    | ReturnClaimQuestion
+    | ReturnClaimAnswer
+    | ReturnReleaseQuestion
 )

@@ -50,7 +50,8 @@ from storenode import gateway_tls, operators, peripherals, stock, till_credentia
 from storenode import identity as store_identity
 from storenode.config import StoreConfig
 from storenode.gateway import LANE_TIMEOUT, Gateway
-from storenode.journal import chain
+from storenode.journal import chain, index
+from storenode.lanes import parking
 from storenode.lanes.basket import Item
 from storenode.lanes.lane import Do, Lane, Republish, StoreContext
 from storenode.schema import MIGRATIONS
@@ -193,6 +194,9 @@ class StoreNode:
         signed = await self.db.write(lambda c: chain.sign_unsigned(c, self.signer), durable=True)
         if signed:
             log.info("signed %d journal records made before records were signed", signed)
+        indexed = await self.db.write(index.backfill)  # issue 14: receipts journaled before the index
+        if indexed:
+            log.info("indexed %d journal records made before the receipt index", indexed)
         task_status.started()
 
     async def _load_catalog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -270,6 +274,7 @@ class StoreNode:
             replica=self.catalog_follower.view.version,
             central_catalog=self.catalog_follower.view.central,
             behind_since=self.catalog_follower.view.behind_since,
+            parked=await self.db.read(parking.count),
         )
 
     async def search(self, query: ItemSearch) -> SearchResult:

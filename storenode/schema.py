@@ -385,6 +385,72 @@ MIGRATIONS = [
         UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
         """,
     ),
+    # 18 (issue 14, park): sales parked at the store, resumed on any of its lanes (storenode.lanes.parking)
+    Migration(
+        18,
+        """
+        -- `no` is the short id a cashier types (P<no>); AUTOINCREMENT never hands out a number twice, so a
+        -- resumed id cannot come back naming another sale. `state` is the lane's sale as it was (msgpack).
+        CREATE TABLE parked_sales (
+            no INTEGER PRIMARY KEY AUTOINCREMENT,
+            sale_id TEXT NOT NULL UNIQUE,
+            lane INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            parked_at INTEGER NOT NULL,
+            lines INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            state BLOB NOT NULL
+        );
+        """,
+    ),
+    # 19 (issue 14, receipts): the receipt index a cashier looks receipts up by (storenode/journal/index.py),
+    # written in the transaction that journals each receipt; the receipts journaled before it are listed in
+    # receipt_index_backlog and indexed once at the node's start. Copies made of each receipt, counted in the
+    # transaction that journals the copy event (storenode/lanes/lookup.py). Other stores' receipts as central
+    # sent them for a return here (their lines and what central says was returned of them elsewhere).
+    Migration(
+        19,
+        """
+        CREATE TABLE receipt_index (
+            lane INTEGER NOT NULL,
+            receipt_no INTEGER NOT NULL,
+            closed_at INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            PRIMARY KEY (lane, receipt_no)
+        ) WITHOUT ROWID;
+        CREATE INDEX receipt_index_at ON receipt_index (closed_at, lane, receipt_no);
+        CREATE INDEX receipt_index_total ON receipt_index (total, closed_at, lane, receipt_no);
+        CREATE TABLE receipt_cards (
+            card TEXT NOT NULL,
+            closed_at INTEGER NOT NULL,
+            lane INTEGER NOT NULL,
+            receipt_no INTEGER NOT NULL,
+            PRIMARY KEY (card, closed_at, lane, receipt_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE receipt_index_backlog (
+            lane INTEGER PRIMARY KEY,
+            done INTEGER NOT NULL,
+            upto INTEGER NOT NULL
+        );
+        INSERT INTO receipt_index_backlog (lane, done, upto) SELECT lane, 0, MAX(receipt_no) FROM journal GROUP BY lane;
+        CREATE TABLE receipt_copies (
+            receipt TEXT PRIMARY KEY,
+            copies INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE foreign_receipts (
+            receipt TEXT PRIMARY KEY,
+            body BLOB NOT NULL,
+            fetched INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE foreign_returned (
+            receipt TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            qty INTEGER NOT NULL,
+            PRIMARY KEY (receipt, line)
+        ) WITHOUT ROWID;
+        """,
+    ),
     # 20 (issue 14, cash): the cash management bookkeeping beside the journal (storenode/lanes/cash.py), each
     # row written in the same transaction as the event it belongs to. cash_counts: each lane's last cash
     # count (its receipt number), so the next count reads only the journal after it; cash_nosales: no-sale

@@ -114,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
         "pin-hash",
         help="read a PIN from the terminal (or standard input) and print its hash for a catalogue file's operator",
     )
+    parked = store.add_parser(
+        "parked", help="the sales parked at the store and not resumed (left at day close: resume and finish them)"
+    )
+    parked.add_argument("--config", type=Path, required=True)
     verify = store.add_parser("verify-journal", help="check every lane's receipt numbers and hash chain")
     verify.add_argument("--config", type=Path, required=True)
     init = store.add_parser("init", help="make the store's key (and keep central's enrolment token)")
@@ -342,6 +346,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _serve(lambda: commands.store_run(config, args.ready_file))
         case "store", "status":
             return trio.run(commands.store_status, args.config, args.url, args.credential, args.trust)
+        case "store", "parked":
+            return commands.store_parked(args.config)
         case "store", "pin-hash":
             return commands.pin_hash()
         case "store", "verify-journal":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sqlite3
@@ -36,6 +37,7 @@ from storenode.app import KEY_FILE, StoreNode
 from storenode.config import ConfigError, StoreConfig, load_config
 from storenode.identity import RETIRED
 from storenode.journal import chain
+from storenode.lanes import parking
 from storenode.sync import outbox, replica
 from storenode.sync.replica import CatalogError
 from till.client import connect, read_credential, trust
@@ -187,9 +189,10 @@ def central_sales(db: Path, store: str | None) -> int:
         for r in records:
             of = f"  refund of {r.refund_of}" if r.refund_of else ""
             by = f"  salesperson {r.salesperson}" if r.salesperson else ""
+            mark = "  TRAINING" if r.training else ""
             print(
                 f"{r.store} lane {r.lane} receipt {r.receipt_no:>6} {r.kind:<6} "
-                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}{of}{by}"
+                f"{r.currency} {format_money(r.total, r.currency):>10}  sale {r.sale_id}{of}{by}{mark}"
             )
         return 0
     summaries = _read_central(db, sales.summaries)
@@ -200,8 +203,9 @@ def central_sales(db: Path, store: str | None) -> int:
     for s in summaries:
         print(
             f"store {s.store}: {s.sales} sales, {s.cancelled} cancelled, "
-            f"total {s.currency} {format_money(s.total, s.currency)}; "
-            f"{s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
+            f"total {s.currency} {format_money(s.total, s.currency)}"
+            + (f" ({s.training} training sales, not counted)" if s.training else "")
+            + f"; {s.refunds} refunds, refunded {s.currency} {format_money(s.refunded, s.currency)}"
         )
     return 0
 
@@ -378,6 +382,8 @@ async def store_status(
                     print(
                         f"  alarm: operator {number} locked after wrong PINs until {till_operators.clock_text(until)}"
                     )
+                with contextlib.suppress(sqlite3.OperationalError):  # a database from before parking
+                    print(f"  parked sales: {parking.count(conn)} (storepos store parked lists them)")
             finally:
                 conn.close()
         return 1
@@ -388,10 +394,39 @@ async def store_status(
     print(f"  catalogue: {replica_line(status.replica, status.central_catalog, status.behind_since)}")
     for lane_name, no in sorted(status.journal.items()):
         print(f"  lane {lane_name}: last receipt {no}")
+    print(f"  parked sales: {status.parked} (storepos store parked lists them)")
     for actor in status.actors:
         extra = f" ({actor.detail})" if actor.detail else ""
         error = f" last error: {actor.last_error}" if actor.last_error else ""
         print(f"  {actor.name:<16} {actor.state:<10} restarts {actor.restarts}{extra}{error}")
+    return 0
+
+
+def store_parked(config_path: Path) -> int:
+    """The sales parked at the store and not resumed, read from its database (node running or not): until
+    a day close reports them (parking.left_parked), this is where a supervisor sees what was left."""
+    config = store_config(config_path)
+    if config is None:
+        return 2
+    if not config.db_path.exists():
+        fail(f"{config.db_path}: no store database")
+        return 2
+    conn = open_connection(config.db_path, readonly=True)
+    try:
+        left = parking.left_parked(conn, config.currency)
+    except sqlite3.OperationalError:  # the store has not run since parking came
+        left = []
+    finally:
+        conn.close()
+    if not left:
+        print(f"store {config.store}: no sales are parked")
+        return 0
+    print(f"store {config.store}: {len(left)} sales parked (resume <id> at any lane of the store):")
+    for p in left:
+        print(
+            f"  {p.id:<8} lane {p.lane:<3} operator {p.operator:<6} parked {_utc(p.at)}  {p.lines:>3} lines "
+            f"{p.currency} {format_money(p.total, p.currency):>10}"
+        )
     return 0
 
 

@@ -12,6 +12,8 @@ Lines (from --script first, then standard input):
   setaside <supervisor> <pin> <reason...>   give up on a card payment the terminal cannot settle
   endofday               the card terminal's end of day: its totals
   salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
+  park                   park the open sale     parked   the store's parked sales   resume <id>  resume one here
+  training on|off        training mode (on: a supervisor approves); nothing sold in training is real
   discount [line <n>] <10% | 5.00> <reason>   a manual discount of a line or the sale, with a reason code
   price <line> <price> <reason>   set a line's unit price by hand (a supervisor approves)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
@@ -19,6 +21,9 @@ Lines (from --script first, then standard input):
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
   keys                   the till's quick keys     key <n>  press quick key n (scans its item)
   receive|transfer|adjust <barcode> <qty> [note]   count <barcode> <counted>
+  receipt <receipt id>   show a receipt        copy <receipt id>   print a copy (COPY / KOPIA, counted)
+  receipts [--from DATE] [--to DATE] [--amount 49.00] [--card 0119] [--limit N]   look receipts up, newest first
+  (scanning a receipt's code opens its refund, as `refund <receipt id>` does)
   nosale <operator> <pin> <reason...>     open the drawer without a sale (your own number and PIN again)
   payout <amount> <account> <reason...>   petty cash out of the drawer, against a printed voucher
   float in|out <money...>   drop <money...>   deposit <money...>   (money: 500 / 500 1000 EUR: per currency)
@@ -53,6 +58,7 @@ from protocol.frames import (
     CashDrop,
     CashTender,
     Command,
+    CopyReceipt,
     Counted,
     EndOfDay,
     Error,
@@ -68,12 +74,18 @@ from protocol.frames import (
     Logout,
     NoSale,
     OverridePrice,
+    Park,
+    ParkedList,
+    ParkedQuery,
     Payout,
     PriceCheck,
     QuickKey,
     Receipt,
+    ReceiptList,
+    ReceiptQuery,
     RefundOf,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleState,
     Scan,
@@ -90,6 +102,7 @@ from protocol.frames import (
     TerminalReport,
     TillFrame,
     Total,
+    Training,
     VoidLine,
 )
 from protocol.money import MoneyError, format_money, format_rate, parse_money
@@ -208,6 +221,13 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return _discount(0, how, reason, currency)
             case "price", [no, amount, reason]:
                 return OverridePrice(line=int(no), price=parse_money(amount, currency), reason=reason)
+            # issue 14, receipts
+            case "receipt", [receipt]:
+                return ReceiptQuery(receipt=receipt)
+            case "receipts", _:
+                return _receipts(rest, currency)
+            case "copy", [receipt]:
+                return CopyReceipt(receipt=receipt)
             # cash management (issue 14, cash)
             case "nosale", [operator, pin, *reason] if reason:
                 return NoSale(operator=operator, pin=pin, reason=" ".join(reason))
@@ -229,6 +249,15 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
             case "salesperson", []:
                 return SetSalesperson(salesperson="")
             # end of issue 14, salesperson
+            # issue 14, park and resume, training mode
+            case "park", []:
+                return Park()
+            case "parked", []:
+                return ParkedQuery()
+            case "resume", [typed]:
+                return Resume(id=typed)
+            case "training", [("on" | "off") as mode]:
+                return Training(on=mode == "on")
             case "scan", [code]:
                 return Scan(code=code)
             case "scan", [code, qty]:
@@ -248,6 +277,46 @@ def _discount(no: int, how: str, reason: str, currency: str) -> GiveDiscount:
     if how.endswith("%"):
         return GiveDiscount(line=no, percent=parse_money(how[:-1], "%"), reason=reason)
     return GiveDiscount(line=no, amount=parse_money(how, currency), reason=reason)
+
+
+def _receipts(words: list[str], currency: str) -> ReceiptQuery:
+    """`receipts --from 2026-12-01 --to 2026-12-05 --amount 49.00 --card 0119 --limit 20`, any of them."""
+    if len(words) % 2:
+        raise ValueError("receipts [--from DATE] [--to DATE] [--amount AMOUNT] [--card LAST4] [--limit N]")
+    query = ReceiptQuery()
+    for option, value in zip(words[::2], words[1::2], strict=True):
+        match option:
+            case "--from":
+                query.since = value
+            case "--to":
+                query.until = value
+            case "--amount":
+                query.amount = parse_money(value, currency)
+            case "--card":
+                query.card = value
+            case "--limit":
+                query.limit = int(value)
+            case _:
+                raise ValueError(f"unknown option {option}; --from --to --amount --card --limit")
+    return query
+
+
+def show_receipts(frame: ReceiptList, timezone: str = "") -> str:
+    """A receipt asked for by id (or copied) as printed; a list as one line each, newest first."""
+    if frame.text:
+        return frame.text.rstrip("\n")
+    if not frame.receipts:
+        return "no receipts found"
+    out = []
+    for r in frame.receipts:
+        what = f"refund of {r.refund_of}" if r.refund_of else ("cancelled" if r.kind == "cancel" else "")
+        cards = f" card *{', *'.join(r.cards)}" if r.cards else ""
+        copies = f" {r.copies} cop{'y' if r.copies == 1 else 'ies'}" if r.copies else ""
+        total = f"{r.currency} {format_money(r.total, r.currency)}"
+        out.append(f"  {r.receipt:<16} {show_instant(r.closed_at, timezone):<22} {total:>14}{cards}{copies} {what}")
+    if frame.more:
+        out.append("  ... more: narrow the search (--from/--to, --amount, --card)")
+    return "\n".join(line.rstrip() for line in out)
 
 
 def _cash_amounts(words: Sequence[str], currency: str) -> list[CashAmount]:
@@ -296,6 +365,8 @@ def show_state(state: SaleState) -> str:
             f"{t.kind} {format_money(t.amount, t.currency)}{_cur(t.currency, cur)}" for t in state.tenders
         )
         head += f" paid {format_money(state.paid, cur)} ({taken}), due {format_money(state.due, cur)}"
+    if state.training:
+        head = f"** TRAINING / ÖVNING ** {head}"
     out = [f"{head} {state.message}".rstrip()]
     for line in state.lines:
         if line.weight_g:
@@ -381,6 +452,17 @@ def show_found(result: SearchResult, currency: str) -> str:
     return "\n".join(out)
 
 
+def show_parked(listing: ParkedList, timezone: str = "") -> str:
+    if not listing.sales:
+        return "no sales are parked in this store"
+    out = [f"{len(listing.sales)} parked (resume <id> on any lane of the store):"]
+    for p in listing.sales:
+        amount = f"{p.currency} {format_money(p.total, p.currency)}"
+        when = show_instant(p.at, timezone)
+        out.append(f"  {p.id:<8} lane {p.lane:<3} operator {p.operator:<6} {when}  {p.lines:>3} lines {amount:>14}")
+    return "\n".join(out)
+
+
 def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
     """`currency` and `timezone` are the store's, for answers that do not carry them."""
     match frame:
@@ -409,8 +491,12 @@ def show(frame: TillFrame, *, currency: str = "SEK", timezone: str = "") -> str:
             head += f", {frame.count} payments, {frame.currency} {format_money(frame.total, frame.currency)}"
             groups = [f"  {t.card}: {t.count}, {format_money(t.amount, frame.currency)}" for t in frame.totals]
             return "\n".join([head, *groups, frame.text]).rstrip()
+        case ReceiptList():
+            return show_receipts(frame, timezone)
         case CashDone():
             return show_cash(frame)
+        case ParkedList():
+            return show_parked(frame, timezone)
         case Status():
             actors = ", ".join(f"{a.name} {a.state}" for a in frame.actors)
             return f"store {frame.store}: link {frame.link}, outbox {frame.outbox}; {actors}"

@@ -27,7 +27,7 @@ import sqlite3
 
 import msgspec
 
-from central.registers import identities
+from central.registers import identities, returns
 from central.registers.cursors import EventError, Untrusted
 from protocol.chain import GENESIS, chain_hash, signature_holds, signature_problem
 from protocol.codec import FrameError, decode_record
@@ -51,6 +51,7 @@ class StoreSummary(msgspec.Struct):
     last_closed_at: int
     refunds: int = 0
     refunded: int = 0
+    training: int = 0  # training sales (issue 14): counted apart, never in `sales` or `total`
 
 
 class Listed(msgspec.Struct):
@@ -65,6 +66,7 @@ class Listed(msgspec.Struct):
     total: int
     refund_of: str = ""  # a refund: the receipt it pays back
     salesperson: str = ""
+    training: bool = False  # a training sale (issue 14): listed, never counted
 
 
 def listed_kind(record: SaleRecord) -> str:
@@ -105,7 +107,7 @@ class Incoming:
         digest = chain_hash(prev, event.body)
         conn.execute(
             "INSERT INTO sales (store, lane, receipt_no, kind, sale_id, currency, total, closed_at, seq, body,"
-            " hash, sig, key, refund_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " hash, sig, key, refund_of, training) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 store,
                 lane,
@@ -121,10 +123,12 @@ class Incoming:
                 event.sig,
                 event.key,
                 record.refund_of,
+                record.training,
             ),
         )
         self.heads[lane] = (record.receipt_no, digest)
         self.last[lane] = (event, digest)
+        returns.journaled(conn, store, record)  # issue 14: a refund's lines returned, chain-wide
 
     def verify_heads(self) -> None:
         """The signature of each lane's newest record in the batch, over the head hash central derived:
@@ -217,13 +221,16 @@ def verify(conn: sqlite3.Connection, store: str | None = None) -> tuple[int, lis
 
 
 def summaries(conn: sqlite3.Connection) -> list[StoreSummary]:
-    """Each store's sales, cancelled sales and refunds, apart. Rows stored before central kept `refund_of`
-    (NULL there) are told apart by their bodies, so an old journal's refunds are not counted as sales."""
+    """Each store's sales, cancelled sales and refunds, apart; training sales (storenode.lanes.training) only
+    counted apart, never in the figures. Rows stored before central kept `refund_of` (NULL there) are told
+    apart by their bodies, so an old journal's refunds are not counted as sales (no training existed then)."""
+    real = "NOT training"
     rows = conn.execute(
-        "SELECT store, SUM(kind = 'sale' AND refund_of IS ''), SUM(kind = 'cancel'),"
-        " SUM(CASE WHEN kind = 'sale' AND refund_of IS '' THEN total ELSE 0 END), MAX(currency), MAX(closed_at),"
-        " SUM(kind = 'sale' AND refund_of > ''), SUM(CASE WHEN kind = 'sale' AND refund_of > '' THEN -total ELSE 0 END)"
-        " FROM sales GROUP BY store ORDER BY store"
+        f"SELECT store, SUM(kind = 'sale' AND refund_of IS '' AND {real}), SUM(kind = 'cancel' AND {real}),"
+        f" SUM(CASE WHEN kind = 'sale' AND refund_of IS '' AND {real} THEN total ELSE 0 END), MAX(currency),"
+        f" MAX(closed_at), SUM(kind = 'sale' AND refund_of > '' AND {real}),"
+        f" SUM(CASE WHEN kind = 'sale' AND refund_of > '' AND {real} THEN -total ELSE 0 END),"
+        " SUM(kind = 'sale' AND training) FROM sales GROUP BY store ORDER BY store"
     )
     found = [StoreSummary(*row) for row in rows]
     by_store = {summary.store: summary for summary in found}
@@ -257,6 +264,7 @@ def listing(conn: sqlite3.Connection, store: str) -> list[Listed]:
             total=r.total,
             refund_of=r.refund_of,
             salesperson=r.salesperson,
+            training=r.training,
         )
         for r in receipts(conn, store)
     ]

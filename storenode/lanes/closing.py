@@ -16,7 +16,7 @@ import msgspec
 
 from protocol.frames import RecordTender, SaleRecord, StockMovement, Stream
 from storenode import stock
-from storenode.journal import chain
+from storenode.journal import chain, index
 from storenode.lanes import basket, refunds
 from storenode.lanes.basket import LaneState
 from storenode.lanes.saved import save_state
@@ -74,7 +74,9 @@ def close_sale(
     record, _ = chain.append(
         conn, state.lane, build, signer, lambda _record, body: outbox.enqueue(conn, JOURNAL_STREAM, kind, body)
     )
-    movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if kind == "sale" else []
+    index.index_record(conn, record)  # issue 14, receipts: looked up by id, period, total, card
+    real = kind == "sale" and not state.training  # a training sale moves no stock (storenode.lanes.training)
+    movements = stock.sale_movements(store, state.sale_id, closed_at, state.lines) if real else []
     for movement in movements:
         stock.record(conn, movement)
     cleared = basket.cleared(state)

@@ -43,6 +43,7 @@ from protocol.frames import (
     CashDrop,
     CashTender,
     Command,
+    CopyReceipt,
     EndOfDay,
     Error,
     FloatMove,
@@ -53,13 +54,20 @@ from protocol.frames import (
     Logout,
     NoSale,
     OverridePrice,
+    Park,
+    ParkedList,
+    ParkedQuery,
+    ParkedSale,
     Payout,
     QuickKey,
     Receipt,
+    ReceiptList,
+    ReceiptQuery,
     RecordApproval,
     RecordPayment,
     RefundOf,
     ResolvePayment,
+    Resume,
     ReturnItem,
     SaleState,
     Scan,
@@ -75,6 +83,7 @@ from protocol.frames import (
     TerminalReport,
     TillFrame,
     Total,
+    Training,
     VoidLine,
     Welcome,
 )
@@ -93,11 +102,15 @@ from storenode.lanes import (
     cash,
     closing,
     discounts,
+    foreign,
+    lookup,
+    parking,
     payments,
     refunds,
     salesperson,
     statefile,
     terminal_admin,
+    training,
 )
 from storenode.lanes.basket import CLOSED, OPEN, PAYING, READY, TENDER, LaneState
 from storenode.lanes.effects import (
@@ -274,7 +287,7 @@ class Lane:
             self._drop_file()
             self._drop_reader()
         if self._session is None and state.status == READY:  # saved while logged in; nobody is, at a till
-            state = LaneState(lane=self.number, status=CLOSED)
+            state = LaneState(lane=self.number, status=CLOSED, training=state.training)  # a mode of the lane
         return state
 
     def _drop_reader(self) -> None:
@@ -348,6 +361,7 @@ class Lane:
         if self._session is None and frame.status == READY:  # a sale settled by itself: nobody is logged in
             frame.status, frame.operator = CLOSED, ""
         frame.popup = popup
+        frame.training = self.state.training
         frame.link = self.ctx.link_state()
         frame.backlog = self.ctx.signal.backlog
         frame.devices = {name: self.ctx.health.get(name).state for name in self.devices.names}
@@ -532,7 +546,7 @@ class Lane:
             return
         session.watch.cancel()
         if self.state.status == READY:
-            self.state = LaneState(lane=self.number, status=CLOSED)
+            self.state = LaneState(lane=self.number, status=CLOSED, training=self.state.training)
             self._publish(message=why)
         else:
             self._publish(message=f"{why}; {self._waiting_sale()}" if self._waiting_sale() else why)
@@ -564,13 +578,15 @@ class Lane:
             raise Rejected("payment_in_progress", "a payment is in progress or in doubt; wait or resolve it first")
         if isinstance(command, Total | CashTender | CardTender | GiftCardTender | InvoiceTender):
             salesperson.require(state, self.ctx.config.sales.salesperson)
+        training.check_real(state, command)  # card, gift card, invoice, stock: not in training
         match command:
             case Login(operator=number, pin=pin):
                 await self._login(number, pin, ref, conn)
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
-                await self._save(LaneState(lane=self.number, status=CLOSED), ref=ref, message="logged out")
+                closed = LaneState(lane=self.number, status=CLOSED, training=state.training)  # training stays on
+                await self._save(closed, ref=ref, message="logged out")
                 session, self._session = self._session, None
                 if session is not None:
                     session.watch.cancel()
@@ -644,11 +660,27 @@ class Lane:
                         raise
                 elif state.lines:
                     await self._close(Close(_with(state, given), "cancel", ref), conn)
+                    if state.refund_of:  # issue 14: what central held for this refund is free again
+                        await foreign.release(self.ctx.ask, state.sale_id)
                 else:
                     await self._save(basket.cleared(state), ref=ref, message="sale cancelled")
+            # issue 14, receipts
+            case ReceiptQuery():
+                await self._receipts(command, conn)
+            case CopyReceipt(receipt=receipt):
+                await self._copy(receipt, ref, conn)
             # cash management (issue 14, cash): storenode.lanes.cash
             case NoSale() | Payout() | FloatMove() | CashDrop() | CashDeposit() | CashCount():
                 await self._cash_event(command, conn)
+            # issue 14, park and resume, training mode
+            case Park():
+                await self._park(ref)
+            case Resume(id=typed):
+                await self._resume(typed, ref)
+            case ParkedQuery():
+                self._answer(ParkedList(sales=await self._parked(), ref=ref), conn)
+            case Training(on=on):
+                await self._training(on, command, ref)
             case _:
                 raise Rejected("unsupported", f"{type(command).__name__} is not a lane command")
 
@@ -764,7 +796,8 @@ class Lane:
         await self._persist(new)
         self.state = new
         self._start_session(conn, number)
-        self._publish(ref=ref, message=f"operator {number} ({name}) logged in")
+        mode = " (lane in training mode: nothing here is real)" if new.training else ""
+        self._publish(ref=ref, message=f"operator {number} ({name}) logged in{mode}")
 
     async def _stock(
         self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command
@@ -813,9 +846,13 @@ class Lane:
             raise Rejected("sale_open", f"a refund is a sale of its own: finish or cancel sale {state.sale_id} first")
         config = self.ctx.config
         fresh = basket.open_sale(state, uuid.uuid4().hex, self.ctx.clock.now_ms()) if state.status == READY else state
+        heard = await foreign.fetch(self.ctx.ask, receipt, config.store)  # issue 14: central's word on it
 
         def job(c: sqlite3.Connection) -> tuple[LaneState, refunds.Balance]:
+            if heard is not None:
+                foreign.keep(c, heard)
             found = refunds.balance(c, receipt, config.store, config.currency, self.number, None)
+            training.check_refund(state, found.original)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
             back = refunds.cash_back_of(c, found.receipt, config.store, config.currency)
@@ -829,21 +866,139 @@ class Lane:
         message = f"refund of receipt {found.receipt} (left to pay back: {paid}): scan the returns"
         self._publish(ref=ref, message=message)
 
+    # -- park and resume, training mode (issue 14; the decisions: storenode.lanes.parking, training) ------
+    # -- issue 14, receipts: lookup, copies, a receipt's code scanned ------------------------------------
+
+    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
+        if conn is not None:
+            conn.push(frame)
+        else:
+            self._broadcast(frame)
+
+    async def _park(self, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_parkable(state)  # refused before the database is asked
+        parked = await self.ctx.db.write(
+            lambda c: parking.park(
+                c, state, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = basket.cleared(state)
+        self.ctx.signal.notify(1)
+        total = self._money(basket.total(state))
+        self._publish(
+            ref=ref, message=f"sale parked as {parked.short_id} ({self.currency} {total}): resume it on any lane"
+        )
+
+    async def _resume(self, typed: str, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        parking.check_resumable(state)
+        new, parked = await self.ctx.db.write(
+            lambda c: parking.resume(
+                c, state, typed, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        where = f"parked on lane {parked.lane}" if parked.lane != self.number else "parked here"
+        self._publish(ref=ref, message=f"resumed {parked.short_id} ({where}) at its parked prices")
+
+    async def _parked(self) -> list[ParkedSale]:
+        currency = self.currency
+        return await self.ctx.db.read(lambda c: parking.left_parked(c, currency))
+
+    async def _training(self, on: bool, command: Command, ref: int) -> None:
+        state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
+        new = training.switched(state, on)
+        given = await self._approval(training.needed(self.number, on), command)
+        await self.ctx.db.write(
+            lambda c: training.record(
+                c, new, given, store=config.store, currency=config.currency, at=now, signer=self.ctx.signer
+            ),
+            durable=True,
+        )
+        self.state = new
+        self.ctx.signal.notify(1)
+        self._publish(ref=ref, message=f"training mode {'on: nothing here is real' if on else 'off'}")
+
+    async def _receipts(self, query: ReceiptQuery, conn: Subscriber | None) -> None:
+        """Receipts found by id, period, total or card (storenode.lanes.lookup), on the lane's reader; one
+        asked for by id comes with its text as printed."""
+        config = self.ctx.config
+        where = lookup.where_of(query, config.store, config.timezone)
+        looked = await self._read(lambda c: lookup.look_up(c, where, query.limit))
+        if where.lane and not looked.records:
+            raise Rejected("unknown_receipt", f"receipt {query.receipt.strip()} is not in this store's journal")
+        text = ""
+        if where.lane:
+            look = await self._read(lambda c: replica.till_look(c, config.store))
+            text = receipt_text(_dressed(self.layout, look), looked.records[0])
+        self._answer(ReceiptList(receipts=looked.listed, more=looked.more, text=text, ref=query.ref), conn)
+
+    async def _copy(self, receipt: str, ref: int, conn: Subscriber | None) -> None:
+        """One more copy of a receipt: counted and journaled in one durable commit, then printed (see
+        storenode.lanes.lookup for why in that order)."""
+        basket.require_operator(self.state)
+        config, state = self.ctx.config, self.state
+
+        def job(c: sqlite3.Connection) -> tuple[lookup.Copy, replica.TillLook | None]:
+            made = lookup.copy_receipt(
+                c,
+                receipt,
+                store=config.store,
+                limit=config.sales.copies,
+                lane=self.number,
+                operator=state.operator,
+                currency=config.currency,
+                at=self.ctx.clock.now_ms(),
+                signer=self.ctx.signer,
+                training=state.training,
+            )
+            return made, replica.till_look(c, config.store)
+
+        made, look = await self.ctx.db.write(job, durable=True)
+        self.ctx.signal.notify(1)
+        record, number = made.record, made.number
+        printer = self.devices.printer
+        if printer is not None:
+            printer.print_receipt(
+                record, copy=number, job_id=f"{made.event.sale_id}", layout=_dressed(printer.layout, look)
+            )
+        text = receipt_text(_dressed(self.layout, look), record, copy=number)
+        listed = [lookup.found(record, number)]
+        self._answer(ReceiptList(receipts=listed, text=text, ref=ref), conn)
+        self._publish(message=f"copy {number} of receipt {listed[0].receipt} printed")
+
+    async def _receipt_scanned(self, code: str) -> bool:
+        """Whether `code` is a receipt's id rather than an item's barcode (an item's always wins)."""
+        if not lookup.scanned_receipt(code, is_item=False):
+            return False
+        return lookup.scanned_receipt(code, is_item=await self._read(lambda c: self._lookup(c, code) is not None))
+
     async def _return_of_receipt(self, code: str, qty: int, ref: int) -> None:
         state = self.state
         if not 1 <= qty <= basket.MAX_QTY:
             raise Rejected("bad_quantity", f"quantity must be 1 to {basket.MAX_QTY}, not {qty}")
         config = self.ctx.config
 
-        def job(c: sqlite3.Connection) -> LaneState:
+        def decide(c: sqlite3.Connection) -> LaneState:
             item = self._lookup(c, code)
             lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
             new = basket.add_returned(state, lines)
             back = refunds.cash_back_of(c, state.refund_of, config.store, config.currency)  # refunds closed meanwhile
-            new = msgspec.structs.replace(new, cash_back=back)
+            return msgspec.structs.replace(new, cash_back=back)
+
+        def job(c: sqlite3.Connection) -> LaneState:
+            new = decide(c)
             save_state(c, new)
             return new
 
+        # issue 14: central holds the refund's lines before one goes in (storenode.lanes.foreign)
+        would = await self.ctx.db.read(decide)
+        held = foreign.claimed_lines([(line.origin, line.qty, line.voided) for line in would.lines])
+        await foreign.claim(self.ctx.ask, state.refund_of, state.sale_id, held, config.store)
         new = await self.ctx.db.write(job)
         self.state = new
         back = sum(line.amount for line in new.lines[len(state.lines) :])
@@ -859,6 +1014,9 @@ class Lane:
         problem = gs1.code_problem(code)
         if problem is not None:
             raise Rejected("bad_barcode", problem)
+        if not returned and await self._receipt_scanned(code):  # issue 14: a receipt's code opens its refund
+            await self._refund_of(code, ref)
+            return
         if state.refund_of and state.status in (OPEN, TENDER):
             if not returned:
                 raise Rejected("refund_sale", f"this sale refunds receipt {state.refund_of}: sell in a new sale")

@@ -38,6 +38,7 @@ from protocol.money import format_money
 from protocol.receipts import parse_receipt_id
 from runtime.mailbox import Rejected
 from storenode.journal import chain
+from storenode.lanes import foreign
 from storenode.lanes.basket import CashBack, LaneState
 from storenode.lanes.saved import other_lanes
 
@@ -72,9 +73,18 @@ def parse_receipt(text: str, store: str) -> tuple[int, int]:
 
 
 def original(conn: sqlite3.Connection, receipt: str, store: str, currency: str) -> SaleRecord:
-    """The sale a receipt id names, refused when it cannot be refunded."""
-    lane, receipt_no = parse_receipt(receipt, store)
-    record = chain.find(conn, lane, receipt_no)
+    """The sale a receipt id names, refused when it cannot be refunded. Another store's receipt is central's
+    copy, kept when the refund opened (issue 14, storenode.lanes.lookup)."""
+    parsed = parse_receipt_id(receipt)
+    if parsed is not None and parsed[0] != store:
+        record = foreign.foreign(conn, receipt)
+        if record is None:
+            raise Rejected(
+                "other_store", f"receipt {receipt.strip()} is from store {parsed[0]}: scan it with central reachable"
+            )
+    else:
+        lane, receipt_no = parse_receipt(receipt, store)
+        record = chain.find(conn, lane, receipt_no)
     if record is None:
         raise Rejected("unknown_receipt", f"receipt {receipt.strip()} is not in this store's journal")
     if record.kind != "sale":
@@ -146,6 +156,7 @@ class Balance:
     lines: dict[int, int]
     money: dict[Key, int]
     paid_back: dict[int, int] = field(default_factory=dict)  # per line of it: what went back for it so far
+    elsewhere: dict[int, int] = field(default_factory=dict)  # per line of it: returned at other stores (central)
 
     def add(self, lines: list[RecordLine], money: dict[Key, int]) -> None:
         for no, qty in _returned(lines).items():
@@ -170,6 +181,9 @@ def balance(
         lines={line.no: line.qty for line in sale.lines if not line.voided and line.qty > 0},
         money=dict(_money_of_record(sale)),
     )
+    for no, qty in foreign.returned_elsewhere(conn, rid).items():  # at other stores, as central said (issue 14)
+        found.lines[no] = found.lines.get(no, 0) - qty
+        found.elsewhere[no] = qty
     for record in chain.refunds_of(conn, rid):
         if record.kind == "sale":
             found.add(record.lines, _money_of_record(record))
@@ -229,8 +243,9 @@ def return_lines(
         if take <= 0:
             continue
         cost, back = net[line.no], found.paid_back.get(line.no, 0)
-        # the last of a line takes what is left of its cost, whatever the order its parts went back in
-        amount = cost - back if take == still else min(_part(cost, line.qty, line.qty - still, take), cost - back)
+        amount = _part(cost, line.qty, line.qty - still, take)
+        if not found.elsewhere.get(line.no):  # all it paid back is known here: the last part takes what is left
+            amount = cost - back if take == still else min(amount, cost - back)
         out.append(
             msgspec.structs.replace(line, no=0, qty=-take, amount=-amount, voided=False, origin=line.no),
         )

@@ -195,8 +195,9 @@ def test_cancelled_sale_says_so_and_shows_no_payment() -> None:
     assert "Change" not in text and "Cash " not in text
 
 
-def test_copy_is_marked() -> None:
-    assert decode(encode_receipt(LAYOUT, make_record(), copy=True)).splitlines()[0] == "COPY"
+def test_copy_is_marked_in_both_languages_with_its_number() -> None:
+    lines = decode(encode_receipt(LAYOUT, make_record(), copy=2)).splitlines()
+    assert lines[:2] == ["COPY / KOPIA", "copy 2 / kopia 2"]
     assert "COPY" not in decode(encode_receipt(LAYOUT, make_record()))
 
 

@@ -48,6 +48,11 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    ReceiptAnswer,
+    ReceiptQuestion,
+    ReturnClaimAnswer,
+    ReturnClaimQuestion,
+    ReturnReleaseQuestion,
     SaleRecord,
     SaleState,
     SetAside,
@@ -231,6 +236,10 @@ class FakeCentral:
     online: bool = True
     silent: bool = False
     moves: list[GiftCardMove] = field(default_factory=list)  # every move it was asked to make
+    claims: list[ReturnClaimQuestion] = field(default_factory=list)  # returned lines it was asked to hold (issue 14)
+
+    def receipt(self, receipt: str) -> ReceiptAnswer:
+        raise LinkDown(f"central holds no receipt {receipt}")  # the lane's own journal is the truth
 
     def giftcard_move(self, move: GiftCardMove) -> GiftCardState:
         self.moves.append(move)
@@ -268,6 +277,9 @@ def central_link(central: FakeCentral) -> Ask:
         GiftCardMoveQuestion: lambda q: GiftCardAnswer(card=central.giftcard_move(q.move)),
         CustomerQuestion: lambda q: CustomerAnswer(name=central.customer(q.customer)),
         RatesQuestion: lambda q: RatesAnswer(rates=central.rates_for(q.base)),
+        ReceiptQuestion: lambda q: central.receipt(q.receipt),
+        ReturnClaimQuestion: lambda q: central.claims.append(q) or ReturnClaimAnswer(),
+        ReturnReleaseQuestion: lambda q: ReturnClaimAnswer(),
     }
 
     async def ask(question: Question[A], /) -> A:

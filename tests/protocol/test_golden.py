@@ -33,6 +33,7 @@ from protocol.frames import (
     CatalogChunk,
     CatalogNotice,
     CatalogPull,
+    CopyReceipt,
     Counted,
     CountLine,
     CustomerAnswer,
@@ -76,6 +77,10 @@ from protocol.frames import (
     Logout,
     NoSale,
     OverridePrice,
+    Park,
+    ParkedList,
+    ParkedQuery,
+    ParkedSale,
     Payout,
     Ping,
     Pong,
@@ -84,6 +89,11 @@ from protocol.frames import (
     RatesAnswer,
     RatesQuestion,
     Receipt,
+    ReceiptAnswer,
+    ReceiptFound,
+    ReceiptList,
+    ReceiptQuery,
+    ReceiptQuestion,
     RecordApproval,
     RecordCount,
     RecordDiscount,
@@ -95,7 +105,11 @@ from protocol.frames import (
     RefundOf,
     Refusal,
     ResolvePayment,
+    Resume,
+    ReturnClaimAnswer,
+    ReturnClaimQuestion,
     ReturnItem,
+    ReturnReleaseQuestion,
     SaleRecord,
     SaleState,
     Scan,
@@ -119,6 +133,7 @@ from protocol.frames import (
     TerminalReport,
     TerminalTotal,
     Total,
+    Training,
     VatAmount,
     VoidLine,
     Welcome,
@@ -589,6 +604,101 @@ STORE_FRAMES += [
     ),
 ]
 
+# Issue 14, park and resume, training mode: new till frames, and the fields appended to SaleState and Status.
+TILL_COMMANDS += [
+    (
+        "Park",
+        Park(ref=41, lane=2),
+        "83a174a47061726ba372656629a46c616e6502",
+    ),
+    (
+        "Resume",
+        Resume(ref=42, id="P12"),
+        "83a174a6726573756d65a26964a3503132a37265662a",
+    ),
+    (
+        "ParkedQuery",
+        ParkedQuery(ref=43),
+        "82a174a77061726b65643fa37265662b",
+    ),
+    (
+        "Training",
+        Training(ref=44, on=True, approver="2", approver_pin="4321"),
+        "85a174a8747261696e696e67a26f6ec3a8617070726f766572a132ac617070726f7665725f70696ea434333231a37265662c",
+    ),
+    (
+        "Training off",
+        Training(ref=45, on=False),
+        "83a174a8747261696e696e67a26f6ec2a37265662d",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "ParkedList",
+        ParkedList(
+            sales=[ParkedSale(id="P12", lane=2, operator="42", at=1767225600000, lines=3, total=4590, currency="SEK")],
+            ref=43,
+        ),
+        "83a174a67061726b6564a573616c65739187a26964a3503132a46c616e6502a86f70657261746f72a23432a26174cf000001"
+        "9b76daa800a56c696e657303a5746f74616ccd11eea863757272656e6379a353454ba37265662b",
+    ),
+    (
+        "SaleState training",
+        SaleState(lane=2, status="ready", currency="SEK", operator="42", training=True, ref=44),
+        "de0007a174a57374617465a46c616e6502a6737461747573a57265616479a863757272656e6379a353454ba86f7065726174"
+        "6f72a23432a37265662ca8747261696e696e67c3",
+    ),
+    (
+        "Status parked",
+        Status(store="S001", link="online", outbox=0, parked=2),
+        "85a174a6737461747573a573746f7265a453303031a46c696e6ba66f6e6c696e65a66f7574626f7800a67061726b656402",
+    ),
+]
+
+
+# Issue 14, receipts: the lookup and copy frames (new in this issue).
+TILL_COMMANDS += [
+    (
+        "ReceiptQuery",
+        ReceiptQuery(ref=40, since="2026-12-01", until="2026-12-05", amount=4900, card="0119", limit=20),
+        "86a174a8726563656970743fa573696e6365aa323032362d31322d3031a5756e74696caa323032362d31322d3035a6616d6f"
+        "756e74cd1324a463617264a430313139a372656628",
+    ),
+    (
+        "ReceiptQuery by id",
+        ReceiptQuery(ref=41, receipt="S001-1-42"),
+        "83a174a8726563656970743fa772656365697074a9533030312d312d3432a372656629",
+    ),
+    (
+        "CopyReceipt",
+        CopyReceipt(ref=42, receipt="S001-1-42"),
+        "83a174a4636f7079a772656365697074a9533030312d312d3432a37265662a",
+    ),
+]
+STORE_FRAMES += [
+    (
+        "ReceiptList",
+        ReceiptList(
+            receipts=[
+                ReceiptFound(
+                    receipt="S001-1-42", closed_at=1795000000000, total=4900, currency="SEK", cards=["0119"], copies=1
+                ),
+                ReceiptFound(
+                    receipt="S001-2-7", closed_at=1794990000000, total=-2450, currency="SEK", refund_of="S001-1-40"
+                ),
+            ],
+            more=True,
+            text="COPY / KOPIA\n",
+            ref=43,
+        ),
+        "85a174a87265636569707473a872656365697074739286a772656365697074a9533030312d312d3432a9636c6f7365645f61"
+        "74cf000001a1ee565e00a5746f74616ccd1324a863757272656e6379a353454ba5636172647391a430313139a6636f706965"
+        "730185a772656365697074a8533030312d322d37a9636c6f7365645f6174cf000001a1edbdc780a5746f74616cd1f66ea863"
+        "757272656e6379a353454ba9726566756e645f6f66a9533030312d312d3430a46d6f7265c3a474657874ad434f5059202f20"
+        "4b4f5049410aa37265662b",
+    ),
+]
+
 
 GIFTCARD_MOVE = GiftCardMove(
     move="m1", kind="redeem", card="GC-1", amount=1000, currency="SEK", store="S001", sale_id="s1", at=1_795_000_000_000
@@ -750,6 +860,21 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
         ),
         "941a0f01929329c4020102c2932ac401ffc3",
     ),
+]
+LINK_FRAMES += [  # issue 14, receipts: another store's receipt returned here, exactly once chain-wide
+    ("ReceiptQuestion", ReceiptQuestion(id=31, receipt="S002-1-42"), "931f1fa9533030322d312d3432"),
+    (
+        "ReceiptAnswer",
+        ReceiptAnswer(id=31, body=b"\x9f\xa4S002", returned={1: 2, 3: 1}),
+        "94201fc4069fa4533030328201020301",
+    ),
+    (
+        "ReturnClaimQuestion",
+        ReturnClaimQuestion(id=32, receipt="S002-1-42", claim="9f3a", lines={1: 1}),
+        "952120a9533030322d312d3432a439663361810101",
+    ),
+    ("ReturnClaimAnswer", ReturnClaimAnswer(id=32), "922220"),
+    ("ReturnReleaseQuestion", ReturnReleaseQuestion(id=33, claim="9f3a"), "932321a439663361"),
 ]
 
 SALE_RECORD = SaleRecord(

@@ -71,7 +71,7 @@ async def test_partial_refunds_go_back_to_card_and_cash_never_beyond_the_receipt
 
             # First refund: one milk, to the card (the default: all that may go back there).
             for bad, code in (
-                ("S002-1-1", "other_store"),
+                ("S002-1-1", "central_unreachable"),  # another store's receipt needs central (issue 14)
                 ("receipt 7", "bad_receipt"),
                 ("S001-1-99", "unknown_receipt"),
             ):
