@@ -52,6 +52,7 @@ FIELDS = {
     "till-config": "till_configs",
     "price-deletes": "deleted_prices",
     "operators": "operators",
+    "discount-reasons": "discount_reasons",
 }
 _BY_KIND = {**REGISTERS, PRICE_TOMBSTONES.kind: PRICE_TOMBSTONES}
 DISTRIBUTED: tuple[Register, ...] = tuple(_BY_KIND[k] for k in FIELDS)

@@ -324,6 +324,20 @@ MIGRATIONS = [
         CREATE INDEX operators_version ON operators (version, number);
         """,
     ),
+    # 13 (issue 14, discounts): the register of discount reasons, distributed to the stores with the catalogue
+    # like every register (a version per row, the (version, key) index distribution reads them by).
+    Migration(
+        13,
+        """
+        CREATE TABLE discount_reasons (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active INTEGER NOT NULL CHECK (active IN (0, 1)),
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX discount_reasons_version ON discount_reasons (version, code);
+        """,
+    ),
     # 14 (issue 14, sellfix): a refund is a journal record of kind "sale" naming the receipt it pays back
     # (SaleRecord.refund_of); kept beside it so central lists and counts refunds apart from sales without
     # decoding every body. NULL: a row stored before this column (its body says), '' : not a refund.

@@ -22,6 +22,7 @@ import msgspec
 from escpos.capabilities import CAPABILITIES
 from escpos.printer import Dummy
 
+from protocol import discounting
 from protocol.frames import RecordLine, SaleRecord
 from protocol.money import format_money, format_rate
 from protocol.text import plain
@@ -42,16 +43,26 @@ class ReceiptLayout(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Discount(msgspec.Struct, frozen=True):
-    """A reduction to show on the receipt. The journal record has no discounts yet; when pricing adds them,
-    the caller maps them to this and passes them to `encode_receipt`, which already knows where they go.
+    """A reduction to show on the receipt, each on its own line: the journal record's manual discounts
+    (SaleRecord.discounts, mapped by `record_discounts`) unless the caller passes others.
 
-    `amount` is positive (what the customer saved) and already included in the record's total; line
-    amounts are before discount. `line` is the RecordLine.no it belongs to, or None for the whole receipt.
+    `amount` is positive (what the customer saved; negative: a price raised by hand) and already included
+    in the record's total; line amounts are before discount. `line` is the RecordLine.no it belongs to, or
+    None for the whole receipt.
     """
 
     label: str
     amount: int
     line: int | None = None
+
+
+def record_discounts(record: SaleRecord) -> list[Discount]:
+    """The record's discounts as receipt lines, worded by protocol.discounting (a sale's under its TOTAL's
+    lines, a line's under that line), with what each took off as journaled."""
+    return [
+        Discount(label=plain(discounting.label(d, record.currency)), amount=d.amount, line=d.line or None)
+        for d in record.discounts
+    ]
 
 
 TRAINING = "TRAINING / ÖVNING"  # the banner of a training sale's receipt (storenode.lanes.training)
@@ -166,7 +177,7 @@ def _line_rows(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence
         sheet.line(line.name)
         sheet.row(f"  {line.qty} x {money(line.unit_price)}", money(line.amount))
     for discount in discounts:
-        sheet.row(f"  {discount.label}", f"-{money(discount.amount)}")
+        sheet.row(f"  {discount.label}", money(-discount.amount))
 
 
 def _void_row(sheet: _Sheet | _TextSheet, line: RecordLine, discounts: Sequence[Discount], money: _Money) -> None:
@@ -196,7 +207,7 @@ def encode_receipt(
     """
     sheet = _Sheet(profile, layout.width)
     sheet.init()
-    _lay_out(sheet, layout, record, discounts, copy)
+    _lay_out(sheet, layout, record, discounts or record_discounts(record), copy)
     sheet.p.cut(mode="PART")
     return bytes(sheet.p.output)
 
@@ -206,7 +217,7 @@ def receipt_text(
 ) -> str:
     """The receipt as the till shows it: the printed layout, without the printer."""
     sheet = _TextSheet(layout.width)
-    _lay_out(sheet, layout, record, discounts, copy)
+    _lay_out(sheet, layout, record, discounts or record_discounts(record), copy)
     return "\n".join(sheet.lines) + "\n"
 
 

@@ -256,6 +256,7 @@ class SaleState(TillFrame, tag="state"):
     refund_of: str = ""  # the receipt this sale refunds (RefundOf)
     salesperson: str = ""  # the sale's salesperson (SetSalesperson), issue 14
     training: bool = False  # the lane is in training mode: show TRAINING / ÖVNING, nothing here is real
+    discounts: list[DiscountLine] = []  # issue 14: manual discounts and price overrides; `total` is after them
 
 
 class QuickKey(msgspec.Struct, kw_only=True):
@@ -607,6 +608,47 @@ class CashDone(TillFrame, tag="cashdone"):
     ref: int = 0
 
 
+# -- Issue 14, manual discounts (discounts) ---------------------------------------------------------------
+
+Percent = Annotated[int, msgspec.Meta(ge=0, le=10_000)]  # hundredths of a percent: 1000 = 10.00 %
+
+
+class GiveDiscount(Command, tag="discount"):
+    """A manual discount with a reason code from central's register of discount reasons: of one line
+    (`line`) or of the whole sale (line 0, spread over its lines: storenode.lanes.discounts), as a
+    `percent` or an `amount` (exactly one of them). Beyond the cashier's limit (store.toml
+    sales.cashier_discount_percent) a supervisor approves with `approver` and `approver_pin`."""
+
+    reason: Name
+    line: Number = 0
+    percent: Percent = 0
+    amount: Amount = 0
+    approver: Name = ""  # a supervisor's operator number, when this needs approval (Error approval_needed)
+    approver_pin: Name = ""
+
+
+class OverridePrice(Command, tag="override"):
+    """A manual unit price for one line (per kg for a weighed line), with a reason code; always a
+    supervisor's (journaled as a discount of kind "price")."""
+
+    line: Number
+    price: Amount
+    reason: Name
+    approver: Name = ""
+    approver_pin: Name = ""
+
+
+class DiscountLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A discount or price override of the sale as the till shows it (SaleState.discounts)."""
+
+    line: int  # 0: the whole sale
+    kind: str  # percent | amount | price
+    value: int  # hundredths of a percent, or minor units
+    amount: int  # what it takes off the sale now (negative: a price raised)
+    reason: str
+    approver: str = ""
+
+
 TillToStore = (
     Hello
     | Login
@@ -645,6 +687,8 @@ TillToStore = (
     | Resume
     | ParkedQuery
     | Training
+    | GiveDiscount
+    | OverridePrice
 )
 StoreToTill = (
     Welcome
@@ -800,6 +844,7 @@ TillConfigRow = tuple[str, str, str, str]  # store ('' = chain), receipt_header,
 # number, name, role (cashier | supervisor | manager), stores ("*" or "S001,S002"), pin_hash: the slow hash
 # (protocol.pins), "" when the operator does not work at the store the row is sent to
 OperatorRow = tuple[str, str, str, str, str]
+DiscountReasonRow = tuple[str, str, int]  # code, name, active (0/1): central's register of discount reasons
 
 
 class CatalogPull(LinkFrame, tag=8):
@@ -832,6 +877,7 @@ class CatalogChunk(LinkFrame, tag=9):
     epoch: str = ""  # the catalogue `version` counts in: a store keeps it with its copy
     deleted_prices: list[PriceKeyRow] = []  # prices central deleted: the store drops them
     operators: list[OperatorRow] = []  # the operator register (issue 13): who may log in at which store
+    discount_reasons: list[DiscountReasonRow] = []  # issue 14: why a manual discount may be given
 
 
 class CatalogNotice(LinkFrame, tag=10):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -114,7 +114,9 @@ class SalesConfig(msgspec.Struct, forbid_unknown_fields=True):
     salesperson: Literal["off", "optional", "required"] = "off"
     merge_lines: bool = True  # scanning an item again adds to its line (never for weighed or price-embedded items)
     # manual discounts: what a cashier gives alone; beyond it a supervisor approves
-    cashier_discount_percent: int = 1000  # hundredths of a percent of a line or the sale (10.00 %)
+    # hundredths of a percent of a line or of the sale (10.00 %), the cashier's discounts of it counted together
+    # (storenode.lanes.discounts); 0: every discount needs a supervisor; 10000: none does
+    cashier_discount_percent: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 1000
     # receipts
     copies: int = 1  # copy receipts that may be printed of one receipt (the store's fiscal rule)
     # cash management (storenode/lanes/cash.py)

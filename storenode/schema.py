@@ -351,6 +351,40 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 16 (issue 14, discounts): central's register of discount reasons, replicated with the catalogue
+    # (discount_reasons/stage_discount_reasons, central's columns), and the catalogue file's reasons for a
+    # store without central (file_discount_reasons; central's, once it sent any, alone decide). A store that
+    # already holds central's catalogue takes one snapshot (staged beside the live tables, which sell on
+    # meanwhile) so reasons central held before this store was upgraded arrive too.
+    Migration(
+        16,
+        """
+        CREATE TABLE discount_reasons (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE stage_discount_reasons (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE file_discount_reasons (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        ) WITHOUT ROWID;
+        DELETE FROM stage_vat_rates WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_item_groups WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_items WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_barcodes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_prices WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_tills WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_till_configs WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_price_deletes WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        DELETE FROM stage_operators WHERE (SELECT version FROM replica) > 0 AND (SELECT ready FROM replica) IS NULL;
+        UPDATE replica SET transfer_base = 0, cursor = x'' WHERE version > 0 AND ready IS NULL;
+        """,
+    ),
     # 18 (issue 14, park): sales parked at the store, resumed on any of its lanes (storenode.lanes.parking)
     Migration(
         18,

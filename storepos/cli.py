@@ -18,7 +18,18 @@ CENTRAL_PER_ADDRESS = 64  # central.app.PER_ADDRESS, named here so parsing the c
 
 # The master registers operators import and export, in the order they depend on each other
 # (central.registers.imports.KINDS; named here so parsing the command line stays light).
-REGISTERS = ("vat-rates", "groups", "stores", "items", "barcodes", "prices", "tills", "till-config", "operators")
+REGISTERS = (
+    "vat-rates",
+    "groups",
+    "stores",
+    "items",
+    "barcodes",
+    "prices",
+    "tills",
+    "till-config",
+    "discount-reasons",
+    "operators",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,8 @@ Lines (from --script first, then standard input):
   salesperson [number]   the sale's salesperson, where the store asks for one (no number: none)
   park                   park the open sale     parked   the store's parked sales   resume <id>  resume one here
   training on|off        training mode (on: a supervisor approves); nothing sold in training is real
+  discount [line <n>] <10% | 5.00> <reason>   a manual discount of a line or the sale, with a reason code
+  price <line> <price> <reason>   set a line's unit price by hand (a supervisor approves)
   ... approve <number> <pin>   a supervisor approves the command (void after total, cancel, endofday,
                          big returns and stock moves, price labels out of range: the store says when)
   find <text>            items by name, every word a prefix (find ban)   price <barcode>  a price check, no sale
@@ -64,12 +66,14 @@ from protocol.frames import (
     GiftCardInfo,
     GiftCardQuery,
     GiftCardTender,
+    GiveDiscount,
     InvoiceTender,
     ItemInfo,
     ItemSearch,
     Login,
     Logout,
     NoSale,
+    OverridePrice,
     Park,
     ParkedList,
     ParkedQuery,
@@ -209,6 +213,14 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return SetAside(operator=supervisor, pin=pin, reason=" ".join(reason))
             case "endofday", []:
                 return EndOfDay()
+            # -- issue 14, manual discounts: `discount [line N] 10% REASON`, `discount [line N] 5.00 REASON`,
+            # `price N 12.50 REASON`; beyond the cashier's limit add `approve <supervisor> <pin>`
+            case "discount", ["line", no, how, reason]:
+                return _discount(int(no), how, reason, currency)
+            case "discount", [how, reason]:
+                return _discount(0, how, reason, currency)
+            case "price", [no, amount, reason]:
+                return OverridePrice(line=int(no), price=parse_money(amount, currency), reason=reason)
             # issue 14, receipts
             case "receipt", [receipt]:
                 return ReceiptQuery(receipt=receipt)
@@ -258,6 +270,13 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
     except (ValueError, MoneyError) as exc:
         raise InputError(f"cannot read {line!r}: {exc}") from None
     raise InputError(f"unknown command {line!r}; type help")
+
+
+def _discount(no: int, how: str, reason: str, currency: str) -> GiveDiscount:
+    """`10%` or `12.5%` (a percent, kept in hundredths), else an amount of money."""
+    if how.endswith("%"):
+        return GiveDiscount(line=no, percent=parse_money(how[:-1], "%"), reason=reason)
+    return GiveDiscount(line=no, amount=parse_money(how, currency), reason=reason)
 
 
 def _receipts(words: list[str], currency: str) -> ReceiptQuery:
@@ -356,6 +375,11 @@ def show_state(state: SaleState) -> str:
             qty = f"{line.qty} x {format_money(line.unit_price, cur)}" if line.qty != 1 else ""
         mark = " VOID" if line.voided else ""
         out.append(f"  {line.no:>3} {line.name[:26]:<26} {qty:>16} {format_money(line.amount, cur):>10}{mark}")
+    for given in state.discounts:  # issue 14: each discount on its own line, what it takes off now
+        what = f"line {given.line}" if given.line else "sale"
+        how = format_rate(given.value) if given.kind == "percent" else format_money(given.value, cur)
+        label = f"{'price' if given.kind == 'price' else 'discount'} {what} {how} {given.reason[:16]}"
+        out.append(f"      {label:<43} {format_money(-given.amount, cur):>10}")
     if state.lines:
         vat = ", ".join(f"{format_rate(v.rate)} {format_money(v.vat, cur)}" for v in state.vat)
         if back:

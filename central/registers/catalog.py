@@ -1,5 +1,5 @@
 """The chain's master registers at central: VAT rates, item groups, stores, items, barcodes, prices,
-tills, till configuration and operators.
+tills, till configuration, operators and discount reasons.
 
 Central owns these; every store sells from a copy (central/distribute.py sends it). Two rules shape
 the storage:
@@ -125,6 +125,16 @@ class Operator(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pin_hash: str
 
 
+class DiscountReason(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why a cashier gives a manual discount or sets a price by hand (issue 14): the code is what the till
+    types and the journal keeps with each discount; a reason no longer used is retired (`active` false),
+    never deleted, so the codes of old receipts still have their meaning."""
+
+    code: Key
+    name: Name
+    active: bool = True
+
+
 class PriceKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A deleted price: its key, as its tombstone keeps it for distribution."""
 
@@ -160,6 +170,7 @@ REGISTERS: dict[str, Register] = {
         Register("prices", "prices", Price, ("item", "store", "starts", "ends")),
         Register("tills", "tills", Till, ("store", "till")),
         Register("till-config", "till_configs", TillConfig, ("store",)),
+        Register("discount-reasons", "discount_reasons", DiscountReason, ("code",)),
         Register("operators", "operators", Operator, ("number",)),
     )
 }

@@ -32,6 +32,9 @@ Registers and columns (* required; the key columns come first)
   till-config  store (empty: the chain's default), receipt_header, receipt_footer (one receipt line
              per line, at most 42 characters each), quick_keys ("label=barcode" per line, in key
              order; labels at most 16 characters, barcodes known to central)
+  discount-reasons  code*, name*, active (true | false, default true): why a cashier gives a manual
+             discount or sets a price by hand (a code without whitespace, typed at the till and
+             journaled with each discount); a reason is retired with active false, never deleted
   operators  number*, name*, role (cashier | supervisor | manager, default cashier), stores* ("*":
              every store; else store ids separated by commas or spaces), pin (required for a new
              operator; left out, an operator keeps the PIN they have). A PIN is 4 to 12 digits, not
@@ -468,6 +471,12 @@ def _check_till_config(conn: sqlite3.Connection, records: list[Record], problems
                 problems.at(record, "quick_keys", f"key {n}: {code} is not a known barcode")
 
 
+def _check_discount_reasons(
+    conn: sqlite3.Connection, records: list[Record], problems: Problems, gs1: Gs1Config
+) -> None:
+    """Nothing beyond the row's own types: a discount reason refers to no other register."""
+
+
 FORMATS_BY_KIND: dict[str, Format] = {
     "vat-rates": Format(catalog.REGISTERS["vat-rates"], catalog.VatRate, _check_vat_rates),
     "groups": Format(catalog.REGISTERS["groups"], catalog.Group, _check_groups),
@@ -477,6 +486,7 @@ FORMATS_BY_KIND: dict[str, Format] = {
     "prices": Format(catalog.REGISTERS["prices"], PriceRow, _check_prices, _price_to_stored, _price_to_file),
     "tills": Format(catalog.REGISTERS["tills"], catalog.Till, _check_tills),
     "till-config": Format(catalog.REGISTERS["till-config"], catalog.TillConfig, _check_till_config),
+    "discount-reasons": Format(catalog.REGISTERS["discount-reasons"], catalog.DiscountReason, _check_discount_reasons),
     "operators": Format(
         catalog.REGISTERS["operators"],
         OperatorRow,

@@ -4,10 +4,11 @@ Decisions only (plain functions of the lane's state, what was scanned and store.
 lane asks for the supervisor's number and PIN and journals who approved (storenode.lanes.lane).
 
 How a till gives an approval: the command itself carries it (`approver`, `approver_pin`, appended with
-defaults to Scan, ReturnItem, VoidLine, CancelSale, EndOfDay, StockMove and StockCount). A till sends the
-command; a refusal `approval_needed` says what needs approval and why; the till asks the supervisor to
-type their number and PIN and sends the same command again with them. Chosen over a separate `Approve`
-command preceding the action because the approval then covers exactly that one command: there is no
+defaults to Scan, ReturnItem, VoidLine, CancelSale, EndOfDay, StockMove, StockCount, GiveDiscount and
+OverridePrice). A till sends the command; a refusal `approval_needed` says what needs approval and why; the
+till asks the supervisor to type their number and PIN and sends the same command again with them. Chosen
+over a separate `Approve` command preceding the action because the approval then covers exactly that one
+command: there is no
 approval waiting on the lane for whatever comes next, nothing to expire, and nothing another command
 (or another till) could use up. An operator logged in as supervisor or manager approves their own
 actions (their login was the PIN check); it is journaled the same way.
@@ -24,7 +25,9 @@ Rules, with store.toml's defaults:
 - a price-embedded label outside 1/`label_factor` to `label_factor` times the item's price (10), or
   for an item without a price here; a weighed item's label up to `label_factor` kg at its kilo price;
 - a stock move, or a count, changing the level by more than `approval.stock_moves` (100);
-- a manual price (no command sets one yet: `manual_price` is the rule it will call).
+- a manual price of a line (`manual_price`, storenode.lanes.discounts.override): always;
+- a manual discount beyond store.toml's sales.cashier_discount_percent (10.00 %) of the line or the sale
+  (`discount`, storenode.lanes.discounts counts a cashier's discounts of it together).
 
 Receipt-less refunds twice over (the same item back to the card on its receipt, then in cash without
 one): where the store can know it, it stops it: the journal holds every refund of a receipt with its
@@ -38,14 +41,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.money import format_money
+from protocol.frames import RecordLine
+from protocol.money import format_money, format_rate, round_half_up
 from storenode.config import ApprovalConfig
 from storenode.lanes.basket import TENDER, Item, LaneState
 
 
 @dataclass(frozen=True)
 class Needed:
-    action: str  # as journaled: void | cancel | endofday | return | label | stock | price
+    action: str  # as journaled: void | cancel | endofday | return | label | stock | price | discount
     what: str  # the action in words, for the refusal
     why: str
     detail: str  # what the journal keeps with the approver
@@ -124,9 +128,23 @@ def stock(change: int, config: ApprovalConfig, what: str) -> Needed | None:
     return Needed("stock", what, f"it changes the stock by {change}, more than {config.stock_moves}", f"{change:+d}")
 
 
-def manual_price(item: Item, price: int, currency: str) -> Needed:
-    """The hook for a manual price (no command sets one yet): always a supervisor's."""
+def manual_price(line: RecordLine, price: int, currency: str) -> Needed:
+    """A line's unit price typed at the till: always a supervisor's."""
     shown = format_money(price, currency)
     return Needed(
-        "price", f"selling {item.name} at {shown} by hand", "a price typed at the till", f"{item.item} {shown}"
+        "price",
+        f"selling line {line.no} ({line.name}) at {shown} by hand",
+        "a price typed at the till",
+        f"line {line.no} {line.item} {shown}",
+    )
+
+
+def discount(what: str, shown: str, cut: int, whole: int, limit: int, detail: str) -> Needed | None:
+    """A manual discount taking `cut` off what costs `whole` (the cashier's discounts of it together):
+    beyond `limit` (hundredths of a percent, of `whole` rounded half up as a discount's percent is) a
+    supervisor's."""
+    if cut <= round_half_up(limit * whole, 10_000):
+        return None
+    return Needed(
+        "discount", f"a discount of {shown} on {what}", f"it is more than the cashier's {format_rate(limit)}", detail
     )

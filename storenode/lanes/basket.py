@@ -11,7 +11,9 @@ from collections import defaultdict
 
 import msgspec
 
+from protocol.discounting import net_amounts
 from protocol.frames import (
+    DiscountLine,
     Line,
     RecordApproval,
     RecordDiscount,
@@ -48,6 +50,27 @@ class Item(msgspec.Struct, frozen=True):
         return self.unit == "kg"
 
 
+class CashBack(msgspec.Struct, frozen=True):
+    """A refund of a receipt that took cash: what the sale took in cash (exactly, and into the drawer after
+    rounding and change) and what the receipt's journaled refunds gave back of it, both ways. Read when the
+    refund opens or changes (storenode.lanes.refunds.cash_back_of) so the till shows the cash the drawer
+    will really pay, and read again by the closing in its own transaction, which decides."""
+
+    taken_exact: int
+    taken: int
+    back_exact: int
+    back: int
+
+    def pays(self, exact: int, currency: str) -> int:
+        """What the drawer pays (negative) for a refund whose cash part is `exact` (negative, before rounding):
+        the cash-rounded total given back in cash over the receipt's refunds, this one included, less what
+        the drawer already paid back; never past the cash the sale took, and all of what is left once the
+        refunds give back all of its cash (the last of several partial refunds takes the remainder)."""
+        given = self.back_exact - exact
+        target = self.taken if given >= self.taken_exact else min(cash_round(given, currency), self.taken)
+        return -max(0, target - self.back)
+
+
 class LaneState(msgspec.Struct):
     lane: int
     status: str = CLOSED
@@ -66,6 +89,7 @@ class LaneState(msgspec.Struct):
     salesperson: str = ""  # the sale's salesperson (operator number), journaled with it
     discounts: list[RecordDiscount] = []  # manual discounts and price overrides given, in order
     training: bool = False  # the lane is in training mode: a mode of the lane, kept from sale to sale
+    cash_back: CashBack | None = None  # a refund of a receipt that took cash: how its cash is reconciled
 
 
 def live_lines(state: LaneState) -> list[RecordLine]:
@@ -73,6 +97,9 @@ def live_lines(state: LaneState) -> list[RecordLine]:
 
 
 def total(state: LaneState) -> int:
+    """What the sale costs, after its discounts (protocol.discounting)."""
+    if state.discounts:
+        return sum(net_amounts(state.lines, state.discounts)[0].values())
     return sum(line.amount for line in state.lines if not line.voided)
 
 
@@ -86,7 +113,15 @@ def due(state: LaneState) -> int:
 
 
 def cash_due(state: LaneState, currency: str) -> int:
-    return cash_round(due(state), currency)
+    return _cash_of(state, due(state), currency)
+
+
+def _cash_of(state: LaneState, exact: int, currency: str) -> int:
+    """What the drawer takes (or pays, negative) for `exact` due in cash: cash-rounded, except a refund of a
+    receipt's cash, reconciled over the receipt's refunds (CashBack)."""
+    if state.cash_back is not None and exact < 0:
+        return state.cash_back.pays(exact, currency)
+    return cash_round(exact, currency)
 
 
 def require_unpaid(state: LaneState) -> None:
@@ -95,10 +130,13 @@ def require_unpaid(state: LaneState) -> None:
         raise Rejected("payment_started", "money was already taken for this sale; pay the rest or cancel the sale")
 
 
-def vat_breakdown(state: LaneState) -> list[RecordVat]:
+def vat_breakdown(state: LaneState, net: dict[int, int] | None = None) -> list[RecordVat]:
+    """VAT per rate, extracted from what the lines cost after discounts (`net`, when the caller has it)."""
+    if net is None and state.discounts:
+        net, _ = net_amounts(state.lines, state.discounts)
     gross: dict[int, int] = defaultdict(int)
     for line in live_lines(state):
-        gross[line.vat_rate] += line.amount
+        gross[line.vat_rate] += line.amount if net is None else net[line.no]
     return [RecordVat(rate=r, gross=g, vat=vat_of(g, r)) for r, g in sorted(gross.items())]
 
 
@@ -222,7 +260,8 @@ def void_line(state: LaneState, no: int) -> LaneState:
         raise Rejected("already_void", f"line {no} is already voided")
     lines = list(state.lines)
     lines[no - 1] = msgspec.structs.replace(lines[no - 1], voided=True)
-    return msgspec.structs.replace(state, status=OPEN, lines=lines)
+    kept = [d for d in state.discounts if d.line != no]  # a voided line's discounts go with it
+    return msgspec.structs.replace(state, status=OPEN, lines=lines, discounts=kept)
 
 
 def to_total(state: LaneState) -> LaneState:
@@ -300,7 +339,8 @@ def record(
     cash: RecordTender | None = None,
 ) -> SaleRecord:
     """The journal record. A sale is closed by cash (`tendered`, or `cash` in a foreign currency) unless
-    the tenders already taken cover it exactly; cash rounding applies to the cash part only."""
+    the tenders already taken cover it exactly; cash rounding applies to the cash part only (a refund of a
+    receipt's cash: reconciled over the receipt's refunds, CashBack)."""
     amount = total(state)
     remaining = amount - paid(state)
     tenders: list[RecordTender] = []
@@ -309,7 +349,7 @@ def record(
         tenders = list(state.tenders)
         if remaining or not tenders:
             closing = cash or RecordTender(kind="cash", currency=currency, amount=tendered)
-            cash_due_now = cash_round(remaining, currency)
+            cash_due_now = _cash_of(state, remaining, currency)
             rounding = cash_due_now - remaining
             change = closing.sale_value - cash_due_now
             tenders.append(closing)
@@ -333,13 +373,15 @@ def record(
         refund_of=state.refund_of,
         approvals=list(state.approvals),
         salesperson=state.salesperson,
-        discounts=list(state.discounts),
+        discounts=net_amounts(state.lines, state.discounts)[1],
         training=state.training,
     )
 
 
 def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = "") -> SaleState:
-    amount, taken = total(state), paid(state)
+    net, priced = net_amounts(state.lines, state.discounts) if state.discounts else (None, [])
+    amount = total(state) if net is None else sum(net.values())
+    taken = paid(state)
     return SaleState(
         lane=state.lane,
         status=state.status,
@@ -362,8 +404,8 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
             for x in state.lines
         ],
         total=amount,
-        vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state)],
-        cash_due=cash_round(amount - taken, currency),
+        vat=[VatAmount(rate=v.rate, gross=v.gross, vat=v.vat) for v in vat_breakdown(state, net)],
+        cash_due=_cash_of(state, amount - taken, currency),
         ref=ref,
         message=message,
         paid=taken,
@@ -374,4 +416,8 @@ def to_frame(state: LaneState, currency: str, *, ref: int = 0, message: str = ""
         ],
         refund_of=state.refund_of,
         salesperson=state.salesperson,
+        discounts=[
+            DiscountLine(line=d.line, kind=d.kind, value=d.value, amount=d.amount, reason=d.reason, approver=d.approver)
+            for d in priced
+        ],
     )

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from protocol.frames import RecordTender, SaleRecord, StockMovement, Stream
 from storenode import stock
 from storenode.journal import chain, index
@@ -50,8 +52,13 @@ def close_sale(
     how many. A refund of a receipt is checked against the receipt here, once its cash part is known."""
 
     def build(no: int) -> SaleRecord:
+        settled = state
+        if kind == "sale" and state.refund_of:  # the cash given back so far, as this transaction reads it
+            settled = msgspec.structs.replace(
+                state, cash_back=refunds.cash_back_of(conn, state.refund_of, store, currency)
+            )
         record = basket.record(
-            state,
+            settled,
             store=store,
             receipt_no=no,
             kind=kind,

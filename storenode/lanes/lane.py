@@ -33,7 +33,7 @@ import trio
 from devices import display
 from devices.escpos import ReceiptLayout, cash_slip_text, encode_count_slip, encode_voucher, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
-from protocol import gs1, link, pins
+from protocol import discounting, gs1, link, pins
 from protocol.frames import (
     CancelSale,
     CardTender,
@@ -48,10 +48,12 @@ from protocol.frames import (
     Error,
     FloatMove,
     GiftCardTender,
+    GiveDiscount,
     InvoiceTender,
     Login,
     Logout,
     NoSale,
+    OverridePrice,
     Park,
     ParkedList,
     ParkedQuery,
@@ -99,6 +101,7 @@ from storenode.lanes import (
     basket,
     cash,
     closing,
+    discounts,
     foreign,
     lookup,
     parking,
@@ -641,6 +644,8 @@ class Lane:
                 await self._refund_of(receipt, ref)
             case SetSalesperson(salesperson=number):
                 await self._salesperson(number, ref)
+            case GiveDiscount() | OverridePrice():  # issue 14, manual discounts
+                await self._discount(command)
             case CancelSale():
                 if state.status not in (OPEN, TENDER):
                     raise Rejected("no_sale", "no sale is open")
@@ -687,6 +692,26 @@ class Lane:
         new = salesperson.enter(self.state, number, mode, found, uuid.uuid4().hex, self.ctx.clock.now_ms())
         message = f"salesperson {found.number} ({found.name})" if found is not None else "no salesperson"
         await self._save(new, ref=ref, message=message)
+
+    async def _discount(self, command: GiveDiscount | OverridePrice) -> None:
+        """A manual discount or price override (storenode.lanes.discounts decides; a supervisor approves
+        beyond the cashier's limit, and always a price), kept in the lane's saved state until the sale is
+        journaled with it."""
+        state = self.state
+        basket.require_operator(state)
+        reasons = await self._read(replica.discount_reasons)
+        if isinstance(command, GiveDiscount):
+            limit = self.ctx.config.sales.cashier_discount_percent
+            new, needed = discounts.discount(state, command, reasons, limit, self.currency)
+        else:
+            new, needed = discounts.override(state, command, reasons, self.currency)
+        given = await self._approval(needed, command)
+        if given is not None:
+            new = discounts.approved(_with(new, given), given.approver)
+        what = discounting.label(new.discounts[-1], self.currency)
+        total = self._money(basket.total(new))
+        await self._save(new, ref=command.ref, message=f"{what}: total {self.currency} {total}")
+        self._show(lambda: display.item_lines(what, f"{self.currency} {total}"))
 
     async def _check_pin(self, number: str, pin: str) -> operators.Operator:
         """The operator, if the PIN is theirs. Wrong PINs count towards that operator's lockout in the
@@ -830,7 +855,8 @@ class Lane:
             training.check_refund(state, found.original)
             if not any(qty > 0 for qty in found.lines.values()):
                 raise Rejected("all_returned", f"everything on receipt {found.receipt} was returned already")
-            new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt)
+            back = refunds.cash_back_of(c, found.receipt, config.store, config.currency)
+            new = msgspec.structs.replace(fresh, status=OPEN, refund_of=found.receipt, cash_back=back)
             save_state(c, new)
             return new, found
 
@@ -960,7 +986,9 @@ class Lane:
         def decide(c: sqlite3.Connection) -> LaneState:
             item = self._lookup(c, code)
             lines = refunds.return_lines(c, state, code, qty, item.item if item else "", config.store, self.currency)
-            return basket.add_returned(state, lines)
+            new = basket.add_returned(state, lines)
+            back = refunds.cash_back_of(c, state.refund_of, config.store, config.currency)  # refunds closed meanwhile
+            return msgspec.structs.replace(new, cash_back=back)
 
         def job(c: sqlite3.Connection) -> LaneState:
             new = decide(c)

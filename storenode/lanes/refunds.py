@@ -11,25 +11,35 @@ at once cannot both give back its last item or its last krona.
 
 Cash is what the other tenders left of a sale's total, before cash rounding: rounding is the drawer's
 business, and counting it would make the last of several partial cash refunds fall over a few öre.
+The drawer's side is reconciled over the receipt's refunds (basket.CashBack, read by `cash_back_of`):
+each refund pays back the cash-rounded sum of the cash given back so far, less what the drawer already
+paid, and never past the cash the sale took; the refund that gives back the last of it takes exactly
+the remainder. Two items at 24.50 paid 49.00 in cash and refunded one at a time go back as 25.00 and
+24.00, not 25.00 twice.
+
+A line's share of the sale's discounts goes back with it (protocol.discounting.net_amounts): a
+returned line is priced at what it cost after discounts, and the parts of a line returned over several
+refunds add up to exactly that (each part is the difference of two floors).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
 from devices.escpos import receipt_id
 from protocol.codec import decode_record
+from protocol.discounting import net_amounts
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
 from protocol.receipts import parse_receipt_id
 from runtime.mailbox import Rejected
 from storenode.journal import chain
 from storenode.lanes import foreign
-from storenode.lanes.basket import LaneState
+from storenode.lanes.basket import CashBack, LaneState
 from storenode.lanes.saved import other_lanes
 
 Key = tuple[str, str]  # (tender kind, the gift card or customer it names; "" for card and cash)
@@ -97,6 +107,25 @@ def _money_of_record(record: SaleRecord) -> dict[Key, int]:
     return out
 
 
+def _drawer(record: SaleRecord) -> int:
+    """Cash a journaled sale put into the drawer (negative: took out), rounding and change included."""
+    return sum(t.sale_value for t in record.tenders if t.kind == "cash") - record.change
+
+
+def cash_back_of(conn: sqlite3.Connection, receipt: str, store: str, currency: str) -> CashBack | None:
+    """The receipt's cash: what its sale took and what its journaled refunds gave back (None: it took none)."""
+    sale = original(conn, receipt, store, currency)
+    taken_exact, taken = _money_of_record(sale)[CASH], _drawer(sale)
+    if taken_exact <= 0 or taken <= 0:
+        return None  # nothing to reconcile with; check() refuses cash that was not taken
+    back_exact = back = 0
+    for record in chain.refunds_of(conn, receipt_id(sale)):
+        if record.kind == "sale":
+            back_exact -= _money_of_record(record)[CASH]
+            back -= _drawer(record)
+    return CashBack(taken_exact=taken_exact, taken=taken, back_exact=back_exact, back=back)
+
+
 def _money_of_state(state: LaneState) -> dict[Key, int]:
     """What an open sale took or gave back so far; a money call whose outcome is not in yet counts as done."""
     out: dict[Key, int] = defaultdict(int)
@@ -126,10 +155,15 @@ class Balance:
     receipt: str
     lines: dict[int, int]
     money: dict[Key, int]
+    paid_back: dict[int, int] = field(default_factory=dict)  # per line of it: what went back for it so far
+    elsewhere: dict[int, int] = field(default_factory=dict)  # per line of it: returned at other stores (central)
 
     def add(self, lines: list[RecordLine], money: dict[Key, int]) -> None:
         for no, qty in _returned(lines).items():
             self.lines[no] = self.lines.get(no, 0) + qty
+        for line in lines:
+            if line.origin and not line.voided:
+                self.paid_back[line.origin] = self.paid_back.get(line.origin, 0) - line.amount
         for key, amount in money.items():
             self.money[key] = self.money.get(key, 0) + amount
 
@@ -149,6 +183,7 @@ def balance(
     )
     for no, qty in foreign.returned_elsewhere(conn, rid).items():  # at other stores, as central said (issue 14)
         found.lines[no] = found.lines.get(no, 0) - qty
+        found.elsewhere[no] = qty
     for record in chain.refunds_of(conn, rid):
         if record.kind == "sale":
             found.add(record.lines, _money_of_record(record))
@@ -200,12 +235,17 @@ def return_lines(
     ]
     if not matching:
         raise Rejected("not_on_receipt", f"{code} is not on receipt {found.receipt}")
+    net, _ = net_amounts(found.original.lines, found.original.discounts)
     left, out = qty, []
     for line in matching:
-        take = min(found.lines.get(line.no, 0), left)
+        still = found.lines.get(line.no, 0)
+        take = min(still, left)
         if take <= 0:
             continue
-        amount = line.amount * take // line.qty  # a weighed line is one line of qty 1: all of it
+        cost, back = net[line.no], found.paid_back.get(line.no, 0)
+        amount = _part(cost, line.qty, line.qty - still, take)
+        if not found.elsewhere.get(line.no):  # all it paid back is known here: the last part takes what is left
+            amount = cost - back if take == still else min(amount, cost - back)
         out.append(
             msgspec.structs.replace(line, no=0, qty=-take, amount=-amount, voided=False, origin=line.no),
         )
@@ -218,6 +258,14 @@ def return_lines(
         "over_return",
         f"receipt {found.receipt} has {sold} of {matching[0].name}; only {can} more can be returned",
     )
+
+
+def _part(cost: int, qty: int, gone: int, take: int) -> int:
+    """What `take` of a line's `qty` cost, when `gone` of them went back already: the difference of two
+    floors, so the parts of a line returned over several refunds add up to exactly what it cost after its
+    discounts (a weighed line is one line of qty 1: all of it). The last part is what is left of the cost
+    (return_lines), so a refund opened on another lane and cancelled cannot shift the parts by an öre."""
+    return cost * (gone + take) // qty - cost * gone // qty
 
 
 RECENT_REFUNDS = 1000  # the newest journaled refunds a receipt-less return is checked against

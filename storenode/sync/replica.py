@@ -54,9 +54,17 @@ class CatalogOperator(msgspec.Struct, forbid_unknown_fields=True):
     pin: str = ""  # refused: a file of plain-text PINs is how they leaked
 
 
+class CatalogDiscountReason(msgspec.Struct, forbid_unknown_fields=True):
+    """A discount reason of a store that gets none from central (issue 14): the code typed at the till."""
+
+    code: str
+    name: str
+
+
 class Catalog(msgspec.Struct, forbid_unknown_fields=True):
     items: list[CatalogItem]
     operators: list[CatalogOperator] = []
+    discount_reasons: list[CatalogDiscountReason] = []
 
 
 def demo_catalog_path() -> Path:
@@ -96,6 +104,13 @@ def read_catalog(path: Path) -> Catalog:
         if op.number in numbers:
             raise CatalogError(f"{path}: operator {op.number} appears twice")
         numbers.add(op.number)
+    codes: set[str] = set()
+    for reason in catalog.discount_reasons:
+        if not re.fullmatch(r"\S{1,64}", reason.code) or not 1 <= len(reason.name) <= 80:
+            raise CatalogError(f"{path}: discount reason {reason.code!r} needs a code without spaces and a name")
+        if reason.code in codes:
+            raise CatalogError(f"{path}: discount reason {reason.code} appears twice")
+        codes.add(reason.code)
     return catalog
 
 
@@ -128,6 +143,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "tills": ("store", "till", "name", "lane"),
     "till_configs": ("store", "receipt_header", "receipt_footer", "quick_keys"),
     "operators": ("number", "name", "role", "stores", "pin_hash"),
+    "discount_reasons": ("code", "name", "active"),
 }
 _KEYS: dict[str, tuple[str, ...]] = {
     "vat_rates": ("code",),
@@ -138,6 +154,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "tills": ("store", "till"),
     "till_configs": ("store",),
     "operators": ("number",),
+    "discount_reasons": ("code",),
 }
 _SEARCHED = ("name", "receipt_text")  # the columns of items the search index (items_fts) holds
 
@@ -159,6 +176,7 @@ def _rows_of(chunk: CatalogChunk) -> dict[str, Sequence[tuple[object, ...]]]:
         "tills": chunk.tills,
         "till_configs": chunk.till_configs,
         "operators": chunk.operators,
+        "discount_reasons": chunk.discount_reasons,
     }
 
 
@@ -355,6 +373,11 @@ def load(conn: sqlite3.Connection, catalog: Catalog, currency: str) -> int | Non
         "INSERT INTO file_operators (number, name, role, pin_hash) VALUES (?, ?, ?, ?)",
         [(op.number, op.name, op.role, op.pin_hash) for op in catalog.operators],
     )
+    conn.execute("DELETE FROM file_discount_reasons")
+    conn.executemany(
+        "INSERT INTO file_discount_reasons (code, name) VALUES (?, ?)",
+        [(r.code, r.name) for r in catalog.discount_reasons],
+    )
     if state(conn).version:
         return None
     for table in ("barcodes", "prices", "items"):
@@ -514,3 +537,12 @@ def till_look(conn: sqlite3.Connection, store: str) -> TillLook | None:
         return None
     header, footer, keys = row
     return TillLook(header.splitlines(), footer.splitlines(), quickkeys.parse(keys))
+
+
+def discount_reasons(conn: sqlite3.Connection) -> dict[str, str]:
+    """The discount reasons a cashier may give (code -> name): central's active ones once central has
+    sent any, else the catalogue file's (as for operators: the two lists are never mixed, so a reason
+    retired at central cannot be given through the file)."""
+    if conn.execute("SELECT 1 FROM discount_reasons LIMIT 1").fetchone() is not None:
+        return dict(conn.execute("SELECT code, name FROM discount_reasons WHERE active = 1").fetchall())
+    return dict(conn.execute("SELECT code, name FROM file_discount_reasons").fetchall())

@@ -80,6 +80,7 @@ TABLES = (
     "prices",
     "tills",
     "till_configs",
+    "discount_reasons",
     "catalog_version",
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from escpos import constants as escpos_constants
 from hypothesis import given
@@ -19,10 +21,12 @@ from devices.escpos import (
     parse_status,
     profile_names,
     receipt_id,
+    receipt_text,
     status_byte,
     status_request,
 )
 from devices.escpos_decode import decode, split_commands
+from protocol.frames import RecordDiscount
 from tests.kit.printing import LAYOUT, make_record
 
 # -- status -------------------------------------------------------------------------------------------
@@ -292,3 +296,23 @@ def msgspec_replace(layout: ReceiptLayout, **changes: object) -> ReceiptLayout:
     import msgspec
 
     return msgspec.structs.replace(layout, **changes)
+
+
+def test_the_journal_records_discounts_print_each_on_its_own_line() -> None:
+    """Issue 14: SaleRecord.discounts reach the receipt without the caller mapping them; a price raised by
+    hand prints as an addition, never as "--"; a reason code from master data is made plain."""
+    record = msgspec_replace(
+        make_record(),
+        discounts=[
+            RecordDiscount(line=2, kind="percent", value=1000, amount=1797, reason="DAMAGED"),
+            RecordDiscount(line=1, kind="price", value=1990, amount=-300, reason="PRICE\x1b[2J"),
+            RecordDiscount(line=0, kind="amount", value=500, amount=500, reason="GOODWILL"),
+        ],
+    )
+    lines = decode(encode_receipt(LAYOUT, record)).splitlines()
+    at = lines.index("  3 x 59.90                         179.70")
+    assert lines[at + 1] == "  Discount 10% (DAMAGED)            -17.97"
+    assert lines[lines.index("Mjölk 1l                             16.90") + 1].endswith(" 3.00")
+    assert not any(re.search(r"--\d", line) for line in lines) and "\x1b[2J" not in "".join(lines)
+    assert "Discount (GOODWILL)                  -5.00" in lines
+    assert receipt_text(LAYOUT, record).count("Discount 10% (DAMAGED)") == 1

@@ -38,6 +38,7 @@ from protocol.frames import (
     CountLine,
     CustomerAnswer,
     CustomerQuestion,
+    DiscountLine,
     EndOfDay,
     Error,
     Event,
@@ -53,6 +54,7 @@ from protocol.frames import (
     GiftCardQuestion,
     GiftCardState,
     GiftCardTender,
+    GiveDiscount,
     Hello,
     InvoiceTender,
     ItemInfo,
@@ -74,6 +76,7 @@ from protocol.frames import (
     Login,
     Logout,
     NoSale,
+    OverridePrice,
     Park,
     ParkedList,
     ParkedQuery,
@@ -318,6 +321,24 @@ TILL_COMMANDS: list[tuple[str, Any, str]] = [
         "83a174ab73616c6573706572736f6eab73616c6573706572736f6ea23137a37265662b",
     ),
     # End of issue 14, salesperson.
+    # -- issue 14, manual discounts (discounts) --
+    (
+        "GiveDiscount",
+        GiveDiscount(ref=29, line=2, percent=1500, reason="DAMAGED", approver="2", approver_pin="4321"),
+        "87a174a8646973636f756e74a6726561736f6ea744414d41474544a46c696e6502a770657263656e74cd05dca8617070726f"
+        "766572a132ac617070726f7665725f70696ea434333231a37265661d",
+    ),
+    (
+        "GiveDiscount",
+        GiveDiscount(ref=30, amount=500, reason="GOODWILL"),
+        "84a174a8646973636f756e74a6726561736f6ea8474f4f4457494c4ca6616d6f756e74cd01f4a37265661e",
+    ),
+    (
+        "OverridePrice",
+        OverridePrice(ref=31, line=1, price=1250, reason="PRICEMATCH", approver="2", approver_pin="4321"),
+        "87a174a86f76657272696465a46c696e6501a57072696365cd04e2a6726561736f6eaa50524943454d41544348a861707072"
+        "6f766572a132ac617070726f7665725f70696ea434333231a37265661f",
+    ),
 ]
 
 # Frames the store sends (encoded with side="store", decoded with side="till").
@@ -476,6 +497,20 @@ STORE_FRAMES: list[tuple[str, Any, str]] = [
         "de000ba174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba86f70657261746f72a1"
         "31a773616c655f6964a27332a5746f74616cd1f9caa8636173685f647565d1f9c0a37265661da3647565d1f9caa9726566756e64"
         "5f6f66a9533030312d312d3432",
+    ),
+    # -- issue 14, manual discounts (discounts) --
+    (
+        "SaleState",
+        SaleState(
+            lane=1,
+            status="open",
+            currency="SEK",
+            total=6295,
+            discounts=[DiscountLine(line=1, kind="percent", value=1000, amount=700, reason="DAMAGED")],
+        ),
+        "de0006a174a57374617465a46c616e6501a6737461747573a46f70656ea863757272656e6379a353454ba5746f74616ccd18"
+        "97a9646973636f756e74739185a46c696e6501a46b696e64a770657263656e74a576616c7565cd03e8a6616d6f756e74cd02"
+        "bca6726561736f6ea744414d41474544",
     ),
 ]
 
@@ -764,14 +799,16 @@ LINK_FRAMES: list[tuple[str, Any, str]] = [
             epoch="9f3a",
             deleted_prices=[("2001", "S001", 500, 900)],
             operators=[("7", "Kim", "supervisor", "S001,S002", "scrypt$16384$8$1$00$00")],
+            discount_reasons=[("DAMAGED", "Damaged goods", 1)],
         ),
-        # `operators` appended (issue 13): the chunk of an older central still decodes (below).
-        "dc0010090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa"
+        # `operators` appended (issue 13), then `discount_reasons` (issue 14): the chunk of an older
+        # central still decodes (below). The array grew from 16 to 17 entries (dc0010 -> dc0011).
+        "dc0011090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa"
         "42414e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a000"
         "00cd09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e740191"
         "94a0ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a4323030"
         "31a453303031cd01f4cd03849195a137a34b696daa73757065727669736f72a9533030312c53303032b67363727970742431"
-        "3633383424382431243030243030",
+        "36333834243824312430302430309193a744414d41474544ad44616d6167656420676f6f647301",
     ),
     (
         "CatalogNotice",
@@ -1253,7 +1290,24 @@ CATALOG_CHUNK_BEFORE_OPERATORS = (
 def test_catalog_chunk_before_operators_still_decodes() -> None:
     chunk = next(f for name, f, _ in LINK_FRAMES if name == "CatalogChunk")
     old = LinkCodec().decode(bytes.fromhex(CATALOG_CHUNK_BEFORE_OPERATORS))
-    assert old == msgspec.structs.replace(chunk, operators=[])
+    assert old == msgspec.structs.replace(chunk, operators=[], discount_reasons=[])
+
+
+# Issue 14 (discounts): the golden CatalogChunk as a central before the discount-reason register sent it.
+CATALOG_CHUNK_BEFORE_DISCOUNT_REASONS = (
+    "dc0010090cc40180c30e9192a3737464cd09c49193a54652554954a54672756974c0919aa432303031a742616e616e6173aa"
+    "42414e414e4153204b47a54652554954cd04b0a26b67a0a0a0019192a732333030303035a4323030319296a432303031a000"
+    "00cd09baa353454b96a432303031a453303031cd03e8cd07d0cd07c6a353454b9194a453303031a25431a546726f6e740191"
+    "94a0ac436f726e65722053686f7073a65468616e6b73af42616e616e61733d3233303030303503a4396633619194a4323030"
+    "31a453303031cd01f4cd03849195a137a34b696daa73757065727669736f72a9533030312c53303032b67363727970742431"
+    "3633383424382431243030243030"
+)
+
+
+def test_catalog_chunk_before_discount_reasons_still_decodes() -> None:
+    chunk = next(f for name, f, _ in LINK_FRAMES if name == "CatalogChunk")
+    old = LinkCodec().decode(bytes.fromhex(CATALOG_CHUNK_BEFORE_DISCOUNT_REASONS))
+    assert old == msgspec.structs.replace(chunk, discount_reasons=[])
 
 
 def test_a_gift_card_move_from_before_refund_of_still_decodes() -> None:

@@ -14,15 +14,19 @@ from protocol.frames import (
     CancelSale,
     CardTender,
     CashTender,
+    DiscountLine,
     EndOfDay,
     Found,
     GiftCardQuery,
     GiftCardTender,
+    GiveDiscount,
     InvoiceTender,
     ItemInfo,
     ItemSearch,
+    Line,
     Login,
     Logout,
+    OverridePrice,
     PriceCheck,
     QuickKey,
     RefundOf,
@@ -260,3 +264,57 @@ def test_quick_keys_scan_their_item_by_number() -> None:
         parse("key 3", "SEK", 0, keys)
     with pytest.raises(InputError, match="no quick keys"):
         parse("key 1", "SEK", 0)
+
+
+# -- issue 14, manual discounts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("discount line 2 10% DAMAGED", GiveDiscount(line=2, percent=1000, reason="DAMAGED")),
+        ("discount line 2 12.5% DAMAGED", GiveDiscount(line=2, percent=1250, reason="DAMAGED")),
+        ("discount 5.00 GOODWILL", GiveDiscount(amount=500, reason="GOODWILL")),
+        (
+            "discount 20% STAFF approve 2 4321",
+            GiveDiscount(percent=2000, reason="STAFF", approver="2", approver_pin="4321"),
+        ),
+        (
+            "price 1 12.50 PRICEMATCH approve 2 4321",
+            OverridePrice(line=1, price=1250, reason="PRICEMATCH", approver="2", approver_pin="4321"),
+        ),
+        ("price 7310000000010", PriceCheck(code="7310000000010")),
+    ],
+)
+def test_discount_commands(line: str, expected: object) -> None:
+    assert parse(line, "SEK", 0) == expected
+
+
+@pytest.mark.parametrize("line", ["discount line x 10% A", "discount 1e2% A", "discount 5,,0 A", "price 1 abc A"])
+def test_bad_discount_commands_are_refused_before_sending(line: str) -> None:
+    with pytest.raises(InputError):
+        parse(line, "SEK", 0)
+
+
+def test_the_till_shows_each_discount_and_the_total_after_them() -> None:
+    state = SaleState(
+        lane=1,
+        status="open",
+        currency="SEK",
+        lines=[
+            Line(
+                no=1,
+                item="1003",
+                code="7310000000034",
+                name="Coffee 450 g",
+                qty=1,
+                unit_price=6995,
+                amount=6995,
+                vat_rate=1200,
+            )
+        ],
+        total=6295,
+        discounts=[DiscountLine(line=1, kind="percent", value=1000, amount=700, reason="DAMAGED")],
+    )
+    text = show_state(state)
+    assert "discount line 1 10% DAMAGED" in text and "-7.00" in text and "TOTAL SEK 62.95" in text
