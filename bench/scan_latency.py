@@ -497,7 +497,7 @@ def phase_record(result: PhaseResult, window: Window, spec: PhaseSpec) -> dict[s
     machine = record["machine_cpu"]
     if machine is not None:  # what processes other than ours used meanwhile, in % of one core
         record["other_load_pct"] = other_load_pct(machine, [record["client_cpu_pct"], *record["node_cpu_pct"].values()])
-    if result.kind == "scan":
+    if result.kind != "echo":  # tills (scan, or trading_day's day): their sales too
         record["sales"] = result.sales
         record["sales_per_s"] = result.sales / elapsed if elapsed > 0 else 0.0
         record["close"] = latency_stats(result.closes_ns, window_s=elapsed, percentiles=PERCENTILES)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 import argparse
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -315,6 +316,10 @@ async def bench(args: argparse.Namespace) -> int:
         return 0 if all(v["pass"] for v in verdicts.values()) and errors == 0 else 1
     finally:
         await fleet.stop_all()
+        if args.keep:
+            print(f"work folder kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)  # the lookup's database alone is half a gigabyte
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="pairs of phases, plain then day (default 2)")
     p.add_argument("--receipts", type=int, default=1_000_000, help="journal receipts for the lookup (0: skip)")
     p.add_argument("--db", type=Path, help="reuse this receipt database (built by bench/receipt_lookup.py)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
     p.add_argument("--cpu", type=scan_latency.parse_cpu, default=scan_latency.default_cpu())
     add_out_option(p, "trading_day")
     args = p.parse_args(argv)
