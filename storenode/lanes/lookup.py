@@ -33,7 +33,7 @@ from protocol.frames import ReceiptFound, ReceiptQuery, RecordEvent, SaleRecord
 from protocol.receipts import parse_receipt_id
 from runtime.mailbox import Rejected
 from storenode.journal import chain, index
-from storenode.lanes import events
+from storenode.lanes import events, refunds
 
 COPY_EVENT = "copy"
 
@@ -54,12 +54,7 @@ def _day_start(text: str, zone: str, what: str) -> int:
 def where_of(query: ReceiptQuery, store: str, zone: str) -> index.Where:
     """What a lookup asks for, checked: a receipt id of this store, or a period, a total, a card."""
     if query.receipt.strip():
-        parsed = parse_receipt_id(query.receipt)
-        if parsed is None:
-            raise Rejected("bad_receipt", f"{query.receipt.strip()!r} is not a receipt id (as {store}-1-42)")
-        owner, lane, receipt_no = parsed
-        if owner != store:
-            raise Rejected("other_store", f"receipt {query.receipt.strip()} is from store {owner}, not {store}")
+        lane, receipt_no = refunds.parse_receipt(query.receipt, store)
         return index.Where(lane=lane, receipt_no=receipt_no)
     card = query.card.strip()
     if card and not (len(card) == 4 and card.isascii() and card.isdigit()):
@@ -126,12 +121,7 @@ def copy_receipt(
 ) -> Copy:
     """Count and journal one more copy of `receipt`, in the caller's (durable) transaction, or refuse it
     with nothing written: an unknown receipt, a cancelled sale, or a receipt that had its copies."""
-    parsed = parse_receipt_id(receipt)
-    if parsed is None:
-        raise Rejected("bad_receipt", f"{receipt.strip()!r} is not a receipt id (as {store}-1-42)")
-    owner, of_lane, receipt_no = parsed
-    if owner != store:
-        raise Rejected("other_store", f"receipt {receipt.strip()} is from store {owner}: copy it there")
+    of_lane, receipt_no = refunds.parse_receipt(receipt, store)
     record = chain.find(conn, of_lane, receipt_no)
     if record is None or record.kind not in index.INDEXED_KINDS:
         raise Rejected("unknown_receipt", f"receipt {receipt.strip()} is not in this store's journal")
