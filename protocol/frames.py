@@ -1218,7 +1218,14 @@ class ReceiptQuestion(Question[ReceiptAnswer], tag=31, kw_only=True):
     """Store -> central: a receipt of another store of the chain, from central's sales journal, to refund it
     here; refused when central does not hold it."""
 
-    receipt: str  # store-lane-number
+    receipt: Code  # store-lane-number
+
+
+# What one refund may hold of a receipt, bounded where it is decoded: central keeps a row per line.
+ReturnLines = Annotated[
+    dict[Annotated[int, msgspec.Meta(ge=1, le=10_000)], Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]],
+    msgspec.Meta(max_length=1000),
+]
 
 
 class ReturnClaimAnswer(Answer, tag=34, kw_only=True):
@@ -1229,15 +1236,15 @@ class ReturnClaimQuestion(Question[ReturnClaimAnswer], tag=33, kw_only=True):
     """Store -> central: hold these lines of `receipt` for the refund `claim` (its sale id), replacing what
     that refund held before; refused, naming the line, when another refund has them."""
 
-    receipt: str
-    claim: str
-    lines: dict[int, int]  # the receipt's line number -> quantity (positive) this refund returns
+    receipt: Code
+    claim: Name
+    lines: ReturnLines  # the receipt's line number -> quantity (positive) this refund returns
 
 
 class ReturnReleaseQuestion(Question[ReturnClaimAnswer], tag=35, kw_only=True):
     """Store -> central: the refund `claim` was cancelled; what it held is free again."""
 
-    claim: str
+    claim: Name
 
 
 def _answer_of(question: type[Question[Any]]) -> type[Answer]:

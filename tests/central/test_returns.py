@@ -108,3 +108,19 @@ def test_a_cancelled_refund_arriving_releases_its_claim(conn: sqlite3.Connection
         conn, "S002", record(store="S002", receipt_no=4, lines=[returned(2, 1)], refund_of=RID, kind="cancel")
     )
     assert returns.taken(conn, RID) == {}
+
+
+def test_a_claim_is_bounded_where_the_link_decodes_it() -> None:
+    """Central keeps a row per claimed line: a claim of thousands of lines, a line 0 or a quantity of 0 is
+    refused as a bad frame before any of it reaches the returns register."""
+    from protocol.codec import FrameError, LinkCodec
+    from protocol.frames import ReturnClaimQuestion
+
+    codec = LinkCodec()
+    fine = ReturnClaimQuestion(id=1, receipt="S001-1-7", claim="r1", lines={1: 2})
+    assert codec.decode(codec.encode(fine)) == fine
+    for lines in ({n: 1 for n in range(1, 1002)}, {0: 1}, {1: 0}):
+        with pytest.raises(FrameError):
+            codec.decode(codec.encode(ReturnClaimQuestion(id=1, receipt="S001-1-7", claim="r1", lines=lines)))
+    with pytest.raises(FrameError):
+        codec.decode(codec.encode(ReturnClaimQuestion(id=1, receipt="S" * 300, claim="r1", lines={1: 1})))
