@@ -448,8 +448,9 @@ class ParkedSale(msgspec.Struct, kw_only=True):
 
 
 class ParkedList(TillFrame, tag="parked"):
-    sales: list[ParkedSale] = []
+    sales: list[ParkedSale] = []  # the oldest parked sales, at most storenode.lanes.parking.LISTED
     ref: int = 0
+    more: bool = False  # more are parked than listed (resume the oldest first)
 
 
 class Training(Command, tag="training"):

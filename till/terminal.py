@@ -455,7 +455,8 @@ def show_found(result: SearchResult, currency: str) -> str:
 def show_parked(listing: ParkedList, timezone: str = "") -> str:
     if not listing.sales:
         return "no sales are parked in this store"
-    out = [f"{len(listing.sales)} parked (resume <id> on any lane of the store):"]
+    shown = f"the oldest {len(listing.sales)} of more" if listing.more else f"{len(listing.sales)}"
+    out = [f"{shown} parked (resume <id> on any lane of the store):"]
     for p in listing.sales:
         amount = f"{p.currency} {format_money(p.total, p.currency)}"
         when = show_instant(p.at, timezone)

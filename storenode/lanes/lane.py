@@ -678,7 +678,9 @@ class Lane:
             case Resume(id=typed):
                 await self._resume(typed, ref)
             case ParkedQuery():
-                self._answer(ParkedList(sales=await self._parked(), ref=ref), conn)
+                listed = await self._parked()
+                more = len(listed) > parking.LISTED
+                self._answer(ParkedList(sales=listed[: parking.LISTED], more=more, ref=ref), conn)
             case Training(on=on):
                 await self._training(on, command, ref)
             case _:
@@ -907,7 +909,7 @@ class Lane:
 
     async def _parked(self) -> list[ParkedSale]:
         currency = self.currency
-        return await self.ctx.db.read(lambda c: parking.left_parked(c, currency))
+        return await self.ctx.db.read(lambda c: parking.left_parked(c, currency, parking.LISTED + 1))
 
     async def _training(self, on: bool, command: Command, ref: int) -> None:
         state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()

@@ -187,10 +187,15 @@ def resume(
     return new, parked
 
 
-def left_parked(conn: sqlite3.Connection, currency: str) -> list[ParkedSale]:
-    """Every sale parked at the store and not resumed, oldest first: what the till lists, and what a day
-    close (the Z report) reports as left parked."""
-    rows = conn.execute("SELECT no, lane, operator, parked_at, lines, total FROM parked_sales ORDER BY no")
+LISTED = 100  # parked sales a till is shown at most (the oldest); Status.parked says how many there are
+
+
+def left_parked(conn: sqlite3.Connection, currency: str, limit: int = -1) -> list[ParkedSale]:
+    """Every sale parked at the store and not resumed (at most `limit`, -1: all), oldest first: what the till
+    lists, and what a day close (the Z report) reports as left parked."""
+    rows = conn.execute(
+        "SELECT no, lane, operator, parked_at, lines, total FROM parked_sales ORDER BY no LIMIT ?", (limit,)
+    )
     return [
         ParkedSale(id=short_id(no), lane=lane, operator=operator, at=at, lines=lines, total=total, currency=currency)
         for no, lane, operator, at, lines, total in rows

@@ -3,10 +3,16 @@ what is refused with a clear error before the database is asked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from protocol.frames import ParkedList
+from runtime.database import migrate, open_connection
 from runtime.mailbox import Rejected
-from storenode.lanes.parking import parse_id, short_id
+from storenode.lanes.parking import LISTED, left_parked, parse_id, short_id
+from storenode.schema import MIGRATIONS
+from till.terminal import show_parked
 
 
 @pytest.mark.parametrize(
@@ -36,3 +42,20 @@ def test_refused(typed: str, code: str) -> None:
     with pytest.raises(Rejected) as refused:
         parse_id(typed, "S001")
     assert refused.value.code == code
+
+
+def test_a_till_is_listed_the_oldest_parked_sales_and_told_there_are_more(tmp_path: Path) -> None:
+    """A store can hold any number of parked sales; the till's list is bounded (parking.LISTED) and says so."""
+    conn = open_connection(tmp_path / "store.db")
+    migrate(conn, MIGRATIONS)
+    for n in range(LISTED + 5):
+        conn.execute(
+            "INSERT INTO parked_sales (sale_id, lane, operator, parked_at, lines, total, state)"
+            " VALUES (?, 1, '7', ?, 1, 100, x'')",
+            (f"s{n}", n),
+        )
+    assert len(left_parked(conn, "SEK")) == LISTED + 5
+    listed = left_parked(conn, "SEK", LISTED)
+    assert [p.id for p in listed[:2]] == ["P1", "P2"] and len(listed) == LISTED
+    shown = show_parked(ParkedList(sales=listed, more=True))
+    assert shown.startswith(f"the oldest {LISTED} of more parked") and "P1 " in shown
