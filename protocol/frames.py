@@ -72,6 +72,9 @@ class Hello(TillFrame, tag="hello"):
 class Login(Command, tag="login"):
     operator: Name
     pin: Name
+    # A supervisor (or manager) takes over the sale another operator left open on the lane: said on the
+    # login itself, since nobody else can log in while it is open. Journaled with the sale (an approval).
+    take_sale: bool = False
 
 
 class Logout(Command, tag="logout"):

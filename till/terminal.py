@@ -3,6 +3,7 @@
 Lines (from --script first, then standard input):
   <barcode>              scan one          3*<barcode> / scan <barcode> 3   scan a quantity
   login <number> <pin>   logout            start          void <line>      total
+  login <number> <pin> take   a supervisor takes over the sale another operator left open on the lane
   cash [amount] [CUR] [part]  (no amount: what is due in cash; CUR: foreign cash; part: a split)  cancel
   card [amount]          pay (or refund) by card at the lane's terminal      resolve   settle a card payment in doubt
   giftcard <card> [amount]   redeem (or credit) a gift card or voucher     balance <card>
@@ -153,6 +154,8 @@ def _parse(line: str, currency: str, cash_due: int, quick_keys: Sequence[QuickKe
                 return Scan(code=quick_keys[n - 1].code)
             case "login", [number, pin]:
                 return Login(operator=number, pin=pin)
+            case "login", [number, pin, "take"]:  # a supervisor takes over a sale another operator left open
+                return Login(operator=number, pin=pin, take_sale=True)
             case "logout", []:
                 return Logout()
             case "start", []:

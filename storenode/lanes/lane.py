@@ -580,8 +580,8 @@ class Lane:
             salesperson.require(state, self.ctx.config.sales.salesperson)
         training.check_real(state, command)  # card, gift card, invoice, stock: not in training
         match command:
-            case Login(operator=number, pin=pin):
-                await self._login(number, pin, ref, conn)
+            case Login(operator=number, pin=pin, take_sale=take_sale):
+                await self._login(number, pin, ref, conn, take_sale=take_sale)
             case Logout():
                 if state.status in (OPEN, TENDER):  # PAYING was refused above
                     raise Rejected("sale_open", f"finish or cancel sale {state.sale_id} before logging out")
@@ -786,20 +786,41 @@ class Lane:
             lambda c: operators.record_approval(c, at, lane, operator, given.approver, given.action, given.detail)
         )
 
-    async def _login(self, number: str, pin: str, ref: int, conn: Subscriber | None) -> None:
+    async def _login(
+        self, number: str, pin: str, ref: int, conn: Subscriber | None, *, take_sale: bool = False
+    ) -> None:
         """The session starts before the login's state is published, or the till's answer to its own
-        login would show the lane closed (a ready lane without a session shows as closed: `_frame`)."""
-        name = (await self._check_pin(number, pin)).name
+        login would show the lane closed (a ready lane without a session shows as closed: `_frame`).
+
+        A sale open on the lane belongs to its operator: anyone else's login is refused, so nobody walks
+        up and voids or cancels it. A supervisor who means to finish or clear it (its cashier has gone)
+        says so on the login (`take_sale`): the sale becomes theirs, journaled with it as a `takeover`
+        approval naming whose it was."""
+        operator = await self._check_pin(number, pin)
         state = self.state
+        taken = ""
         if state.status in (OPEN, TENDER, PAYING) and state.operator != number:
-            raise Rejected("sale_open", f"operator {state.operator} has sale {state.sale_id} open on this lane")
+            if not take_sale:
+                raise Rejected(
+                    "sale_open",
+                    f"operator {state.operator} has sale {state.sale_id} open on this lane"
+                    " (a supervisor may take it over)",
+                )
+            if not operator.approves:
+                raise Rejected("not_approver", f"operator {number} is a {operator.role}: only a supervisor takes over")
+            taken, given = (
+                state.operator,
+                RecordApproval(action="takeover", approver=number, detail=f"sale of operator {state.operator}"),
+            )
+            state = msgspec.structs.replace(state, approvals=[*state.approvals, given])
         status = state.status if state.status in (OPEN, TENDER, PAYING) else READY
         new = msgspec.structs.replace(state, operator=number, status=status)
         await self._persist(new)
         self.state = new
         self._start_session(conn, number)
         mode = " (lane in training mode: nothing here is real)" if new.training else ""
-        self._publish(ref=ref, message=f"operator {number} ({name}) logged in{mode}")
+        took = f"; took over sale {new.sale_id} of operator {taken}" if taken else ""
+        self._publish(ref=ref, message=f"operator {number} ({operator.name}) logged in{mode}{took}")
 
     async def _stock(
         self, code: str, reason: str, qty: int, note: str, conn: Subscriber | None, ref: int, command: Command

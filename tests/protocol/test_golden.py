@@ -1329,6 +1329,10 @@ def test_encode_record_is_deterministic() -> None:
 def test_default_fields_are_omitted_on_till_frames() -> None:
     """omit_defaults keeps old frames byte-identical when a field with a default is appended."""
     codec = TillCodec(MSGPACK, "till")
+    # Login gained take_sale (a supervisor taking over a sale left open); a plain login's golden is above
+    taking = codec.encode(Login(operator="2", pin="4321", take_sale=True, ref=7))
+    assert taking.hex() == "85a174a56c6f67696ea86f70657261746f72a132a370696ea434333231a974616b655f73616c65c3a372656607"
+    assert TillCodec(MSGPACK, "store").decode(taking) == Login(operator="2", pin="4321", take_sale=True, ref=7)
     assert codec.encode(Hello(till="T7", lane=3)).hex() == "83a174a568656c6c6fa474696c6ca25437a46c616e6503"
     assert codec.encode(Scan(code="1")).hex() == "82a174a47363616ea4636f6465a131"
     decoded = TillCodec(MSGPACK, "store").decode(bytes.fromhex("83a174a568656c6c6fa474696c6ca25437a46c616e6503"))

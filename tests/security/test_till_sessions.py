@@ -270,3 +270,38 @@ async def test_nothing_is_answered_before_a_hello(shop: StoreNode) -> None:
             assert isinstance(welcome, Welcome) and welcome.lane == 0 and welcome.state.lines == []
             assert isinstance(await b.send(StatusRequest()), Status)
             await refused(b, Scan(code=MILK), "no_lane")
+
+
+async def test_a_supervisor_takes_over_a_sale_its_cashier_left_open_saying_so_on_the_login(shop: StoreNode) -> None:
+    """The sale waits for its cashier; when the cashier has gone, a supervisor takes it over by saying so on
+    the login (`login 2 4321 take`). A cashier cannot, a wrong PIN changes nothing, and the takeover is
+    journaled with the sale (whose it was, who took it)."""
+    from tests.kit.journal import journal
+
+    manager = Login(operator="2", pin="4321")
+    with trio.fail_after(30):
+        async with connect(shop.url, 1, "A") as a:  # the manager's own sale, left open
+            await ok(a, manager)
+            await ok(a, Scan(code=COFFEE))
+        async with connect(shop.url, 1, "B") as b:
+            await refused(b, Login(operator="1", pin="1234", take_sale=True), "not_approver")  # a cashier cannot
+            await ok(b, manager)  # it waited for its operator
+            await b.request(CancelSale())
+        async with connect(shop.url, 1, "A") as a:
+            await ok(a, CASHIER)
+            await ok(a, Scan(code=MILK))
+        async with connect(shop.url, 1, "C") as c:
+            await refused(c, manager, "sale_open")  # not said: the sale waits for its cashier
+            await refused(c, Login(operator="2", pin="0000", take_sale=True), "wrong_pin")
+            assert c.state is not None and c.state.operator == "1" and len(c.state.lines) == 1  # nothing changed
+            state = await ok(c, Login(operator="2", pin="4321", take_sale=True))
+            assert state.operator == "2" and [x.code for x in state.lines] == [MILK]
+            assert "took over sale" in state.message and "operator 1" in state.message
+            await ok(c, Scan(code=COFFEE))
+            receipt = await c.request(CashTender(amount=100_00))
+            assert isinstance(receipt, Receipt)
+    records = journal(shop)
+    assert [r.kind for r in records] == ["cancel", "sale"]
+    sale = records[1]
+    assert sale.operator == "2" and len(sale.lines) == 2
+    assert [(x.action, x.approver, x.detail) for x in sale.approvals] == [("takeover", "2", "sale of operator 1")]

@@ -58,6 +58,7 @@ from till.terminal import InputError, parse, run_till, show, show_state
         ("3*7310000000010", Scan(code="7310000000010", qty=3)),
         ("scan 123 4", Scan(code="123", qty=4)),
         ("login 1 1234", Login(operator="1", pin="1234")),
+        ("login 2 4321 take", Login(operator="2", pin="4321", take_sale=True)),
         ("LOGOUT", Logout()),
         ("start", StartSale()),
         ("void 2", VoidLine(line=2)),
