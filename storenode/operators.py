@@ -59,16 +59,27 @@ def failures(conn: sqlite3.Connection, number: str) -> int:
     return int(row[0]) if row else 0
 
 
+FORGET_MS = 86_400_000  # wrong PINs of a number that has had none for a day are forgotten (not an active lock)
+
+
 def failed(conn: sqlite3.Connection, number: str, now: int, limit: int, lockout_ms: int) -> int:
     """Count a wrong PIN; returns the lock's end when this one locks the operator, else 0. A lock that
-    has run out starts the count again."""
+    has run out starts the count again.
+
+    Unknown numbers are counted too (see the module docstring), so someone trying number after number
+    would grow the table without end: rows with no wrong PIN for FORGET_MS and no lock running are
+    deleted here, by index. That gives a guesser at most `limit - 1` more tries per number a day."""
+    conn.execute(
+        "DELETE FROM operator_lockouts WHERE last_at < ? AND locked_until < ?", (now - max(FORGET_MS, lockout_ms), now)
+    )
     row = conn.execute("SELECT failures, locked_until FROM operator_lockouts WHERE number = ?", (number,)).fetchone()
     count = 1 if row is None or row[1] else row[0] + 1
     until = now + lockout_ms if count >= limit else 0
     conn.execute(
-        "INSERT INTO operator_lockouts (number, failures, locked_until) VALUES (?, ?, ?) "
-        "ON CONFLICT (number) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until",
-        (number, count, until),
+        "INSERT INTO operator_lockouts (number, failures, locked_until, last_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (number) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until,"
+        " last_at = excluded.last_at",
+        (number, count, until, now),
     )
     return until
 

@@ -478,4 +478,14 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    # 21: wrong PINs are forgotten a day after the last one (storenode/operators.failed), so numbers tried
+    # one after another do not grow the table without end; rows from before count from now.
+    Migration(
+        21,
+        """
+        ALTER TABLE operator_lockouts ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;
+        UPDATE operator_lockouts SET last_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+        CREATE INDEX operator_lockouts_last ON operator_lockouts (last_at);
+        """,
+    ),
 ]
