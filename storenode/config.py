@@ -31,6 +31,7 @@ class TillsConfig(msgspec.Struct, forbid_unknown_fields=True):
     handshake_timeout: float = 5.0  # seconds to complete the websocket handshake, and again to say hello
     origins: list[str] = []  # browser tills' Origins (https://till.example); a request without one is no browser's
     insecure: bool = False  # serve tills plain ws://: anyone on the network reads credentials and sales
+    recheck: float = 5.0  # seconds between checks of connected tills' credentials (a revoked one is closed); 0: never
 
 
 class LinkConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -63,6 +63,8 @@ class TillConnection:
         self.said_hello = False  # any hello, welcomed or not: the hello deadline is met
         self.greeted = False  # its last hello was welcomed: questions are answered
         self.asked: set[Lane] = set()  # lanes it asked to attach to: each hears of its end
+        self.credential = ""  # what its welcomed hello proved, checked again while it stays (Gateway._recheck)
+        self.credential_lane = 0
         self._frames: deque[TillFrame] = deque()
         self._writer_waits = trio.lowlevel.ParkingLot()
 
@@ -83,10 +85,11 @@ class TillConnection:
         while frames:
             await self.ws.send_message(self.codec.encode(frames.popleft()))
 
-    def drop(self, notice: Error) -> None:
-        """The lane gave this till's place to another: tell it why, then close (see `writer`)."""
+    def drop(self, notice: Error, why: str = "another till took this lane over", code: int = 1000) -> None:
+        """Tell the till why it loses its place (another till took the lane over, its credential was
+        revoked), then close (see `writer`)."""
         self.push(notice)
-        self.refused, self.close_code = "another till took this lane over", 1000
+        self.refused, self.close_code = why, code
         self._writer_waits.unpark_all()
 
     async def writer(self) -> None:
@@ -132,6 +135,7 @@ class Gateway:
         self.queries = queries
         self.bound_port = 0
         self.listening = trio.Event()  # set once tills can connect: the node is ready only then
+        self.connections: set[TillConnection] = set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -150,6 +154,27 @@ class Gateway:
             log.info("till gateway listening on %s", self.url)
             self.listening.set()
             task_status.started()
+            if self.tills.recheck > 0:
+                nursery.start_soon(self._recheck)
+
+    async def _recheck(self) -> None:
+        """Every `[tills] recheck` seconds, each connected till's credential again: one revoked (or enrolled
+        for other lanes) since its hello is told so and closed, its operator logged out as on any detach.
+        A revocation is written by another process (`storepos store till revoke`), so it is looked for."""
+        while True:
+            await trio.sleep(self.tills.recheck)
+            for conn in list(self.connections):
+                if not conn.greeted or not conn.credential or conn.refused:
+                    continue
+                try:
+                    refusal = await self.admit(conn.credential, conn.credential_lane)
+                except Exception:  # the database is being restarted: the next round asks again
+                    log.exception("could not check till %s's credential again", conn.till)
+                    continue
+                if refusal and conn in self.connections and not conn.refused:
+                    log.warning("till %s: its credential is %s now; disconnecting it", plain(conn.till)[:64], refusal)
+                    message = _REFUSALS.get(refusal, "this till may no longer attach here")
+                    conn.drop(Error(code=refusal, message=message), f"credential {refusal}", 1008)
 
     @property
     def url(self) -> str:
@@ -176,6 +201,7 @@ class Gateway:
         chosen = next(p for p in request.proposed_subprotocols if p in TILL_SUBPROTOCOLS)
         ws = await request.accept(subprotocol=chosen)
         conn = TillConnection(ws, TillCodec(chosen, "store"))
+        self.connections.add(conn)
         lane: Lane | None = None
         hello_by = trio.current_time() + self.tills.handshake_timeout
         try:
@@ -207,6 +233,7 @@ class Gateway:
         except Exception:
             log.exception("till connection %s failed", conn.till or "(before hello)")
         finally:
+            self.connections.discard(conn)
             for asked in conn.asked:  # an attach that timed out here may still have been done there
                 await _detach(asked, conn)
 
@@ -288,6 +315,7 @@ class Gateway:
             await _detach(current, conn)
             current = None
         conn.till, conn.greeted = hello.till, False
+        conn.credential, conn.credential_lane = hello.credential, hello.lane
         if lane is None:  # lane 0: a client that asks (status, stock, prices) and sells nothing
             conn.greeted = True
             state = SaleState(lane=0, status="closed", currency=self.config.currency)

@@ -27,7 +27,7 @@ from storepos.cli import main
 from tests.kit import certificates
 from tests.kit.nodes import T0, make_store_config
 from tests.kit.tills import dial_till
-from till.client import connect, read_credential, trust
+from till.client import TillDisconnected, connect, read_credential, trust
 
 MILK = "7310000000010"
 
@@ -175,3 +175,29 @@ def test_a_credential_file_others_can_read_is_refused(tmp_path: Path) -> None:
     assert main(["till", "--store", "wss://127.0.0.1:9", "--lane", "1", "--credential", str(path)]) == 2
     os.chmod(path, 0o600)
     assert read_credential(path) == "tc-1.secret"
+
+
+async def test_a_till_revoked_while_connected_is_told_and_closed_and_its_sale_waits(
+    tmp_path: Path, nursery: trio.Nursery, clock: FixedClock
+) -> None:
+    """A revocation is written by another process (`storepos store till revoke`): the gateway checks the
+    connected tills' credentials again every `[tills] recheck` seconds, and one revoked meanwhile is told
+    and closed; its open sale stays on the lane for its cashier, as on any detach."""
+    config = msgspec.structs.replace(make_store_config(tmp_path), tills=TillsConfig(recheck=0.2, idle_logout=0))
+    store = await start(nursery, config, clock)
+    with trio.fail_after(20):
+        credential = await enrol(store, [1])
+        kept = await enrol(store, [1, 2])
+        async with connect(store.url, lane=2, credential=kept) as other:
+            async with connect(store.url, lane=1, credential=credential) as till:
+                assert isinstance(await till.request(Login(operator="1", pin="1234")), SaleState)
+                assert isinstance(await till.request(Scan(code=MILK)), SaleState)
+                await store.db.write(lambda c: till_credentials.revoke(c, credential.partition(".")[0], T0 + 1))
+                while not till.notices:
+                    await till.pushed.wait()
+                assert till.notices[0].code == "revoked"
+                with pytest.raises((TillDisconnected, ConnectionClosed)):
+                    await till.request(Scan(code=MILK))
+            assert isinstance(await other.request(Login(operator="2", pin="4321")), SaleState)  # others go on
+        async with connect(store.url, lane=1, credential=kept) as next_till:
+            assert next_till.state is not None and [x.code for x in next_till.state.lines] == [MILK]
