@@ -50,10 +50,14 @@ class SocketTLSStream(trio.abc.Stream):
         except OSError:  # the peer is gone already: the first operation says so
             self.peer_address = self._peer = "?"
         plain = socket.socket(fileno=raw.detach())
-        plain.setblocking(False)
-        self._sock = context.wrap_socket(
-            plain, server_side=server_side, server_hostname=server_hostname, do_handshake_on_connect=False
-        )
+        try:
+            plain.setblocking(False)
+            self._sock = context.wrap_socket(
+                plain, server_side=server_side, server_hostname=server_hostname, do_handshake_on_connect=False
+            )
+        except BaseException:
+            plain.close()  # the descriptor is ours now: never leak it
+            raise
         self._handshaken = False
         self._handshake_lock = trio.Lock()
         self._broken: BaseException | None = None
@@ -160,8 +164,12 @@ class SocketTLSListener(trio.abc.Listener[SocketTLSStream]):
         self._context = context
 
     async def accept(self) -> SocketTLSStream:
-        transport = await self.transport_listener.accept()
-        return SocketTLSStream(transport, self._context, server_side=True)
+        while True:
+            transport = await self.transport_listener.accept()
+            try:
+                return SocketTLSStream(transport, self._context, server_side=True)
+            except OSError:  # gone between accept and wrap: that connection only, never the accept loop
+                await trio.aclose_forcefully(transport)
 
     async def aclose(self) -> None:
         await self.transport_listener.aclose()
