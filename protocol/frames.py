@@ -67,6 +67,7 @@ class Hello(TillFrame, tag="hello"):
     operator: Name = ""
     pin: Name = ""
     credential: Name = ""  # the till's credential (`storepos store till enroll`): `<id>.<secret>`
+    take_sale: bool = False  # with takeover: a supervisor also takes over the sale another operator left open
 
 
 class Login(Command, tag="login"):

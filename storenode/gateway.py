@@ -321,7 +321,7 @@ class Gateway:
             state = SaleState(lane=0, status="closed", currency=self.config.currency)
             conn.push(Welcome(store=self.config.store, lane=0, till=hello.till, state=state))
             return None
-        takeover = Login(operator=hello.operator, pin=hello.pin) if hello.takeover else None
+        takeover = Login(operator=hello.operator, pin=hello.pin, take_sale=hello.take_sale) if hello.takeover else None
         conn.asked.add(lane)
         if await self._ask(conn, lane, Attach(conn, takeover), 0):
             conn.greeted = True

@@ -134,6 +134,7 @@ class TillClient:
         hello = Hello(till=self.till, lane=self.lane, credential=self.credential)
         if takeover is not None:
             hello.takeover, hello.operator, hello.pin = True, takeover.operator, takeover.pin
+            hello.take_sale = takeover.take_sale
         return await self._exchange(0, hello)
 
     async def status(self) -> Status | Error:

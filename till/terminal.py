@@ -575,11 +575,11 @@ async def run_till(
             if not (str(exc).startswith("lane_in_use") or takeover is not None):
                 return 1
             # another till holds the lane: an operator may log in here to take it over
-            say("  to take the lane over here: takeover <operator> <pin> (anything else ends)")
+            say("  to take the lane over here: takeover <operator> <pin> [take] (anything else ends)")
             words = (await anext(source, "")).split()
-            if len(words) != 3 or words[0] != "takeover":
+            if len(words) not in (3, 4) or words[0] != "takeover" or words[3:] not in ([], ["take"]):
                 return 1
-            takeover = Login(operator=words[1], pin=words[2])
+            takeover = Login(operator=words[1], pin=words[2], take_sale=words[3:] == ["take"])
             continue
         await trio.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -444,7 +444,7 @@ class Lane:
                     await self._take_over(holder, conn, takeover)
                 elif takeover is not None:  # a free lane, or this till's own: taking it over is logging in
                     self.holder = conn
-                    await self._login(takeover.operator, takeover.pin, 0, conn)
+                    await self._login(takeover.operator, takeover.pin, 0, conn, take_sale=takeover.take_sale)
                 self.holder = conn
                 look = await self.ctx.db.read(lambda c: replica.till_look(c, self.ctx.config.store))
                 conn.push(
@@ -557,7 +557,7 @@ class Lane:
         is told who took it over and dropped, and its session ends."""
         self.holder = conn  # the login's state goes to the till taking over, never to the one it replaces
         try:
-            await self._login(login.operator, login.pin, 0, conn)
+            await self._login(login.operator, login.pin, 0, conn, take_sale=login.take_sale)
         except BaseException:
             self.holder = holder
             raise

@@ -305,3 +305,27 @@ async def test_a_supervisor_takes_over_a_sale_its_cashier_left_open_saying_so_on
     sale = records[1]
     assert sale.operator == "2" and len(sale.lines) == 2
     assert [(x.action, x.approver, x.detail) for x in sale.approvals] == [("takeover", "2", "sale of operator 1")]
+
+
+async def test_a_supervisor_takes_over_a_lane_held_by_a_till_and_its_cashiers_sale_in_one_hello(
+    shop: StoreNode,
+) -> None:
+    """The cashier's till still holds the lane (it hangs, or its network dropped silently) and the cashier
+    has gone: the supervisor's takeover hello says `take_sale` too, and gets lane and sale at once. Without
+    it the sale still waits for its cashier (the test above), and the first till keeps the lane."""
+    with trio.fail_after(30):
+        async with connect(shop.url, 1, "A") as a:
+            await ok(a, CASHIER)
+            await ok(a, Scan(code=MILK))
+            with pytest.raises(ConnectionRefusedError, match="sale_open"):
+                async with connect(shop.url, 1, "B", takeover=Login(operator="2", pin="4321")):
+                    pass
+            await ok(a, Scan(code=COFFEE))  # A still has its lane
+            taking = Login(operator="2", pin="4321", take_sale=True)
+            async with connect(shop.url, 1, "B", takeover=taking) as b:
+                assert b.state is not None and b.state.operator == "2"
+                assert [x.code for x in b.state.lines] == [MILK, COFFEE]
+                while not a.notices:
+                    await a.pushed.wait()
+                assert a.notices[0].code == "taken_over"
+                assert isinstance(await b.request(CashTender(amount=100_00)), Receipt)
