@@ -383,6 +383,13 @@ class Lane:
             frame = msgspec.structs.replace(frame, ref=0)
         holder.push(frame)
 
+    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
+        """To the till that asked; to the lane's till when nobody did (the lane's own scanner, a retry)."""
+        if conn is not None:
+            conn.push(frame)
+        else:
+            self._broadcast(frame)
+
     def _show(self, lines: Callable[[], tuple[str, str]]) -> None:
         """Lines are computed only when the lane has a customer display (they cost a scan's budget)."""
         if self.devices.display is not None:
@@ -856,10 +863,7 @@ class Lane:
         item, here = await self.ctx.db.write(job)
         self.ctx.signal.notify(1)
         info = StockInfo(item=item.item, name=item.name, here=here, note=f"{reason} recorded", ref=ref)
-        if conn is not None:
-            conn.push(info)
-        else:
-            self._broadcast(info)
+        self._answer(info, conn)
 
     async def _refund_of(self, receipt: str, ref: int) -> None:
         """Open a refund of a receipt: a sale of its own, holding only lines of that receipt."""
@@ -891,12 +895,6 @@ class Lane:
 
     # -- park and resume, training mode (issue 14; the decisions: storenode.lanes.parking, training) ------
     # -- issue 14, receipts: lookup, copies, a receipt's code scanned ------------------------------------
-
-    def _answer(self, frame: TillFrame, conn: Subscriber | None) -> None:
-        if conn is not None:
-            conn.push(frame)
-        else:
-            self._broadcast(frame)
 
     async def _park(self, ref: int) -> None:
         state, config, now = self.state, self.ctx.config, self.ctx.clock.now_ms()
@@ -1339,10 +1337,7 @@ class Lane:
             text=cash_slip_text(self.layout, record) if decided.slip else "",
             ref=command.ref,
         )
-        if conn is not None:
-            conn.push(answer)
-        else:
-            self._broadcast(answer)
+        self._answer(answer, conn)
         self._publish(ref=command.ref, message=answer.message)
 
     async def _close(self, close: Close, conn: Subscriber | None) -> None:
@@ -1396,10 +1391,7 @@ class Lane:
             text=text,
             ref=ref,
         )
-        if conn is not None:
-            conn.push(answer)
-        else:
-            self._broadcast(answer)
+        self._answer(answer, conn)
         if kind == "cancel":
             message = "sale cancelled"
         elif back > 0:  # a refund (or returns worth more than what was bought): money went back
