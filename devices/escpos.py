@@ -16,7 +16,6 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from escpos.capabilities import CAPABILITIES
@@ -26,6 +25,7 @@ from protocol import discounting
 from protocol.frames import RecordLine, SaleRecord
 from protocol.money import format_money, format_rate
 from protocol.text import plain
+from runtime.clock import store_zone
 
 DEFAULT_PROFILE = "TM-T88V"
 ESC, DLE = b"\x1b", b"\x10"
@@ -222,11 +222,7 @@ def receipt_text(
 
 
 def _local_time(epoch_ms: int, zone: str) -> str:
-    try:
-        tz: dt.tzinfo = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = dt.UTC
-    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz).strftime("%Y-%m-%d %H:%M %Z")
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, store_zone(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _lay_out(

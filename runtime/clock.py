@@ -6,8 +6,10 @@ Actors take a Clock so tests can pin receipts to a known instant while timeouts 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -28,3 +30,12 @@ class FixedClock:
 
     def advance(self, ms: int) -> None:
         self.now += ms
+
+
+def store_zone(name: str) -> dt.tzinfo:
+    """The store's time zone (store.toml `timezone`) for receipts, business days and reports; UTC for a
+    zone this machine does not know (config loading refuses such a name, so only old data meets it)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC

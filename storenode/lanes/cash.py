@@ -34,8 +34,7 @@ import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from protocol.codec import decode_record
 from protocol.frames import (
@@ -55,6 +54,7 @@ from protocol.frames import (
 )
 from protocol.money import foreign_value, format_money
 from protocol.text import plain
+from runtime.clock import store_zone
 from runtime.mailbox import Rejected
 from storenode import rates
 from storenode.config import StoreConfig
@@ -374,11 +374,7 @@ def count_lines(record: SaleRecord, uncounted: list[CountLine]) -> list[CountLin
 
 def day_of(at: int, zone: str) -> str:
     """The store's calendar day of `at` (epoch ms), in its own time zone: a no-sale tally is per day."""
-    try:
-        tz: ZoneInfo | None = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = None
-    return datetime.fromtimestamp(at / 1000, tz or UTC).date().isoformat()
+    return datetime.fromtimestamp(at / 1000, store_zone(zone)).date().isoformat()
 
 
 def message(done: Done, home: str) -> str:

@@ -26,11 +26,11 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devices.escpos import receipt_id
 from protocol.frames import ReceiptFound, ReceiptQuery, RecordEvent, SaleRecord
 from protocol.receipts import parse_receipt_id
+from runtime.clock import store_zone
 from runtime.mailbox import Rejected
 from storenode.journal import chain, index
 from storenode.lanes import events, refunds
@@ -44,11 +44,7 @@ def _day_start(text: str, zone: str, what: str) -> int:
         day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise Rejected("bad_query", f"{what} {text!r} is not a date (YYYY-MM-DD, as 2026-12-01)") from None
-    try:
-        tz: dt.tzinfo = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = dt.UTC
-    return int(dt.datetime.combine(day, dt.time(), tz).timestamp() * 1000)
+    return int(dt.datetime.combine(day, dt.time(), store_zone(zone)).timestamp() * 1000)
 
 
 def where_of(query: ReceiptQuery, store: str, zone: str) -> index.Where:
