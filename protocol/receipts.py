@@ -5,6 +5,7 @@ beside the frames both sides speak. A store id may hold dashes; lane and number 
 from __future__ import annotations
 
 from protocol import gs1
+from protocol.frames import SaleRecord
 
 
 def parse_receipt_id(text: str) -> tuple[str, int, int] | None:
@@ -15,3 +16,10 @@ def parse_receipt_id(text: str) -> tuple[str, int, int] | None:
     if not all(gs1.digits(n) and len(n) <= 12 for n in parts[1:]):  # ASCII digits, int64-safe: SQLite takes it
         return None
     return parts[0], int(parts[1]), int(parts[2])
+
+
+def sold_lines(record: SaleRecord) -> dict[int, int]:
+    """What a receipt sold that can come back, per line number: its live lines of a positive quantity (a
+    voided line was never sold, a returned line went the other way). The store's refund check and central's
+    returns register count against the same lines."""
+    return {line.no: line.qty for line in record.lines if not line.voided and line.qty > 0}

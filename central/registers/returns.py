@@ -30,7 +30,7 @@ from collections import defaultdict
 from central.registers import alarms
 from protocol.codec import decode_record
 from protocol.frames import SaleRecord
-from protocol.receipts import parse_receipt_id
+from protocol.receipts import parse_receipt_id, sold_lines
 
 HELD, RETURNED = "held", "returned"
 
@@ -46,10 +46,6 @@ def receipt(conn: sqlite3.Connection, receipt_id: str) -> SaleRecord | None:
         (store, lane, receipt_no),
     ).fetchone()
     return decode_record(row[0]) if row else None
-
-
-def _sold(record: SaleRecord) -> dict[int, int]:
-    return {line.no: line.qty for line in record.lines if not line.voided and line.qty > 0}
 
 
 def taken(conn: sqlite3.Connection, receipt_id: str, *, but_store: str = "", but_claim: str = "") -> dict[int, int]:
@@ -98,7 +94,7 @@ def claim(conn: sqlite3.Connection, receipt_id: str, claim_id: str, store: str, 
     held_by = conn.execute("SELECT store, state FROM returns WHERE claim = ? LIMIT 1", (claim_id,)).fetchone()
     if held_by is not None and (held_by[0] != store or held_by[1] == RETURNED):
         raise Refusal(f"refund {claim_id} is closed already, or another store's")
-    sold, others = _sold(found), taken(conn, receipt_id, but_claim=claim_id)
+    sold, others = sold_lines(found), taken(conn, receipt_id, but_claim=claim_id)
     for line, qty in sorted(lines.items()):
         if line not in sold or qty <= 0:
             raise Refusal(f"line {line} of receipt {receipt_id} cannot be returned")
@@ -137,7 +133,7 @@ def journaled(conn: sqlite3.Connection, store: str, record: SaleRecord) -> None:
     found = receipt(conn, record.refund_of)
     if found is None:  # its store's journal has not reached central yet: checked when it is asked about
         return
-    sold, now = _sold(found), taken(conn, record.refund_of)
+    sold, now = sold_lines(found), taken(conn, record.refund_of)
     over = [
         f"line {line}: {qty} of {sold.get(line, 0)}" for line, qty in sorted(now.items()) if qty > sold.get(line, 0)
     ]

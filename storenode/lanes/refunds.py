@@ -35,7 +35,7 @@ from protocol.codec import decode_record
 from protocol.discounting import net_amounts
 from protocol.frames import RecordLine, RecordTender, SaleRecord
 from protocol.money import format_money
-from protocol.receipts import parse_receipt_id
+from protocol.receipts import parse_receipt_id, sold_lines
 from runtime.mailbox import Rejected
 from storenode.journal import chain
 from storenode.lanes import foreign
@@ -178,7 +178,7 @@ def balance(
     found = Balance(
         original=sale,
         receipt=rid,
-        lines={line.no: line.qty for line in sale.lines if not line.voided and line.qty > 0},
+        lines=sold_lines(sale),
         money=dict(_money_of_record(sale)),
     )
     for no, qty in foreign.returned_elsewhere(conn, rid).items():  # at other stores, as central said (issue 14)
@@ -202,7 +202,7 @@ def check(conn: sqlite3.Connection, own: LaneState | SaleRecord, store: str, cur
     if not own.refund_of:
         return
     after = balance(conn, own.refund_of, store, currency, lane, own)
-    returnable = {line.no for line in after.original.lines if not line.voided and line.qty > 0}
+    returnable = sold_lines(after.original).keys()
     for no, qty in after.lines.items():
         if no not in returnable:
             raise Rejected("not_on_receipt", f"line {no} of receipt {after.receipt} cannot be returned")
