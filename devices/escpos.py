@@ -503,19 +503,15 @@ CASH_TITLES = {
 }
 
 
-def encode_voucher(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
+def encode_cash_slip(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
     """A cash event's slip (a payout's voucher, with a line for the receiver's signature; a float, drop or
-    deposit slip to go with the money) as ESC/POS, from the journal record alone so a reprint is identical."""
+    deposit slip to go with the money; a count's expected, counted and difference per tender and currency)
+    as ESC/POS, from the journal record alone so a reprint is identical."""
     sheet = _Sheet(profile, layout.width)
     sheet.init()
     _lay_out_cash(sheet, layout, record)
     sheet.p.cut(mode="PART")
     return bytes(sheet.p.output)
-
-
-def encode_count_slip(layout: ReceiptLayout, record: SaleRecord, *, profile: str = DEFAULT_PROFILE) -> bytes:
-    """A cash count's slip: expected, counted and the difference per tender and currency."""
-    return encode_voucher(layout, record, profile=profile)
 
 
 def cash_slip_text(layout: ReceiptLayout, record: SaleRecord) -> str:

@@ -31,7 +31,7 @@ import msgspec
 import trio
 
 from devices import display
-from devices.escpos import ReceiptLayout, cash_slip_text, encode_count_slip, encode_voucher, receipt_text
+from devices.escpos import ReceiptLayout, cash_slip_text, encode_cash_slip, receipt_text
 from devices.terminal import PaymentResult, PaymentTerminal
 from protocol import discounting, gs1, link, pins
 from protocol.frames import (
@@ -1314,9 +1314,9 @@ class Lane:
         devices = self.devices
         if decided.slip and devices.printer is not None:
             printer = devices.printer
-            encode = encode_count_slip if decided.code == "count" else encode_voucher
             try:
-                printer.submit(f"cash-{record.sale_id}", encode(printer.layout, record, profile=printer.profile))
+                slip = encode_cash_slip(printer.layout, record, profile=printer.profile)
+                printer.submit(f"cash-{record.sale_id}", slip)
             except Exception:  # the event is journaled whatever the printer's profile makes of the slip
                 log.exception("lane %d: cannot encode the %s slip %s", self.number, decided.code, record.sale_id)
         if decided.kick and devices.drawer is not None:

@@ -3,7 +3,7 @@ bytes a printer gets; a cashier's words on them are text, never printer commands
 
 from __future__ import annotations
 
-from devices.escpos import ReceiptLayout, cash_slip_text, encode_count_slip, encode_voucher
+from devices.escpos import ReceiptLayout, cash_slip_text, encode_cash_slip
 from devices.escpos_decode import decode
 from protocol.frames import RecordCount, RecordEvent, RecordTender, SaleRecord
 from tests.kit.nodes import T0
@@ -54,7 +54,7 @@ COUNT = event_record(
 
 
 def test_a_payout_voucher_names_the_money_the_account_and_who_approved_it() -> None:
-    data = encode_voucher(LAYOUT, PAYOUT)
+    data = encode_cash_slip(LAYOUT, PAYOUT)
     paper = decode(data)
     assert "PETTY CASH VOUCHER" in paper and "Hörnbutiken" in paper
     assert "cleaning" in paper and "-650.00" in paper and "Approved by" in paper and "Received by:" in paper
@@ -69,7 +69,7 @@ def test_a_count_slip_shows_expected_counted_and_the_difference_within_the_paper
     assert "12345.67" in text and "12345.17" in text and "-0.50" in text
     assert "not counted: card 69.95" in text
     assert all(len(line) <= LAYOUT.width for line in text.splitlines())
-    assert "CASH COUNT" in decode(encode_count_slip(LAYOUT, COUNT))
+    assert "CASH COUNT" in decode(encode_cash_slip(LAYOUT, COUNT))
 
 
 def test_a_slip_made_in_training_says_so() -> None:
